@@ -1,0 +1,16 @@
+//! The Kerberos acceptor core: keytab, RFC 3961 crypto profile, GSS/SPNEGO framing, AP-REQ
+//! validation, replay cache, PAC and AP-REP. Pure: no I/O, no tokio; time is passed in.
+
+pub mod acceptor;
+pub mod aprep;
+pub mod crypto;
+pub mod error;
+pub mod gss;
+pub mod gss_checksum;
+pub mod keyset;
+pub mod keytab;
+pub mod pac;
+pub mod principal;
+pub mod replay;
+pub mod spnego;
+pub mod time;

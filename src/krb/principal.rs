@@ -1,0 +1,107 @@
+//! Kerberos principal names (RFC 4120 §6.2) as kedge handles them: components plus realm.
+
+use std::fmt;
+
+/// A principal: name components and realm, e.g. `http/outlook.contoso.com@CONTOSO.COM`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Principal {
+    /// RFC 4120 name type (1 = NT-PRINCIPAL, 2 = NT-SRV-INST, 3 = NT-SRV-HST).
+    pub name_type: i32,
+    /// Name components, e.g. `["http", "outlook.contoso.com"]`.
+    pub components: Vec<String>,
+    /// The realm, e.g. `CONTOSO.COM`.
+    pub realm: String,
+}
+
+/// Errors parsing a textual principal name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrincipalError {
+    /// Empty name or empty component.
+    #[error("principal name {0:?} is empty or has an empty component")]
+    Empty(String),
+}
+
+impl Principal {
+    /// Parses `a/b@REALM` (backslash escapes `\/`, `\@`, `\\` as MIT does). Without `@`, the realm is
+    /// `default_realm`.
+    pub fn parse(s: &str, default_realm: &str) -> Result<Self, PrincipalError> {
+        let mut components = vec![String::new()];
+        let mut realm: Option<String> = None;
+        let mut chars = s.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '/' if realm.is_none() => components.push(String::new()),
+                '@' if realm.is_none() => realm = Some(String::new()),
+                _ => {
+                    let ch = if c == '\\' {
+                        chars.next().unwrap_or('\\')
+                    } else {
+                        c
+                    };
+                    match realm.as_mut() {
+                        Some(r) => r.push(ch),
+                        None => components.last_mut().expect("never empty").push(ch),
+                    }
+                }
+            }
+        }
+        let realm = realm.unwrap_or_else(|| default_realm.to_string());
+        if components.iter().any(|c| c.is_empty()) {
+            return Err(PrincipalError::Empty(s.to_string()));
+        }
+        let name_type = if components.len() > 1 { 2 } else { 1 };
+        Ok(Self {
+            name_type,
+            components,
+            realm,
+        })
+    }
+
+    /// The service part of a two-component service principal (`http` of `http/host`).
+    pub fn service(&self) -> Option<&str> {
+        (self.components.len() == 2).then(|| self.components[0].as_str())
+    }
+
+    /// The host part of a two-component service principal.
+    pub fn host(&self) -> Option<&str> {
+        (self.components.len() == 2).then(|| self.components[1].as_str())
+    }
+
+    /// The name without the realm (`http/outlook.contoso.com`).
+    pub fn name(&self) -> String {
+        self.components.join("/")
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.components.join("/"), self.realm)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_service_principal_with_realm() {
+        let p = Principal::parse("http/outlook.contoso.com@CONTOSO.COM", "X").unwrap();
+        assert_eq!(p.components, vec!["http", "outlook.contoso.com"]);
+        assert_eq!(p.realm, "CONTOSO.COM");
+        assert_eq!(p.service(), Some("http"));
+        assert_eq!(p.to_string(), "http/outlook.contoso.com@CONTOSO.COM");
+    }
+
+    #[test]
+    fn default_realm_applies_without_at() {
+        let p = Principal::parse("alice", "CONTOSO.COM").unwrap();
+        assert_eq!(p.realm, "CONTOSO.COM");
+        assert_eq!(p.name_type, 1);
+    }
+
+    #[test]
+    fn empty_component_is_refused() {
+        assert!(Principal::parse("http//x@R", "R").is_err());
+        assert!(Principal::parse("", "R").is_err());
+    }
+}

@@ -1,0 +1,14 @@
+//! kedge — a Kerberos-validating load balancer for Microsoft Exchange Client Access arrays.
+//!
+//! See `ARCHITECTURE.md` for the code map. The protocol cores (`krb`, `rpc`) are pure: bytes and
+//! `now` in, values or typed errors out. The async edge (`edge`, `pool`, `admin`) owns sockets.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod edge;
+pub mod krb;
+pub mod observe;
+pub mod pool;
+pub mod rpc;

@@ -1,0 +1,1 @@
+//! Metrics names and recording helpers (to be built)
