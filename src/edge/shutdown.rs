@@ -1,7 +1,6 @@
 //! Graceful shutdown of a listener: stop accepting, tell every connection to finish what it
 //! is doing, wait up to a grace period, then cut what is left.
 
-use std::future::Future;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -47,11 +46,9 @@ impl Default for Drain {
 
 impl DrainSignal {
     /// Resolves when draining starts (at once if it already has).
-    pub fn draining(&mut self) -> impl Future<Output = ()> + '_ {
-        async move {
-            // An error means the listener is gone, which is a drain too.
-            let _ = self.rx.wait_for(|d| *d).await;
-        }
+    pub async fn draining(&mut self) {
+        // An error means the listener is gone, which is a drain too.
+        let _ = self.rx.wait_for(|d| *d).await;
     }
 
     /// Whether draining has started.
