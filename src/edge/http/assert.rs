@@ -26,7 +26,7 @@ use zeroize::Zeroizing;
 use super::backend::{Backend, BackendLink};
 use super::body::AnyBody;
 use super::error::{EdgeError, ErrorKind};
-use super::forward_headers::{set_forwarded, strip_hop_by_hop};
+use super::forward_headers::{prepare_request, strip_hop_by_hop};
 use super::negotiate::Identity;
 use super::passthrough::Origin;
 use crate::config::AssertConfig;
@@ -223,8 +223,7 @@ pub async fn forward(
     origin: Origin,
     mut req: Request<Incoming>,
 ) -> Result<Response<AnyBody>, EdgeError> {
-    strip_hop_by_hop(req.headers_mut());
-    set_forwarded(req.headers_mut(), origin.peer, origin.tls);
+    prepare_request(req.headers_mut(), origin.peer, origin.tls);
     headers.apply(req.headers_mut(), id, SystemTime::now());
     *req.version_mut() = Version::HTTP_11;
     let key = id.map(|i| i.principal.as_str());

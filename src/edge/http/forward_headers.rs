@@ -58,6 +58,21 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Readies a client request's headers for a backend: hop-by-hop headers out (a chunked body
+/// stays chunked, so hyper does not take a chunked `GET` body for none), forwarding headers in.
+pub fn prepare_request(headers: &mut HeaderMap, client: SocketAddr, tls: bool) {
+    let chunked = headers
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("chunked"));
+    strip_hop_by_hop(headers);
+    if chunked {
+        headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+    }
+    set_forwarded(headers, client, tls);
+}
+
 /// Sets the forwarding headers for a request from `client` (replacing any the client sent).
 pub fn set_forwarded(headers: &mut HeaderMap, client: SocketAddr, tls: bool) {
     let ip = client.ip().to_canonical();

@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use super::backend::{Backend, BackendLink};
 use super::body::AnyBody;
 use super::error::{EdgeError, ErrorKind};
-use super::forward_headers::{set_forwarded, strip_hop_by_hop, wants_close};
+use super::forward_headers::{prepare_request, strip_hop_by_hop, wants_close};
 use super::negotiate::Owner;
 
 /// The backend connection pinned to a client connection, with whose it is.
@@ -74,8 +74,7 @@ pub async fn forward(
     origin: Origin,
     mut req: Request<Incoming>,
 ) -> Result<Response<AnyBody>, EdgeError> {
-    strip_hop_by_hop(req.headers_mut());
-    set_forwarded(req.headers_mut(), origin.peer, origin.tls);
+    prepare_request(req.headers_mut(), origin.peer, origin.tls);
     *req.version_mut() = Version::HTTP_11;
 
     let mut retried = false;
