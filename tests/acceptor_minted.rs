@@ -2,7 +2,7 @@
 //! produce on demand). Real-KDC acceptance lives in `acceptor_mit.rs`.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use kedge::krb::acceptor::{AcceptCtx, Acceptor, AcceptorConfig, ChannelBindingPolicy, Framing};
 use kedge::krb::crypto::{EncType, Key};
