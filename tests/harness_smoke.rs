@@ -58,6 +58,7 @@ fn kdc_issues_spnego_and_krb5_tokens_for_every_asa_spn_that_mit_accepts() {
     let tokens: Vec<Vec<u8>> = all.iter().map(|(_, t)| t.clone()).collect();
     for ((user, _), result) in all.iter().zip(kdc.mit_accept_all(&tokens)) {
         let accepted = result.expect("MIT refused a harness token");
+        assert!(accepted.complete);
         assert_eq!(accepted.initiator, format!("{user}@{REALM}"));
         assert_eq!(accepted.mech, "1.2.840.113554.1.2.2");
     }
@@ -119,6 +120,26 @@ fn interactive_initiator_completes_with_mit_ap_rep() {
             .step(b"\x6f\x03garbage")
             .expect_err("garbage AP-REP must fail");
         assert!(!err.is_empty());
+    }
+}
+
+#[test]
+fn dce_style_krb5_is_a_bare_ap_req_and_takes_three_legs_with_mit() {
+    let kdc = Kdc::shared();
+    let mut initiator = kdc.initiator("bob");
+    let spec = TokenSpec::new("exchangeMDB/outlook.contoso.com@KEDGE.TEST", Mech::Krb5)
+        .flags("mutual,dce,integ,conf,replay,sequence");
+    let token = initiator.try_init(&spec).unwrap();
+    assert_eq!(
+        token[0], 0x6e,
+        "MIT sends DCE-style krb5 as a bare AP-REQ, no GSS header"
+    );
+    let first = kdc.mit_accept(&token).expect("MIT takes the DCE AP-REQ");
+    assert!(!first.complete, "DCE style waits for the third leg");
+    let ap_rep = first.output_token.expect("AP-REP");
+    match initiator.step_full(&ap_rep).unwrap() {
+        Step::Complete(Some(third_leg)) => assert_eq!(third_leg[0], 0x6f, "client's AP-REP"),
+        other => panic!("want a third-leg AP-REP, got {other:?}"),
     }
 }
 
@@ -371,4 +392,29 @@ fn kdc_dies_when_the_test_process_dies_even_on_panic() {
     for pid in pids {
         assert!(!alive(pid), "krb5kdc {pid} outlived its panicking test");
     }
+}
+
+#[test]
+fn service_ticket_ccache_is_readable_by_impacket() {
+    let kdc = Kdc::shared();
+    let spn = kdc.spn("exchangeMDB");
+    let cc = kdc.service_ticket("alice", &spn);
+    // impacket (RPC tests) reads the ccache and must find the service ticket without a KDC trip.
+    let script = "import sys\nfrom impacket.krb5.ccache import CCache\n\
+                  cc = CCache.loadFile(sys.argv[1])\n\
+                  print(cc.principal.prettyPrint().decode())\n\
+                  print(cc.getCredential(sys.argv[2]) is not None)";
+    let out = kdc
+        .command(support::PYTHON)
+        .args(["-c", script])
+        .arg(&cc.path)
+        .arg(&spn)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "impacket: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "alice@KEDGE.TEST\nTrue\n");
 }

@@ -91,6 +91,10 @@ impl<'a> TokenSpec<'a> {
 /// A token MIT's acceptor took.
 #[derive(Clone, Debug)]
 pub struct MitAccepted {
+    /// False for DCE style (flag `dce`): the AP-REQ was valid and MIT answered with its AP-REP,
+    /// but the context waits for the client's AP-REP (third leg); `initiator` and `mech` are
+    /// then empty.
+    pub complete: bool,
     /// The client principal, e.g. `alice@KEDGE.TEST`.
     pub initiator: String,
     /// The mech OID MIT settled on (dotted).
@@ -246,7 +250,14 @@ fn parse_accept_line(line: &str) -> Result<MitAccepted, String> {
     }
     let mut w = line.split(' ');
     match (w.next(), w.next(), w.next(), w.next()) {
+        (Some("continue"), Some(out), None, None) => Ok(MitAccepted {
+            complete: false,
+            initiator: String::new(),
+            mech: String::new(),
+            output_token: (out != "-").then(|| B64.decode(out).expect("bad base64 from acceptor")),
+        }),
         (Some("ok"), Some(initiator), Some(mech), Some(out)) => Ok(MitAccepted {
+            complete: true,
             initiator: initiator.to_string(),
             mech: mech.to_string(),
             output_token: (out != "-").then(|| B64.decode(out).expect("bad base64 from acceptor")),

@@ -17,7 +17,9 @@ Modes
   accept [--spn SPN]
       read base64 tokens on stdin, one per line; accept each in a fresh context
       with the keytab (KRB5_KTNAME) and answer one line each:
-        "ok <initiator> <mech-oid> <b64 output token or ->" | "error: <msg>"
+        "ok <initiator> <mech-oid> <b64 output token or ->" |
+        "continue <b64 output token>" (DCE style: AP-REQ valid, third leg pending) |
+        "error: <msg>"
 
 SPN forms: "HTTP@outlook.contoso.com" is a GSS host-based service name;
 "exchangeMDB/outlook.contoso.com@KEDGE.TEST" (anything with a '/') is a krb5
@@ -165,7 +167,11 @@ def cmd_accept(args):
             ctx = gssapi.SecurityContext(creds=creds, usage="accept")
             out = ctx.step(base64.b64decode(line))
             if not ctx.complete:
-                raise ValueError("acceptor context not complete after one token")
+                # DCE style (3 legs): the AP-REQ checked out, MIT wants the client's AP-REP next.
+                reply = "continue %s" % (b64(out) if out else "-")
+                sys.stdout.write(reply + "\n")
+                sys.stdout.flush()
+                continue
             reply = "ok %s %s %s" % (
                 ctx.initiator_name,
                 ctx.mech.dotted_form if ctx.mech else "-",

@@ -22,5 +22,5 @@
 mod gss;
 mod kdc;
 
-pub use gss::{Initiator, Mech, MitAccepted, Step, TokenSpec};
+pub use gss::{Initiator, Mech, MitAccepted, Step, TokenSpec, GSS_CLIENT, PYTHON};
 pub use kdc::{Ccache, Kdc, Secret, ADMIN, ARRAY_FQDN, ASA_SERVICES, ENCTYPES, REALM, USERS};
