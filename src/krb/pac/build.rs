@@ -7,7 +7,7 @@ use crate::krb::crypto::{EncType, Key};
 
 use super::client_info::{self, ClientInfo};
 use super::filetime::FileTime;
-use super::logon_info::{self, GroupMembership, LogonInfo, SidAndAttributes, SE_GROUP_DEFAULT};
+use super::logon_info::{self, GroupMembership, LogonInfo, SidAndAttributes, LOGON_EXTRA_SIDS, SE_GROUP_DEFAULT};
 use super::signature::{self, checksum_len};
 use super::sid::Sid;
 use super::upn_dns_info::{self, UpnDnsInfo, UPN_EXTENDED};
@@ -66,7 +66,7 @@ impl PacBuilder {
                     rid: DOMAIN_USERS_RID,
                     attributes: SE_GROUP_DEFAULT,
                 }],
-                user_flags: 0,
+                user_flags: LOGON_EXTRA_SIDS,
                 logon_server: String::new(),
                 logon_domain_name: String::new(),
                 domain_sid,
@@ -175,7 +175,8 @@ impl PacBuilder {
         self
     }
 
-    /// `UserFlags` other than the extra-SID and resource-group bits, which follow the contents.
+    /// `UserFlags` (default [`LOGON_EXTRA_SIDS`], as Windows sets; the extra-SID and resource-group
+    /// bits are added where those arrays are non-empty).
     pub fn user_flags(mut self, flags: u32) -> Self {
         self.logon.user_flags = flags;
         self

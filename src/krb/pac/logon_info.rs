@@ -357,8 +357,9 @@ fn extra_sids(r: &mut NdrReader<'_>, present: bool, count: u32) -> Result<Vec<Si
     Ok(out)
 }
 
-/// Encodes a LOGON_INFO buffer (MS-PAC 2.5) in Windows' layout; sets the `UserFlags` bits for
-/// extra SIDs and resource groups to match the arrays.
+/// Encodes a LOGON_INFO buffer (MS-PAC 2.5) in Windows' layout (a Windows PAC's LOGON_INFO
+/// decodes and re-encodes to the same bytes); sets the `UserFlags` bits for extra SIDs and
+/// resource groups where those arrays are present.
 pub(crate) fn encode(info: &LogonInfo) -> Result<Vec<u8>, PacError> {
     check_domain_sid(&info.domain_sid).map_err(|_| PacError::Encode("domain SID has 15 sub-authorities"))?;
     if let Some(sid) = &info.resource_group_domain_sid {
@@ -379,7 +380,7 @@ pub(crate) fn encode(info: &LogonInfo) -> Result<Vec<u8>, PacError> {
     .map(|s| to_utf16le(s));
     let logon_server = to_utf16le(&info.logon_server);
     let logon_domain_name = to_utf16le(&info.logon_domain_name);
-    let mut user_flags = info.user_flags & !(LOGON_EXTRA_SIDS | LOGON_RESOURCE_GROUPS);
+    let mut user_flags = info.user_flags;
     if !info.extra_sids.is_empty() {
         user_flags |= LOGON_EXTRA_SIDS;
     }
@@ -400,7 +401,7 @@ pub(crate) fn encode(info: &LogonInfo) -> Result<Vec<u8>, PacError> {
         w.filetime(t.0);
     }
     for n in &names {
-        w.unicode_string_header(n)?;
+        w.unicode_string_header(n, false)?;
     }
     w.u16(info.logon_count);
     w.u16(info.bad_password_count);
@@ -410,8 +411,9 @@ pub(crate) fn encode(info: &LogonInfo) -> Result<Vec<u8>, PacError> {
     w.pointer(!info.group_ids.is_empty());
     w.u32(user_flags);
     w.bytes(&[0u8; 16]); // UserSessionKey: zero in Kerberos PACs (MS-PAC 2.5).
-    w.unicode_string_header(&logon_server)?;
-    w.unicode_string_header(&logon_domain_name)?;
+    // Windows counts a NUL in MaximumLength of these two.
+    w.unicode_string_header(&logon_server, true)?;
+    w.unicode_string_header(&logon_domain_name, true)?;
     w.pointer(true);
     w.bytes(&[0u8; 8]); // Reserved1
     w.u32(info.user_account_control);
@@ -427,11 +429,11 @@ pub(crate) fn encode(info: &LogonInfo) -> Result<Vec<u8>, PacError> {
     w.pointer(!info.resource_group_ids.is_empty());
 
     for n in &names {
-        w.unicode_string_body(n);
+        w.unicode_string_body(n, false)?;
     }
     write_groups(&mut w, &info.group_ids)?;
-    w.unicode_string_body(&logon_server);
-    w.unicode_string_body(&logon_domain_name);
+    w.unicode_string_body(&logon_server, true)?;
+    w.unicode_string_body(&logon_domain_name, true)?;
     w.rpc_sid(&info.domain_sid);
     if !info.extra_sids.is_empty() {
         w.u32(count(info.extra_sids.len())?);

@@ -13,14 +13,14 @@
 //! `signature.rs`, `sid.rs`, `filetime.rs`, `build.rs`.
 
 mod build;
-mod client_info;
+pub(crate) mod client_info;
 mod error;
 mod filetime;
-mod logon_info;
+pub(crate) mod logon_info;
 mod ndr;
 mod sid;
 mod signature;
-mod upn_dns_info;
+pub(crate) mod upn_dns_info;
 
 #[cfg(test)]
 mod tests;

@@ -195,6 +195,14 @@ pub(crate) struct UnicodeStringHeader {
     present: bool,
 }
 
+/// Length and MaximumLength in bytes of an encoded name.
+fn string_lengths(units: &[u8], nul: bool) -> Result<(u16, u16), PacError> {
+    let too_long = || PacError::Encode("name longer than 32766 UTF-16 units");
+    let len = u16::try_from(units.len()).map_err(|_| too_long())?;
+    let max = if nul { len.checked_add(2).ok_or_else(too_long)? } else { len };
+    Ok((len, max))
+}
+
 /// Decodes UTF-16LE strictly; `None` for an odd length or an unpaired surrogate.
 pub(crate) fn utf16le(bytes: &[u8]) -> Option<String> {
     if bytes.len() % 2 != 0 {
@@ -266,24 +274,25 @@ impl NdrWriter {
         }
     }
 
-    /// The inline `RPC_UNICODE_STRING` (Length = MaximumLength, a non-NULL Buffer as Windows
-    /// writes even for empty strings).
-    pub(crate) fn unicode_string_header(&mut self, units: &[u8]) -> Result<(), PacError> {
-        let len = u16::try_from(units.len()).map_err(|_| PacError::Encode("name longer than 32767 units"))?;
+    /// The inline `RPC_UNICODE_STRING`: Length, MaximumLength (Length, plus 2 where Windows counts
+    /// a terminating NUL it does not send) and a non-NULL Buffer, as Windows writes even for
+    /// empty strings.
+    pub(crate) fn unicode_string_header(&mut self, units: &[u8], nul: bool) -> Result<(), PacError> {
+        let (len, max) = string_lengths(units, nul)?;
         self.u16(len);
-        self.u16(len);
+        self.u16(max);
         self.pointer(true);
         Ok(())
     }
 
     /// The deferred `RPC_UNICODE_STRING` body: max count, offset 0, actual count, units.
-    pub(crate) fn unicode_string_body(&mut self, units: &[u8]) {
-        // Bounded by `unicode_string_header`'s u16 check.
-        let count = (units.len() / 2) as u32;
-        self.u32(count);
+    pub(crate) fn unicode_string_body(&mut self, units: &[u8], nul: bool) -> Result<(), PacError> {
+        let (len, max) = string_lengths(units, nul)?;
+        self.u32(u32::from(max / 2));
         self.u32(0);
-        self.u32(count);
+        self.u32(u32::from(len / 2));
         self.bytes(units);
+        Ok(())
     }
 
     /// An `RPC_SID` (MS-DTYP 2.4.2.3).
@@ -336,8 +345,8 @@ mod tests {
     fn unicode_string_round_trips_through_writer_and_reader() {
         let units = to_utf16le("Grüße 𝄞");
         let mut w = NdrWriter::new();
-        w.unicode_string_header(&units).unwrap();
-        w.unicode_string_body(&units);
+        w.unicode_string_header(&units, true).unwrap();
+        w.unicode_string_body(&units, true).unwrap();
         let bytes = w.buf;
         let mut r = NdrReader::new(&bytes, "t");
         let h = r.unicode_string_header().unwrap();
