@@ -7,9 +7,11 @@ use crate::krb::crypto::{EncType, Key};
 
 use super::client_info::{self, ClientInfo};
 use super::filetime::FileTime;
-use super::logon_info::{self, GroupMembership, LogonInfo, SidAndAttributes, LOGON_EXTRA_SIDS, SE_GROUP_DEFAULT};
-use super::signature::{self, checksum_len};
+use super::logon_info::{
+    self, GroupMembership, LogonInfo, SidAndAttributes, LOGON_EXTRA_SIDS, SE_GROUP_DEFAULT,
+};
 use super::sid::Sid;
+use super::signature::{self, checksum_len};
 use super::upn_dns_info::{self, UpnDnsInfo, UPN_EXTENDED};
 use super::{
     PacError, INFO_BUFFER_LEN, PACTYPE_LEN, PAC_ATTRIBUTES_INFO, PAC_CLIENT_INFO, PAC_LOGON_INFO,
@@ -213,7 +215,11 @@ impl PacBuilder {
     }
 
     /// Sets `ResourceGroupDomainSid` and `ResourceGroupIds`.
-    pub fn resource_groups(mut self, domain_sid: Sid, groups: impl IntoIterator<Item = GroupMembership>) -> Self {
+    pub fn resource_groups(
+        mut self,
+        domain_sid: Sid,
+        groups: impl IntoIterator<Item = GroupMembership>,
+    ) -> Self {
         self.logon.resource_group_domain_sid = Some(domain_sid);
         self.logon.resource_group_ids = groups.into_iter().collect();
         self
@@ -248,22 +254,26 @@ impl PacBuilder {
     /// The PAC signed with `server_key` (the service's key) and `kdc_key` (the krbtgt key), each
     /// with its enctype's checksum type and key usage 17 (MS-PAC 2.8.1, 2.8.2).
     pub fn build(&self, server_key: &Key, kdc_key: &Key) -> Result<Vec<u8>, PacError> {
-        let (mut pac, server_at, kdc_at) = self.assemble(server_key.etype(), kdc_key.etype())?;
-        let server_sig = signature::compute(server_key, &pac)?;
-        write_signature(&mut pac, server_at, &server_sig)?;
-        let kdc_sig = signature::compute(kdc_key, &server_sig)?;
-        write_signature(&mut pac, kdc_at, &kdc_sig)?;
+        let Unsigned {
+            mut pac,
+            server_sig,
+            kdc_sig,
+        } = self.assemble(server_key.etype(), kdc_key.etype())?;
+        let server_checksum = signature::compute(server_key, &pac)?;
+        write_signature(&mut pac, server_sig, &server_checksum)?;
+        let kdc_checksum = signature::compute(kdc_key, &server_checksum)?;
+        write_signature(&mut pac, kdc_sig, &kdc_checksum)?;
         Ok(pac)
     }
 
     /// The PAC with both signatures zeroed, sized for the checksum types of `server_etype` and
     /// `kdc_etype`: exactly what [`build`](Self::build) signs.
     pub fn build_unsigned(&self, server_etype: EncType, kdc_etype: EncType) -> Result<Vec<u8>, PacError> {
-        Ok(self.assemble(server_etype, kdc_etype)?.0)
+        Ok(self.assemble(server_etype, kdc_etype)?.pac)
     }
 
     /// The unsigned PAC and the offsets of the two Signature fields.
-    fn assemble(&self, server_etype: EncType, kdc_etype: EncType) -> Result<(Vec<u8>, Range<usize>, Range<usize>), PacError> {
+    fn assemble(&self, server_etype: EncType, kdc_etype: EncType) -> Result<Unsigned, PacError> {
         let user_sid = self.logon.domain_sid.with_rid(self.logon.user_id)?;
         let name = &self.logon.effective_name;
         let client = ClientInfo {
@@ -280,7 +290,11 @@ impl PacBuilder {
         let upn_info = UpnDnsInfo {
             upn,
             dns_domain: self.dns_domain.clone(),
-            flags: if self.sam_name_and_sid { upn_flags | UPN_EXTENDED } else { upn_flags },
+            flags: if self.sam_name_and_sid {
+                upn_flags | UPN_EXTENDED
+            } else {
+                upn_flags
+            },
             sam_name: self.sam_name_and_sid.then(|| name.clone()),
             sid: self.sam_name_and_sid.then(|| user_sid.clone()),
         };
@@ -294,9 +308,13 @@ impl PacBuilder {
             buffers.push((PAC_ATTRIBUTES_INFO, attrs));
             buffers.push((PAC_REQUESTOR, user_sid.to_bytes()));
         }
-        for (t, etype) in [(PAC_SERVER_CHECKSUM, server_etype), (PAC_PRIVSVR_CHECKSUM, kdc_etype)] {
+        for (t, etype) in [
+            (PAC_SERVER_CHECKSUM, server_etype),
+            (PAC_PRIVSVR_CHECKSUM, kdc_etype),
+        ] {
             let cksumtype = etype.checksum_type();
-            let len = checksum_len(cksumtype).ok_or(PacError::Encode("no checksum length for the enctype"))?;
+            let len =
+                checksum_len(cksumtype).ok_or(PacError::Encode("no checksum length for the enctype"))?;
             let mut sig = cksumtype.to_le_bytes().to_vec();
             sig.resize(4 + len, 0);
             buffers.push((t, sig));
@@ -322,9 +340,22 @@ impl PacBuilder {
         }
         // The two signature buffers are the last two; their Signature follows the 4-byte type.
         let kdc = ranges.pop().ok_or(PacError::Encode("no KDC signature buffer"))?;
-        let server = ranges.pop().ok_or(PacError::Encode("no server signature buffer"))?;
-        Ok((out, server.start + 4..server.end, kdc.start + 4..kdc.end))
+        let server = ranges
+            .pop()
+            .ok_or(PacError::Encode("no server signature buffer"))?;
+        Ok(Unsigned {
+            pac: out,
+            server_sig: server.start + 4..server.end,
+            kdc_sig: kdc.start + 4..kdc.end,
+        })
     }
+}
+
+/// A PAC with zeroed signatures and where its two Signature fields are.
+struct Unsigned {
+    pac: Vec<u8>,
+    server_sig: Range<usize>,
+    kdc_sig: Range<usize>,
 }
 
 /// Writes `sig` into the zeroed Signature field `at`, which must be its length.
@@ -334,6 +365,8 @@ fn write_signature(pac: &mut [u8], at: Range<usize>, sig: &[u8]) -> Result<(), P
             field.copy_from_slice(sig);
             Ok(())
         }
-        _ => Err(PacError::Encode("checksum length differs from its checksum type's")),
+        _ => Err(PacError::Encode(
+            "checksum length differs from its checksum type's",
+        )),
     }
 }

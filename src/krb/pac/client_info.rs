@@ -25,7 +25,9 @@ impl ClientInfo {
 
 /// Decodes a `PAC_CLIENT_INFO` (MS-PAC 2.7): ClientId (8), NameLength (2, bytes), Name (UTF-16LE).
 pub(crate) fn parse(buf: &[u8]) -> Result<ClientInfo, PacError> {
-    let head = buf.get(..10).ok_or(PacError::malformed(NAME, "shorter than 10 bytes"))?;
+    let head = buf
+        .get(..10)
+        .ok_or(PacError::malformed(NAME, "shorter than 10 bytes"))?;
     let mut ft = [0u8; 8];
     ft.copy_from_slice(&head[..8]);
     let name_len = usize::from(u16::from_le_bytes([head[8], head[9]]));
@@ -42,7 +44,8 @@ pub(crate) fn parse(buf: &[u8]) -> Result<ClientInfo, PacError> {
 /// Encodes a `PAC_CLIENT_INFO` (MS-PAC 2.7).
 pub(crate) fn encode(info: &ClientInfo) -> Result<Vec<u8>, PacError> {
     let name = to_utf16le(&info.name);
-    let len = u16::try_from(name.len()).map_err(|_| PacError::Encode("client name longer than 32767 units"))?;
+    let len =
+        u16::try_from(name.len()).map_err(|_| PacError::Encode("client name longer than 32767 units"))?;
     let mut out = Vec::with_capacity(10 + name.len());
     out.extend_from_slice(&info.logon_time.0.to_le_bytes());
     out.extend_from_slice(&len.to_le_bytes());
@@ -68,7 +71,11 @@ mod tests {
 
     #[test]
     fn name_length_past_the_buffer_is_refused() {
-        let mut bytes = encode(&ClientInfo { logon_time: FileTime(0), name: "bob".into() }).unwrap();
+        let mut bytes = encode(&ClientInfo {
+            logon_time: FileTime(0),
+            name: "bob".into(),
+        })
+        .unwrap();
         bytes[8] = 8;
         assert!(parse(&bytes).is_err());
         bytes[8] = 5; // odd

@@ -183,12 +183,19 @@ impl LogonInfo {
     }
     /// The domain group SIDs: `LogonDomainId` plus each `GroupIds` RID (MS-PAC 2.5), in PAC order.
     pub fn group_sids(&self) -> Vec<Sid> {
-        self.group_ids.iter().map(|g| with_rid(&self.domain_sid, g.rid)).collect()
+        self.group_ids
+            .iter()
+            .map(|g| with_rid(&self.domain_sid, g.rid))
+            .collect()
     }
     /// The resource group SIDs: `ResourceGroupDomainSid` plus each `ResourceGroupIds` RID.
     pub fn resource_group_sids(&self) -> Vec<Sid> {
         match &self.resource_group_domain_sid {
-            Some(domain) => self.resource_group_ids.iter().map(|g| with_rid(domain, g.rid)).collect(),
+            Some(domain) => self
+                .resource_group_ids
+                .iter()
+                .map(|g| with_rid(domain, g.rid))
+                .collect(),
             None => Vec::new(),
         }
     }
@@ -196,7 +203,11 @@ impl LogonInfo {
     /// then extra SIDs, then resource groups, without duplicates, first occurrence kept.
     pub fn all_group_sids(&self) -> Vec<Sid> {
         let mut out: Vec<Sid> = Vec::new();
-        let all = self.group_sids().into_iter().chain(self.extra_sids()).chain(self.resource_group_sids());
+        let all = self
+            .group_sids()
+            .into_iter()
+            .chain(self.extra_sids())
+            .chain(self.resource_group_sids());
         for sid in all {
             if !out.contains(&sid) {
                 out.push(sid);
@@ -320,9 +331,17 @@ pub(crate) fn parse(buf: &[u8]) -> Result<LogonInfo, PacError> {
 }
 
 /// A deferred `GROUP_MEMBERSHIP` conformant array (MS-PAC 2.2.2) of `count` elements.
-fn group_memberships(r: &mut NdrReader<'_>, present: bool, count: u32) -> Result<Vec<GroupMembership>, PacError> {
+fn group_memberships(
+    r: &mut NdrReader<'_>,
+    present: bool,
+    count: u32,
+) -> Result<Vec<GroupMembership>, PacError> {
     if !present {
-        return if count == 0 { Ok(Vec::new()) } else { Err(r.err("group count with a NULL array")) };
+        return if count == 0 {
+            Ok(Vec::new())
+        } else {
+            Err(r.err("group count with a NULL array"))
+        };
     }
     let n = r.conformant_count(count, 8)?;
     let mut out = Vec::with_capacity(n);
@@ -337,7 +356,11 @@ fn group_memberships(r: &mut NdrReader<'_>, present: bool, count: u32) -> Result
 /// The deferred `KERB_SID_AND_ATTRIBUTES` array (MS-PAC 2.2.1), then the SID of each element.
 fn extra_sids(r: &mut NdrReader<'_>, present: bool, count: u32) -> Result<Vec<SidAndAttributes>, PacError> {
     if !present {
-        return if count == 0 { Ok(Vec::new()) } else { Err(r.err("SidCount with a NULL ExtraSids")) };
+        return if count == 0 {
+            Ok(Vec::new())
+        } else {
+            Err(r.err("SidCount with a NULL ExtraSids"))
+        };
     }
     let n = r.conformant_count(count, 8)?;
     let mut attrs = Vec::with_capacity(n);
@@ -366,7 +389,9 @@ pub(crate) fn encode(info: &LogonInfo) -> Result<Vec<u8>, PacError> {
         check_domain_sid(sid).map_err(|_| PacError::Encode("resource domain SID has 15 sub-authorities"))?;
     }
     if info.resource_group_domain_sid.is_none() && !info.resource_group_ids.is_empty() {
-        return Err(PacError::Encode("resource groups without a resource group domain SID"));
+        return Err(PacError::Encode(
+            "resource groups without a resource group domain SID",
+        ));
     }
     let count = |n: usize| u32::try_from(n).map_err(|_| PacError::Encode("too many groups"));
     let names = [
@@ -411,7 +436,7 @@ pub(crate) fn encode(info: &LogonInfo) -> Result<Vec<u8>, PacError> {
     w.pointer(!info.group_ids.is_empty());
     w.u32(user_flags);
     w.bytes(&[0u8; 16]); // UserSessionKey: zero in Kerberos PACs (MS-PAC 2.5).
-    // Windows counts a NUL in MaximumLength of these two.
+                         // Windows counts a NUL in MaximumLength of these two.
     w.unicode_string_header(&logon_server, true)?;
     w.unicode_string_header(&logon_domain_name, true)?;
     w.pointer(true);

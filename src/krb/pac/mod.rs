@@ -115,7 +115,9 @@ impl Pac {
     /// header, not overlapping each other and of distinct types; then decodes the buffers kedge
     /// knows. Unknown buffer types are kept raw.
     pub fn parse(bytes: &[u8]) -> Result<Pac, PacError> {
-        let head = bytes.get(..PACTYPE_LEN).ok_or(PacError::Truncated("PACTYPE header"))?;
+        let head = bytes
+            .get(..PACTYPE_LEN)
+            .ok_or(PacError::Truncated("PACTYPE header"))?;
         let count = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
         let version = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
         if version != 0 {
@@ -174,9 +176,18 @@ impl Pac {
         };
         pac.logon_info = pac.buffer(PAC_LOGON_INFO).map(logon_info::parse).transpose()?;
         pac.client_info = pac.buffer(PAC_CLIENT_INFO).map(client_info::parse).transpose()?;
-        pac.upn_dns_info = pac.buffer(PAC_UPN_DNS_INFO).map(upn_dns_info::parse).transpose()?;
-        pac.server_signature = pac.buffer(PAC_SERVER_CHECKSUM).map(signature::parse).transpose()?;
-        pac.kdc_signature = pac.buffer(PAC_PRIVSVR_CHECKSUM).map(signature::parse).transpose()?;
+        pac.upn_dns_info = pac
+            .buffer(PAC_UPN_DNS_INFO)
+            .map(upn_dns_info::parse)
+            .transpose()?;
+        pac.server_signature = pac
+            .buffer(PAC_SERVER_CHECKSUM)
+            .map(signature::parse)
+            .transpose()?;
+        pac.kdc_signature = pac
+            .buffer(PAC_PRIVSVR_CHECKSUM)
+            .map(signature::parse)
+            .transpose()?;
         pac.requestor_sid = pac.buffer(PAC_REQUESTOR).map(Sid::from_bytes).transpose()?;
         Ok(pac)
     }
@@ -256,7 +267,10 @@ impl Pac {
             .server_signature
             .as_ref()
             .ok_or(PacError::MissingBuffer("server signature"))?;
-        let kdc = self.kdc_signature.as_ref().ok_or(PacError::MissingBuffer("KDC signature"))?;
+        let kdc = self
+            .kdc_signature
+            .as_ref()
+            .ok_or(PacError::MissingBuffer("KDC signature"))?;
         signature::verify("KDC", krbtgt_key, kdc, &server.signature)
     }
 }

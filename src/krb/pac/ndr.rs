@@ -30,17 +30,26 @@ pub(crate) fn type_serialization_body<'a>(buf: &'a [u8], what: &'static str) -> 
         return Err(PacError::malformed(what, "type serialization version is not 1"));
     }
     if r.u8()? != TS_LITTLE_ENDIAN {
-        return Err(PacError::malformed(what, "type serialization is not little-endian"));
+        return Err(PacError::malformed(
+            what,
+            "type serialization is not little-endian",
+        ));
     }
     if r.u16()? != TS_COMMON_HEADER_LEN {
-        return Err(PacError::malformed(what, "type serialization common header length is not 8"));
+        return Err(PacError::malformed(
+            what,
+            "type serialization common header length is not 8",
+        ));
     }
     let _filler = r.u32()?;
     let object_len = usize::try_from(r.u32()?).map_err(|_| r.err("object buffer length"))?;
     let _filler = r.u32()?;
     buf.get(TS_HEADERS_LEN..)
         .and_then(|rest| rest.get(..object_len))
-        .ok_or(PacError::malformed(what, "object buffer length runs past the buffer"))
+        .ok_or(PacError::malformed(
+            what,
+            "object buffer length runs past the buffer",
+        ))
 }
 
 /// Reads NDR primitives from one object buffer; alignment is relative to its start (the
@@ -199,7 +208,11 @@ pub(crate) struct UnicodeStringHeader {
 fn string_lengths(units: &[u8], nul: bool) -> Result<(u16, u16), PacError> {
     let too_long = || PacError::Encode("name longer than 32766 UTF-16 units");
     let len = u16::try_from(units.len()).map_err(|_| too_long())?;
-    let max = if nul { len.checked_add(2).ok_or_else(too_long)? } else { len };
+    let max = if nul {
+        len.checked_add(2).ok_or_else(too_long)?
+    } else {
+        len
+    };
     Ok((len, max))
 }
 
@@ -338,7 +351,10 @@ mod tests {
         let mut r = NdrReader::new(&data, "t");
         assert!(r.conformant_count(u32::MAX, 8).is_err());
         let mut r = NdrReader::new(&data, "t");
-        assert!(r.conformant_count(7, 8).is_err(), "count differing from the field is refused");
+        assert!(
+            r.conformant_count(7, 8).is_err(),
+            "count differing from the field is refused"
+        );
     }
 
     #[test]

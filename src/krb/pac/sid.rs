@@ -64,7 +64,9 @@ impl Sid {
     /// sub-authorities.
     pub fn with_rid(&self, rid: u32) -> Result<Self, PacError> {
         if self.sub_authorities.len() >= MAX_SUB_AUTHORITIES {
-            return Err(PacError::InvalidSid("cannot append a RID to a SID with 15 sub-authorities"));
+            return Err(PacError::InvalidSid(
+                "cannot append a RID to a SID with 15 sub-authorities",
+            ));
         }
         let mut sub_authorities = Vec::with_capacity(self.sub_authorities.len() + 1);
         sub_authorities.extend_from_slice(&self.sub_authorities);
@@ -111,7 +113,9 @@ impl Sid {
 
     /// Parses the binary form at the start of `bytes`, returning the SID and the bytes it used.
     pub(crate) fn parse_prefix(bytes: &[u8]) -> Result<(Self, usize), PacError> {
-        let head = bytes.get(..8).ok_or(PacError::InvalidSid("truncated SID header"))?;
+        let head = bytes
+            .get(..8)
+            .ok_or(PacError::InvalidSid("truncated SID header"))?;
         if head[0] != SID_REVISION {
             return Err(PacError::InvalidSid("SID revision is not 1"));
         }
@@ -123,7 +127,9 @@ impl Sid {
         auth[2..].copy_from_slice(&head[2..8]);
         let authority = u64::from_be_bytes(auth);
         let len = 8 + 4 * count;
-        let body = bytes.get(8..len).ok_or(PacError::InvalidSid("truncated SID sub-authorities"))?;
+        let body = bytes
+            .get(8..len)
+            .ok_or(PacError::InvalidSid("truncated SID sub-authorities"))?;
         let sub_authorities = body
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -174,7 +180,9 @@ impl FromStr for Sid {
         if parts.next() != Some("1") {
             return Err(PacError::InvalidSid("SID string revision is not 1"));
         }
-        let auth = parts.next().ok_or(PacError::InvalidSid("SID string has no authority"))?;
+        let auth = parts
+            .next()
+            .ok_or(PacError::InvalidSid("SID string has no authority"))?;
         let authority = match auth.strip_prefix("0x").or_else(|| auth.strip_prefix("0X")) {
             Some(hex) if is_digits(hex, 16) => u64::from_str_radix(hex, 16).ok(),
             None if is_digits(auth, 10) => auth.parse::<u64>().ok(),
@@ -212,7 +220,10 @@ mod tests {
         let s = "S-1-5-21-3623811015-3361044348-30300820-1013";
         let sid: Sid = s.parse().unwrap();
         assert_eq!(sid.authority(), 5);
-        assert_eq!(sid.sub_authorities(), &[21, 3623811015, 3361044348, 30300820, 1013]);
+        assert_eq!(
+            sid.sub_authorities(),
+            &[21, 3623811015, 3361044348, 30300820, 1013]
+        );
         assert_eq!(sid.rid(), Some(1013));
         assert_eq!(sid.to_string(), s);
     }
@@ -247,8 +258,18 @@ mod tests {
     #[test]
     fn malformed_sid_strings_are_refused() {
         for s in [
-            "", "S", "S-1", "S-2-5-21", "X-1-5", "S-1-5-", "S-1--5", "S-1-5-+3", "S-1-5-4294967296",
-            "S-1-281474976710656", "S-1-0x", "S-1-5- 1",
+            "",
+            "S",
+            "S-1",
+            "S-2-5-21",
+            "X-1-5",
+            "S-1-5-",
+            "S-1--5",
+            "S-1-5-+3",
+            "S-1-5-4294967296",
+            "S-1-281474976710656",
+            "S-1-0x",
+            "S-1-5- 1",
         ] {
             assert!(s.parse::<Sid>().is_err(), "{s:?} accepted");
         }

@@ -47,12 +47,16 @@ pub struct SignatureData {
 /// Decodes a `PAC_SIGNATURE_DATA` (MS-PAC 2.8). A 2-byte trailer after a known-length
 /// Signature is the `RODCIdentifier`.
 pub(crate) fn parse(buf: &[u8]) -> Result<SignatureData, PacError> {
-    let head = buf.get(..4).ok_or(PacError::malformed(NAME, "shorter than 4 bytes"))?;
+    let head = buf
+        .get(..4)
+        .ok_or(PacError::malformed(NAME, "shorter than 4 bytes"))?;
     let signature_type = i32::from_le_bytes([head[0], head[1], head[2], head[3]]);
     let rest = buf.get(4..).unwrap_or_default();
     let (signature, rodc_identifier) = match checksum_len(signature_type) {
         Some(len) => {
-            let sig = rest.get(..len).ok_or(PacError::malformed(NAME, "Signature shorter than its type"))?;
+            let sig = rest
+                .get(..len)
+                .ok_or(PacError::malformed(NAME, "Signature shorter than its type"))?;
             let rodc = rest.get(len..len + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
             (sig.to_vec(), rodc)
         }
@@ -73,12 +77,22 @@ pub(crate) fn expected_type(key: &Key) -> i32 {
 
 /// Computes a PAC signature with `key`, key usage 17 (MS-PAC 2.8.1, 2.8.2).
 pub(crate) fn compute(key: &Key, data: &[u8]) -> Result<Vec<u8>, PacError> {
-    Ok(crypto::checksum(key, expected_type(key), KERB_NON_KERB_CKSUM_SALT, data)?)
+    Ok(crypto::checksum(
+        key,
+        expected_type(key),
+        KERB_NON_KERB_CKSUM_SALT,
+        data,
+    )?)
 }
 
 /// Verifies `sig` over `data` with `key` (MS-PAC 2.8.1 server, 2.8.2 KDC): the type must be the
 /// key's, the checksum must match in constant time.
-pub(crate) fn verify(which: &'static str, key: &Key, sig: &SignatureData, data: &[u8]) -> Result<(), PacError> {
+pub(crate) fn verify(
+    which: &'static str,
+    key: &Key,
+    sig: &SignatureData,
+    data: &[u8],
+) -> Result<(), PacError> {
     let want = expected_type(key);
     if sig.signature_type != want {
         return Err(PacError::ChecksumTypeMismatch {

@@ -30,7 +30,8 @@ pub struct UpnDnsInfo {
 /// The (length, offset) string at `off..off+len` within the buffer, offsets from its start.
 fn field<'a>(buf: &'a [u8], len: u16, off: u16, what: &'static str) -> Result<&'a [u8], PacError> {
     let start = usize::from(off);
-    buf.get(start..start + usize::from(len)).ok_or(PacError::malformed(NAME, what))
+    buf.get(start..start + usize::from(len))
+        .ok_or(PacError::malformed(NAME, what))
 }
 
 fn u16_at(buf: &[u8], at: usize) -> Result<u16, PacError> {
@@ -42,7 +43,9 @@ fn u16_at(buf: &[u8], at: usize) -> Result<u16, PacError> {
 
 /// Decodes a `UPN_DNS_INFO` (MS-PAC 2.10, 2.10.1).
 pub(crate) fn parse(buf: &[u8]) -> Result<UpnDnsInfo, PacError> {
-    let flags_bytes = buf.get(8..12).ok_or(PacError::malformed(NAME, "truncated header"))?;
+    let flags_bytes = buf
+        .get(8..12)
+        .ok_or(PacError::malformed(NAME, "truncated header"))?;
     let flags = u32::from_le_bytes([flags_bytes[0], flags_bytes[1], flags_bytes[2], flags_bytes[3]]);
     let text = |len_at: usize, what: &'static str| -> Result<String, PacError> {
         let raw = field(buf, u16_at(buf, len_at)?, u16_at(buf, len_at + 2)?, what)?;
@@ -52,7 +55,12 @@ pub(crate) fn parse(buf: &[u8]) -> Result<UpnDnsInfo, PacError> {
     let dns_domain = text(4, "DNS domain runs past the buffer")?;
     let (sam_name, sid) = if flags & UPN_EXTENDED != 0 {
         let sam = text(12, "SamName runs past the buffer")?;
-        let raw = field(buf, u16_at(buf, 16)?, u16_at(buf, 18)?, "Sid runs past the buffer")?;
+        let raw = field(
+            buf,
+            u16_at(buf, 16)?,
+            u16_at(buf, 18)?,
+            "Sid runs past the buffer",
+        )?;
         (Some(sam), Some(Sid::from_bytes(raw)?))
     } else {
         (None, None)
@@ -72,7 +80,11 @@ pub(crate) fn encode(info: &UpnDnsInfo) -> Result<Vec<u8>, PacError> {
     let extended = match (&info.sam_name, &info.sid) {
         (Some(sam), Some(sid)) => Some((to_utf16le(sam), sid.to_bytes())),
         (None, None) => None,
-        _ => return Err(PacError::Encode("UPN_DNS_INFO needs both SamName and Sid, or neither")),
+        _ => {
+            return Err(PacError::Encode(
+                "UPN_DNS_INFO needs both SamName and Sid, or neither",
+            ))
+        }
     };
     let mut flags = info.flags & !UPN_EXTENDED;
     let header_len = if extended.is_some() {

@@ -12,7 +12,10 @@ pub(super) struct Lcg(pub u64);
 
 impl Lcg {
     pub(super) fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
     pub(super) fn below(&mut self, n: usize) -> usize {
@@ -24,9 +27,17 @@ impl Lcg {
 fn exercise(bytes: &[u8]) {
     if let Ok(pac) = Pac::parse(bytes) {
         if let Some(li) = pac.logon_info() {
-            let _ = (li.user_sid().to_string(), li.all_group_sids(), li.resource_group_sids());
+            let _ = (
+                li.user_sid().to_string(),
+                li.all_group_sids(),
+                li.resource_group_sids(),
+            );
         }
-        let _ = (pac.client_info().map(|c| c.logon_time_unix()), pac.upn_dns_info(), format!("{pac:?}"));
+        let _ = (
+            pac.client_info().map(|c| c.logon_time_unix()),
+            pac.upn_dns_info(),
+            format!("{pac:?}"),
+        );
     }
 }
 
@@ -58,7 +69,12 @@ fn entry_mut(pac: &mut [u8], i: usize) -> &mut [u8] {
 fn every_truncation_is_refused_without_panicking() {
     for bytes in all_inputs() {
         let pac = Pac::parse(&bytes).unwrap();
-        let end = pac.buffers().iter().map(|b| (b.offset + u64::from(b.size)) as usize).max().unwrap();
+        let end = pac
+            .buffers()
+            .iter()
+            .map(|b| (b.offset + u64::from(b.size)) as usize)
+            .max()
+            .unwrap();
         for n in 0..bytes.len() {
             // Cutting into any buffer is caught by the table check; only the final padding may go.
             assert_eq!(Pac::parse(&bytes[..n]).is_err(), n < end, "truncation to {n}");
@@ -94,7 +110,11 @@ fn mutations_of_the_logon_info_count_fields_never_panic() {
     // Every 4-byte-aligned word of LOGON_INFO set to the values most likely to break a decoder.
     for bytes in all_inputs() {
         let pac = Pac::parse(&bytes).unwrap();
-        let li = pac.buffers().iter().find(|b| b.buffer_type == PAC_LOGON_INFO).unwrap();
+        let li = pac
+            .buffers()
+            .iter()
+            .find(|b| b.buffer_type == PAC_LOGON_INFO)
+            .unwrap();
         for at in (li.offset as usize..(li.offset + u64::from(li.size)) as usize).step_by(4) {
             for v in [0u32, 1, 0x7fff_ffff, 0xffff_ffff, 0x8000, 0x0002_0000] {
                 let mut t = bytes.clone();
@@ -141,11 +161,17 @@ fn buffer_placement_rules_are_enforced() {
     assert_eq!(reason(set_offset(0, 64)), "overlaps the PAC header");
     assert_eq!(reason(set_offset(0, 0)), "overlaps the PAC header");
     assert_eq!(reason(set_offset(3, 608)), "runs past the end of the PAC");
-    assert_eq!(reason(set_offset(3, u64::MAX - 7)), "runs past the end of the PAC");
+    assert_eq!(
+        reason(set_offset(3, u64::MAX - 7)),
+        "runs past the end of the PAC"
+    );
     assert_eq!(reason(set_offset(1, 536)), "overlaps another buffer");
     let mut t = base.to_vec();
     entry_mut(&mut t, 2)[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
-    assert_eq!(reason(Pac::parse(&t).unwrap_err()), "runs past the end of the PAC");
+    assert_eq!(
+        reason(Pac::parse(&t).unwrap_err()),
+        "runs past the end of the PAC"
+    );
 }
 
 #[test]
@@ -168,7 +194,16 @@ fn logon_info_with_a_huge_group_count_is_refused_without_allocating() {
         let mut t = bytes.to_vec();
         t[at..at + 4].copy_from_slice(&count.to_le_bytes());
         let err = Pac::parse(&t).unwrap_err();
-        assert!(matches!(err, PacError::Malformed { buffer: "KERB_VALIDATION_INFO", .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                PacError::Malformed {
+                    buffer: "KERB_VALIDATION_INFO",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 }
 
@@ -186,7 +221,10 @@ fn logon_info_without_type_serialization_header_is_refused() {
 fn duplicate_buffer_types_are_refused() {
     let mut t = sample("mit_saved_pac").to_vec();
     entry_mut(&mut t, 1)[..4].copy_from_slice(&PAC_LOGON_INFO.to_le_bytes());
-    assert_eq!(Pac::parse(&t).unwrap_err(), PacError::DuplicateBuffer(PAC_LOGON_INFO));
+    assert_eq!(
+        Pac::parse(&t).unwrap_err(),
+        PacError::DuplicateBuffer(PAC_LOGON_INFO)
+    );
 }
 
 #[test]

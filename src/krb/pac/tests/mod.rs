@@ -36,7 +36,12 @@ pub(super) struct S4uSample {
 }
 
 pub(super) const S4U_SAMPLES: [S4uSample; 4] = [
-    S4uSample { file: "mit_s4u_pac_regular", authtime: 1_538_430_362, client_name: "w2k8u", xrealm: false },
+    S4uSample {
+        file: "mit_s4u_pac_regular",
+        authtime: 1_538_430_362,
+        client_name: "w2k8u",
+        xrealm: false,
+    },
     S4uSample {
         file: "mit_s4u_pac_enterprise",
         authtime: 1_538_437_551,

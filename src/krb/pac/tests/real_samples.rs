@@ -7,7 +7,11 @@ use super::{sample, S4U_SAMPLES};
 #[test]
 fn windows_2003_pac_has_the_documented_buffer_table() {
     let pac = Pac::parse(sample("mit_saved_pac")).unwrap();
-    let table: Vec<(u32, u32, u64)> = pac.buffers().iter().map(|b| (b.buffer_type, b.size, b.offset)).collect();
+    let table: Vec<(u32, u32, u64)> = pac
+        .buffers()
+        .iter()
+        .map(|b| (b.buffer_type, b.size, b.offset))
+        .collect();
     assert_eq!(
         table,
         [
@@ -36,7 +40,10 @@ fn windows_2003_logon_info_decodes_every_field() {
     assert_eq!(li.logoff_time(), FileTime::NEVER);
     let domain: Sid = "S-1-5-21-3048156945-3961193616-3706469200".parse().unwrap();
     assert_eq!(li.domain_sid(), &domain);
-    assert_eq!(li.user_sid().to_string(), "S-1-5-21-3048156945-3961193616-3706469200-1005");
+    assert_eq!(
+        li.user_sid().to_string(),
+        "S-1-5-21-3048156945-3961193616-3706469200-1005"
+    );
     assert_eq!(
         li.group_ids(),
         &[GroupMembership {
@@ -48,7 +55,10 @@ fn windows_2003_logon_info_decodes_every_field() {
     assert_eq!(li.extra_sids(), vec!["S-1-5-9".parse::<Sid>().unwrap()]);
     assert_eq!(li.extra_sids_with_attributes()[0].attributes, SE_GROUP_DEFAULT);
     assert!(li.resource_group_sids().is_empty());
-    assert_eq!(li.all_group_sids(), vec![domain.with_rid(516).unwrap(), "S-1-5-9".parse().unwrap()]);
+    assert_eq!(
+        li.all_group_sids(),
+        vec![domain.with_rid(516).unwrap(), "S-1-5-9".parse().unwrap()]
+    );
 }
 
 #[test]
@@ -60,7 +70,10 @@ fn windows_2003_client_info_names_the_client_at_authtime() {
     let server = pac.server_signature().unwrap();
     assert_eq!((server.signature_type, server.signature.len()), (-138, 16));
     let kdc = pac.kdc_signature().unwrap();
-    assert_eq!((kdc.signature_type, kdc.signature.len(), kdc.rodc_identifier), (-138, 16, None));
+    assert_eq!(
+        (kdc.signature_type, kdc.signature.len(), kdc.rodc_identifier),
+        (-138, 16, None)
+    );
 }
 
 #[test]
@@ -72,17 +85,30 @@ fn windows_2008_s4u_pacs_decode() {
         assert_eq!(li.full_name(), "w2k8u");
         assert_eq!(li.logon_server(), "WDC");
         assert_eq!(li.logon_domain_name(), "ACME");
-        assert_eq!(li.user_sid().to_string(), "S-1-5-21-9281652-3921847615-585208160-1142");
-        assert_eq!(li.group_sids(), vec!["S-1-5-21-9281652-3921847615-585208160-513".parse().unwrap()]);
+        assert_eq!(
+            li.user_sid().to_string(),
+            "S-1-5-21-9281652-3921847615-585208160-1142"
+        );
+        assert_eq!(
+            li.group_sids(),
+            vec!["S-1-5-21-9281652-3921847615-585208160-513".parse().unwrap()]
+        );
         assert_eq!(li.user_account_control(), 0x210);
         let ci = pac.client_info().unwrap();
         assert_eq!(ci.name, s.client_name, "{}", s.file);
         assert_eq!(ci.logon_time_unix(), s.authtime, "{}", s.file);
         let upn = pac.upn_dns_info().unwrap();
-        assert_eq!((upn.upn.as_str(), upn.dns_domain.as_str()), ("w2k8u@abc", "ACME.COM"));
+        assert_eq!(
+            (upn.upn.as_str(), upn.dns_domain.as_str()),
+            ("w2k8u@abc", "ACME.COM")
+        );
         assert_eq!((upn.flags, &upn.sam_name, &upn.sid), (0, &None, &None));
         let server = pac.server_signature().unwrap();
-        assert_eq!((server.signature_type, server.signature.len()), (16, 12), "aes256 server signature");
+        assert_eq!(
+            (server.signature_type, server.signature.len()),
+            (16, 12),
+            "aes256 server signature"
+        );
         assert_eq!(pac.kdc_signature().unwrap().signature_type, -138);
         assert_eq!(pac.requestor_sid(), None);
     }
@@ -90,7 +116,10 @@ fn windows_2008_s4u_pacs_decode() {
 
 #[test]
 fn logon_info_of_windows_pacs_reencodes_to_the_same_bytes() {
-    for file in ["mit_saved_pac"].into_iter().chain(S4U_SAMPLES.iter().map(|s| s.file)) {
+    for file in ["mit_saved_pac"]
+        .into_iter()
+        .chain(S4U_SAMPLES.iter().map(|s| s.file))
+    {
         let pac = Pac::parse(sample(file)).unwrap();
         let encoded = logon_info::encode(pac.logon_info().unwrap()).unwrap();
         assert_eq!(encoded, pac.buffer(PAC_LOGON_INFO).unwrap(), "{file}");

@@ -19,21 +19,34 @@ fn saved_pac_kdc_key() -> Key {
 }
 /// `s4u_srv_key` of `t_pac.c`.
 fn s4u_srv_key() -> Key {
-    key(EncType::Aes256CtsHmacSha196, "14DFB5B2CDB42C8894DA2FA882E9729F4A4DC74BA02A242CC6A8D71079B9AD9A")
+    key(
+        EncType::Aes256CtsHmacSha196,
+        "14DFB5B2CDB42C8894DA2FA882E9729F4A4DC74BA02A242CC6A8D71079B9AD9A",
+    )
 }
 /// `s4u_tgt_srv_key` of `t_pac.c` (the cross-realm samples).
 fn s4u_tgt_srv_key() -> Key {
-    key(EncType::Aes256CtsHmacSha196, "420C39C51A175404451F956B8C58E0F41BCA669A644795CA6E3AD55A3B918C9F")
+    key(
+        EncType::Aes256CtsHmacSha196,
+        "420C39C51A175404451F956B8C58E0F41BCA669A644795CA6E3AD55A3B918C9F",
+    )
 }
 /// `ticket_sig_server_key` of `t_pac.c`: decrypts the Windows Server 2022 ticket.
 fn win2022_server_key() -> Key {
-    key(EncType::Aes256CtsHmacSha196, "114A84E3148FAAB1FA7B5351B28AC2F1FD196D61E0F3F23E1FDBD3C1797DC1EE")
+    key(
+        EncType::Aes256CtsHmacSha196,
+        "114A84E3148FAAB1FA7B5351B28AC2F1FD196D61E0F3F23E1FDBD3C1797DC1EE",
+    )
 }
 
 /// Rewrites the SignatureType of the buffer of `buffer_type`.
 fn set_signature_type(pac: &[u8], buffer_type: u32, cksumtype: i32) -> Vec<u8> {
     let parsed = Pac::parse(pac).unwrap();
-    let b = parsed.buffers().iter().find(|b| b.buffer_type == buffer_type).unwrap();
+    let b = parsed
+        .buffers()
+        .iter()
+        .find(|b| b.buffer_type == buffer_type)
+        .unwrap();
     let mut out = pac.to_vec();
     let at = b.offset as usize;
     out[at..at + 4].copy_from_slice(&cksumtype.to_le_bytes());
@@ -62,7 +75,11 @@ fn swapped_server_signature_type_is_refused() {
     let pac = Pac::parse(&bytes).unwrap();
     assert!(matches!(
         pac.verify_server_signature(&s4u_srv_key()),
-        Err(PacError::ChecksumTypeMismatch { got: 15, want: 16, .. })
+        Err(PacError::ChecksumTypeMismatch {
+            got: 15,
+            want: 16,
+            ..
+        })
     ));
     // An unkeyed or unknown type is refused the same way.
     for t in [14, 7, 0, -1] {
@@ -81,15 +98,25 @@ fn pac_without_server_or_kdc_signature_is_refused() {
     let bytes = PacBuilder::new("alice", sid, 1105)
         .build_unsigned(EncType::Aes256CtsHmacSha196, EncType::Aes256CtsHmacSha196)
         .unwrap();
-    for (missing, name) in [(PAC_SERVER_CHECKSUM, "server signature"), (PAC_PRIVSVR_CHECKSUM, "KDC signature")] {
+    for (missing, name) in [
+        (PAC_SERVER_CHECKSUM, "server signature"),
+        (PAC_PRIVSVR_CHECKSUM, "KDC signature"),
+    ] {
         // Relabel the buffer as an unknown type so the PAC still parses.
         let pac = Pac::parse(&bytes).unwrap();
-        let i = pac.buffers().iter().position(|b| b.buffer_type == missing).unwrap();
+        let i = pac
+            .buffers()
+            .iter()
+            .position(|b| b.buffer_type == missing)
+            .unwrap();
         let mut relabelled = bytes.clone();
         relabelled[8 + 16 * i..12 + 16 * i].copy_from_slice(&0x7777u32.to_le_bytes());
         let pac = Pac::parse(&relabelled).unwrap();
         let key = Key::new(EncType::Aes256CtsHmacSha196, &[0; 32]).unwrap();
-        assert_eq!(pac.verify_server_signature(&key), Err(PacError::MissingBuffer(name)));
+        assert_eq!(
+            pac.verify_server_signature(&key),
+            Err(PacError::MissingBuffer(name))
+        );
     }
 }
 
@@ -99,7 +126,10 @@ fn two_server_signature_buffers_are_refused() {
     let mut two = bytes.to_vec();
     // Relabel the KDC signature (entry 3) as a second server signature.
     two[8 + 16 * 3..12 + 16 * 3].copy_from_slice(&PAC_SERVER_CHECKSUM.to_le_bytes());
-    assert_eq!(Pac::parse(&two).unwrap_err(), PacError::DuplicateBuffer(PAC_SERVER_CHECKSUM));
+    assert_eq!(
+        Pac::parse(&two).unwrap_err(),
+        PacError::DuplicateBuffer(PAC_SERVER_CHECKSUM)
+    );
 }
 
 // ---- (crypto) ----
@@ -115,8 +145,13 @@ fn windows_2003_pac_server_and_kdc_signatures_verify() {
 fn windows_2008_s4u_pac_server_signatures_verify() {
     for s in S4U_SAMPLES {
         let pac = Pac::parse(sample(s.file)).unwrap();
-        let key = if s.xrealm { s4u_tgt_srv_key() } else { s4u_srv_key() };
-        pac.verify_server_signature(&key).unwrap_or_else(|e| panic!("{}: {e}", s.file));
+        let key = if s.xrealm {
+            s4u_tgt_srv_key()
+        } else {
+            s4u_srv_key()
+        };
+        pac.verify_server_signature(&key)
+            .unwrap_or_else(|e| panic!("{}: {e}", s.file));
     }
 }
 
@@ -128,14 +163,21 @@ fn server_signature_with_the_wrong_key_is_refused() {
         Err(PacError::BadSignature("server"))
     );
     let pac = Pac::parse(sample("mit_s4u_pac_xrealm")).unwrap();
-    assert_eq!(pac.verify_server_signature(&s4u_srv_key()), Err(PacError::BadSignature("server")));
+    assert_eq!(
+        pac.verify_server_signature(&s4u_srv_key()),
+        Err(PacError::BadSignature("server"))
+    );
 }
 
 #[test]
 fn tampered_byte_anywhere_outside_the_zeroed_signatures_is_refused() {
     let bytes = sample("mit_saved_pac");
     let pac = Pac::parse(bytes).unwrap();
-    let kdc = pac.buffers().iter().find(|b| b.buffer_type == PAC_PRIVSVR_CHECKSUM).unwrap();
+    let kdc = pac
+        .buffers()
+        .iter()
+        .find(|b| b.buffer_type == PAC_PRIVSVR_CHECKSUM)
+        .unwrap();
     let kdc_sig = kdc.offset as usize + 4..(kdc.offset + u64::from(kdc.size)) as usize;
     let key = saved_pac_server_key();
     for at in 0..bytes.len() {
@@ -183,7 +225,10 @@ fn built_pac_signatures_verify_for_every_enctype() {
             .build(&server, &kdc)
             .unwrap();
         let pac = Pac::parse(&bytes).unwrap();
-        assert_eq!(pac.server_signature().unwrap().signature_type, etype.checksum_type());
+        assert_eq!(
+            pac.server_signature().unwrap().signature_type,
+            etype.checksum_type()
+        );
         pac.verify_server_signature(&server).unwrap();
         pac.verify_kdc_signature(&kdc).unwrap();
         assert!(pac.verify_server_signature(&Key::random(etype)).is_err());
@@ -209,7 +254,10 @@ fn mutated_pacs_never_panic_in_verification() {
 /// The PAC inside the Windows Server 2022 ticket of `t_pac.c`: decrypt the ticket (key usage 2),
 /// then EncTicketPart.authorization-data → AD-IF-RELEVANT (1) → AD-WIN2K-PAC (128).
 fn win2022_pac() -> Vec<u8> {
-    let der = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/testdata/pac/mit_win2022_ticket.der"));
+    let der = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/testdata/pac/mit_win2022_ticket.der"
+    ));
     let ticket: rasn_kerberos::Ticket = rasn::der::decode(der).unwrap();
     let plain = crate::krb::crypto::decrypt(&win2022_server_key(), 2, &ticket.enc_part.cipher).unwrap();
     let part: rasn_kerberos::EncTicketPart = rasn::der::decode(&plain).unwrap();
@@ -229,11 +277,20 @@ fn windows_2022_ticket_pac_parses_and_its_server_signature_verifies() {
     let bytes = win2022_pac();
     let pac = Pac::parse(&bytes).unwrap();
     let types: Vec<u32> = pac.buffers().iter().map(|b| b.buffer_type).collect();
-    for t in [PAC_LOGON_INFO, PAC_CLIENT_INFO, PAC_UPN_DNS_INFO, PAC_SERVER_CHECKSUM, PAC_PRIVSVR_CHECKSUM] {
+    for t in [
+        PAC_LOGON_INFO,
+        PAC_CLIENT_INFO,
+        PAC_UPN_DNS_INFO,
+        PAC_SERVER_CHECKSUM,
+        PAC_PRIVSVR_CHECKSUM,
+    ] {
         assert!(types.contains(&t), "buffer {t} missing from {types:?}");
     }
     let li = pac.logon_info().unwrap();
-    assert_eq!(pac.client_info().unwrap().name.to_lowercase(), li.effective_name().to_lowercase());
+    assert_eq!(
+        pac.client_info().unwrap().name.to_lowercase(),
+        li.effective_name().to_lowercase()
+    );
     let upn = pac.upn_dns_info().unwrap();
     if upn.flags & UPN_EXTENDED != 0 {
         assert_eq!(upn.sid.as_ref(), Some(&li.user_sid()));
@@ -241,5 +298,8 @@ fn windows_2022_ticket_pac_parses_and_its_server_signature_verifies() {
     assert_eq!(pac.server_signature().unwrap().signature_type, 16);
     pac.verify_server_signature(&win2022_server_key()).unwrap();
     // Re-encoding its LOGON_INFO gives Windows' bytes back.
-    assert_eq!(logon_info::encode(li).unwrap(), pac.buffer(PAC_LOGON_INFO).unwrap());
+    assert_eq!(
+        logon_info::encode(li).unwrap(),
+        pac.buffer(PAC_LOGON_INFO).unwrap()
+    );
 }
