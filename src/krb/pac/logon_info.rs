@@ -449,6 +449,9 @@ pub(crate) fn encode(info: &LogonInfo) -> Result<Vec<u8>, PacError> {
     w.u32(0); // Reserved3
     w.u32(count(info.extra_sids.len())?);
     w.pointer(!info.extra_sids.is_empty());
+    // Windows numbers referents in the order their targets are written, and the ExtraSids
+    // elements' SID pointers are written with the array, before ResourceGroupDomainSid.
+    let extra_sid_ids = w.reserve_referents(count(info.extra_sids.len())?);
     w.pointer(info.resource_group_domain_sid.is_some());
     w.u32(count(info.resource_group_ids.len())?);
     w.pointer(!info.resource_group_ids.is_empty());
@@ -462,8 +465,8 @@ pub(crate) fn encode(info: &LogonInfo) -> Result<Vec<u8>, PacError> {
     w.rpc_sid(&info.domain_sid);
     if !info.extra_sids.is_empty() {
         w.u32(count(info.extra_sids.len())?);
-        for e in &info.extra_sids {
-            w.pointer(true);
+        for (e, id) in info.extra_sids.iter().zip(extra_sid_ids) {
+            w.u32(id);
             w.u32(e.attributes);
         }
         for e in &info.extra_sids {

@@ -287,6 +287,13 @@ impl NdrWriter {
         }
     }
 
+    /// Takes the next `n` referent IDs for pointers written later, returning them in order.
+    pub(crate) fn reserve_referents(&mut self, n: u32) -> impl Iterator<Item = u32> {
+        let first = self.next_referent;
+        self.next_referent = first.wrapping_add(n.wrapping_mul(4));
+        (0..n).map(move |i| first.wrapping_add(i.wrapping_mul(4)))
+    }
+
     /// The inline `RPC_UNICODE_STRING`: Length, MaximumLength (Length, plus 2 where Windows counts
     /// a terminating NUL it does not send) and a non-NULL Buffer, as Windows writes even for
     /// empty strings.
