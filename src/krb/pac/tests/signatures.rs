@@ -277,27 +277,57 @@ fn windows_2022_ticket_pac_parses_and_its_server_signature_verifies() {
     let bytes = win2022_pac();
     let pac = Pac::parse(&bytes).unwrap();
     let types: Vec<u32> = pac.buffers().iter().map(|b| b.buffer_type).collect();
-    for t in [
-        PAC_LOGON_INFO,
-        PAC_CLIENT_INFO,
-        PAC_UPN_DNS_INFO,
-        PAC_SERVER_CHECKSUM,
-        PAC_PRIVSVR_CHECKSUM,
-    ] {
-        assert!(types.contains(&t), "buffer {t} missing from {types:?}");
-    }
-    let li = pac.logon_info().unwrap();
     assert_eq!(
-        pac.client_info().unwrap().name.to_lowercase(),
-        li.effective_name().to_lowercase()
+        types,
+        [
+            PAC_LOGON_INFO,
+            PAC_SERVER_CHECKSUM,
+            PAC_PRIVSVR_CHECKSUM,
+            PAC_CLIENT_INFO,
+            PAC_UPN_DNS_INFO,
+            PAC_TICKET_CHECKSUM,
+            PAC_FULL_CHECKSUM
+        ]
+    );
+    let li = pac.logon_info().unwrap();
+    let domain = "S-1-5-21-133451344-1126667713-3548050118";
+    assert_eq!(li.effective_name(), "Administrator");
+    assert_eq!(
+        (li.logon_server(), li.logon_domain_name()),
+        ("W2022-118", "W2022-L7")
+    );
+    assert_eq!(li.user_sid().to_string(), format!("{domain}-500"));
+    assert_eq!(li.user_flags(), LOGON_EXTRA_SIDS | LOGON_RESOURCE_GROUPS);
+    let all: Vec<String> = li.all_group_sids().iter().map(Sid::to_string).collect();
+    let rid = |r: u32| format!("{domain}-{r}");
+    assert_eq!(
+        all,
+        [
+            rid(513),
+            rid(512),
+            rid(520),
+            rid(518),
+            rid(519),
+            "S-1-18-1".into(),
+            rid(572)
+        ]
+    );
+    let ci = pac.client_info().unwrap();
+    assert_eq!(
+        (ci.name.as_str(), ci.logon_time_unix()),
+        ("administrator", 1_669_219_319)
     );
     let upn = pac.upn_dns_info().unwrap();
-    if upn.flags & UPN_EXTENDED != 0 {
-        assert_eq!(upn.sid.as_ref(), Some(&li.user_sid()));
-    }
+    assert_eq!(
+        (upn.upn.as_str(), upn.dns_domain.as_str()),
+        ("Administrator@w2022-l7.base", "W2022-L7.BASE")
+    );
+    assert_eq!(upn.flags, UPN_CONSTRUCTED | UPN_EXTENDED);
+    assert_eq!(upn.sam_name.as_deref(), Some("Administrator"));
+    assert_eq!(upn.sid.as_ref(), Some(&li.user_sid()));
     assert_eq!(pac.server_signature().unwrap().signature_type, 16);
     pac.verify_server_signature(&win2022_server_key()).unwrap();
-    // Re-encoding its LOGON_INFO gives Windows' bytes back.
+    // Re-encoding its LOGON_INFO (extra SIDs and resource groups included) gives Windows' bytes.
     assert_eq!(
         logon_info::encode(li).unwrap(),
         pac.buffer(PAC_LOGON_INFO).unwrap()
