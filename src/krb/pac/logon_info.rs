@@ -202,18 +202,13 @@ impl LogonInfo {
     /// Every group SID the token would carry (MS-PAC 3.3.1.1 token construction): domain groups,
     /// then extra SIDs, then resource groups, without duplicates, first occurrence kept.
     pub fn all_group_sids(&self) -> Vec<Sid> {
-        let mut out: Vec<Sid> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let all = self
             .group_sids()
             .into_iter()
             .chain(self.extra_sids())
             .chain(self.resource_group_sids());
-        for sid in all {
-            if !out.contains(&sid) {
-                out.push(sid);
-            }
-        }
-        out
+        all.filter(|sid| seen.insert(sid.clone())).collect()
     }
 }
 

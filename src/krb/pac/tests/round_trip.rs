@@ -217,3 +217,24 @@ fn empty_group_list_encodes_a_null_array() {
     let li = Pac::parse(&bytes).unwrap().logon_info().unwrap().clone();
     assert!(li.group_ids().is_empty() && li.group_sids().is_empty() && li.all_group_sids().is_empty());
 }
+
+#[test]
+fn duplicate_group_sids_are_listed_once() {
+    let bytes = PacBuilder::new("dup", domain(), 1109)
+        .group(513, 7)
+        .extra_sid(domain().with_rid(513).unwrap(), 7)
+        .resource_groups(
+            domain(),
+            [GroupMembership {
+                rid: 513,
+                attributes: 7,
+            }],
+        )
+        .build_unsigned(AES256, AES256)
+        .unwrap();
+    let pac = Pac::parse(&bytes).unwrap();
+    assert_eq!(
+        pac.logon_info().unwrap().all_group_sids(),
+        vec![domain().with_rid(513).unwrap()]
+    );
+}
