@@ -1,1 +1,416 @@
-//! Configuration (to be built)
+//! kedge's configuration file (TOML): parsed with `deny_unknown_fields`, validated once at load,
+//! every problem reported with its path (`pools.cas.members[2]: …`) before anything starts.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::krb::acceptor::{ChannelBindingPolicy, GroupRules};
+use crate::pool::config::{MemberConfig, PoolConfig};
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Kerberos acceptor settings (realm, array names, keytab, skew, replay cache).
+    pub kerberos: KerberosConfig,
+    /// Admin listener (metrics, health, status).
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
+    /// HTTPS/HTTP listeners.
+    #[serde(default)]
+    pub http: Vec<HttpListenerConfig>,
+    /// MS-RPC/TCP listeners.
+    #[serde(default)]
+    pub rpc: Vec<RpcListenerConfig>,
+    /// CAS members by name.
+    #[serde(default)]
+    pub members: BTreeMap<String, MemberConfig>,
+    /// Pools by name.
+    #[serde(default)]
+    pub pools: BTreeMap<String, PoolConfig>,
+}
+
+/// Kerberos acceptor settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KerberosConfig {
+    /// Path of the ASA keytab (MIT format).
+    pub keytab: PathBuf,
+    /// The AD realm (uppercase DNS name of the domain); tickets of other realms are refused.
+    #[serde(default)]
+    pub realm: Option<String>,
+    /// The array FQDNs (e.g. `outlook.contoso.com`) the SPNs must name.
+    #[serde(default)]
+    pub array: Vec<String>,
+    /// Allowed clock skew, seconds (default 300).
+    #[serde(default = "default_skew")]
+    pub skew_secs: u64,
+    /// Extended Protection (channel binding) policy.
+    #[serde(default)]
+    pub channel_binding: ChannelBindingPolicy,
+    /// Refuse tickets without a PAC.
+    #[serde(default)]
+    pub require_pac: bool,
+    /// Maximum live replay-cache entries (default 2,000,000, about 120 MB at most).
+    #[serde(default = "default_replay_max")]
+    pub replay_max_entries: usize,
+    /// Keys of a previous kvno stay valid this many seconds after a newer kvno is loaded
+    /// (default 7 days, like AD's ticket lifetime ceiling with margin).
+    #[serde(default = "default_retire")]
+    pub previous_key_retire_secs: u64,
+    /// Poll interval for keytab changes, milliseconds (file events are used too).
+    #[serde(default = "default_poll")]
+    pub keytab_poll_ms: u64,
+}
+
+fn default_skew() -> u64 {
+    300
+}
+fn default_replay_max() -> usize {
+    2_000_000
+}
+fn default_retire() -> u64 {
+    7 * 24 * 3600
+}
+fn default_poll() -> u64 {
+    2_000
+}
+
+/// Admin listener.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address to listen on (keep it private: `127.0.0.1:9180`).
+    pub listen: String,
+}
+
+/// What to do with NTLM on a route or listener.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum NtlmPolicy {
+    /// Refuse (401 / bind_nak) and count it.
+    #[default]
+    Reject,
+    /// Forward to the backend untouched (it does its own NTLM, with its own DC round-trips).
+    Passthrough,
+}
+
+/// Forwarding mode of an HTTP route.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteMode {
+    /// Validated request goes byte for byte to a dedicated backend connection.
+    #[default]
+    Passthrough,
+    /// kedge completes the handshake and asserts the identity in headers over pooled connections.
+    Assert,
+}
+
+/// TLS server settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// Limits of an HTTP listener.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpLimits {
+    /// Maximum bytes of the request head (request line + headers); default 96 KiB so a 64 KiB
+    /// Authorization header (48,000-byte Windows token, base64) fits.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Maximum number of request headers.
+    #[serde(default = "default_max_headers")]
+    pub max_headers: usize,
+    /// Maximum decoded Negotiate token bytes (default 64 KiB).
+    #[serde(default = "default_max_token_bytes")]
+    pub max_token_bytes: usize,
+    /// Time allowed to receive a request head, milliseconds (slowloris).
+    #[serde(default = "default_header_timeout_ms")]
+    pub header_timeout_ms: u64,
+    /// Idle time before a client connection is closed, seconds (default 20 min, above Outlook's
+    /// 12–15 min keep-alives).
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+    /// Maximum concurrent client connections on the listener.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_max_header_bytes() -> usize {
+    96 * 1024
+}
+fn default_max_headers() -> usize {
+    100
+}
+fn default_max_token_bytes() -> usize {
+    64 * 1024
+}
+fn default_header_timeout_ms() -> u64 {
+    15_000
+}
+fn default_idle_timeout_secs() -> u64 {
+    1_200
+}
+fn default_max_connections() -> usize {
+    20_000
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: default_max_header_bytes(),
+            max_headers: default_max_headers(),
+            max_token_bytes: default_max_token_bytes(),
+            header_timeout_ms: default_header_timeout_ms(),
+            idle_timeout_secs: default_idle_timeout_secs(),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+/// Identity headers of an assert-mode route.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssertConfig {
+    /// Header carrying `user@REALM`.
+    #[serde(default = "default_principal_header")]
+    pub principal_header: String,
+    /// Header carrying the group SIDs (comma-separated); absent = not sent.
+    #[serde(default)]
+    pub groups_header: Option<String>,
+    /// Header carrying an HMAC-SHA256 over the identity headers and a timestamp; absent = unsigned.
+    #[serde(default)]
+    pub signature_header: Option<String>,
+    /// File holding the HMAC secret (required with `signature_header`).
+    #[serde(default)]
+    pub hmac_key_file: Option<PathBuf>,
+}
+
+fn default_principal_header() -> String {
+    "X-Kedge-Principal".into()
+}
+
+/// A route of an HTTP listener, chosen by path prefix (longest match wins).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Path prefix (`/rpc/`, `/mapi/`, `/ews/`, …, `/` for the catch-all).
+    pub prefix: String,
+    /// Pool to forward to.
+    pub pool: String,
+    /// Forwarding mode.
+    #[serde(default)]
+    pub mode: RouteMode,
+    /// SPN service the ticket must name (default `http`).
+    #[serde(default = "default_http_service")]
+    pub service: String,
+    /// NTLM policy.
+    #[serde(default)]
+    pub ntlm: NtlmPolicy,
+    /// PAC group rules.
+    #[serde(default)]
+    pub groups: Option<GroupRules>,
+    /// Assert-mode headers.
+    #[serde(default)]
+    pub assert: Option<AssertConfig>,
+    /// Forward without authentication (health pages, anonymous Autodiscover); default false.
+    #[serde(default)]
+    pub anonymous: bool,
+}
+
+fn default_http_service() -> String {
+    "http".into()
+}
+
+/// An HTTP(S) listener.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpListenerConfig {
+    /// Name used in metrics and status.
+    #[serde(default = "default_http_name")]
+    pub name: String,
+    /// Address to listen on.
+    pub listen: String,
+    /// TLS (absent = plain HTTP, for TLS offloaded elsewhere or tests).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Limits.
+    #[serde(default)]
+    pub limits: HttpLimits,
+    /// Routes.
+    pub routes: Vec<RouteConfig>,
+}
+
+fn default_http_name() -> String {
+    "https".into()
+}
+
+/// An MS-RPC/TCP listener (endpoint mapper or a static RPC port).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpcListenerConfig {
+    /// Name used in metrics and status.
+    pub name: String,
+    /// Address to listen on.
+    pub listen: String,
+    /// Pool to forward to.
+    pub pool: String,
+    /// NTLM policy.
+    #[serde(default)]
+    pub ntlm: NtlmPolicy,
+    /// Let the endpoint mapper bind without authentication.
+    #[serde(default = "default_true")]
+    pub allow_unauthenticated_epm: bool,
+    /// Extra interface → SPN service mappings (`uuid = "exchangeMDB"`, or `"no-auth"`).
+    #[serde(default)]
+    pub interfaces: BTreeMap<String, String>,
+    /// Maximum bytes of the first bind PDU (default 64 KiB).
+    #[serde(default = "default_max_pdu")]
+    pub max_bind_bytes: usize,
+    /// Time allowed for the first bind, milliseconds.
+    #[serde(default = "default_bind_timeout_ms")]
+    pub bind_timeout_ms: u64,
+    /// Idle time before a spliced connection is closed, seconds (default 2 h).
+    #[serde(default = "default_rpc_idle_secs")]
+    pub idle_timeout_secs: u64,
+    /// PAC group rules.
+    #[serde(default)]
+    pub groups: Option<GroupRules>,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_max_pdu() -> usize {
+    64 * 1024
+}
+fn default_bind_timeout_ms() -> u64 {
+    10_000
+}
+fn default_rpc_idle_secs() -> u64 {
+    7_200
+}
+
+/// A configuration that could not be loaded: every problem with its path.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    /// TOML syntax or schema error (serde's message names line and column).
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    /// Semantic problems found by `validate`.
+    #[error("{path}: invalid configuration:\n  {}", problems.join("\n  "))]
+    Invalid { path: String, problems: Vec<String> },
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates TOML text; `origin` names the source in messages.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.into(),
+            message: e.to_string(),
+        })?;
+        let problems = cfg.validate();
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError::Invalid {
+                path: origin.into(),
+                problems,
+            })
+        }
+    }
+
+    /// Every semantic problem, with its path.
+    pub fn validate(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.kerberos.skew_secs > 3600 {
+            p.push(format!(
+                "kerberos.skew_secs: {} is more than an hour",
+                self.kerberos.skew_secs
+            ));
+        }
+        if self.kerberos.replay_max_entries == 0 {
+            p.push("kerberos.replay_max_entries: must be at least 1".into());
+        }
+        for (name, pool) in &self.pools {
+            if pool.members.is_empty() {
+                p.push(format!("pools.{name}.members: empty"));
+            }
+            for (i, m) in pool.members.iter().enumerate() {
+                match self.members.get(m) {
+                    None => p.push(format!("pools.{name}.members[{i}]: no member named {m:?}")),
+                    Some(mc) if !mc.ports.contains_key(&pool.port) => p.push(format!(
+                        "pools.{name}.members[{i}]: member {m:?} has no port {:?}",
+                        pool.port
+                    )),
+                    _ => {}
+                }
+            }
+            if pool.health.rise == 0 || pool.health.fall == 0 {
+                p.push(format!("pools.{name}.health: rise and fall must be at least 1"));
+            }
+        }
+        for (i, l) in self.http.iter().enumerate() {
+            if l.listen.parse::<std::net::SocketAddr>().is_err() {
+                p.push(format!("http[{i}].listen: {:?} is not an address:port", l.listen));
+            }
+            if l.routes.is_empty() {
+                p.push(format!("http[{i}].routes: empty"));
+            }
+            if l.limits.max_header_bytes < 16 * 1024 {
+                p.push(format!(
+                    "http[{i}].limits.max_header_bytes: below 16 KiB breaks Kerberos"
+                ));
+            }
+            for (j, r) in l.routes.iter().enumerate() {
+                if !r.prefix.starts_with('/') {
+                    p.push(format!("http[{i}].routes[{j}].prefix: must start with '/'"));
+                }
+                if !self.pools.contains_key(&r.pool) {
+                    p.push(format!("http[{i}].routes[{j}].pool: no pool named {:?}", r.pool));
+                }
+                if let Some(a) = &r.assert {
+                    if a.signature_header.is_some() && a.hmac_key_file.is_none() {
+                        p.push(format!(
+                            "http[{i}].routes[{j}].assert: signature_header needs hmac_key_file"
+                        ));
+                    }
+                }
+            }
+        }
+        for (i, l) in self.rpc.iter().enumerate() {
+            if l.listen.parse::<std::net::SocketAddr>().is_err() {
+                p.push(format!("rpc[{i}].listen: {:?} is not an address:port", l.listen));
+            }
+            if !self.pools.contains_key(&l.pool) {
+                p.push(format!("rpc[{i}].pool: no pool named {:?}", l.pool));
+            }
+        }
+        if let Some(a) = &self.admin {
+            if a.listen.parse::<std::net::SocketAddr>().is_err() {
+                p.push(format!("admin.listen: {:?} is not an address:port", a.listen));
+            }
+        }
+        p
+    }
+}
