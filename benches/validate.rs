@@ -24,7 +24,11 @@ const MIT_META: &str = include_str!("../tests/testdata/mit/meta.json");
 
 fn mit_tokens() -> (Vec<Vec<u8>>, i64) {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let toks = MIT_SPNEGO.lines().filter(|l| !l.is_empty()).map(|l| b64.decode(l).unwrap()).collect();
+    let toks = MIT_SPNEGO
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| b64.decode(l).unwrap())
+        .collect();
     let meta: serde_json::Value = serde_json::from_str(MIT_META).unwrap();
     (toks, meta["captured_end"].as_i64().unwrap())
 }
@@ -36,7 +40,11 @@ fn mit_acceptor() -> Acceptor {
         hosts: vec!["outlook.contoso.com".into()],
         ..Default::default()
     };
-    Acceptor::new(cfg, KeySet::from_keytab(&kt, std::time::SystemTime::now(), "mit"), Arc::new(ReplayCache::new(2_000_000)))
+    Acceptor::new(
+        cfg,
+        KeySet::from_keytab(&kt, std::time::SystemTime::now(), "mit"),
+        Arc::new(ReplayCache::new(2_000_000)),
+    )
 }
 
 const AD_NOW: i64 = 1_790_000_000;
@@ -77,13 +85,22 @@ fn ad_tokens() -> (Acceptor, Vec<Vec<u8>>) {
         ..Default::default()
     };
     let ks = KeySet::from_keys(vec![ServiceKey::new(spn, 7, key, 0)], system_time(AD_NOW), "ad");
-    (Acceptor::new(cfg, ks, Arc::new(ReplayCache::new(2_000_000))), toks)
+    (
+        Acceptor::new(cfg, ks, Arc::new(ReplayCache::new(2_000_000))),
+        toks,
+    )
 }
 
 /// Validates every token in turn; the replay cache is cleared when the set wraps (its cost is
 /// part of the measurement), so each validation inserts into a live cache.
 fn run(acc: &Acceptor, toks: &[Vec<u8>], now: i64, iters: u64) -> Duration {
-    let ctx = AcceptCtx { now: system_time(now), service: "http", channel_binding: None, groups: None, check_replay: true };
+    let ctx = AcceptCtx {
+        now: system_time(now),
+        service: "http",
+        channel_binding: None,
+        groups: None,
+        check_replay: true,
+    };
     let start = Instant::now();
     let mut i = 0usize;
     for _ in 0..iters {
@@ -105,12 +122,29 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     let (mit, now) = mit_tokens();
     let acc = mit_acceptor();
-    assert!(acc.accept(&mit[0], &AcceptCtx { now: system_time(now), service: "http", channel_binding: None, groups: None, check_replay: false }).unwrap().pac.is_some());
-    g.bench_function("mit_spnego_full", |b| b.iter_custom(|iters| run(&acc, &mit, now, iters)));
+    assert!(acc
+        .accept(
+            &mit[0],
+            &AcceptCtx {
+                now: system_time(now),
+                service: "http",
+                channel_binding: None,
+                groups: None,
+                check_replay: false
+            }
+        )
+        .unwrap()
+        .pac
+        .is_some());
+    g.bench_function("mit_spnego_full", |b| {
+        b.iter_custom(|iters| run(&acc, &mit, now, iters))
+    });
     let (ad_acc, ad) = ad_tokens();
     let avg = ad.iter().map(Vec::len).sum::<usize>() / ad.len();
     eprintln!("AD-sized tokens: {avg} bytes on average");
-    g.bench_function("ad_sized_spnego_full", |b| b.iter_custom(|iters| run(&ad_acc, &ad, AD_NOW, iters)));
+    g.bench_function("ad_sized_spnego_full", |b| {
+        b.iter_custom(|iters| run(&ad_acc, &ad, AD_NOW, iters))
+    });
     g.finish();
 }
 

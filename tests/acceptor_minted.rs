@@ -367,3 +367,89 @@ fn truncated_and_mutated_tokens_never_panic() {
         let _ = f.acceptor.accept(&t, &no_replay);
     }
 }
+
+fn ad_token(key: &Key, cusec: u32, groups: &[u32]) -> Vec<u8> {
+    use kedge::krb::pac::{PacBuilder, Sid};
+    let domain: Sid = "S-1-5-21-1004336348-1177238915-682003330".parse().unwrap();
+    let mut b = PacBuilder::new("alice", domain, 1104).logon_time(NOW);
+    for g in groups {
+        b = b.group(*g, 7);
+    }
+    let pac = b.build(key, &Key::random(EncType::Aes256CtsHmacSha196)).unwrap();
+    let (c, s) = (alice(), spn("http"));
+    mint(&MintRequest {
+        pac: Some(pac),
+        cusec,
+        framing: Framing::Spnego { legacy_oid: true },
+        ..req(&c, &s, key, 5)
+    })
+    .token
+}
+
+#[test]
+fn windows_pac_yields_user_and_group_sids() {
+    let f = fixture();
+    let a = f
+        .acceptor
+        .accept(&ad_token(&f.key, 1, &[512, 1601]), &ctx("http"))
+        .unwrap();
+    let pac = a.pac.unwrap();
+    assert!(pac.server_signature_verified);
+    assert_eq!(
+        pac.user_sid.as_deref(),
+        Some("S-1-5-21-1004336348-1177238915-682003330-1104")
+    );
+    assert!(pac
+        .group_sids
+        .iter()
+        .any(|g| g == "S-1-5-21-1004336348-1177238915-682003330-1601"));
+}
+
+#[test]
+fn pac_signed_with_another_key_is_refused() {
+    let f = fixture();
+    let other = Key::random(EncType::Aes256CtsHmacSha196);
+    use kedge::krb::pac::{PacBuilder, Sid};
+    let domain: Sid = "S-1-5-21-1-2-3".parse().unwrap();
+    let pac = PacBuilder::new("alice", domain, 1104)
+        .logon_time(NOW)
+        .build(&other, &other)
+        .unwrap();
+    let (c, s) = (alice(), spn("http"));
+    let m = mint(&MintRequest {
+        pac: Some(pac),
+        ..req(&c, &s, &f.key, 5)
+    });
+    assert_eq!(
+        f.acceptor.accept(&m.token, &ctx("http")).unwrap_err().reason(),
+        "pac_invalid"
+    );
+}
+
+#[test]
+fn group_rules_allow_and_deny_by_pac_sids() {
+    use kedge::krb::acceptor::GroupRules;
+    let f = fixture();
+    let d = "S-1-5-21-1004336348-1177238915-682003330";
+    let rules = GroupRules {
+        allow: vec![format!("{d}-1601")],
+        deny: vec![format!("{d}-1666")],
+    };
+    let mut c = ctx("http");
+    c.groups = Some(&rules);
+    assert!(f.acceptor.accept(&ad_token(&f.key, 10, &[1601]), &c).is_ok());
+    assert_eq!(
+        f.acceptor
+            .accept(&ad_token(&f.key, 11, &[1601, 1666]), &c)
+            .unwrap_err()
+            .reason(),
+        "group_denied"
+    );
+    assert_eq!(
+        f.acceptor
+            .accept(&ad_token(&f.key, 12, &[513]), &c)
+            .unwrap_err()
+            .reason(),
+        "group_denied"
+    );
+}

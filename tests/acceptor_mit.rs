@@ -292,3 +292,82 @@ fn truncated_and_mutated_real_tokens_never_panic() {
         let _ = acc.accept(&m, &c);
     }
 }
+
+#[test]
+fn mit_pac_is_parsed_and_its_server_signature_verified() {
+    let kdc = Kdc::shared();
+    let acc = acceptor(kdc);
+    let t = &kdc.tokens("alice", &kdc.spn("http"), Mech::Spnego, 1)[0];
+    let a = acc.accept(t, &ctx("http")).unwrap();
+    let pac = a.pac.expect("MIT 1.20 issues a PAC");
+    assert!(pac.server_signature_verified);
+    // MIT's PAC has client info and signatures but no LOGON_INFO: no SIDs.
+    assert_eq!(pac.user_sid, None);
+}
+
+/// Re-encrypts a real token's ticket after `edit` changed its PAC bytes.
+fn with_edited_pac(token: &[u8], keytab: &Keytab, edit: impl Fn(&mut Vec<u8>)) -> Vec<u8> {
+    use kedge::krb::crypto::UsageKeys;
+    use rasn::types::OctetString;
+    let (ap, _) = kedge::krb::acceptor::unframe(token).unwrap();
+    let mut req: rasn_kerberos::ApReq = rasn::der::decode(ap).unwrap();
+    let kvno = req.ticket.enc_part.kvno;
+    let entry = keytab
+        .entries
+        .iter()
+        .find(|e| {
+            Some(e.kvno) == kvno
+                && e.key.etype().as_i32() == req.ticket.enc_part.etype
+                && e.principal.components[0] == "HTTP"
+        })
+        .unwrap();
+    let uk = UsageKeys::new(&entry.key, 2);
+    let plain = uk.decrypt(&req.ticket.enc_part.cipher).unwrap();
+    let mut enc: rasn_kerberos::EncTicketPart = rasn::der::decode(&plain).unwrap();
+    let ad = enc.authorization_data.as_mut().unwrap();
+    let mut inner: rasn_kerberos::AuthorizationData = rasn::der::decode(&ad[0].data).unwrap();
+    let mut pac = inner[0].data.to_vec();
+    edit(&mut pac);
+    inner[0].data = OctetString::from(pac);
+    ad[0].data = OctetString::from(rasn::der::encode(&inner).unwrap());
+    req.ticket.enc_part.cipher = OctetString::from(uk.encrypt(&rasn::der::encode(&enc).unwrap()));
+    kedge::krb::gss::wrap_krb5(
+        kedge::krb::gss::OID_KRB5,
+        kedge::krb::gss::TOK_AP_REQ,
+        &rasn::der::encode(&req).unwrap(),
+    )
+}
+
+#[test]
+fn tampered_pac_is_refused() {
+    let kdc = Kdc::shared();
+    let kt = Keytab::parse(&std::fs::read(kdc.keytab_path()).unwrap()).unwrap();
+    let acc = acceptor_for(&kt);
+    let toks = kdc.tokens("alice", &format!("HTTP@{ARRAY_FQDN}"), Mech::Krb5, 3);
+    // Re-encrypting without a change is still accepted: the test's surgery is sound.
+    assert!(acc
+        .accept(&with_edited_pac(&toks[0], &kt, |_| {}), &ctx("http"))
+        .is_ok());
+    // One byte of the client-info buffer (the user's name) changed: the server signature fails.
+    let tampered = with_edited_pac(&toks[1], &kt, |pac| {
+        let pos = pac
+            .windows(10)
+            .position(|w| {
+                w == "alice"
+                    .encode_utf16()
+                    .flat_map(|u| u.to_le_bytes())
+                    .collect::<Vec<u8>>()
+                    .as_slice()
+            })
+            .unwrap();
+        pac[pos] = b'b';
+    });
+    let e = acc.accept(&tampered, &ctx("http")).unwrap_err();
+    assert_eq!(e.reason(), "pac_invalid", "{e}");
+    // A truncated PAC is malformed, not a panic.
+    let cut = with_edited_pac(&toks[2], &kt, |pac| pac.truncate(pac.len() / 2));
+    assert_eq!(
+        acc.accept(&cut, &ctx("http")).unwrap_err().reason(),
+        "pac_invalid"
+    );
+}

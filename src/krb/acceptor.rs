@@ -462,6 +462,7 @@ fn validate(
             &bytes,
             &service_key.key,
             &client.name(),
+            &crealm,
             authtime,
             cfg.verify_pac,
         )?),

@@ -42,37 +42,57 @@ pub fn check_pac(
     pac_bytes: &[u8],
     service_key: &Key,
     client_name: &str,
+    client_realm: &str,
     authtime: i64,
     verify: bool,
 ) -> Result<PacIdentity, AuthError> {
-    // PAC_PENDING: replaced when the PAC module lands (same session).
-    let _ = (pac_bytes, service_key, client_name, authtime, verify);
-    Ok(PacIdentity::default())
-}
-/* PAC_BODY
     let pac = super::pac::Pac::parse(pac_bytes).map_err(|e| AuthError::Pac(e.to_string()))?;
     if verify {
-        pac.verify_server_signature(service_key).map_err(|e| AuthError::Pac(e.to_string()))?;
+        pac.verify_server_signature(service_key)
+            .map_err(|e| AuthError::Pac(e.to_string()))?;
     }
-    if let Some(ci) = pac.client_info().map_err(|e| AuthError::Pac(e.to_string()))? {
-        // MS-PAC §2.7: the name is the client's name without realm; MIT compares it to the
-        // ticket's cname (unparsed without realm) and the time to authtime.
-        if !ci.name.eq_ignore_ascii_case(client_name) {
-            return Err(AuthError::Pac(format!("client info names {:?}, ticket names {client_name:?}", ci.name)));
+    if let Some(ci) = pac.client_info() {
+        // MS-PAC §2.7: the client's name (realm-qualified for enterprise and cross-realm names);
+        // MIT compares it with the ticket's cname and the time with authtime.
+        if !client_name_matches(&ci.name, client_name, client_realm) {
+            return Err(AuthError::Pac(format!(
+                "client info names {:?}, ticket names {client_name:?}",
+                ci.name
+            )));
         }
-        if ci.logon_time != authtime {
-            return Err(AuthError::Pac("client info time differs from the ticket's authtime".into()));
+        if ci.logon_time_unix() != authtime {
+            return Err(AuthError::Pac(
+                "client info time differs from the ticket's authtime".into(),
+            ));
         }
     }
-    let mut id = PacIdentity { server_signature_verified: verify, ..Default::default() };
-    if let Some(li) = pac.logon_info().map_err(|e| AuthError::Pac(e.to_string()))? {
+    let mut id = PacIdentity {
+        server_signature_verified: verify,
+        ..Default::default()
+    };
+    if let Some(li) = pac.logon_info() {
         id.user_sid = Some(li.user_sid().to_string());
         id.group_sids = li.all_group_sids().iter().map(|s| s.to_string()).collect();
-        id.logon_domain = Some(li.logon_domain_name.clone());
+        id.logon_domain = Some(li.logon_domain_name().to_string());
     }
     Ok(id)
 }
-PAC_BODY */
+
+/// `name` as CLIENT_INFO carries it against the ticket's cname: equal, or equal once a trailing
+/// `@realm` of the ticket's realm is removed (enterprise/cross-realm forms), case-insensitively.
+fn client_name_matches(pac_name: &str, cname: &str, crealm: &str) -> bool {
+    if pac_name.eq_ignore_ascii_case(cname) {
+        return true;
+    }
+    let strip = |n: &str| -> String {
+        match n.rsplit_once('@') {
+            Some((user, realm)) if realm.eq_ignore_ascii_case(crealm) => user.to_string(),
+            _ => n.to_string(),
+        }
+    };
+    strip(pac_name).eq_ignore_ascii_case(&strip(cname))
+}
+
 /// Applies allow/deny rules on the user's SIDs (user SID and group SIDs). Deny wins; a non-empty
 /// allow list needs one match. Without a PAC, a non-empty allow list refuses.
 pub fn apply_group_rules(rules: &GroupRules, id: Option<&PacIdentity>) -> Result<(), AuthError> {
