@@ -1,1 +1,41 @@
-//! cli (to be built)
+//! The `kedge` command line: the binary's edge, where `anyhow` is allowed. Each subcommand lives in
+//! a file named for it.
+
+mod keytab_cmd;
+mod token_cmd;
+
+use clap::{Parser, Subcommand};
+
+/// kedge — Kerberos-validating load balancer for Exchange Client Access arrays.
+#[derive(Parser, Debug)]
+#[command(name = "kedge", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Inspect and write ASA keytabs (MIT format).
+    #[command(subcommand)]
+    Keytab(keytab_cmd::KeytabCmd),
+    /// Check a Kerberos token the way the proxy would.
+    #[command(subcommand)]
+    Token(token_cmd::TokenCmd),
+}
+
+/// Parses arguments and runs the command; returns the process exit code.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keytab(c) => keytab_cmd::run(c),
+        Command::Token(c) => token_cmd::run(c),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("kedge: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

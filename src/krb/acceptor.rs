@@ -5,11 +5,16 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 
-use super::crypto::{EncType, Key};
+use rasn_kerberos::{ApReq, Authenticator, EncTicketPart, PrincipalName};
+
+use super::crypto::{EncType, Key, UsageKeys};
 use super::error::AuthError;
+use super::gss::{self, TokenShape};
 use super::keyset::KeySet;
 use super::principal::Principal;
-use super::replay::ReplayCache;
+use super::replay::{ReplayCache, ReplayKey, ReplayVerdict};
+use super::spnego::{self, SpnegoInner};
+use super::{aprep, authz, gss_checksum, time};
 
 /// How channel bindings (Extended Protection, RFC 5929 `tls-server-end-point`) are treated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -65,6 +70,9 @@ impl Default for AcceptorConfig {
         }
     }
 }
+
+/// `AcceptCtx::service` value that accepts any service name (diagnostic tools only).
+pub const ANY_SERVICE: &str = "*";
 
 /// Per-call context: the time, the service the listener needs and the connection's bindings.
 #[derive(Clone, Copy, Debug)]
@@ -176,7 +184,405 @@ impl Acceptor {
 
     /// Validates an initial context token (SPNEGO, GSS krb5 or bare AP-REQ).
     pub fn accept(&self, token: &[u8], ctx: &AcceptCtx<'_>) -> Result<Accepted, AuthError> {
-        let _ = (token, ctx);
-        unimplemented!("acceptor")
+        let (ap_req_bytes, framing) = unframe(token)?;
+        let keys = self.keys.load();
+        validate(&self.cfg, &keys, &self.replay, ap_req_bytes, framing, ctx)
+    }
+}
+
+/// Strips GSS/SPNEGO framing down to the DER AP-REQ (RFC 2743 §3.1, RFC 4178, RFC 4121 §4.1).
+pub fn unframe(token: &[u8]) -> Result<(&[u8], Framing), AuthError> {
+    match gss::shape(token) {
+        TokenShape::Ntlm => Err(AuthError::Ntlm),
+        TokenShape::BareApReq => Ok((token, Framing::Bare)),
+        TokenShape::Gss => {
+            let (oid, inner) = gss::unwrap_initial(token)?;
+            if gss::is_krb5_oid(oid) {
+                Ok((krb5_ap_req(inner)?, Framing::Gss))
+            } else if oid == gss::OID_SPNEGO {
+                spnego_ap_req(token, inner)
+            } else if oid == gss::OID_NTLM {
+                Err(AuthError::Ntlm)
+            } else {
+                Err(AuthError::malformed("gss", "unknown mechanism OID"))
+            }
+        }
+        TokenShape::BareSpnegoInit => spnego_ap_req(token, token),
+        TokenShape::SpnegoResp => Err(AuthError::malformed(
+            "spnego",
+            "NegTokenResp is a continuation, not an initial token",
+        )),
+        TokenShape::Unknown => Err(AuthError::malformed(
+            "gss",
+            "not a GSS, SPNEGO, AP-REQ or NTLM token",
+        )),
+    }
+}
+
+/// The AP-REQ inside a krb5 mechanism token: `01 00` then the message (RFC 4121 §4.1).
+fn krb5_ap_req(inner: &[u8]) -> Result<&[u8], AuthError> {
+    match inner {
+        [0x01, 0x00, rest @ ..] => Ok(rest),
+        [a, b, ..] => Err(AuthError::malformed(
+            "gss",
+            format!("krb5 token ID {a:02x}{b:02x} is not an AP-REQ"),
+        )),
+        _ => Err(AuthError::malformed("gss", "krb5 token ID missing")),
+    }
+}
+
+/// Finds the AP-REQ in a SPNEGO NegTokenInit. The mechToken is a slice of `whole` (zero-copy):
+/// located by searching its bytes, which rasn has already proven to be there.
+fn spnego_ap_req<'t>(whole: &'t [u8], body: &'t [u8]) -> Result<(&'t [u8], Framing), AuthError> {
+    match spnego::inner_token(body)? {
+        SpnegoInner::Ntlm => Err(AuthError::Ntlm),
+        SpnegoInner::Kerberos { token, legacy_oid } => {
+            let mech = find_subslice(whole, &token)
+                .ok_or_else(|| AuthError::malformed("spnego", "mechToken not found in token"))?;
+            let framing = Framing::Spnego { legacy_oid };
+            match gss::shape(mech) {
+                TokenShape::Gss => {
+                    let (oid, inner) = gss::unwrap_initial(mech)?;
+                    if !gss::is_krb5_oid(oid) {
+                        return Err(AuthError::malformed("spnego", "mechToken is not a krb5 token"));
+                    }
+                    Ok((krb5_ap_req(inner)?, framing))
+                }
+                TokenShape::BareApReq => Ok((mech, framing)),
+                TokenShape::Ntlm => Err(AuthError::Ntlm),
+                _ => Err(AuthError::malformed(
+                    "spnego",
+                    "mechToken is neither GSS krb5 nor an AP-REQ",
+                )),
+            }
+        }
+    }
+}
+
+fn find_subslice<'a>(hay: &'a [u8], needle: &[u8]) -> Option<&'a [u8]> {
+    if needle.is_empty() || needle.len() > hay.len() {
+        return None;
+    }
+    // The mechToken ends the NegTokenInit in practice (mechListMIC is rare): try the tail first.
+    let tail = hay.len() - needle.len();
+    for start in (0..=tail).rev() {
+        if &hay[start..start + needle.len()] == needle {
+            return Some(&hay[start..start + needle.len()]);
+        }
+    }
+    None
+}
+
+fn principal_of(name: &PrincipalName, realm: &str) -> Principal {
+    Principal {
+        name_type: name.r#type,
+        components: name
+            .string
+            .iter()
+            .map(|c| String::from_utf8_lossy(c.as_bytes()).into_owned())
+            .collect(),
+        realm: realm.to_string(),
+    }
+}
+
+fn int(i: &rasn::types::Integer) -> i64 {
+    i64::try_from(i).unwrap_or(i64::MIN)
+}
+
+/// RFC 4120 §5.5.1 ap-options bit numbers (MSB first).
+const AP_OPT_USE_SESSION_KEY: usize = 1;
+const AP_OPT_MUTUAL_REQUIRED: usize = 2;
+/// RFC 4120 §5.3 ticket flag `invalid`.
+const TKT_FLAG_INVALID: usize = 7;
+/// RFC 4120 §7.5.1 key usage of the authenticator.
+pub const USAGE_AUTHENTICATOR: u32 = 11;
+
+fn bit(bits: &rasn::types::BitString, n: usize) -> bool {
+    bits.get(n).map(|b| *b).unwrap_or(false)
+}
+
+/// The checks of DESIGN.md §2 on a DER AP-REQ, in order.
+fn validate(
+    cfg: &AcceptorConfig,
+    keys: &KeySet,
+    replay: &ReplayCache,
+    ap_req_bytes: &[u8],
+    framing: Framing,
+    ctx: &AcceptCtx<'_>,
+) -> Result<Accepted, AuthError> {
+    let now = time::unix_secs(ctx.now);
+    let skew = i64::try_from(cfg.skew.as_secs()).unwrap_or(300);
+
+    // 1. The AP-REQ.
+    let req: ApReq =
+        rasn::ber::decode(ap_req_bytes).map_err(|_| AuthError::malformed("ap-req", "does not decode"))?;
+    if int(&req.pvno) != 5 {
+        return Err(AuthError::BadVersion(int(&req.pvno)));
+    }
+    if int(&req.msg_type) != 14 {
+        return Err(AuthError::MsgType(int(&req.msg_type)));
+    }
+    if bit(&req.ap_options.0, AP_OPT_USE_SESSION_KEY) {
+        return Err(AuthError::Unsupported(
+            "user-to-user (use-session-key) tickets".into(),
+        ));
+    }
+    let ticket = &req.ticket;
+    if int(&ticket.tkt_vno) != 5 {
+        return Err(AuthError::BadVersion(int(&ticket.tkt_vno)));
+    }
+
+    // 2. Ticket: SPN, realm, key, decrypt.
+    let realm = String::from_utf8_lossy(ticket.realm.as_bytes()).into_owned();
+    let sname = principal_of(&ticket.sname, &realm);
+    check_spn(cfg, &sname, ctx.service)?;
+    if let Some(want) = &cfg.realm {
+        if !want.eq_ignore_ascii_case(&realm) {
+            return Err(AuthError::WrongRealm {
+                got: realm,
+                want: want.clone(),
+            });
+        }
+    }
+    if keys.is_empty() {
+        return Err(AuthError::NoKeys);
+    }
+    let etype_n = ticket.enc_part.etype;
+    let etype = EncType::from_i32(etype_n).ok_or_else(|| AuthError::NoKey {
+        principal: sname.to_string(),
+        etype: format!("enctype {etype_n}"),
+    })?;
+    if !keys.has_etype(etype, ctx.now) {
+        return Err(AuthError::NoKey {
+            principal: sname.to_string(),
+            etype: etype.name().into(),
+        });
+    }
+    let tkvno = ticket.enc_part.kvno;
+    let mut decrypted = None;
+    for sk in keys.candidates(&sname, etype, tkvno, ctx.now) {
+        if let Ok(plain) = sk.ticket_keys().decrypt(&ticket.enc_part.cipher) {
+            decrypted = Some((sk, plain));
+            break;
+        }
+    }
+    let (service_key, plain) = match decrypted {
+        Some(d) => d,
+        None => {
+            let loaded = keys.kvnos();
+            let kv_known = tkvno.is_none_or(|v| loaded.contains(&v));
+            return Err(if kv_known {
+                AuthError::Modified { part: "ticket" }
+            } else {
+                let v = tkvno.unwrap_or(0);
+                AuthError::BadKeyVersion {
+                    ticket_kvno: v,
+                    stale: loaded.iter().all(|k| *k < v),
+                    loaded,
+                }
+            });
+        }
+    };
+    let enc: EncTicketPart =
+        rasn::ber::decode(&plain).map_err(|_| AuthError::malformed("ticket", "enc-part does not decode"))?;
+    drop(plain);
+    let crealm = String::from_utf8_lossy(enc.crealm.as_bytes()).into_owned();
+    let client = principal_of(&enc.cname, &crealm);
+
+    // 3. Times.
+    if bit(&enc.flags.0, TKT_FLAG_INVALID) {
+        return Err(AuthError::TicketNotYetValid {
+            starttime: time::krb_secs(&enc.auth_time),
+            now,
+            skew,
+        });
+    }
+    let authtime = time::krb_secs(&enc.auth_time);
+    let starttime = enc.start_time.as_ref().map(time::krb_secs).unwrap_or(authtime);
+    let endtime = time::krb_secs(&enc.end_time);
+    if starttime > now.saturating_add(skew) {
+        return Err(AuthError::TicketNotYetValid { starttime, now, skew });
+    }
+    if endtime < now.saturating_sub(skew) {
+        return Err(AuthError::TicketExpired { endtime, now, skew });
+    }
+
+    // 4. Authenticator.
+    let session_key = Key::new(
+        EncType::from_i32(enc.key.r#type)
+            .ok_or_else(|| AuthError::Unsupported(format!("session key enctype {}", enc.key.r#type)))?,
+        &enc.key.value,
+    )
+    .map_err(|_| AuthError::malformed("ticket", "session key of the wrong length"))?;
+    let auth_plain = UsageKeys::new(&session_key, USAGE_AUTHENTICATOR)
+        .decrypt(&req.authenticator.cipher)
+        .map_err(|_| AuthError::Modified {
+            part: "authenticator",
+        })?;
+    let auth: Authenticator = rasn::ber::decode(&auth_plain)
+        .map_err(|_| AuthError::malformed("authenticator", "does not decode"))?;
+    drop(auth_plain);
+    if int(&auth.authenticator_vno) != 5 {
+        return Err(AuthError::BadVersion(int(&auth.authenticator_vno)));
+    }
+    if auth.cname != enc.cname || auth.crealm != enc.crealm {
+        let a = principal_of(&auth.cname, &String::from_utf8_lossy(auth.crealm.as_bytes()));
+        return Err(AuthError::BadMatch {
+            ticket: client.to_string(),
+            authenticator: a.to_string(),
+        });
+    }
+    let ctime = time::krb_secs(&auth.ctime);
+    let delta = ctime.saturating_sub(now);
+    if delta.abs() > skew {
+        return Err(AuthError::Skew { ctime, delta, skew });
+    }
+    let cusec = u32::try_from(int(&auth.cusec)).ok().filter(|u| *u <= 999_999);
+    let cusec = cusec.ok_or_else(|| AuthError::malformed("authenticator", "cusec out of range"))?;
+
+    // GSS checksum 0x8003 and channel bindings.
+    let cksum = auth
+        .cksum
+        .as_ref()
+        .ok_or_else(|| AuthError::BadChecksum("authenticator has no GSS checksum".into()))?;
+    if cksum.r#type != gss_checksum::CKSUM_GSS {
+        return Err(AuthError::BadChecksum(format!(
+            "checksum type {} is not the GSS type 0x8003",
+            cksum.r#type
+        )));
+    }
+    let gcs = gss_checksum::parse(&cksum.checksum)?;
+    check_bindings(cfg.channel_binding, &gcs, ctx.channel_binding)?;
+    let dce_style = gcs.flags & gss_checksum::FLAG_DCE_STYLE != 0;
+    let mutual = bit(&req.ap_options.0, AP_OPT_MUTUAL_REQUIRED) || gcs.flags & gss_checksum::FLAG_MUTUAL != 0;
+
+    // 6. PAC and group rules.
+    let pac = match authz::find_pac(enc.authorization_data.as_ref())? {
+        Some(bytes) => Some(authz::check_pac(
+            &bytes,
+            &service_key.key,
+            &client.name(),
+            &crealm,
+            authtime,
+            cfg.verify_pac,
+        )?),
+        None if cfg.require_pac => return Err(AuthError::MissingPac),
+        None => None,
+    };
+    if let Some(rules) = ctx.groups {
+        authz::apply_group_rules(rules, pac.as_ref())?;
+    }
+
+    // 5. Replay, last, so that only authenticators that passed every other check take a slot.
+    if ctx.check_replay {
+        let c = &req.authenticator.cipher;
+        let tag = &c[c.len().saturating_sub(16)..];
+        let server = sname.to_string();
+        let client_s = client.to_string();
+        let key = ReplayKey {
+            server: &server,
+            client: &client_s,
+            ctime,
+            cusec,
+            tag,
+        };
+        match replay.check_and_insert(&key, now, 2 * skew) {
+            ReplayVerdict::Fresh => {}
+            ReplayVerdict::Replay => return Err(AuthError::Replay { client: client_s }),
+            ReplayVerdict::Full => return Err(AuthError::ReplayCacheFull(replay.len())),
+        }
+    }
+
+    // 7. Result and AP-REP.
+    let response_token = match framing {
+        Framing::Spnego { legacy_oid } => {
+            let rep = mutual.then(|| {
+                let oid = if legacy_oid {
+                    gss::OID_MS_KRB5
+                } else {
+                    gss::OID_KRB5
+                };
+                aprep::gss_framed(
+                    oid,
+                    &aprep::build(&session_key, &auth.ctime, cusec, rand::random()),
+                )
+            });
+            Some(spnego::accept_completed(legacy_oid, rep))
+        }
+        Framing::Gss if mutual => Some(aprep::gss_framed(
+            gss::OID_KRB5,
+            &aprep::build(&session_key, &auth.ctime, cusec, rand::random()),
+        )),
+        Framing::Bare if mutual => Some(aprep::build(&session_key, &auth.ctime, cusec, rand::random())),
+        _ => None,
+    };
+    let session_key = match &auth.subkey {
+        Some(sub) => EncType::from_i32(sub.r#type)
+            .and_then(|e| Key::new(e, &sub.value).ok())
+            .ok_or_else(|| AuthError::malformed("authenticator", "unusable subkey"))?,
+        None => session_key,
+    };
+    Ok(Accepted {
+        client,
+        service: sname,
+        etype,
+        kvno: service_key.kvno,
+        authtime,
+        starttime,
+        endtime,
+        pac,
+        session_key,
+        gss_flags: gcs.flags,
+        mutual,
+        dce_style,
+        framing,
+        response_token,
+    })
+}
+
+/// The ticket must name the service this listener serves, on one of the array's host names.
+/// Note: the ticket's sname travels in clear and is not covered by the ticket's encryption, and
+/// an ASA's SPNs all share one key, so this is a policy check against misdirected clients, not a
+/// cryptographic boundary between protocols (ARCHITECTURE.md, invariants).
+fn check_spn(cfg: &AcceptorConfig, sname: &Principal, service: &str) -> Result<(), AuthError> {
+    let ok_service =
+        service == ANY_SERVICE || sname.service().is_some_and(|s| s.eq_ignore_ascii_case(service));
+    let ok_host = cfg.hosts.is_empty()
+        || sname
+            .host()
+            .is_some_and(|h| cfg.hosts.iter().any(|a| a.eq_ignore_ascii_case(h)));
+    if ok_service && ok_host {
+        return Ok(());
+    }
+    let want = match cfg.hosts.first() {
+        Some(h) => format!("{service}/{h}"),
+        None => format!("{service}/<array>"),
+    };
+    Err(AuthError::WrongSpn {
+        got: sname.name(),
+        want,
+        protocol: service.to_string(),
+    })
+}
+
+/// Extended Protection: compare the client's `Bnd` with this connection's bindings.
+fn check_bindings(
+    policy: ChannelBindingPolicy,
+    cs: &gss_checksum::GssChecksum,
+    conn: Option<&[u8]>,
+) -> Result<(), AuthError> {
+    match (policy, conn, cs.has_bindings()) {
+        (ChannelBindingPolicy::Ignore, _, _) => Ok(()),
+        (ChannelBindingPolicy::Require, _, false) => Err(AuthError::MissingBindings),
+        (ChannelBindingPolicy::Require, None, true) => Err(AuthError::BadBindings),
+        (_, Some(app), true) => {
+            let want = gss_checksum::bindings_hash(app);
+            if subtle::ConstantTimeEq::ct_eq(&want[..], &cs.bindings[..]).into() {
+                Ok(())
+            } else {
+                Err(AuthError::BadBindings)
+            }
+        }
+        _ => Ok(()),
     }
 }

@@ -3,12 +3,14 @@
 
 pub mod acceptor;
 pub mod aprep;
+pub mod authz;
 pub mod crypto;
 pub mod error;
 pub mod gss;
 pub mod gss_checksum;
 pub mod keyset;
 pub mod keytab;
+pub mod mint;
 pub mod pac;
 pub mod principal;
 pub mod replay;

@@ -9,7 +9,21 @@
 //! (Ke/Ki, with the AES key schedule and keyed HMAC state) of one key and one usage, so the
 //! hot path (ticket decryption with the service key, usage 2) derives nothing per token.
 
+mod aes_sha1;
+mod aes_sha2;
+mod cts;
+mod nfold;
+mod rc4_hmac;
+mod string_to_key;
+#[cfg(test)]
+mod tests;
+
 use zeroize::{Zeroize, ZeroizeOnDrop};
+
+pub use self::nfold::nfold;
+pub use self::string_to_key::{
+    derive_keys, AES_SHA1_DEFAULT_ITERATIONS, AES_SHA2_DEFAULT_ITERATIONS, MAX_ITERATIONS,
+};
 
 /// Kerberos encryption types kedge knows (RFC 3961 §8, RFC 3962, RFC 8009, RFC 4757).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -111,6 +125,10 @@ pub enum CryptoError {
         got: usize,
         want: usize,
     },
+    /// string-to-key parameters refused (RFC 3961 §3): an iteration count of 0 (2^32 per RFC
+    /// 3962) or above MIT's limit of 2^24 - 1, or a non-UTF-8 password for rc4-hmac.
+    #[error("string-to-key refused: {0}")]
+    StringToKey(&'static str),
 }
 
 /// A Kerberos key. Zeroized on drop; `Debug` shows the enctype only.
@@ -167,45 +185,108 @@ pub fn string_to_key(
     salt: &[u8],
     iterations: Option<u32>,
 ) -> Result<Key, CryptoError> {
-    let _ = (etype, password, salt, iterations);
-    unimplemented!("crypto: string_to_key")
+    string_to_key::string_to_key(etype, password, salt, iterations)
 }
 
-/// Derived keys of one base key for one key usage, cached for repeated use.
+/// Keys an HMAC (any key length is valid for HMAC, RFC 2104 §2, so this never fails).
+pub(crate) fn hmac_with_key<M: hmac::digest::KeyInit>(key: &[u8]) -> M {
+    M::new_from_slice(key).unwrap_or_else(|_| M::new(&Default::default()))
+}
+
+/// Derived keys of one base key for one key usage, cached for repeated use (RFC 3961 §5.3:
+/// Ke and Ki for encryption, Kc for checksums; RFC 4757 §4: K1 and Ksign for rc4-hmac).
+///
+/// Holds the expanded AES key schedule of Ke and the HMAC state already keyed with Ki, so
+/// `decrypt` and `encrypt` derive nothing. Kc is derived on the first `checksum` call and kept.
+/// `Send + Sync`: share one per (key, usage) across threads.
+#[derive(Clone)]
 pub struct UsageKeys {
-    _private: (),
+    etype: EncType,
+    inner: Inner,
+}
+
+// Inline on purpose: `UsageKeys::new` runs per token for the session key (usage 11), and a
+// Box would add an allocation there.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
+enum Inner {
+    AesSha1(aes_sha1::AesSha1Keys),
+    AesSha2(aes_sha2::AesSha2Keys),
+    Rc4(rc4_hmac::Rc4Keys),
+}
+
+impl std::fmt::Debug for UsageKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "UsageKeys({}, <redacted>)", self.etype.name())
+    }
+}
+
+/// Copies a caller's confounder into the fixed size the enctype uses.
+fn confounder_array<const N: usize>(c: &[u8]) -> [u8; N] {
+    let mut a = [0u8; N];
+    let n = c.len().min(N);
+    a[..n].copy_from_slice(&c[..n]);
+    a
 }
 
 impl UsageKeys {
-    /// Derives (once) everything `decrypt`/`encrypt`/`checksum` need for `usage`.
+    /// Derives (once) everything `decrypt`/`encrypt` need for `usage`: for AES, Ke and Ki with
+    /// DK (RFC 3961 §5.1, RFC 3962) or KDF-HMAC-SHA2 (RFC 8009 §5); for rc4-hmac, K1 and
+    /// Ksign (RFC 4757 §4).
     pub fn new(key: &Key, usage: u32) -> Self {
-        let _ = (key, usage);
-        unimplemented!("crypto: UsageKeys::new")
+        let bytes = key.expose_bytes();
+        let inner = match key.etype {
+            EncType::Aes128CtsHmacSha196 | EncType::Aes256CtsHmacSha196 => Inner::AesSha1(
+                aes_sha1::AesSha1Keys::new(bytes, usage).expect("Key::new checks the length for the enctype"),
+            ),
+            EncType::Aes128CtsHmacSha256128 | EncType::Aes256CtsHmacSha384192 => Inner::AesSha2(
+                aes_sha2::AesSha2Keys::new(bytes, usage).expect("Key::new checks the length for the enctype"),
+            ),
+            EncType::Rc4Hmac => Inner::Rc4(rc4_hmac::Rc4Keys::new(bytes, usage)),
+        };
+        Self {
+            etype: key.etype,
+            inner,
+        }
     }
     /// The enctype of the base key.
     pub fn etype(&self) -> EncType {
-        unimplemented!()
+        self.etype
     }
-    /// RFC 3961 decrypt: checks integrity, strips the confounder, returns the plaintext.
+    /// RFC 3961 decrypt: checks integrity (in constant time, before any plaintext is returned),
+    /// strips the confounder, returns the plaintext. Errors: `BadLength` for ciphertext shorter
+    /// than confounder + tag, `Integrity` for a wrong key or modified data.
     pub fn decrypt(&self, ciphertext: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>, CryptoError> {
-        let _ = ciphertext;
-        unimplemented!()
+        let name = self.etype.name();
+        match &self.inner {
+            Inner::AesSha1(k) => k.decrypt(ciphertext, name),
+            Inner::AesSha2(k) => k.decrypt(ciphertext, name),
+            Inner::Rc4(k) => k.decrypt(ciphertext, name),
+        }
     }
     /// RFC 3961 encrypt with the given confounder (its length is the cipher block size, 16; 8 for rc4).
+    /// A confounder of another length is cut or zero-padded to that size.
     pub fn encrypt_with_confounder(&self, plaintext: &[u8], confounder: &[u8]) -> Vec<u8> {
-        let _ = (plaintext, confounder);
-        unimplemented!()
+        match &self.inner {
+            Inner::AesSha1(k) => k.encrypt(&confounder_array(confounder), plaintext),
+            Inner::AesSha2(k) => k.encrypt(&confounder_array(confounder), plaintext),
+            Inner::Rc4(k) => k.encrypt(&confounder_array(confounder), plaintext),
+        }
     }
-    /// RFC 3961 encrypt with a random confounder.
+    /// RFC 3961 encrypt with a random confounder (from the thread-local CSPRNG).
     pub fn encrypt(&self, plaintext: &[u8]) -> Vec<u8> {
-        let _ = plaintext;
-        unimplemented!()
+        let mut confounder = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut confounder);
+        self.encrypt_with_confounder(plaintext, &confounder)
     }
     /// The keyed checksum of `data` (get_mic) for this usage: hmac-sha1-96 for aes-sha1,
     /// RFC 8009 hmac-sha256-128 / sha384-192, HMAC-MD5 (-138) for rc4.
     pub fn checksum(&self, data: &[u8]) -> Vec<u8> {
-        let _ = data;
-        unimplemented!()
+        match &self.inner {
+            Inner::AesSha1(k) => k.checksum(data),
+            Inner::AesSha2(k) => k.checksum(data),
+            Inner::Rc4(k) => k.checksum(data),
+        }
     }
 }
 
@@ -222,8 +303,24 @@ pub fn encrypt(key: &Key, usage: u32, plaintext: &[u8]) -> Vec<u8> {
 /// Keyed checksum of `cksumtype` (15, 16, 19, 20, -138) with `key` for `usage`.
 /// Errors with `Unsupported` when the checksum type does not belong to the key's enctype.
 pub fn checksum(key: &Key, cksumtype: i32, usage: u32, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    let _ = (key, cksumtype, usage, data);
-    unimplemented!()
+    if cksumtype != key.etype.checksum_type() {
+        return Err(CryptoError::Unsupported(cksumtype));
+    }
+    let bytes = key.expose_bytes();
+    let sum = match key.etype {
+        EncType::Aes128CtsHmacSha196 | EncType::Aes256CtsHmacSha196 => {
+            aes_sha1::checksum_oneshot(bytes, usage, data)
+        }
+        EncType::Aes128CtsHmacSha256128 | EncType::Aes256CtsHmacSha384192 => {
+            aes_sha2::checksum_oneshot(bytes, usage, data)
+        }
+        EncType::Rc4Hmac => Some(rc4_hmac::checksum_oneshot(bytes, usage, data)),
+    };
+    sum.ok_or(CryptoError::KeyLength {
+        etype: key.etype.name(),
+        got: bytes.len(),
+        want: key.etype.key_len(),
+    })
 }
 
 /// Verifies a keyed checksum in constant time.

@@ -1,0 +1,153 @@
+//! Authorization data in tickets (RFC 4120 §5.2.6): finding the Windows PAC inside
+//! AD-IF-RELEVANT, checking it (MS-PAC §2.8 server signature, §2.7 client info) and applying
+//! group rules.
+
+use rasn_kerberos::AuthorizationData;
+
+use super::acceptor::{GroupRules, PacIdentity};
+use super::crypto::Key;
+use super::error::AuthError;
+
+/// AD-IF-RELEVANT (RFC 4120 §5.2.6.1).
+pub const AD_IF_RELEVANT: i32 = 1;
+/// AD-WIN2K-PAC (RFC 4120 §7.5.4, MS-PAC).
+pub const AD_WIN2K_PAC: i32 = 128;
+
+/// Finds the PAC bytes in a ticket's authorization data: inside AD-IF-RELEVANT, as MS-KILE puts
+/// it. More than one PAC is refused (MIT does the same).
+pub fn find_pac(ad: Option<&AuthorizationData>) -> Result<Option<Vec<u8>>, AuthError> {
+    let Some(ad) = ad else { return Ok(None) };
+    let mut found: Option<Vec<u8>> = None;
+    for el in ad {
+        if el.r#type != AD_IF_RELEVANT {
+            continue;
+        }
+        let inner: AuthorizationData = rasn::ber::decode(&el.data)
+            .map_err(|_| AuthError::malformed("authorization-data", "AD-IF-RELEVANT does not decode"))?;
+        for i in inner {
+            if i.r#type == AD_WIN2K_PAC {
+                if found.is_some() {
+                    return Err(AuthError::Pac("ticket carries more than one PAC".into()));
+                }
+                found = Some(i.data.to_vec());
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Parses and checks a PAC: the server signature with the key that decrypted the ticket (when
+/// `verify`), the client-info name and time against the ticket's, and extracts the identity.
+pub fn check_pac(
+    pac_bytes: &[u8],
+    service_key: &Key,
+    client_name: &str,
+    client_realm: &str,
+    authtime: i64,
+    verify: bool,
+) -> Result<PacIdentity, AuthError> {
+    let pac = super::pac::Pac::parse(pac_bytes).map_err(|e| AuthError::Pac(e.to_string()))?;
+    if verify {
+        pac.verify_server_signature(service_key)
+            .map_err(|e| AuthError::Pac(e.to_string()))?;
+    }
+    if let Some(ci) = pac.client_info() {
+        // MS-PAC §2.7: the client's name (realm-qualified for enterprise and cross-realm names);
+        // MIT compares it with the ticket's cname and the time with authtime.
+        if !client_name_matches(&ci.name, client_name, client_realm) {
+            return Err(AuthError::Pac(format!(
+                "client info names {:?}, ticket names {client_name:?}",
+                ci.name
+            )));
+        }
+        if ci.logon_time_unix() != authtime {
+            return Err(AuthError::Pac(
+                "client info time differs from the ticket's authtime".into(),
+            ));
+        }
+    }
+    let mut id = PacIdentity {
+        server_signature_verified: verify,
+        ..Default::default()
+    };
+    if let Some(li) = pac.logon_info() {
+        id.user_sid = Some(li.user_sid().to_string());
+        id.group_sids = li.all_group_sids().iter().map(|s| s.to_string()).collect();
+        id.logon_domain = Some(li.logon_domain_name().to_string());
+    }
+    Ok(id)
+}
+
+/// `name` as CLIENT_INFO carries it against the ticket's cname: equal, or equal once a trailing
+/// `@realm` of the ticket's realm is removed (enterprise/cross-realm forms), case-insensitively.
+fn client_name_matches(pac_name: &str, cname: &str, crealm: &str) -> bool {
+    if pac_name.eq_ignore_ascii_case(cname) {
+        return true;
+    }
+    let strip = |n: &str| -> String {
+        match n.rsplit_once('@') {
+            Some((user, realm)) if realm.eq_ignore_ascii_case(crealm) => user.to_string(),
+            _ => n.to_string(),
+        }
+    };
+    strip(pac_name).eq_ignore_ascii_case(&strip(cname))
+}
+
+/// Applies allow/deny rules on the user's SIDs (user SID and group SIDs). Deny wins; a non-empty
+/// allow list needs one match. Without a PAC, a non-empty allow list refuses.
+pub fn apply_group_rules(rules: &GroupRules, id: Option<&PacIdentity>) -> Result<(), AuthError> {
+    if rules.allow.is_empty() && rules.deny.is_empty() {
+        return Ok(());
+    }
+    let sids: Vec<&str> = match id {
+        Some(id) => id
+            .user_sid
+            .iter()
+            .map(String::as_str)
+            .chain(id.group_sids.iter().map(String::as_str))
+            .collect(),
+        None => Vec::new(),
+    };
+    let holds = |want: &String| sids.iter().any(|s| s.eq_ignore_ascii_case(want));
+    if let Some(d) = rules.deny.iter().find(|d| holds(d)) {
+        return Err(AuthError::GroupDenied(format!("member of denied {d}")));
+    }
+    if !rules.allow.is_empty() && !rules.allow.iter().any(holds) {
+        return Err(AuthError::GroupDenied(if id.is_none() {
+            "no PAC to check allowed groups against".into()
+        } else {
+            "member of none of the allowed groups".into()
+        }));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(groups: &[&str]) -> PacIdentity {
+        PacIdentity {
+            user_sid: Some("S-1-5-21-1-2-3-1104".into()),
+            group_sids: groups.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn deny_wins_over_allow() {
+        let r = GroupRules {
+            allow: vec!["S-1-5-21-1-2-3-513".into()],
+            deny: vec!["S-1-5-21-1-2-3-666".into()],
+        };
+        assert!(apply_group_rules(&r, Some(&id(&["S-1-5-21-1-2-3-513"]))).is_ok());
+        assert!(apply_group_rules(&r, Some(&id(&["S-1-5-21-1-2-3-513", "S-1-5-21-1-2-3-666"]))).is_err());
+        assert!(apply_group_rules(&r, Some(&id(&["S-1-5-21-1-2-3-512"]))).is_err());
+        assert!(apply_group_rules(&r, None).is_err());
+    }
+
+    #[test]
+    fn no_rules_allow_everyone() {
+        assert!(apply_group_rules(&GroupRules::default(), None).is_ok());
+    }
+}
