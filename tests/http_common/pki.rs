@@ -24,8 +24,12 @@ pub fn generate() -> TestPki {
         .push(DnType::CommonName, "kedge test CA");
     let ca = ca_params.self_signed(&ca_key).expect("ca");
     let key = KeyPair::generate().expect("leaf key");
-    let mut params =
-        CertificateParams::new(vec!["kedge.test".to_string(), "localhost".to_string()]).expect("params");
+    let mut params = CertificateParams::new(vec![
+        "kedge.test".to_string(),
+        "localhost".to_string(),
+        "outlook.contoso.com".to_string(),
+    ])
+    .expect("params");
     params
         .subject_alt_names
         .push(SanType::IpAddress("127.0.0.1".parse().expect("ip")));

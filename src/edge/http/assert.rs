@@ -23,7 +23,7 @@ use hyper::body::Incoming;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use super::backend::{Backend, BackendLink};
+use super::backend::{exchange_error, Backend, BackendLink};
 use super::body::AnyBody;
 use super::error::{EdgeError, ErrorKind};
 use super::forward_headers::{prepare_request, strip_hop_by_hop};
@@ -235,12 +235,9 @@ pub async fn forward(
             // The pooled connection was closed before a byte went: once more on a fresh one.
             Some(again) => {
                 link = pool.backend.open(key, "assert").await?;
-                link.sender
-                    .send_request(again)
-                    .await
-                    .map_err(|e| EdgeError::backend(ErrorKind::Io, e.to_string()))?
+                link.sender.send_request(again).await.map_err(exchange_error)?
             }
-            None => return Err(EdgeError::backend(ErrorKind::Io, e.into_error().to_string())),
+            None => return Err(exchange_error(e.into_error())),
         },
     };
     let (mut parts, body) = resp.into_parts();

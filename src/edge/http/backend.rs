@@ -90,6 +90,16 @@ impl Backend {
     }
 }
 
+/// Classifies a failed exchange with a member: a request body that broke on the client's side
+/// (hyper reports it as a user error) is the client's fault, anything else the backend's.
+pub fn exchange_error(e: hyper::Error) -> EdgeError {
+    if e.is_user() {
+        EdgeError::client(ErrorKind::Io, format!("request body: {e}"))
+    } else {
+        EdgeError::backend(ErrorKind::Io, e.to_string())
+    }
+}
+
 async fn handshake<T>(io: T) -> Result<(SendRequest<Incoming>, JoinHandle<()>), EdgeError>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,

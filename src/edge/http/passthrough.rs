@@ -11,7 +11,7 @@ use http::{Request, Response, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::backend::{Backend, BackendLink};
+use super::backend::{exchange_error, Backend, BackendLink};
 use super::body::AnyBody;
 use super::error::{EdgeError, ErrorKind};
 use super::forward_headers::{prepare_request, strip_hop_by_hop, wants_close};
@@ -99,7 +99,7 @@ pub async fn forward(
                         retried = true;
                         req = again;
                     }
-                    _ => return Err(EdgeError::backend(ErrorKind::Io, e.into_error().to_string())),
+                    _ => return Err(exchange_error(e.into_error())),
                 }
             }
         }
