@@ -124,6 +124,14 @@ impl AssertHeaders {
         })
     }
 
+    /// Every header name this route states identity in.
+    pub fn names(&self) -> Vec<HeaderName> {
+        let mut v = vec![self.principal.clone(), self.timestamp.clone()];
+        v.extend(self.groups.iter().cloned());
+        v.extend(self.signature.iter().cloned());
+        v
+    }
+
     /// Removes every identity header the client sent (any case: header names are compared
     /// case-insensitively) and the Authorization header, then states `id`, if any.
     pub fn apply(&self, headers: &mut HeaderMap, id: Option<&Identity>, now: SystemTime) {

@@ -145,6 +145,10 @@ impl Session {
             Credential::Other(_) | Credential::None => {}
         }
         let (owner, identity) = authorize(&st.auth, &route)?;
+        let mut req = req;
+        for name in route.identity_headers.iter() {
+            req.headers_mut().remove(name);
+        }
 
         match &route.assert {
             None => passthrough::forward(&mut st.pinned, &route.backend, owner, self.origin, req).await,

@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use http::HeaderName;
+
 use super::assert::{AssertHeaders, AssertPool};
 use super::backend::Backend;
 use super::error::{EdgeError, ErrorKind};
@@ -29,6 +31,10 @@ pub struct Route {
     pub backend: Backend,
     /// Present in assert mode.
     pub assert: Option<AssertRoute>,
+    /// Identity header names of every assert route of the listener: removed from every
+    /// client request on every route, so no route can carry a spoofed one to a backend that
+    /// trusts kedge's.
+    pub identity_headers: Arc<[HeaderName]>,
 }
 
 impl Route {
@@ -47,6 +53,24 @@ pub struct RouteTable {
 impl RouteTable {
     /// Resolves pools, TLS clients and assert headers of every route.
     pub fn build(cfg: &HttpListenerConfig, ctx: &EdgeContext) -> Result<Self, ServeError> {
+        let mut identity = vec![
+            HeaderName::from_static("x-kedge-principal"),
+            HeaderName::from_static("x-kedge-timestamp"),
+        ];
+        for (i, r) in cfg.routes.iter().enumerate() {
+            if r.mode == RouteMode::Assert {
+                let headers =
+                    AssertHeaders::from_config(r.assert.as_ref().unwrap_or(&AssertConfig::default()))
+                        .map_err(|e| ServeError::Route {
+                            index: i,
+                            reason: e.to_string(),
+                        })?;
+                identity.extend(headers.names());
+            }
+        }
+        identity.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        identity.dedup();
+        let identity_headers: Arc<[HeaderName]> = identity.into();
         let mut routes = Vec::new();
         for (i, r) in cfg.routes.iter().enumerate() {
             let backend = ctx.backend(&r.pool).ok_or_else(|| ServeError::Route {
@@ -73,6 +97,7 @@ impl RouteTable {
                 cfg: r.clone(),
                 backend,
                 assert,
+                identity_headers: identity_headers.clone(),
             }));
         }
         routes.sort_by_key(|r| std::cmp::Reverse(r.cfg.prefix.len()));
