@@ -25,7 +25,7 @@ use zeroize::Zeroizing;
 
 use super::backend::{exchange_error, Backend, BackendLink};
 use super::body::AnyBody;
-use super::error::{EdgeError, ErrorKind};
+use super::error::EdgeError;
 use super::forward_headers::{prepare_request, strip_hop_by_hop};
 use super::negotiate::Identity;
 use super::passthrough::Origin;
