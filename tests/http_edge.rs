@@ -474,3 +474,16 @@ async fn a_path_without_a_route_is_404() {
     let mut c = Conn::plain(kedge.addr).await;
     assert_eq!(bounded("get", c.get("/owa/", &[])).await.status, 404);
 }
+
+#[tokio::test]
+async fn kedge_identity_headers_are_stripped_on_passthrough_routes_too() {
+    let (backend, kedge) = setup().await;
+    let mut c = Conn::plain(kedge.addr).await;
+    let h = [
+        ("authorization", fake::header("alice", "")),
+        ("X-Kedge-Principal", "administrator@KEDGE.TEST".into()),
+    ];
+    let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(bounded("get", c.get("/ews/", &h)).await.status, 200);
+    assert!(backend.seen()[0].headers.get("x-kedge-principal").is_none());
+}
