@@ -8,6 +8,8 @@ use super::bind_nak::RejectReason;
 use super::uuid::Uuid;
 
 /// A malformed, unsupported or unacceptable bind / alter_context PDU (C706 12.6, MS-RPCE 2.2.2).
+// Variant fields are named for the PDU fields and limits their variant's doc names.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RpcError {
     /// Fewer bytes than the PDU needs (C706 12.6.3: the common header is 16 bytes, the PDU

@@ -11,6 +11,8 @@
 //! validates the token at [`BindInfo::token`] with `krb`, and either forwards the bind unchanged
 //! or answers [`build_bind_nak`].
 
+#![deny(missing_docs)]
+
 mod bind;
 mod bind_ack;
 mod bind_nak;
