@@ -23,13 +23,14 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 /// Buckets of `kedge_auth_duration_seconds`: a Kerberos validation takes 5–10 µs; a slow one
 /// (big PAC, contended replay cache) up to a few ms.
 pub const AUTH_BUCKETS: &[f64] = &[
-    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
-    0.025, 0.05,
+    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05,
 ];
 
 /// Buckets of `kedge_backend_connect_duration_seconds`: LAN connects up to the connect timeout.
-pub const CONNECT_BUCKETS: &[f64] =
-    &[0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 3.0];
+pub const CONNECT_BUCKETS: &[f64] = &[
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 3.0,
+];
 
 /// Installs the Prometheus recorder as the process's global `metrics` recorder (once; later
 /// calls return the same handle) and describes every kedge metric.
@@ -67,10 +68,12 @@ pub fn render() -> String {
 /// Histograms keep raw samples until drained; without a scrape they would grow forever, so a
 /// small thread drains them on a timer whether or not the admin listener runs.
 fn spawn_upkeep(handle: PrometheusHandle) {
-    let spawned = std::thread::Builder::new().name("kedge-metrics-upkeep".into()).spawn(move || loop {
-        std::thread::sleep(Duration::from_secs(5));
-        handle.run_upkeep();
-    });
+    let spawned = std::thread::Builder::new()
+        .name("kedge-metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(5));
+            handle.run_upkeep();
+        });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "could not start the metrics upkeep thread");
     }

@@ -43,24 +43,92 @@ pub const REPLAY_CACHE_FULL: &str = "kedge_replay_cache_full_total";
 pub const BUILD_INFO: &str = "kedge_build_info";
 
 pub(super) fn describe_all() {
-    describe_counter!(AUTH_TOTAL, Unit::Count, "Authentication attempts by protocol, SPN service, result (ok|fail) and reason.");
-    describe_histogram!(AUTH_DURATION, Unit::Seconds, "Time to validate one Kerberos token.");
+    describe_counter!(
+        AUTH_TOTAL,
+        Unit::Count,
+        "Authentication attempts by protocol, SPN service, result (ok|fail) and reason."
+    );
+    describe_histogram!(
+        AUTH_DURATION,
+        Unit::Seconds,
+        "Time to validate one Kerberos token."
+    );
     describe_counter!(NTLM_REJECTED, Unit::Count, "NTLM offers refused by policy.");
-    describe_counter!(REPLAY_REJECTED, Unit::Count, "Authenticators refused as replays (KRB_AP_ERR_REPEAT).");
-    describe_gauge!(CONNECTIONS_ACTIVE, Unit::Count, "Open client connections per listener.");
+    describe_counter!(
+        REPLAY_REJECTED,
+        Unit::Count,
+        "Authenticators refused as replays (KRB_AP_ERR_REPEAT)."
+    );
+    describe_gauge!(
+        CONNECTIONS_ACTIVE,
+        Unit::Count,
+        "Open client connections per listener."
+    );
     describe_gauge!(SESSIONS_ACTIVE, Unit::Count, "Open backend sessions per pool.");
-    describe_counter!(BYTES_TOTAL, Unit::Bytes, "Bytes relayed per listener and direction.");
-    describe_gauge!(BACKEND_UP, Unit::Count, "1 while a pool member passes its health checks, else 0.");
-    describe_histogram!(BACKEND_CONNECT_DURATION, Unit::Seconds, "Time to open a TCP connection to a pool member.");
-    describe_counter!(BACKEND_SELECTIONS, Unit::Count, "Sessions sent to each pool member.");
-    describe_counter!(BACKEND_FAILOVERS, Unit::Count, "Backend connects that failed over to the next candidate member.");
-    describe_counter!(BACKEND_HEALTH_TRANSITIONS, Unit::Count, "Health state changes of pool members (to = up|down).");
-    describe_counter!(BACKEND_EJECTIONS, Unit::Count, "Passive ejections of pool members after a failed connect.");
-    describe_gauge!(KEYTAB_KVNO, Unit::Count, "Key version number of the latest and previous ASA credentials.");
-    describe_counter!(KEYTAB_RELOADS, Unit::Count, "Keytab reloads by result (ok|rejected).");
-    describe_counter!(LIMIT_EXCEEDED, Unit::Count, "Requests or connections refused by a configured limit.");
-    describe_gauge!(REPLAY_CACHE_ENTRIES, Unit::Count, "Live entries in the replay cache.");
-    describe_counter!(REPLAY_CACHE_FULL, Unit::Count, "Authenticators refused because the replay cache was full.");
-    describe_gauge!(BUILD_INFO, Unit::Count, "Always 1; the version label names the running kedge.");
+    describe_counter!(
+        BYTES_TOTAL,
+        Unit::Bytes,
+        "Bytes relayed per listener and direction."
+    );
+    describe_gauge!(
+        BACKEND_UP,
+        Unit::Count,
+        "1 while a pool member passes its health checks, else 0."
+    );
+    describe_histogram!(
+        BACKEND_CONNECT_DURATION,
+        Unit::Seconds,
+        "Time to open a TCP connection to a pool member."
+    );
+    describe_counter!(
+        BACKEND_SELECTIONS,
+        Unit::Count,
+        "Sessions sent to each pool member."
+    );
+    describe_counter!(
+        BACKEND_FAILOVERS,
+        Unit::Count,
+        "Backend connects that failed over to the next candidate member."
+    );
+    describe_counter!(
+        BACKEND_HEALTH_TRANSITIONS,
+        Unit::Count,
+        "Health state changes of pool members (to = up|down)."
+    );
+    describe_counter!(
+        BACKEND_EJECTIONS,
+        Unit::Count,
+        "Passive ejections of pool members after a failed connect."
+    );
+    describe_gauge!(
+        KEYTAB_KVNO,
+        Unit::Count,
+        "Key version number of the latest and previous ASA credentials."
+    );
+    describe_counter!(
+        KEYTAB_RELOADS,
+        Unit::Count,
+        "Keytab reloads by result (ok|rejected)."
+    );
+    describe_counter!(
+        LIMIT_EXCEEDED,
+        Unit::Count,
+        "Requests or connections refused by a configured limit."
+    );
+    describe_gauge!(
+        REPLAY_CACHE_ENTRIES,
+        Unit::Count,
+        "Live entries in the replay cache."
+    );
+    describe_counter!(
+        REPLAY_CACHE_FULL,
+        Unit::Count,
+        "Authenticators refused because the replay cache was full."
+    );
+    describe_gauge!(
+        BUILD_INFO,
+        Unit::Count,
+        "Always 1; the version label names the running kedge."
+    );
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }

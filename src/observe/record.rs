@@ -185,7 +185,14 @@ pub fn keytab_kvno(slot: KvnoSlot, kvno: Option<u32>) {
 /// A keytab reload was accepted (`true`) or refused (`false`).
 pub fn keytab_reload(ok: bool) {
     let t = tally();
-    bump(if ok { &t.keytab_reloads_ok } else { &t.keytab_reloads_rejected }, 1);
+    bump(
+        if ok {
+            &t.keytab_reloads_ok
+        } else {
+            &t.keytab_reloads_rejected
+        },
+        1,
+    );
     counter!(KEYTAB_RELOADS, "result" => if ok { "ok" } else { "rejected" }).increment(1);
 }
 

@@ -74,25 +74,39 @@ impl MemberSet {
             if members.iter().any(|m: &Arc<Member>| &m.name == name) {
                 return Err(err(format!("member {name:?} listed twice")));
             }
-            let mc = table.get(name).ok_or_else(|| err(format!("unknown member {name:?}")))?;
-            let port =
-                *mc.ports.get(&cfg.port).ok_or_else(|| err(format!("member {name:?} has no port {:?}", cfg.port)))?;
+            let mc = table
+                .get(name)
+                .ok_or_else(|| err(format!("unknown member {name:?}")))?;
+            let port = *mc
+                .ports
+                .get(&cfg.port)
+                .ok_or_else(|| err(format!("member {name:?} has no port {:?}", cfg.port)))?;
             let server_name = match &tls {
-                Some(t) => Some(t.name_for(&mc.address).map_err(|e| err(format!("member {name:?}: {e}")))?),
+                Some(t) => Some(
+                    t.name_for(&mc.address)
+                        .map_err(|e| err(format!("member {name:?}: {e}")))?,
+                ),
                 None => None,
             };
             let reused = old.and_then(|o| {
-                o.members
-                    .iter()
-                    .chain(&o.retiring)
-                    .find(|m| &m.name == name && m.host == mc.address && m.port == port && m.server_name == server_name)
+                o.members.iter().chain(&o.retiring).find(|m| {
+                    &m.name == name && m.host == mc.address && m.port == port && m.server_name == server_name
+                })
             });
             let member = match reused {
                 Some(m) => {
                     updates.push((m.clone(), mc.weight, mc.drain));
                     m.clone()
                 }
-                None => Arc::new(Member::new(pool, name, &mc.address, port, mc.weight, mc.drain, server_name)),
+                None => Arc::new(Member::new(
+                    pool,
+                    name,
+                    &mc.address,
+                    port,
+                    mc.weight,
+                    mc.drain,
+                    server_name,
+                )),
             };
             members.push(member);
         }

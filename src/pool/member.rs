@@ -49,7 +49,9 @@ fn epoch() -> Instant {
 }
 
 fn nanos_since_epoch(t: Instant) -> u64 {
-    u64::try_from(t.saturating_duration_since(epoch()).as_nanos()).unwrap_or(u64::MAX).max(1)
+    u64::try_from(t.saturating_duration_since(epoch()).as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 impl Member {
@@ -144,7 +146,10 @@ impl Member {
 
     /// Why the last health check or connect failed, if it did.
     pub fn last_error(&self) -> Option<String> {
-        self.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub(super) fn seed(&self) -> u64 {
@@ -239,7 +244,10 @@ impl Member {
     /// A connect succeeded: forget past connect failures.
     pub(super) fn connect_succeeded(&self) {
         if self.suspect.swap(false, Ordering::Relaxed) {
-            self.eject.lock().unwrap_or_else(PoisonError::into_inner).succeed();
+            self.eject
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .succeed();
             self.ejected_until.store(0, Ordering::Relaxed);
         }
     }

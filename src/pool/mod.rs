@@ -45,7 +45,11 @@ pub enum PoolError {
     NoHealthyMember { pool: String },
     /// Every candidate refused or timed out.
     #[error("pool {pool}: all {tried} candidate members failed to connect (last: {last})")]
-    AllFailed { pool: String, tried: usize, last: String },
+    AllFailed {
+        pool: String,
+        tried: usize,
+        last: String,
+    },
     /// Configuration problem found at build time.
     #[error("pool {pool}: {msg}")]
     Config { pool: String, msg: String },
@@ -67,7 +71,11 @@ pub struct Pool {
 
 impl Pool {
     /// Builds a pool from its config and the member table.
-    pub fn new(name: &str, cfg: &PoolConfig, members: &BTreeMap<String, MemberConfig>) -> Result<Self, PoolError> {
+    pub fn new(
+        name: &str,
+        cfg: &PoolConfig,
+        members: &BTreeMap<String, MemberConfig>,
+    ) -> Result<Self, PoolError> {
         let pool: Arc<str> = Arc::from(name);
         let set = MemberSet::prepare(&pool, cfg, members, None)?.commit();
         Ok(Self {
@@ -116,8 +124,12 @@ impl Pool {
     pub fn candidates(&self, key: Option<&str>) -> Vec<Arc<Member>> {
         let set = self.set.load();
         let now = Instant::now();
-        let (mut ready, mut ejected): (Vec<_>, Vec<_>) =
-            set.members.iter().filter(|m| m.is_eligible()).cloned().partition(|m| !m.is_ejected(now));
+        let (mut ready, mut ejected): (Vec<_>, Vec<_>) = set
+            .members
+            .iter()
+            .filter(|m| m.is_eligible())
+            .cloned()
+            .partition(|m| !m.is_ejected(now));
         match key {
             Some(k) if set.cfg.affinity && set.cfg.balance == Balance::Rendezvous => {
                 select::rendezvous_order(&mut ready, k);
@@ -146,7 +158,10 @@ impl Pool {
         }
         let cfg = self.config();
         let timeout = Duration::from_millis(cfg.connect_timeout_ms);
-        let (base, max) = (Duration::from_millis(cfg.eject_base_ms), Duration::from_millis(cfg.eject_max_ms));
+        let (base, max) = (
+            Duration::from_millis(cfg.eject_base_ms),
+            Duration::from_millis(cfg.eject_max_ms),
+        );
         let mut last = String::new();
         for (i, m) in cands.iter().enumerate() {
             if i > 0 {
@@ -155,7 +170,8 @@ impl Pool {
             }
             let lease = MemberLease::new(m.clone());
             let started = Instant::now();
-            let err = match tokio::time::timeout(timeout, TcpStream::connect((m.host.as_str(), m.port))).await {
+            let err = match tokio::time::timeout(timeout, TcpStream::connect((m.host.as_str(), m.port))).await
+            {
                 Ok(Ok(stream)) => match stream.peer_addr() {
                     Ok(addr) => {
                         let _ = stream.set_nodelay(true);
@@ -213,13 +229,21 @@ impl Pool {
 
     /// Applies a new config: new members are added (presumed up until checked), unchanged ones
     /// keep their health, removed ones drain and disappear after their last session.
-    pub fn reconfigure(&self, cfg: &PoolConfig, members: &BTreeMap<String, MemberConfig>) -> Result<(), PoolError> {
+    pub fn reconfigure(
+        &self,
+        cfg: &PoolConfig,
+        members: &BTreeMap<String, MemberConfig>,
+    ) -> Result<(), PoolError> {
         let prepared = self.prepare(cfg, members)?;
         self.commit(prepared);
         Ok(())
     }
 
-    fn prepare(&self, cfg: &PoolConfig, members: &BTreeMap<String, MemberConfig>) -> Result<drain::Prepared, PoolError> {
+    fn prepare(
+        &self,
+        cfg: &PoolConfig,
+        members: &BTreeMap<String, MemberConfig>,
+    ) -> Result<drain::Prepared, PoolError> {
         let _w = self.write.lock().unwrap_or_else(PoisonError::into_inner);
         MemberSet::prepare(&self.name, cfg, members, Some(&self.set.load()))
     }

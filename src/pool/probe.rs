@@ -54,7 +54,9 @@ pub async fn run(probe: &Probe, host: &str, port: u16, timeout: Duration) -> Res
 }
 
 async fn run_inner(probe: &Probe, host: &str, port: u16) -> Result<(), ProbeError> {
-    let tcp = TcpStream::connect((host, port)).await.map_err(ProbeError::Connect)?;
+    let tcp = TcpStream::connect((host, port))
+        .await
+        .map_err(ProbeError::Connect)?;
     match probe {
         Probe::Tcp => Ok(()),
         Probe::Http { path, tls: None } => http_get(tcp, host, port, path, 80).await,
@@ -139,7 +141,10 @@ mod tests {
     #[test]
     fn status_line_yields_its_code() {
         assert_eq!(parse_status_line(b"HTTP/1.1 200 OK\r\n"), Some(200));
-        assert_eq!(parse_status_line(b"HTTP/1.0 503 Service Unavailable\r\nx"), Some(503));
+        assert_eq!(
+            parse_status_line(b"HTTP/1.0 503 Service Unavailable\r\nx"),
+            Some(503)
+        );
         assert_eq!(parse_status_line(b"HTTP/1.1 204\r\n"), Some(204));
     }
 

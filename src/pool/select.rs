@@ -16,12 +16,16 @@ const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// FNV-1a 64 of `bytes`.
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(FNV_OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(FNV_PRIME))
+    bytes
+        .iter()
+        .fold(FNV_OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(FNV_PRIME))
 }
 
 /// FNV-1a 64 of `bytes` with ASCII letters lowercased.
 pub fn fnv1a64_ascii_lowercase(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(FNV_OFFSET, |h, &b| (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(FNV_PRIME))
+    bytes.iter().fold(FNV_OFFSET, |h, &b| {
+        (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(FNV_PRIME)
+    })
 }
 
 /// SplitMix64: one step of the generator seeded with `x` (a bijection with full avalanche).
@@ -63,8 +67,10 @@ pub fn hrw_score(member_seed: u64, key_hash: u64, weight: u32) -> f64 {
 /// Orders `members` by descending rendezvous score for `key` (ties by name, for determinism).
 pub fn rendezvous_order(members: &mut [Arc<Member>], key: &str) {
     let k = key_hash(key);
-    let mut scored: Vec<(f64, Arc<Member>)> =
-        members.iter().map(|m| (hrw_score(m.seed(), k, m.weight()), m.clone())).collect();
+    let mut scored: Vec<(f64, Arc<Member>)> = members
+        .iter()
+        .map(|m| (hrw_score(m.seed(), k, m.weight()), m.clone()))
+        .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.name.cmp(&b.1.name)));
     for (slot, (_, m)) in members.iter_mut().zip(scored) {
         *slot = m;
