@@ -253,6 +253,13 @@ impl Pool {
         self.set.store(Arc::new(prepared.commit()));
     }
 
+    /// Runs one round of active health checks now and waits for it (the task started by
+    /// [`Pools::spawn_health_checks`] does this every interval).
+    pub async fn check_now(&self) {
+        health::check_round(self).await;
+        self.prune();
+    }
+
     /// Forgets retiring members whose last session has ended (the health task calls this on
     /// every round).
     pub fn prune(&self) {
