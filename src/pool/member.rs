@@ -219,10 +219,10 @@ impl Member {
             None => {}
         }
         if let Some(t) = transition {
-            let up = t == Transition::Up;
-            observe::backend_health_transition(self.pool.clone(), self.label.clone(), up);
-            observe::backend_up(self.pool.clone(), self.label.clone(), up);
+            observe::backend_health_transition(self.pool.clone(), self.label.clone(), t == Transition::Up);
         }
+        // Every round, not only on change: the gauge is right even if the recorder came late.
+        observe::backend_up(self.pool.clone(), self.label.clone(), self.is_healthy());
         self.set_error(result.err());
     }
 
