@@ -34,7 +34,7 @@ async fn reload_adds_checked_pools_closes_removed_ones_and_is_all_or_nothing() {
         .reconfigure(&members, &[("mapi".to_owned(), mapi)].into())
         .unwrap();
     assert!(pools.get("owa").is_none());
-    assert!(old_owa.member("cas1").map_or(true, |m| m.is_retiring()));
+    assert!(old_owa.member("cas1").is_none_or(|m| m.is_retiring()));
     let before = b.health_hits.load(Ordering::SeqCst);
     eventually("the new pool is health-checked", || {
         b.health_hits.load(Ordering::SeqCst) > before + 2
