@@ -140,6 +140,13 @@ pub struct PoolConfig {
     /// Backend connect timeout, milliseconds.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// Passive ejection: how long a member that refused a connect is left out at first,
+    /// milliseconds; doubles on each further failure in a row.
+    #[serde(default = "default_eject_base_ms")]
+    pub eject_base_ms: u64,
+    /// Passive ejection: the longest back-off, milliseconds.
+    #[serde(default = "default_eject_max_ms")]
+    pub eject_max_ms: u64,
 }
 
 fn default_true() -> bool {
@@ -147,4 +154,10 @@ fn default_true() -> bool {
 }
 fn default_connect_timeout_ms() -> u64 {
     3_000
+}
+fn default_eject_base_ms() -> u64 {
+    1_000
+}
+fn default_eject_max_ms() -> u64 {
+    60_000
 }

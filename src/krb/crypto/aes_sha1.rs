@@ -10,7 +10,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::cts::{AesCipher, BLOCK};
-use super::nfold::nfold;
+use super::nfold::{fold_usage_constant, nfold};
 use super::{hmac_with_key, CryptoError};
 
 /// Length of the truncated HMAC-SHA1-96 tag.
@@ -19,12 +19,23 @@ pub(crate) const TAG_LEN: usize = 12;
 /// RFC 3961 §5.1 DK for AES: DR(base, constant) = E(n-fold(constant)), E(that), … truncated
 /// to `out.len()` (16 or 32) bytes; random-to-key is the identity for AES (RFC 3962 §6).
 pub(crate) fn derive(base: &AesCipher, constant: &[u8], out: &mut [u8]) {
-    let mut block = Zeroizing::new([0u8; BLOCK]);
-    nfold(constant, &mut block[..]);
+    let mut folded = [0u8; BLOCK];
+    nfold(constant, &mut folded);
+    derive_folded(base, folded, out);
+}
+
+/// DK from an already n-folded constant (see [`fold_usage_constant`]).
+fn derive_folded(base: &AesCipher, folded: [u8; BLOCK], out: &mut [u8]) {
+    let mut block = Zeroizing::new(folded);
     for chunk in out.chunks_mut(BLOCK) {
         base.encrypt_block(&mut block);
         chunk.copy_from_slice(&block[..chunk.len()]);
     }
+}
+
+/// DK(base, usage‖kind), the usage constants of RFC 3961 §5.3.
+fn derive_usage(base: &AesCipher, usage: u32, kind: u8, out: &mut [u8]) {
+    derive_folded(base, fold_usage_constant(usage, kind), out);
 }
 
 /// The 5-byte well-known constant of RFC 3961 §5.3: usage (big-endian) ‖ 0x99 / 0xAA / 0x55.
@@ -52,9 +63,9 @@ impl AesSha1Keys {
         let key_len = key.len();
         let mut buf = Zeroizing::new([0u8; 32]);
         let derived = buf.get_mut(..key_len)?;
-        derive(&base, &usage_constant(usage, 0xAA), derived);
+        derive_usage(&base, usage, 0xAA, derived);
         let ke = AesCipher::new(derived)?;
-        derive(&base, &usage_constant(usage, 0x55), derived);
+        derive_usage(&base, usage, 0x55, derived);
         let ki = hmac_with_key(derived);
         Some(Self {
             base,
@@ -119,7 +130,7 @@ impl AesSha1Keys {
 fn derive_kc(base: &AesCipher, key_len: usize, usage: u32) -> Hmac<Sha1> {
     let mut buf = Zeroizing::new([0u8; 32]);
     let derived = &mut buf[..key_len.min(32)];
-    derive(base, &usage_constant(usage, 0x99), derived);
+    derive_usage(base, usage, 0x99, derived);
     hmac_with_key(derived)
 }
 

@@ -12,34 +12,130 @@ pub fn nfold(input: &[u8], out: &mut [u8]) {
     if inlen == 0 || outlen == 0 {
         return;
     }
-    // The replicated input is lcm(inlen, outlen) bytes long: that many output bytes are summed.
+    // The replicated input R is lcm(inlen, outlen) bytes: copy k is the input rotated right by
+    // 13·k bits. R is cut into outlen-byte chunks that are summed with end-around carry. The
+    // walk goes from R's last byte to its first, carrying as MIT krb5's `krb5int_nfold` does,
+    // with every index kept incrementally (no division per byte: this runs per session key).
     let lcm = inlen / gcd(inlen, outlen) * outlen;
     let inbits = inlen * 8;
+    let step = 13 % inbits;
+    // Position in R: copy k, byte j of that copy; rot = 13·k mod inbits; o = output byte.
+    let mut j = inlen - 1;
+    let mut rot = (13 * (lcm / inlen - 1)) % inbits;
+    let mut o = outlen - 1;
     let mut carry: u32 = 0;
-    for i in (0..lcm).rev() {
-        // The bit of the rotated replica that lands on the most significant bit of byte i
-        // (MIT krb5's formulation: copy number i / inlen is rotated right 13 bits that many times).
-        let msbit = (inbits - 1 + (inbits + 13) * (i / inlen) + ((inlen - i % inlen) << 3)) % inbits;
-        let hi = input
-            .get((inlen - 1 - (msbit >> 3)) % inlen)
-            .copied()
-            .unwrap_or(0);
-        let lo = input.get((inlen - (msbit >> 3)) % inlen).copied().unwrap_or(0);
-        let byte = ((u32::from(hi) << 8 | u32::from(lo)) >> ((msbit & 7) + 1)) & 0xff;
-        if let Some(o) = out.get_mut(i % outlen) {
-            carry += byte + u32::from(*o);
-            *o = (carry & 0xff) as u8;
+    for _ in 0..lcm {
+        // Byte j of the input rotated right by `rot` bits starts at input bit (8j - rot) mod inbits.
+        let mut src = 8 * j + inbits - rot;
+        if src >= inbits {
+            src -= inbits;
+        }
+        let b = src >> 3;
+        let next = if b + 1 == inlen { 0 } else { b + 1 };
+        let hi = u32::from(input.get(b).copied().unwrap_or(0));
+        let lo = u32::from(input.get(next).copied().unwrap_or(0));
+        let byte = ((hi << 8 | lo) >> (8 - (src & 7))) & 0xff;
+        if let Some(slot) = out.get_mut(o) {
+            carry += byte + u32::from(*slot);
+            *slot = (carry & 0xff) as u8;
             carry >>= 8;
+        }
+        o = if o == 0 { outlen - 1 } else { o - 1 };
+        if j == 0 {
+            j = inlen - 1;
+            rot = rot + inbits - step;
+            if rot >= inbits {
+                rot -= inbits;
+            }
+        } else {
+            j -= 1;
         }
     }
     // End-around carry: add whatever overflowed back in at the least significant end.
     if carry != 0 {
-        for o in out.iter_mut().rev() {
-            carry += u32::from(*o);
-            *o = (carry & 0xff) as u8;
+        for slot in out.iter_mut().rev() {
+            carry += u32::from(*slot);
+            *slot = (carry & 0xff) as u8;
             carry >>= 8;
         }
     }
+}
+
+/// Usages below this have their three derivation constants folded at compile time.
+const FOLDED_USAGES: usize = 64;
+
+/// n-fold of the RFC 3961 §5.3 constants usage‖0x99, usage‖0xAA, usage‖0x55 to 128 bits for
+/// usages 0..64, computed at compile time so per-token key derivation folds nothing.
+static FOLDED: [[[u8; 16]; 3]; FOLDED_USAGES] = fold_table();
+
+/// The 128-bit n-fold of usage (big-endian) ‖ `kind` (0x99, 0xAA or 0x55; RFC 3961 §5.3).
+pub(crate) fn fold_usage_constant(usage: u32, kind: u8) -> [u8; 16] {
+    let slot = match kind {
+        0x99 => 0,
+        0xAA => 1,
+        0x55 => 2,
+        _ => 3,
+    };
+    let cached = usize::try_from(usage)
+        .ok()
+        .and_then(|u| FOLDED.get(u))
+        .and_then(|row| row.get(slot));
+    match cached {
+        Some(folded) => *folded,
+        None => {
+            let u = usage.to_be_bytes();
+            let mut out = [0u8; 16];
+            nfold(&[u[0], u[1], u[2], u[3], kind], &mut out);
+            out
+        }
+    }
+}
+
+const fn fold_table() -> [[[u8; 16]; 3]; FOLDED_USAGES] {
+    let mut table = [[[0u8; 16]; 3]; FOLDED_USAGES];
+    let kinds = [0x99u8, 0xAA, 0x55];
+    let mut usage = 0;
+    while usage < FOLDED_USAGES {
+        let mut k = 0;
+        while k < 3 {
+            table[usage][k] = nfold_5_to_16([0, 0, 0, usage as u8, kinds[k]]);
+            k += 1;
+        }
+        usage += 1;
+    }
+    table
+}
+
+/// The same walk as [`nfold`], for a 5-byte input and 16-byte output, usable in const context.
+const fn nfold_5_to_16(input: [u8; 5]) -> [u8; 16] {
+    const INLEN: usize = 5;
+    const OUTLEN: usize = 16;
+    const LCM: usize = 80;
+    const INBITS: usize = 40;
+    let mut out = [0u8; OUTLEN];
+    let mut i = LCM;
+    let mut carry: u32 = 0;
+    while i > 0 {
+        i -= 1;
+        let (k, j) = (i / INLEN, i % INLEN);
+        let rot = (13 * k) % INBITS;
+        let src = (8 * j + INBITS - rot) % INBITS;
+        let b = src >> 3;
+        let hi = input[b] as u32;
+        let lo = input[(b + 1) % INLEN] as u32;
+        let byte = ((hi << 8 | lo) >> (8 - (src & 7))) & 0xff;
+        carry += byte + out[i % OUTLEN] as u32;
+        out[i % OUTLEN] = (carry & 0xff) as u8;
+        carry >>= 8;
+    }
+    let mut o = OUTLEN;
+    while carry != 0 && o > 0 {
+        o -= 1;
+        carry += out[o] as u32;
+        out[o] = (carry & 0xff) as u8;
+        carry >>= 8;
+    }
+    out
 }
 
 fn gcd(mut a: usize, mut b: usize) -> usize {
@@ -53,7 +149,7 @@ fn gcd(mut a: usize, mut b: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::nfold;
+    use super::{fold_usage_constant, nfold};
 
     fn fold(input: &str, bits: usize) -> String {
         let mut out = vec![0u8; bits / 8];
@@ -103,6 +199,22 @@ mod tests {
             fold("sommerfeld", 192),
             "2f7a98557c6ee4abadf4e71192dd442bd4ff5325a5def75c"
         );
+    }
+
+    #[test]
+    fn compile_time_usage_folds_match_runtime_nfold() {
+        for usage in [0u32, 1, 2, 11, 12, 17, 63, 64, 1024, u32::MAX] {
+            for kind in [0x99u8, 0xAA, 0x55] {
+                let u = usage.to_be_bytes();
+                let mut want = [0u8; 16];
+                nfold(&[u[0], u[1], u[2], u[3], kind], &mut want);
+                assert_eq!(
+                    fold_usage_constant(usage, kind),
+                    want,
+                    "usage {usage} kind {kind:#x}"
+                );
+            }
+        }
     }
 
     #[test]

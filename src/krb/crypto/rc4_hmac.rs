@@ -2,6 +2,8 @@
 //! HMAC-MD5(K1, confounder‖plaintext), K3 = HMAC-MD5(K1, checksum), ciphertext = checksum ‖
 //! RC4(K3, confounder(8)‖plaintext) (§4); and the hmac-md5 keyed checksum, type -138 (§4).
 
+use std::sync::OnceLock;
+
 use hmac::{Hmac, Mac};
 use md5::{Digest, Md5};
 use rc4::{consts::U16, KeyInit, Rc4, StreamCipher};
@@ -31,8 +33,10 @@ pub(crate) fn translate_usage(usage: u32) -> u32 {
 pub(crate) struct Rc4Keys {
     /// HMAC-MD5 keyed with K1 = HMAC-MD5(key, usage as little-endian u32).
     k1: Hmac<Md5>,
-    /// HMAC-MD5 keyed with Ksign = HMAC-MD5(key, "signaturekey\0").
-    ksign: Hmac<Md5>,
+    /// HMAC-MD5 keyed with the base key, for deriving Ksign.
+    base: Hmac<Md5>,
+    /// HMAC-MD5 keyed with Ksign = HMAC-MD5(key, "signaturekey\0"), on first checksum.
+    ksign: OnceLock<Hmac<Md5>>,
     /// The translated usage, little-endian, for the checksum.
     usage_le: [u8; 4],
 }
@@ -45,12 +49,10 @@ impl Rc4Keys {
         let k1 = Zeroizing::new(<[u8; 16]>::from(
             base.clone().chain_update(usage_le).finalize().into_bytes(),
         ));
-        let ksign = Zeroizing::new(<[u8; 16]>::from(
-            base.chain_update(b"signaturekey\0").finalize().into_bytes(),
-        ));
         Self {
             k1: hmac_with_key(&k1[..]),
-            ksign: hmac_with_key(&ksign[..]),
+            base,
+            ksign: OnceLock::new(),
             usage_le,
         }
     }
@@ -107,7 +109,11 @@ impl Rc4Keys {
     /// The hmac-md5 checksum (type -138, RFC 4757 §4):
     /// HMAC-MD5(Ksign, MD5(usage as little-endian u32 ‖ data)).
     pub(crate) fn checksum(&self, data: &[u8]) -> Vec<u8> {
-        sign(&self.ksign, self.usage_le, data)
+        sign(
+            self.ksign.get_or_init(|| derive_ksign(&self.base)),
+            self.usage_le,
+            data,
+        )
     }
 }
 
@@ -118,15 +124,22 @@ fn sign(ksign: &Hmac<Md5>, usage_le: [u8; 4], data: &[u8]) -> Vec<u8> {
 
 /// One-shot hmac-md5 checksum (type -138, RFC 4757 §4) that derives only Ksign.
 pub(crate) fn checksum_oneshot(key: &[u8], usage: u32, data: &[u8]) -> Vec<u8> {
-    let base: Hmac<Md5> = hmac_with_key(key);
-    let ksign = Zeroizing::new(<[u8; 16]>::from(
-        base.chain_update(b"signaturekey\0").finalize().into_bytes(),
-    ));
     sign(
-        &hmac_with_key(&ksign[..]),
+        &derive_ksign(&hmac_with_key(key)),
         translate_usage(usage).to_le_bytes(),
         data,
     )
+}
+
+/// Ksign = HMAC-MD5(key, "signaturekey\0") as keyed HMAC state (RFC 4757 §4).
+fn derive_ksign(base: &Hmac<Md5>) -> Hmac<Md5> {
+    let ksign = Zeroizing::new(<[u8; 16]>::from(
+        base.clone()
+            .chain_update(b"signaturekey\0")
+            .finalize()
+            .into_bytes(),
+    ));
+    hmac_with_key(&ksign[..])
 }
 
 #[cfg(test)]

@@ -1,1 +1,0 @@
-//! Metrics names and recording helpers (to be built)

@@ -1,0 +1,80 @@
+//! Metrics: one process-global Prometheus recorder, the name, help text and unit of every metric,
+//! and small typed recording functions so the edges never spell a metric name themselves.
+//!
+//! Label sets are bounded by construction: listener, pool and member names come from the config,
+//! protocol/service/result/reason from fixed vocabularies. A principal is never a label (logs name
+//! principals; metrics do not).
+
+mod names;
+mod record;
+mod tally;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub use names::*;
+pub use record::*;
+pub use tally::{tally, Counters, Tally};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Buckets of `kedge_auth_duration_seconds`: a Kerberos validation takes 5–10 µs; a slow one
+/// (big PAC, contended replay cache) up to a few ms.
+pub const AUTH_BUCKETS: &[f64] = &[
+    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05,
+];
+
+/// Buckets of `kedge_backend_connect_duration_seconds`: LAN connects up to the connect timeout.
+pub const CONNECT_BUCKETS: &[f64] = &[
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 3.0,
+];
+
+/// Installs the Prometheus recorder as the process's global `metrics` recorder (once; later
+/// calls return the same handle) and describes every kedge metric.
+///
+/// Call it before building pools and listeners. If another recorder was installed first (a
+/// test harness, an embedding program), kedge keeps its own registry for `/metrics` and logs a
+/// warning: values recorded through the `metrics` macros then go to the other recorder.
+pub fn install() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(AUTH_DURATION.into()), AUTH_BUCKETS)
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BACKEND_CONNECT_DURATION.into()), CONNECT_BUCKETS))
+            .expect("bucket lists are non-empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        if let Err(e) = metrics::set_global_recorder(recorder) {
+            tracing::warn!(error = %e, "a metrics recorder was already installed; /metrics shows only kedge's own");
+        }
+        names::describe_all();
+        spawn_upkeep(handle.clone());
+        handle
+    })
+}
+
+/// The recorder's handle, installing it on first use (tests call this to render metrics).
+pub fn handle() -> &'static PrometheusHandle {
+    install()
+}
+
+/// The Prometheus text exposition of every metric.
+pub fn render() -> String {
+    handle().render()
+}
+
+/// Histograms keep raw samples until drained; without a scrape they would grow forever, so a
+/// small thread drains them on a timer whether or not the admin listener runs.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("kedge-metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(5));
+            handle.run_upkeep();
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "could not start the metrics upkeep thread");
+    }
+}

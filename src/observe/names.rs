@@ -1,0 +1,134 @@
+//! Every metric's name, and its help text and unit (`describe_*`), in one place.
+
+use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+
+/// Counter `{protocol, service, result, reason}`: authentication attempts.
+pub const AUTH_TOTAL: &str = "kedge_auth_total";
+/// Histogram `{protocol}`: time to validate one token, seconds.
+pub const AUTH_DURATION: &str = "kedge_auth_duration_seconds";
+/// Counter `{protocol}`: NTLM offers refused by policy.
+pub const NTLM_REJECTED: &str = "kedge_ntlm_rejected_total";
+/// Counter `{protocol}`: authenticators refused as replays.
+pub const REPLAY_REJECTED: &str = "kedge_replay_rejected_total";
+/// Gauge `{listener}`: open client connections.
+pub const CONNECTIONS_ACTIVE: &str = "kedge_connections_active";
+/// Gauge `{pool}`: open backend sessions (one per [`crate::pool::MemberLease`]).
+pub const SESSIONS_ACTIVE: &str = "kedge_sessions_active";
+/// Counter `{listener, direction}`: bytes relayed; direction `client_to_backend` or
+/// `backend_to_client`.
+pub const BYTES_TOTAL: &str = "kedge_bytes_total";
+/// Gauge `{pool, member}`: 1 while the member passes its health checks.
+pub const BACKEND_UP: &str = "kedge_backend_up";
+/// Histogram `{pool}`: time to connect to a member, seconds.
+pub const BACKEND_CONNECT_DURATION: &str = "kedge_backend_connect_duration_seconds";
+/// Counter `{pool, member}`: sessions sent to a member.
+pub const BACKEND_SELECTIONS: &str = "kedge_backend_selections_total";
+/// Counter `{pool}`: connects that moved on to the next candidate.
+pub const BACKEND_FAILOVERS: &str = "kedge_backend_failovers_total";
+/// Counter `{pool, member, to}`: health state changes, `to` = `up` or `down`.
+pub const BACKEND_HEALTH_TRANSITIONS: &str = "kedge_backend_health_transitions_total";
+/// Counter `{pool, member}`: passive ejections after a failed connect.
+pub const BACKEND_EJECTIONS: &str = "kedge_backend_ejections_total";
+/// Gauge `{slot}`: kvno of the `latest` and `previous` ASA credentials.
+pub const KEYTAB_KVNO: &str = "kedge_keytab_kvno";
+/// Counter `{result}`: keytab reloads, `ok` or `rejected`.
+pub const KEYTAB_RELOADS: &str = "kedge_keytab_reloads_total";
+/// Counter `{listener, limit}`: requests or connections refused by a limit.
+pub const LIMIT_EXCEEDED: &str = "kedge_limit_exceeded_total";
+/// Gauge: live replay-cache entries.
+pub const REPLAY_CACHE_ENTRIES: &str = "kedge_replay_cache_entries";
+/// Counter: authenticators refused because the replay cache was full.
+pub const REPLAY_CACHE_FULL: &str = "kedge_replay_cache_full_total";
+/// Gauge `{version}`: always 1; carries the running version.
+pub const BUILD_INFO: &str = "kedge_build_info";
+
+pub(super) fn describe_all() {
+    describe_counter!(
+        AUTH_TOTAL,
+        Unit::Count,
+        "Authentication attempts by protocol, SPN service, result (ok|fail) and reason."
+    );
+    describe_histogram!(
+        AUTH_DURATION,
+        Unit::Seconds,
+        "Time to validate one Kerberos token."
+    );
+    describe_counter!(NTLM_REJECTED, Unit::Count, "NTLM offers refused by policy.");
+    describe_counter!(
+        REPLAY_REJECTED,
+        Unit::Count,
+        "Authenticators refused as replays (KRB_AP_ERR_REPEAT)."
+    );
+    describe_gauge!(
+        CONNECTIONS_ACTIVE,
+        Unit::Count,
+        "Open client connections per listener."
+    );
+    describe_gauge!(SESSIONS_ACTIVE, Unit::Count, "Open backend sessions per pool.");
+    describe_counter!(
+        BYTES_TOTAL,
+        Unit::Bytes,
+        "Bytes relayed per listener and direction."
+    );
+    describe_gauge!(
+        BACKEND_UP,
+        Unit::Count,
+        "1 while a pool member passes its health checks, else 0."
+    );
+    describe_histogram!(
+        BACKEND_CONNECT_DURATION,
+        Unit::Seconds,
+        "Time to open a TCP connection to a pool member."
+    );
+    describe_counter!(
+        BACKEND_SELECTIONS,
+        Unit::Count,
+        "Sessions sent to each pool member."
+    );
+    describe_counter!(
+        BACKEND_FAILOVERS,
+        Unit::Count,
+        "Backend connects that failed over to the next candidate member."
+    );
+    describe_counter!(
+        BACKEND_HEALTH_TRANSITIONS,
+        Unit::Count,
+        "Health state changes of pool members (to = up|down)."
+    );
+    describe_counter!(
+        BACKEND_EJECTIONS,
+        Unit::Count,
+        "Passive ejections of pool members after a failed connect."
+    );
+    describe_gauge!(
+        KEYTAB_KVNO,
+        Unit::Count,
+        "Key version number of the latest and previous ASA credentials."
+    );
+    describe_counter!(
+        KEYTAB_RELOADS,
+        Unit::Count,
+        "Keytab reloads by result (ok|rejected)."
+    );
+    describe_counter!(
+        LIMIT_EXCEEDED,
+        Unit::Count,
+        "Requests or connections refused by a configured limit."
+    );
+    describe_gauge!(
+        REPLAY_CACHE_ENTRIES,
+        Unit::Count,
+        "Live entries in the replay cache."
+    );
+    describe_counter!(
+        REPLAY_CACHE_FULL,
+        Unit::Count,
+        "Authenticators refused because the replay cache was full."
+    );
+    describe_gauge!(
+        BUILD_INFO,
+        Unit::Count,
+        "Always 1; the version label names the running kedge."
+    );
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+}

@@ -1,0 +1,215 @@
+//! Typed recording functions: the only places that name a metric.
+
+use metrics::{counter, gauge, histogram, Counter, Gauge, SharedString};
+
+use super::names::*;
+use super::tally::{bump, tally};
+use std::sync::atomic::Ordering;
+
+/// One authentication attempt: `result` is `ok` or `fail`, `reason` the error's `reason()`
+/// (`ok` on success); `seconds` the validation time.
+pub fn auth_attempt(protocol: &str, service: &str, result: &str, reason: &str, seconds: f64) {
+    let ok = result == "ok";
+    bump(if ok { &tally().auth_ok } else { &tally().auth_fail }, 1);
+    let result: SharedString = if ok { "ok".into() } else { "fail".into() };
+    counter!(AUTH_TOTAL, "protocol" => protocol.to_owned(), "service" => service.to_owned(),
+        "result" => result, "reason" => reason.to_owned())
+    .increment(1);
+    histogram!(AUTH_DURATION, "protocol" => protocol.to_owned()).record(seconds);
+}
+
+/// An NTLM offer refused by policy.
+pub fn ntlm_rejected(protocol: &str) {
+    bump(&tally().ntlm_rejected, 1);
+    counter!(NTLM_REJECTED, "protocol" => protocol.to_owned()).increment(1);
+}
+
+/// An authenticator refused as a replay.
+pub fn replay_rejected(protocol: &str) {
+    bump(&tally().replay_rejected, 1);
+    counter!(REPLAY_REJECTED, "protocol" => protocol.to_owned()).increment(1);
+}
+
+/// Counts one open client connection on `listener` until dropped.
+#[derive(Debug)]
+#[must_use = "the connection is counted only while the guard lives"]
+pub struct ConnectionGuard {
+    gauge: Gauge,
+}
+
+/// A client connection was accepted on `listener`; keep the guard for its lifetime.
+pub fn connection_opened(listener: &str) -> ConnectionGuard {
+    tally().connections_active.fetch_add(1, Ordering::Relaxed);
+    bump(&tally().connections_total, 1);
+    let gauge = gauge!(CONNECTIONS_ACTIVE, "listener" => listener.to_owned());
+    gauge.increment(1.0);
+    ConnectionGuard { gauge }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        tally().connections_active.fetch_sub(1, Ordering::Relaxed);
+        self.gauge.decrement(1.0);
+    }
+}
+
+/// Counts one open backend session of `pool` until dropped (held by [`crate::pool::MemberLease`]).
+#[derive(Debug)]
+#[must_use = "the session is counted only while the guard lives"]
+pub struct SessionGuard {
+    gauge: Gauge,
+}
+
+/// A backend session of `pool` began; keep the guard for its lifetime.
+pub fn session_opened(pool: impl Into<SharedString>) -> SessionGuard {
+    tally().sessions_active.fetch_add(1, Ordering::Relaxed);
+    let gauge = gauge!(SESSIONS_ACTIVE, "pool" => pool.into());
+    gauge.increment(1.0);
+    SessionGuard { gauge }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        tally().sessions_active.fetch_sub(1, Ordering::Relaxed);
+        self.gauge.decrement(1.0);
+    }
+}
+
+/// Direction of relayed bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// From the client towards the backend.
+    ClientToBackend,
+    /// From the backend towards the client.
+    BackendToClient,
+}
+
+impl Direction {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::ClientToBackend => "client_to_backend",
+            Direction::BackendToClient => "backend_to_client",
+        }
+    }
+}
+
+/// Counts relayed bytes of one listener and direction; get one per connection with
+/// [`byte_meter`] and call [`ByteMeter::add`] per chunk (no label work per chunk).
+#[derive(Clone, Debug)]
+pub struct ByteMeter {
+    counter: Counter,
+    direction: Direction,
+}
+
+/// A byte meter for `listener` and `direction`.
+pub fn byte_meter(listener: &str, direction: Direction) -> ByteMeter {
+    ByteMeter {
+        counter: counter!(BYTES_TOTAL, "listener" => listener.to_owned(), "direction" => direction.as_str()),
+        direction,
+    }
+}
+
+impl ByteMeter {
+    /// `n` more bytes went through.
+    pub fn add(&self, n: u64) {
+        let t = tally();
+        bump(
+            match self.direction {
+                Direction::ClientToBackend => &t.bytes_client_to_backend,
+                Direction::BackendToClient => &t.bytes_backend_to_client,
+            },
+            n,
+        );
+        self.counter.increment(n);
+    }
+}
+
+/// `n` bytes relayed on `listener` in `direction` (prefer a [`ByteMeter`] on hot paths).
+pub fn bytes(listener: &str, direction: Direction, n: u64) {
+    byte_meter(listener, direction).add(n);
+}
+
+/// Sets the health gauge of a pool member.
+pub fn backend_up(pool: impl Into<SharedString>, member: impl Into<SharedString>, up: bool) {
+    gauge!(BACKEND_UP, "pool" => pool.into(), "member" => member.into()).set(if up { 1.0 } else { 0.0 });
+}
+
+/// Time one backend connect took.
+pub fn backend_connect_duration(pool: impl Into<SharedString>, seconds: f64) {
+    histogram!(BACKEND_CONNECT_DURATION, "pool" => pool.into()).record(seconds);
+}
+
+/// A session was sent to `member`.
+pub fn backend_selected(pool: impl Into<SharedString>, member: impl Into<SharedString>) {
+    counter!(BACKEND_SELECTIONS, "pool" => pool.into(), "member" => member.into()).increment(1);
+}
+
+/// A connect failed and the pool moved on to the next candidate.
+pub fn backend_failover(pool: impl Into<SharedString>) {
+    bump(&tally().backend_failovers, 1);
+    counter!(BACKEND_FAILOVERS, "pool" => pool.into()).increment(1);
+}
+
+/// A member's health changed.
+pub fn backend_health_transition(pool: impl Into<SharedString>, member: impl Into<SharedString>, up: bool) {
+    let to = if up { "up" } else { "down" };
+    counter!(BACKEND_HEALTH_TRANSITIONS, "pool" => pool.into(), "member" => member.into(), "to" => to)
+        .increment(1);
+}
+
+/// A member was ejected after a failed connect.
+pub fn backend_ejected(pool: impl Into<SharedString>, member: impl Into<SharedString>) {
+    bump(&tally().backend_ejections, 1);
+    counter!(BACKEND_EJECTIONS, "pool" => pool.into(), "member" => member.into()).increment(1);
+}
+
+/// Which ASA credential a kvno belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvnoSlot {
+    /// The newest credential.
+    Latest,
+    /// The one before it (still accepted after a password roll).
+    Previous,
+}
+
+/// Publishes the kvno of a credential slot (`None`: no such credential, shown as 0).
+pub fn keytab_kvno(slot: KvnoSlot, kvno: Option<u32>) {
+    let slot = match slot {
+        KvnoSlot::Latest => "latest",
+        KvnoSlot::Previous => "previous",
+    };
+    gauge!(KEYTAB_KVNO, "slot" => slot).set(f64::from(kvno.unwrap_or(0)));
+}
+
+/// A keytab reload was accepted (`true`) or refused (`false`).
+pub fn keytab_reload(ok: bool) {
+    let t = tally();
+    bump(
+        if ok {
+            &t.keytab_reloads_ok
+        } else {
+            &t.keytab_reloads_rejected
+        },
+        1,
+    );
+    counter!(KEYTAB_RELOADS, "result" => if ok { "ok" } else { "rejected" }).increment(1);
+}
+
+/// A configured limit (`max_header_bytes`, `max_connections`, `header_timeout`, …) refused
+/// something on `listener`.
+pub fn limit_exceeded(listener: &str, limit: &'static str) {
+    bump(&tally().limit_exceeded, 1);
+    counter!(LIMIT_EXCEEDED, "listener" => listener.to_owned(), "limit" => limit).increment(1);
+}
+
+/// Publishes the number of live replay-cache entries.
+pub fn replay_cache_entries(n: usize) {
+    gauge!(REPLAY_CACHE_ENTRIES).set(n as f64);
+}
+
+/// The replay cache was full and an authenticator was refused.
+pub fn replay_cache_full() {
+    bump(&tally().replay_cache_full, 1);
+    counter!(REPLAY_CACHE_FULL).increment(1);
+}

@@ -1,0 +1,254 @@
+//! A pool member at run time: address, weight, health, ejection, drain flags and the count of
+//! open sessions. The hot path reads only atomics; the mutexes are touched by health checks,
+//! failed connects and the admin API.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::ServerName;
+
+use super::eject::Ejection;
+use super::health_state::{HealthState, Transition};
+use super::select::member_seed;
+use crate::observe;
+
+/// A member as one pool sees it (a CAS server listed in two pools is two `Member`s: each pool
+/// checks its own port).
+#[derive(Debug)]
+pub struct Member {
+    /// Member name (the key in `[members]`).
+    pub name: String,
+    /// Host name or address to connect to.
+    pub host: String,
+    /// Port for this pool's protocol.
+    pub port: u16,
+    pool: Arc<str>,
+    label: Arc<str>,
+    seed: u64,
+    weight: AtomicU32,
+    cfg_drain: AtomicBool,
+    draining: AtomicBool,
+    retiring: AtomicBool,
+    healthy: AtomicBool,
+    /// Nanoseconds after [`epoch`] until which the member is ejected; 0 = not ejected.
+    ejected_until: AtomicU64,
+    active: AtomicU64,
+    /// Set by a failed connect, cleared by a successful one (so success takes no lock).
+    suspect: AtomicBool,
+    health: Mutex<HealthState>,
+    eject: Mutex<Ejection>,
+    last_error: Mutex<Option<String>>,
+    pub(super) server_name: Option<ServerName<'static>>,
+}
+
+/// The instant member times are counted from (process-wide, so atomics can hold them).
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn nanos_since_epoch(t: Instant) -> u64 {
+    u64::try_from(t.saturating_duration_since(epoch()).as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+impl Member {
+    pub(super) fn new(
+        pool: &Arc<str>,
+        name: &str,
+        host: &str,
+        port: u16,
+        weight: u32,
+        drain: bool,
+        server_name: Option<ServerName<'static>>,
+    ) -> Self {
+        let _ = epoch();
+        let m = Self {
+            name: name.into(),
+            host: host.into(),
+            port,
+            pool: pool.clone(),
+            label: Arc::from(name),
+            seed: member_seed(name),
+            weight: AtomicU32::new(weight),
+            cfg_drain: AtomicBool::new(drain),
+            draining: AtomicBool::new(drain),
+            retiring: AtomicBool::new(false),
+            healthy: AtomicBool::new(true),
+            ejected_until: AtomicU64::new(0),
+            active: AtomicU64::new(0),
+            suspect: AtomicBool::new(false),
+            health: Mutex::new(HealthState::new()),
+            eject: Mutex::new(Ejection::default()),
+            last_error: Mutex::new(None),
+            server_name,
+        };
+        observe::backend_up(m.pool.clone(), m.label.clone(), true);
+        m
+    }
+
+    /// The pool this member belongs to.
+    pub fn pool(&self) -> &str {
+        &self.pool
+    }
+
+    /// Current weight (0 takes no new sessions).
+    pub fn weight(&self) -> u32 {
+        self.weight.load(Ordering::Relaxed)
+    }
+
+    /// Sessions currently open to this member through this pool.
+    pub fn active(&self) -> u64 {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Whether the active health check considers the member up.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Whether the member is drained (by config or the admin API): no new sessions.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed) || self.is_retiring()
+    }
+
+    /// Whether the member was removed from the pool by a reload and lives on only until its
+    /// last session ends.
+    pub fn is_retiring(&self) -> bool {
+        self.retiring.load(Ordering::Relaxed)
+    }
+
+    /// Whether passive ejection keeps the member out at `now`.
+    pub fn is_ejected(&self, now: Instant) -> bool {
+        let until = self.ejected_until.load(Ordering::Relaxed);
+        until != 0 && until > nanos_since_epoch(now)
+    }
+
+    /// How long the current ejection still lasts.
+    pub fn ejected_for(&self, now: Instant) -> Option<Duration> {
+        let until = self.ejected_until.load(Ordering::Relaxed);
+        let now = nanos_since_epoch(now);
+        (until > now).then(|| Duration::from_nanos(until - now))
+    }
+
+    /// Whether the member may take a new session at `now` (ignoring passive ejection, which only
+    /// moves it to the back of the line).
+    pub fn is_eligible(&self) -> bool {
+        self.is_healthy() && !self.is_draining() && self.weight() > 0
+    }
+
+    /// A copy of the health counters.
+    pub fn health(&self) -> HealthState {
+        self.health.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Why the last health check or connect failed, if it did.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(super) fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    pub(super) fn label(&self) -> Arc<str> {
+        self.label.clone()
+    }
+
+    pub(super) fn pool_label(&self) -> Arc<str> {
+        self.pool.clone()
+    }
+
+    pub(super) fn set_draining(&self, drain: bool) {
+        self.draining.store(drain, Ordering::Relaxed);
+    }
+
+    /// A reload kept this member: new weight, and the config's `drain` if it changed (a drain set
+    /// through the admin API survives reloads that do not touch `drain`).
+    pub(super) fn update(&self, weight: u32, cfg_drain: bool) {
+        self.weight.store(weight, Ordering::Relaxed);
+        if self.cfg_drain.swap(cfg_drain, Ordering::Relaxed) != cfg_drain {
+            self.set_draining(cfg_drain);
+        }
+        self.retiring.store(false, Ordering::Relaxed);
+    }
+
+    pub(super) fn retire(&self) {
+        self.retiring.store(true, Ordering::Relaxed);
+    }
+
+    pub(super) fn acquire(&self) {
+        self.active.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn release(&self) {
+        self.active.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn set_error(&self, err: Option<String>) {
+        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = err;
+    }
+
+    /// Applies one active-check result; logs and counts a change of health.
+    pub(super) fn record_check(&self, result: Result<(), String>, rise: u32, fall: u32) {
+        let ok = result.is_ok();
+        let transition = {
+            let mut h = self.health.lock().unwrap_or_else(PoisonError::into_inner);
+            h.record(ok, rise, fall)
+        };
+        if ok {
+            let mut e = self.eject.lock().unwrap_or_else(PoisonError::into_inner);
+            e.lift();
+            self.ejected_until.store(0, Ordering::Relaxed);
+        }
+        match transition {
+            Some(Transition::Up) => {
+                self.healthy.store(true, Ordering::Relaxed);
+                tracing::info!(pool = %self.pool, member = %self.name, "member is up");
+            }
+            Some(Transition::Down) => {
+                self.healthy.store(false, Ordering::Relaxed);
+                tracing::warn!(pool = %self.pool, member = %self.name,
+                    error = result.as_ref().err().map(String::as_str).unwrap_or(""), "member is down");
+            }
+            None => {}
+        }
+        if let Some(t) = transition {
+            observe::backend_health_transition(self.pool.clone(), self.label.clone(), t == Transition::Up);
+        }
+        // Every round, not only on change: the gauge is right even if the recorder came late.
+        observe::backend_up(self.pool.clone(), self.label.clone(), self.is_healthy());
+        self.set_error(result.err());
+    }
+
+    /// A connect to the member failed at `now`: eject it for a growing back-off.
+    pub(super) fn connect_failed(&self, now: Instant, err: String, base: Duration, max: Duration) {
+        let (backoff, until) = {
+            let mut e = self.eject.lock().unwrap_or_else(PoisonError::into_inner);
+            let b = e.fail(now, base, max);
+            (b, e.until().map(nanos_since_epoch).unwrap_or(0))
+        };
+        self.ejected_until.store(until, Ordering::Relaxed);
+        self.suspect.store(true, Ordering::Relaxed);
+        tracing::warn!(pool = %self.pool, member = %self.name, error = %err,
+            backoff_ms = backoff.as_millis() as u64, "connect failed; member ejected");
+        observe::backend_ejected(self.pool.clone(), self.label.clone());
+        self.set_error(Some(err));
+    }
+
+    /// A connect succeeded: forget past connect failures.
+    pub(super) fn connect_succeeded(&self) {
+        if self.suspect.swap(false, Ordering::Relaxed) {
+            self.eject
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .succeed();
+            self.ejected_until.store(0, Ordering::Relaxed);
+        }
+    }
+}

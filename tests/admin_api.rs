@@ -1,0 +1,320 @@
+//! The admin listener: metrics exposition, health and readiness, status, drain API.
+
+mod pool_support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kedge::admin::{self, AdminState, Credential, CredentialStatus, ListenerStatus, Status};
+use kedge::pool::{HealthKind, Pools};
+use pool_support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+
+struct Admin {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Admin {
+    async fn start(state: AdminState) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(admin::serve(listener, state, async move {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
+            .await
+            .expect("admin stops")
+            .unwrap();
+    }
+
+    async fn request(&self, method: &str, path: &str) -> (u16, String) {
+        let mut s = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        let code = text[9..12].parse().unwrap();
+        let body = text.split_once("\r\n\r\n").unwrap().1.to_owned();
+        (code, body)
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        self.request("GET", path).await
+    }
+}
+
+fn credentials() -> CredentialStatus {
+    CredentialStatus {
+        latest: Some(Credential {
+            principal: "EXCHASA$@CONTOSO.COM".into(),
+            kvno: 7,
+            enctypes: vec!["aes256-cts-hmac-sha1-96".into(), "aes128-cts-hmac-sha1-96".into()],
+            loaded_at: 1_714_564_800,
+        }),
+        previous: Some(Credential {
+            principal: "EXCHASA$@CONTOSO.COM".into(),
+            kvno: 6,
+            enctypes: vec!["aes256-cts-hmac-sha1-96".into()],
+            loaded_at: 1_712_000_000,
+        }),
+    }
+}
+
+async fn pools_of(backends: &[&Backend], kind: HealthKind) -> Arc<Pools> {
+    let names: Vec<&str> = backends.iter().map(|b| b.name.as_str()).collect();
+    let cfg = pool_config(&names, health(kind, 1, 1, 1_000));
+    let pools = Pools::from_config(&table(backends), &[("owa".to_owned(), cfg)].into()).unwrap();
+    for p in pools.all() {
+        p.check_now().await;
+    }
+    Arc::new(pools)
+}
+
+#[tokio::test]
+async fn metrics_expose_recorded_auth_attempts_in_valid_prometheus_text() {
+    kedge::observe::install();
+    for _ in 0..3 {
+        kedge::observe::auth_attempt("metrics-test", "http", "ok", "ok", 0.000_012);
+    }
+    kedge::observe::auth_attempt("metrics-test", "http", "fail", "KRB_AP_ERR_SKEW", 0.000_02);
+    kedge::observe::auth_attempt(
+        "metrics-test",
+        "exchangeMDB",
+        "fail",
+        "KRB_AP_ERR_MODIFIED",
+        0.003,
+    );
+    kedge::observe::ntlm_rejected("metrics-test");
+    let _conn = kedge::observe::connection_opened("metrics-test");
+    kedge::observe::keytab_kvno(kedge::observe::KvnoSlot::Latest, Some(7));
+
+    let a = Backend::start("cas1").await;
+    let admin = Admin::start(AdminState::new(pools_of(&[&a], HealthKind::Http).await)).await;
+    let (code, body) = admin.get("/metrics").await;
+    assert_eq!(code, 200);
+    let scrape =
+        prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("valid exposition");
+
+    let value = |name: &str, labels: &[(&str, &str)]| -> Option<f64> {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+                prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+    };
+    let auth = "kedge_auth_total";
+    let ok = [
+        ("protocol", "metrics-test"),
+        ("service", "http"),
+        ("result", "ok"),
+        ("reason", "ok"),
+    ];
+    assert_eq!(value(auth, &ok), Some(3.0));
+    let skew = [
+        ("protocol", "metrics-test"),
+        ("result", "fail"),
+        ("reason", "KRB_AP_ERR_SKEW"),
+    ];
+    assert_eq!(value(auth, &skew), Some(1.0));
+    let mdb = [("service", "exchangeMDB"), ("reason", "KRB_AP_ERR_MODIFIED")];
+    assert_eq!(value(auth, &mdb), Some(1.0));
+    assert_eq!(
+        value("kedge_ntlm_rejected_total", &[("protocol", "metrics-test")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("kedge_connections_active", &[("listener", "metrics-test")]),
+        Some(1.0)
+    );
+    assert_eq!(value("kedge_keytab_kvno", &[("slot", "latest")]), Some(7.0));
+    assert_eq!(
+        value("kedge_backend_up", &[("pool", "owa"), ("member", "cas1")]),
+        Some(1.0)
+    );
+
+    let hist = scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "kedge_auth_duration_seconds" && s.labels.get("protocol") == Some("metrics-test")
+        })
+        .expect("auth latency histogram");
+    match &hist.value {
+        prometheus_parse::Value::Histogram(buckets) => {
+            let le = |b: f64| {
+                buckets
+                    .iter()
+                    .find(|c| (c.less_than - b).abs() < 1e-12)
+                    .map(|c| c.count)
+            };
+            assert_eq!(le(0.000_005), Some(0.0));
+            assert_eq!(le(0.000_025), Some(4.0));
+            assert_eq!(le(0.005), Some(5.0));
+        }
+        other => panic!("kedge_auth_duration_seconds is not a histogram: {other:?}"),
+    }
+    assert!(scrape.docs.contains_key("kedge_auth_total"), "help text present");
+    assert!(!body.contains("alice"), "no principal in labels");
+    admin.stop().await;
+}
+
+#[tokio::test]
+async fn healthz_answers_while_running_and_unknown_paths_are_404() {
+    let admin = Admin::start(AdminState::new(Arc::new(
+        Pools::from_config(&[].into(), &[].into()).unwrap(),
+    )))
+    .await;
+    assert_eq!(admin.get("/healthz").await, (200, "ok\n".into()));
+    assert_eq!(admin.get("/nope").await.0, 404);
+    assert_eq!(admin.request("POST", "/status").await.0, 405);
+    admin.stop().await;
+}
+
+#[tokio::test]
+async fn readyz_flips_with_pool_health_and_key_presence() {
+    let a = Backend::start("cas1").await;
+    let pools = pools_of(&[&a], HealthKind::Http).await;
+    let admin = Admin::start(AdminState::new(pools.clone()).with_credentials(credentials)).await;
+    assert_eq!(admin.get("/readyz").await.0, 200);
+
+    a.set_health(503);
+    pools.get("owa").unwrap().check_now().await;
+    let (code, body) = admin.get("/readyz").await;
+    assert_eq!(code, 503);
+    assert!(body.contains("pool owa: no member up"), "{body}");
+
+    a.set_health(200);
+    pools.get("owa").unwrap().check_now().await;
+    assert_eq!(admin.get("/readyz").await.0, 200);
+    admin.stop().await;
+
+    let keyless = Admin::start(AdminState::new(pools)).await;
+    let (code, body) = keyless.get("/readyz").await;
+    assert_eq!(code, 503);
+    assert!(body.contains("no keys loaded"), "{body}");
+    keyless.stop().await;
+}
+
+#[tokio::test]
+async fn status_json_round_trips_and_shows_pools_credentials_and_listeners() {
+    let (a, b) = (Backend::start("cas1").await, Backend::start("cas2").await);
+    b.set_health(503);
+    let pools = pools_of(&[&a, &b], HealthKind::Http).await;
+    let state = AdminState::new(pools)
+        .with_credentials(credentials)
+        .with_listeners(|| {
+            vec![ListenerStatus {
+                name: "https".into(),
+                kind: "https".into(),
+                listen: "0.0.0.0:443".into(),
+                tls: true,
+                connections_active: 3,
+            }]
+        });
+    let admin = Admin::start(state).await;
+    let status: Status = admin::fetch_status(&admin.addr.to_string()).await.unwrap();
+
+    let json = serde_json::to_string(&status).unwrap();
+    assert_eq!(serde_json::from_str::<Status>(&json).unwrap(), status);
+    assert_eq!(status.version, env!("CARGO_PKG_VERSION"));
+    assert!(status.ready);
+    assert_eq!(status.credentials, credentials());
+    assert_eq!(status.listeners[0].name, "https");
+    let owa = &status.pools[0];
+    assert_eq!((owa.name.as_str(), owa.members_up), ("owa", 1));
+    let m = |n: &str| owa.members.iter().find(|m| m.name == n).unwrap();
+    assert_eq!((m("cas1").health.as_str(), m("cas1").up), ("up", true));
+    assert_eq!((m("cas2").health.as_str(), m("cas2").up), ("down", false));
+    assert_eq!(m("cas2").last_error.as_deref(), Some("status 503"));
+    assert_eq!(m("cas1").weight, 100);
+    admin.stop().await;
+}
+
+#[tokio::test]
+async fn drain_and_undrain_through_the_api() {
+    let (a, b) = (Backend::start("cas1").await, Backend::start("cas2").await);
+    let pools = pools_of(&[&a, &b], HealthKind::Http).await;
+    let admin = Admin::start(AdminState::new(pools.clone()).with_credentials(credentials)).await;
+    let addr = admin.addr.to_string();
+
+    let m = admin::drain_member(&addr, "owa", "cas1", true).await.unwrap();
+    assert!(m.draining && !m.up);
+    let pool = pools.get("owa").unwrap();
+    assert!(pool
+        .candidates(Some("alice@CONTOSO.COM"))
+        .iter()
+        .all(|m| m.name != "cas1"));
+    let status = admin::fetch_status(&addr).await.unwrap();
+    assert!(
+        status.pools[0]
+            .members
+            .iter()
+            .find(|m| m.name == "cas1")
+            .unwrap()
+            .draining
+    );
+
+    let m = admin::drain_member(&addr, "owa", "cas1", false).await.unwrap();
+    assert!(!m.draining && m.up);
+    assert_eq!(admin.request("POST", "/drain/owa/nope").await.0, 404);
+    assert_eq!(admin.request("POST", "/drain/nopool/cas1").await.0, 404);
+    assert_eq!(admin.get("/drain/owa/cas1").await.0, 405);
+    admin.stop().await;
+}
+
+#[tokio::test]
+async fn status_table_lists_credentials_and_members_with_health() {
+    let (a, b) = (Backend::start("cas1").await, Backend::start("cas2").await);
+    b.set_health(503);
+    let pools = pools_of(&[&a, &b], HealthKind::Http).await;
+    pools.get("owa").unwrap().drain("cas1", true).unwrap();
+    let status = AdminState::new(pools).with_credentials(credentials).status();
+    let table = admin::render_status_table(&status);
+    println!("{table}");
+    for needle in [
+        "Latest",
+        "Previous",
+        "EXCHASA$@CONTOSO.COM",
+        "2024-05-01 12:00:00Z",
+        "owa",
+        "cas1",
+        "cas2",
+        "draining",
+        "down",
+        "status 503",
+        "NOT READY",
+    ] {
+        assert!(table.contains(needle), "missing {needle:?} in\n{table}");
+    }
+    let cas2 = table.lines().find(|l| l.contains("cas2")).unwrap();
+    assert!(cas2.contains("down"), "{cas2}");
+    let latest = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("Latest"))
+        .unwrap();
+    assert!(latest.contains(" 7 "), "{latest}");
+}
