@@ -1,9 +1,12 @@
 //! Recording functions of the edge, one place for every metric name it emits.
 //!
-//! These call the `metrics` macros directly; when `crate::observe` grows its recording
-//! functions, each body here becomes a one-line call into it.
+//! Shared metrics go through `crate::observe` (which also keeps the `/status` tallies); the
+//! HTTP-edge-only counters (errors by side, responses by class, backend connections by mode)
+//! are named here.
 
-use metrics::{counter, gauge, histogram, Counter, Gauge};
+use metrics::counter;
+
+pub use crate::observe::{ByteMeter, ConnectionGuard};
 
 /// One authentication attempt: `result` is `ok` or `refused`, `reason` the stable label
 /// (`ok`, an [`AuthError::reason`](crate::krb::error::AuthError::reason), `bad_base64`, …).
@@ -14,26 +17,21 @@ pub fn auth_attempt(
     reason: &'static str,
     seconds: f64,
 ) {
-    counter!(
-        "kedge_auth_total",
-        "protocol" => protocol,
-        "service" => service.to_ascii_lowercase(),
-        "result" => result,
-        "reason" => reason
-    )
-    .increment(1);
-    histogram!("kedge_auth_duration_seconds", "protocol" => protocol).record(seconds);
+    crate::observe::auth_attempt(protocol, &service.to_ascii_lowercase(), result, reason, seconds);
+    if reason == "KRB_AP_ERR_REPEAT" {
+        crate::observe::replay_rejected(protocol);
+    }
 }
 
 /// An NTLM credential refused by policy.
 pub fn ntlm_rejected(protocol: &'static str) {
-    counter!("kedge_ntlm_rejected_total", "protocol" => protocol).increment(1);
+    crate::observe::ntlm_rejected(protocol);
 }
 
 /// A listener limit was hit (`max_connections`, `header_timeout`, `header_bytes`, `token_bytes`,
 /// `idle_timeout`, `tls_handshake_timeout`).
 pub fn limit_exceeded(listener: &str, limit: &'static str) {
-    counter!("kedge_limit_exceeded_total", "listener" => listener.to_string(), "limit" => limit).increment(1);
+    crate::observe::limit_exceeded(listener, limit);
 }
 
 /// An error answered (or a connection ended) on the edge, by side and label.
@@ -59,32 +57,18 @@ pub fn response(listener: &str, status: u16) {
     counter!("kedge_http_responses_total", "listener" => listener.to_string(), "class" => class).increment(1);
 }
 
-/// Keeps `kedge_connections_active{listener}` up while alive.
-#[derive(Debug)]
-pub struct ConnectionGuard {
-    gauge: Gauge,
-}
-
 /// Counts a client connection as active until the guard drops.
 pub fn connection_opened(listener: &str) -> ConnectionGuard {
-    counter!("kedge_connections_total", "listener" => listener.to_string()).increment(1);
-    let gauge = gauge!("kedge_connections_active", "listener" => listener.to_string());
-    gauge.increment(1.0);
-    ConnectionGuard { gauge }
+    crate::observe::connection_opened(listener)
 }
 
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.gauge.decrement(1.0);
-    }
-}
-
-/// Byte counters of a listener: (client → kedge, kedge → client). Fetched once per connection,
-/// incremented per read/write without a registry lookup.
-pub fn bytes_counters(listener: &str) -> (Counter, Counter) {
+/// Byte meters of a listener: (client → kedge, kedge → client). Fetched once per connection,
+/// added to per read/write without a registry lookup.
+pub fn bytes_counters(listener: &str) -> (ByteMeter, ByteMeter) {
+    use crate::observe::Direction;
     (
-        counter!("kedge_bytes_total", "listener" => listener.to_string(), "direction" => "in"),
-        counter!("kedge_bytes_total", "listener" => listener.to_string(), "direction" => "out"),
+        crate::observe::byte_meter(listener, Direction::ClientToBackend),
+        crate::observe::byte_meter(listener, Direction::BackendToClient),
     )
 }
 

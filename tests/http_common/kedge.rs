@@ -72,7 +72,7 @@ pub async fn start(
             Arc::new(Pool::new(spec.name, &pc, &members).expect("pool")),
         );
     }
-    let mut ctx = EdgeContext::new(auth, built).expect("context");
+    let mut ctx = EdgeContext::new(auth, built);
     if let Some(t) = tls {
         ctx = ctx.with_tls(t);
     }

@@ -11,7 +11,6 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinHandle;
 
 use super::error::{EdgeError, ErrorKind};
-use super::tls::BackendTls;
 use crate::pool::{MemberLease, Pool, PoolError};
 
 /// One HTTP/1.1 connection to a member. Dropping it closes the connection.
@@ -44,34 +43,33 @@ impl Drop for BackendLink {
 /// A pool plus the TLS client for its members.
 #[derive(Clone, Debug)]
 pub struct Backend {
-    /// The pool.
+    /// The pool (which also holds the TLS client for its members).
     pub pool: Arc<Pool>,
-    /// TLS towards its members, when it has TLS.
-    pub tls: Option<Arc<BackendTls>>,
 }
 
 impl Backend {
     /// Connects for `key` (the principal, for affinity) and completes the handshakes.
     pub async fn open(&self, key: Option<&str>, mode: &'static str) -> Result<BackendLink, EdgeError> {
         let conn = self.pool.connect(key).await.map_err(|e| match e {
-            PoolError::NoHealthyMember { .. } | PoolError::Config { .. } => {
-                EdgeError::backend(ErrorKind::Unavailable, e.to_string())
-            }
+            PoolError::NoHealthyMember { .. }
+            | PoolError::Config { .. }
+            | PoolError::UnknownMember { .. } => EdgeError::backend(ErrorKind::Unavailable, e.to_string()),
             PoolError::AllFailed { .. } => EdgeError::backend(ErrorKind::Connect, e.to_string()),
         })?;
         crate::edge::metrics::backend_connection(self.pool.name(), mode);
         let timeout = Duration::from_millis(self.pool.config().connect_timeout_ms.max(1));
         let member = conn.lease.member().clone();
-        let (sender, driver) = match &self.tls {
+        let (sender, driver) = match self.pool.tls_for(&member) {
+            None if self.pool.config().tls.is_some() => {
+                return Err(EdgeError::backend(
+                    ErrorKind::Handshake,
+                    format!("{}: no valid TLS server name", member.name),
+                ))
+            }
             None => handshake(conn.stream).await?,
-            Some(tls) => {
-                let name = tls.server_name(&member.host).ok_or_else(|| {
-                    EdgeError::backend(
-                        ErrorKind::Handshake,
-                        format!("{}: no valid TLS server name", member.name),
-                    )
-                })?;
-                let stream = tokio::time::timeout(timeout, tls.connector().connect(name, conn.stream))
+            Some((config, name)) => {
+                let connector = tokio_rustls::TlsConnector::from(config);
+                let stream = tokio::time::timeout(timeout, connector.connect(name, conn.stream))
                     .await
                     .map_err(|_| {
                         EdgeError::backend(ErrorKind::Timeout, format!("{}: TLS handshake", member.name))

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use metrics::Counter;
+use crate::edge::metrics::ByteMeter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -27,8 +27,8 @@ pub struct ConnClock {
     head_started_ms: AtomicU64,
     in_request: AtomicBool,
     head_started: Notify,
-    bytes_in: Counter,
-    bytes_out: Counter,
+    bytes_in: ByteMeter,
+    bytes_out: ByteMeter,
 }
 
 /// Why the watchdog closes a connection.
@@ -42,7 +42,7 @@ pub enum Expiry {
 
 impl ConnClock {
     /// A clock for a connection that opens now; the first head is due within the head timeout.
-    pub fn new(bytes_in: Counter, bytes_out: Counter) -> Self {
+    pub fn new(bytes_in: ByteMeter, bytes_out: ByteMeter) -> Self {
         Self {
             start: Instant::now(),
             last_activity_ms: AtomicU64::new(0),
@@ -68,7 +68,7 @@ impl ConnClock {
 
     fn on_read_at(&self, n: usize, now: u64) {
         self.last_activity_ms.store(now, Ordering::Relaxed);
-        self.bytes_in.increment(n as u64);
+        self.bytes_in.add(n as u64);
         if !self.in_request.load(Ordering::Acquire)
             && self
                 .head_started_ms
@@ -81,7 +81,7 @@ impl ConnClock {
 
     fn on_write(&self, n: usize) {
         self.last_activity_ms.store(self.now_ms(), Ordering::Relaxed);
-        self.bytes_out.increment(n as u64);
+        self.bytes_out.add(n as u64);
     }
 
     /// A request head was parsed: the head timer stops until this exchange is over.
@@ -220,7 +220,8 @@ mod tests {
     use super::*;
 
     fn clock() -> ConnClock {
-        ConnClock::new(Counter::noop(), Counter::noop())
+        let (i, o) = crate::edge::metrics::bytes_counters("test");
+        ConnClock::new(i, o)
     }
 
     const HEAD: Duration = Duration::from_secs(10);

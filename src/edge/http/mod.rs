@@ -14,7 +14,7 @@
 //! | `backend.rs` | connecting to a member (pool, TLS, HTTP/1.1 handshake) |
 //! | `forward_headers.rs` | hop-by-hop headers, `X-Forwarded-For`, `Forwarded` |
 //! | `limits.rs` | head and idle timeouts |
-//! | `tls.rs` | rustls server and client, channel binding |
+//! | `tls.rs` | rustls server, channel binding |
 //! | `error.rs` | error kind + side → status, metric label, log level |
 //! | `routes.rs` | route table, path checks |
 //! | `body.rs` | response bodies |
@@ -38,7 +38,7 @@ use std::sync::Arc;
 
 pub use assert::signature as assert_signature;
 pub use listener::serve_http;
-pub use tls::{BackendTls, ServerTls, TlsError};
+pub use tls::{ServerTls, TlsError};
 
 use self::assert::AssertPool;
 use self::backend::Backend;
@@ -67,25 +67,22 @@ impl std::fmt::Debug for EdgeContext {
 
 impl EdgeContext {
     /// A context over a validator (normally the [`Acceptor`](crate::krb::acceptor::Acceptor)) and
-    /// the pools; loads each pool's backend TLS client.
-    pub fn new(auth: Arc<dyn Authenticate>, pools: BTreeMap<String, Arc<Pool>>) -> Result<Self, TlsError> {
+    /// the pools (each with its own backend TLS client).
+    pub fn new(auth: Arc<dyn Authenticate>, pools: BTreeMap<String, Arc<Pool>>) -> Self {
         let mut backends = BTreeMap::new();
         let mut assert_pools = BTreeMap::new();
         for (name, pool) in &pools {
-            let backend = Backend {
-                pool: pool.clone(),
-                tls: tls::backend_tls(pool)?.map(Arc::new),
-            };
+            let backend = Backend { pool: pool.clone() };
             assert_pools.insert(name.clone(), Arc::new(AssertPool::new(backend.clone())));
             backends.insert(name.clone(), backend);
         }
-        Ok(Self {
+        Self {
             auth,
             pools,
             tls: None,
             backends,
             assert_pools,
-        })
+        }
     }
 
     /// Adds the listener's TLS (required when its config has `tls`).

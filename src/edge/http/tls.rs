@@ -1,17 +1,16 @@
 //! TLS: the listener's rustls server (ALPN `http/1.1` only: Negotiate is connection-bound, which
-//! HTTP/2 cannot carry), its RFC 5929 `tls-server-end-point` channel binding, and the rustls
-//! client used towards TLS backends.
+//! HTTP/2 cannot carry) and its RFC 5929 `tls-server-end-point` channel binding. TLS towards
+//! backends comes from the pool (`Pool::tls_for`).
 
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::ServerConfig;
 use sha2::{Digest, Sha256, Sha384, Sha512};
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_rustls::TlsAcceptor;
 
 use crate::config::TlsConfig;
-use crate::pool::Pool;
 
 /// TLS set-up failures (at load time, never per connection).
 #[derive(Debug, thiserror::Error)]
@@ -36,14 +35,6 @@ pub enum TlsError {
     /// The certificate could not be parsed far enough to find its signature algorithm.
     #[error("certificate: {0}")]
     BadCertificate(&'static str),
-    /// The SNI name of a backend pool is not a valid DNS name or address.
-    #[error("pool {pool}: server name {name:?} is invalid")]
-    BadServerName {
-        /// The pool.
-        pool: String,
-        /// The name.
-        name: String,
-    },
 }
 
 /// The listener's TLS: the acceptor and the channel binding of its certificate.
@@ -210,72 +201,6 @@ fn pss_hash(params: &[u8]) -> Option<Hash> {
         SHA512 => Hash::Sha512,
         _ => Hash::Sha256,
     })
-}
-
-/// TLS towards the members of one pool.
-#[derive(Clone)]
-pub struct BackendTls {
-    connector: TlsConnector,
-    sni: Option<ServerName<'static>>,
-}
-
-impl std::fmt::Debug for BackendTls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BackendTls")
-            .field("sni", &self.sni)
-            .finish_non_exhaustive()
-    }
-}
-
-impl BackendTls {
-    /// A client trusting `ca_pem`, sending `sni` (or each member's address when `None`).
-    pub fn new(ca_pem: &[u8], sni: Option<ServerName<'static>>, origin: &str) -> Result<Self, TlsError> {
-        let mut roots = RootCertStore::empty();
-        for cert in parse_certs(ca_pem, origin)? {
-            roots.add(cert)?;
-        }
-        let mut config = ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Self {
-            connector: TlsConnector::from(Arc::new(config)),
-            sni,
-        })
-    }
-
-    /// The connector.
-    pub fn connector(&self) -> &TlsConnector {
-        &self.connector
-    }
-
-    /// The name to send and verify for a member at `host`.
-    pub fn server_name(&self, host: &str) -> Option<ServerName<'static>> {
-        match &self.sni {
-            Some(name) => Some(name.clone()),
-            None => ServerName::try_from(host.to_string()).ok(),
-        }
-    }
-}
-
-/// The TLS client for a pool, from `pool.config().tls`. (When the pool grows `Pool::tls()`,
-/// this is the one function to switch to it.)
-pub fn backend_tls(pool: &Pool) -> Result<Option<BackendTls>, TlsError> {
-    let Some(cfg) = &pool.config().tls else {
-        return Ok(None);
-    };
-    let ca = read(Path::new(&cfg.ca))?;
-    let sni = match &cfg.sni {
-        Some(name) => Some(
-            ServerName::try_from(name.clone()).map_err(|_| TlsError::BadServerName {
-                pool: pool.name().into(),
-                name: name.clone(),
-            })?,
-        ),
-        None => None,
-    };
-    BackendTls::new(&ca, sni, &cfg.ca).map(Some)
 }
 
 #[cfg(test)]
