@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use base64::Engine;
 use kedge::edge::Authenticate;
-use kedge::krb::acceptor::{AcceptCtx, Accepted, Framing, PacIdentity};
+use kedge::krb::acceptor::{AcceptCtx, Accepted, Framing, PacIdentity, Reply};
 use kedge::krb::crypto::{EncType, Key};
 use kedge::krb::error::AuthError;
 use kedge::krb::principal::Principal;
@@ -99,14 +99,15 @@ impl Authenticate for FakeAuth {
                 client: client.to_string(),
             });
         }
-        let pac = groups.map(|g| PacIdentity {
-            user_sid: Some(format!("S-1-5-21-1-{}", 1000 + user.len())),
-            group_sids: g,
-            logon_domain: Some("KEDGE".into()),
-            server_signature_verified: true,
+        let pac = groups.map(|g| {
+            PacIdentity::from_sids(
+                Some(format!("S-1-5-21-1-{}", 1000 + user.len())),
+                g,
+                Some("KEDGE".into()),
+            )
         });
         if let Some(rules) = ctx.groups {
-            let held: Vec<&String> = pac.iter().flat_map(|p| p.group_sids.iter()).collect();
+            let held: Vec<String> = pac.iter().flat_map(|p| p.group_sids()).collect();
             let has = |s: &String| held.contains(&s);
             if rules.deny.iter().any(has) || (!rules.allow.is_empty() && !rules.allow.iter().any(has)) {
                 return Err(AuthError::GroupDenied(client.to_string()));
@@ -126,7 +127,11 @@ impl Authenticate for FakeAuth {
             mutual,
             dce_style: false,
             framing: Framing::Gss,
-            response_token: mutual.then(|| APREP.to_vec()),
+            reply: if mutual {
+                Reply::Fixed(APREP.to_vec())
+            } else {
+                Reply::None
+            },
         })
     }
 }

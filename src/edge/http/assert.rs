@@ -142,11 +142,11 @@ impl AssertHeaders {
             headers.remove(name);
         }
         let Some(id) = id else { return };
-        let groups = id.groups.join(",");
+        let groups = id.groups().join(",");
         if let Ok(v) = HeaderValue::from_str(&id.principal) {
             headers.insert(self.principal.clone(), v);
         }
-        if let (Some(name), true) = (&self.groups, id.has_pac) {
+        if let (Some(name), true) = (&self.groups, id.has_pac()) {
             if let Ok(v) = HeaderValue::from_str(&groups) {
                 headers.insert(name.clone(), v);
             }
@@ -320,13 +320,19 @@ mod tests {
         }
     }
 
+    fn kedge_pac() -> crate::krb::acceptor::PacIdentity {
+        crate::krb::acceptor::PacIdentity::from_sids(
+            Some("S-1-5-21-1-1001".into()),
+            vec!["S-1-5-21-1-513".into(), "S-1-5-21-1-512".into()],
+            None,
+        )
+    }
+
     fn alice() -> Identity {
         Identity {
             principal: "alice@KEDGE.TEST".into(),
             service: "http".into(),
-            user_sid: Some("S-1-5-21-1-1001".into()),
-            groups: vec!["S-1-5-21-1-513".into(), "S-1-5-21-1-512".into()],
-            has_pac: true,
+            pac: Some(std::sync::Arc::new(kedge_pac())),
         }
     }
 

@@ -121,7 +121,7 @@ impl Session {
                     }
                     st.auth = ConnAuth::Kerberos(Arc::new(id));
                     if route.assert.is_some() {
-                        mutual = acc.response_token.as_deref().map(negotiate::negotiate_header);
+                        mutual = acc.response_token().as_deref().map(negotiate::negotiate_header);
                     }
                 }
                 Err(AuthError::Ntlm) => self.ntlm(&mut st, &route)?,

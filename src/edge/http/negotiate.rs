@@ -14,7 +14,7 @@ use base64::Engine;
 use http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 
 use super::error::{EdgeError, ErrorKind};
-use crate::krb::acceptor::{Accepted, GroupRules};
+use crate::krb::acceptor::{Accepted, GroupRules, PacIdentity};
 
 /// Standard base64, padding optional (some clients drop it).
 const B64: GeneralPurpose = GeneralPurpose::new(
@@ -116,19 +116,16 @@ pub fn challenge(offer_ntlm: bool) -> Vec<HeaderValue> {
     v
 }
 
-/// An authenticated Kerberos identity, kept for the life of the connection.
+/// An authenticated Kerberos identity, kept for the life of the connection. PAC SIDs stay in
+/// parsed form and are formatted only where a route states them (assert-mode headers).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     /// `user@REALM`.
     pub principal: String,
     /// The SPN service the ticket was for (`http`).
     pub service: String,
-    /// The user SID from the PAC.
-    pub user_sid: Option<String>,
-    /// Group SIDs from the PAC (empty without a PAC).
-    pub groups: Vec<String>,
-    /// Whether the ticket carried a PAC.
-    pub has_pac: bool,
+    /// The PAC identity, when the ticket carried a PAC.
+    pub pac: Option<Arc<PacIdentity>>,
 }
 
 impl Identity {
@@ -137,19 +134,29 @@ impl Identity {
         Self {
             principal: acc.client.to_string(),
             service: service.to_string(),
-            user_sid: acc.pac.as_ref().and_then(|p| p.user_sid.clone()),
-            groups: acc.pac.as_ref().map(|p| p.group_sids.clone()).unwrap_or_default(),
-            has_pac: acc.pac.is_some(),
+            pac: acc.pac.clone().map(Arc::new),
         }
+    }
+
+    /// Whether the ticket carried a PAC.
+    pub fn has_pac(&self) -> bool {
+        self.pac.is_some()
+    }
+
+    /// The user SID from the PAC.
+    pub fn user_sid(&self) -> Option<String> {
+        self.pac.as_ref().and_then(|p| p.user_sid())
+    }
+
+    /// Group SIDs from the PAC (empty without a PAC).
+    pub fn groups(&self) -> Vec<String> {
+        self.pac.as_ref().map(|p| p.group_sids()).unwrap_or_default()
     }
 
     /// Whether `rules` let this identity in: deny wins; an empty allow list allows all; the
     /// user SID counts as held, like the groups.
     pub fn permitted_by(&self, rules: &GroupRules) -> bool {
-        let holds = |sid: &String| {
-            self.user_sid.as_deref() == Some(sid.as_str())
-                || self.groups.iter().any(|g| g.eq_ignore_ascii_case(sid))
-        };
+        let holds = |sid: &String| self.pac.as_ref().is_some_and(|p| p.holds(sid));
         if rules.deny.iter().any(holds) {
             return false;
         }
@@ -255,9 +262,11 @@ mod tests {
         let id = Identity {
             principal: "alice@R".into(),
             service: "http".into(),
-            user_sid: Some("S-1-5-21-1-1001".into()),
-            groups: vec!["S-1-5-21-1-513".into()],
-            has_pac: true,
+            pac: Some(Arc::new(PacIdentity::from_sids(
+                Some("S-1-5-21-1-1001".into()),
+                vec!["S-1-5-21-1-513".into()],
+                None,
+            ))),
         };
         assert!(id.permitted_by(&GroupRules::default()));
         let allow = GroupRules {
