@@ -108,7 +108,7 @@ impl Authenticate for FakeAuth {
         });
         if let Some(rules) = ctx.groups {
             let held: Vec<String> = pac.iter().flat_map(|p| p.group_sids()).collect();
-            let has = |s: &String| held.contains(&s);
+            let has = |s: &String| held.contains(s);
             if rules.deny.iter().any(has) || (!rules.allow.is_empty() && !rules.allow.iter().any(has)) {
                 return Err(AuthError::GroupDenied(client.to_string()));
             }
