@@ -347,14 +347,14 @@ pub fn unframe(token: &[u8]) -> Result<(&[u8], Framing), AuthError> {
             if gss::is_krb5_oid(oid) {
                 Ok((krb5_ap_req(inner)?, Framing::Gss))
             } else if oid == gss::OID_SPNEGO {
-                spnego_ap_req(token, inner)
+                spnego_ap_req(inner)
             } else if oid == gss::OID_NTLM {
                 Err(AuthError::Ntlm)
             } else {
                 Err(AuthError::malformed("gss", "unknown mechanism OID"))
             }
         }
-        TokenShape::BareSpnegoInit => spnego_ap_req(token, token),
+        TokenShape::BareSpnegoInit => spnego_ap_req(token),
         TokenShape::SpnegoResp => Err(AuthError::malformed(
             "spnego",
             "NegTokenResp is a continuation, not an initial token",
@@ -378,14 +378,14 @@ fn krb5_ap_req(inner: &[u8]) -> Result<&[u8], AuthError> {
     }
 }
 
-/// Finds the AP-REQ in a SPNEGO NegTokenInit. The mechToken is a slice of `whole` (zero-copy):
-/// located by searching its bytes, which rasn has already proven to be there.
-fn spnego_ap_req<'t>(whole: &'t [u8], body: &'t [u8]) -> Result<(&'t [u8], Framing), AuthError> {
+/// Finds the AP-REQ in a SPNEGO NegTokenInit (zero-copy).
+fn spnego_ap_req(body: &[u8]) -> Result<(&[u8], Framing), AuthError> {
     match spnego::inner_token(body)? {
         SpnegoInner::Ntlm => Err(AuthError::Ntlm),
-        SpnegoInner::Kerberos { token, legacy_oid } => {
-            let mech = find_subslice(whole, &token)
-                .ok_or_else(|| AuthError::malformed("spnego", "mechToken not found in token"))?;
+        SpnegoInner::Kerberos {
+            token: mech,
+            legacy_oid,
+        } => {
             let framing = Framing::Spnego { legacy_oid };
             match gss::shape(mech) {
                 TokenShape::Gss => {
@@ -404,20 +404,6 @@ fn spnego_ap_req<'t>(whole: &'t [u8], body: &'t [u8]) -> Result<(&'t [u8], Frami
             }
         }
     }
-}
-
-fn find_subslice<'a>(hay: &'a [u8], needle: &[u8]) -> Option<&'a [u8]> {
-    if needle.is_empty() || needle.len() > hay.len() {
-        return None;
-    }
-    // The mechToken ends the NegTokenInit in practice (mechListMIC is rare): try the tail first.
-    let tail = hay.len() - needle.len();
-    for start in (0..=tail).rev() {
-        if &hay[start..start + needle.len()] == needle {
-            return Some(&hay[start..start + needle.len()]);
-        }
-    }
-    None
 }
 
 fn principal_of(name: &PrincipalName, realm: &str) -> Principal {
