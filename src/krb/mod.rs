@@ -9,6 +9,7 @@ pub mod error;
 pub mod gss;
 pub mod gss_checksum;
 pub mod keyset;
+pub mod kdc_client;
 pub mod keytab;
 pub mod mint;
 pub mod pac;
