@@ -33,7 +33,12 @@ fn roll(kdc: &Kdc, keytab: &Path, extra: &[&str]) -> Output {
         .args(["asa", "roll", "--keytab"])
         .arg(keytab)
         .args(["--principal", &http(kdc), "--kdc", &kdc.kdc_addr().to_string()])
-        .args(["--kpasswd", &kdc.kpasswd_addr().to_string()])
+        .args([
+            "--kpasswd",
+            &kdc.kpasswd_addr().to_string(),
+            "--preload-wait-ms",
+            "400",
+        ])
         .args(extra)
         .output()
         .unwrap()
@@ -99,7 +104,10 @@ async fn roll_changes_the_key_mit_accepts_it_and_the_watcher_serves_both_kvnos()
     assert!(out.status.success(), "roll failed: {t}\n{}", kdc.logs());
     assert!(t.contains("PA-ENC-TIMESTAMP"), "{t}");
     assert!(t.contains("verified"), "{t}");
-    assert!(!t.contains("new password:"), "password printed without --show-password: {t}");
+    assert!(
+        !t.contains("new password:"),
+        "password printed without --show-password: {t}"
+    );
     assert_eq!(kdc.kvno_of(&principal), before + 1, "MIT kvno moved up by one");
     assert!(dir.path().join(format!("asa.keytab.bak-{before}")).exists());
 
@@ -114,12 +122,20 @@ async fn roll_changes_the_key_mit_accepts_it_and_the_watcher_serves_both_kvnos()
         .arg(&principal)
         .output()
         .unwrap();
-    assert!(kinit.status.success(), "kinit -k with the new keytab: {}", text(&kinit));
+    assert!(
+        kinit.status.success(),
+        "kinit -k with the new keytab: {}",
+        text(&kinit)
+    );
 
     wait_until("hot reload", || watcher.stats().kvnos == vec![before, before + 1]);
     let new_token = kdc.tokens("alice", &principal, Mech::Spnego, 1).remove(0);
     assert_eq!(accept(&a, &old_token), Ok(before), "ticket from before the roll");
-    assert_eq!(accept(&a, &new_token), Ok(before + 1), "ticket from after the roll");
+    assert_eq!(
+        accept(&a, &new_token),
+        Ok(before + 1),
+        "ticket from after the roll"
+    );
     let (latest, previous) = watcher.credential_status();
     assert_eq!(latest.unwrap().kvno, before + 1);
     assert_eq!(previous.unwrap().kvno, before);
@@ -135,7 +151,10 @@ fn dry_run_proves_the_key_and_changes_nothing() {
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(t.contains("dry run") && t.contains("nothing was changed"), "{t}");
-    assert!(t.contains("salt: KEDGE.TESTHTTPoutlook.contoso.com (from kdc)"), "{t}");
+    assert!(
+        t.contains("salt: KEDGE.TESTHTTPoutlook.contoso.com (from kdc)"),
+        "{t}"
+    );
     assert_eq!(kdc.kvno_of(&http(&kdc)), 1);
     assert_eq!(std::fs::read(&keytab).unwrap(), bytes);
 }

@@ -62,7 +62,12 @@ impl CredentialHistory {
             let in_file = keys.iter().any(|k| pkey(k) == p && k.kvno == old);
             if new > old && !in_file {
                 for k in current.keys().iter().filter(|k| pkey(k) == p && k.kvno == old) {
-                    carried.push(ServiceKey::new(k.principal.clone(), k.kvno, k.key.clone(), k.timestamp));
+                    carried.push(ServiceKey::new(
+                        k.principal.clone(),
+                        k.kvno,
+                        k.key.clone(),
+                        k.timestamp,
+                    ));
                 }
             }
         }
@@ -84,7 +89,8 @@ impl CredentialHistory {
                 .map(|t| *t + self.retire);
         }
         keys.retain(|k| k.not_after.is_none_or(|t| now <= t));
-        let live: std::collections::BTreeSet<(String, u32)> = keys.iter().map(|k| (pkey(k), k.kvno)).collect();
+        let live: std::collections::BTreeSet<(String, u32)> =
+            keys.iter().map(|k| (pkey(k), k.kvno)).collect();
         self.first_seen.retain(|k, _| live.contains(k));
         KeySet::from_keys(keys, now, source)
     }
@@ -156,10 +162,19 @@ mod tests {
         let ks = h.merge(&both, &ks, t(10), "f");
         let old = ks.keys().iter().find(|k| k.kvno == 5).unwrap();
         assert_eq!(old.not_after, Some(t(110)));
-        assert!(ks.keys().iter().find(|k| k.kvno == 6).unwrap().not_after.is_none());
+        assert!(ks
+            .keys()
+            .iter()
+            .find(|k| k.kvno == 6)
+            .unwrap()
+            .not_after
+            .is_none());
         // A later reload of the same file keeps the first-seen time of kvno 6.
         let ks = h.merge(&both, &ks, t(50), "f");
-        assert_eq!(ks.keys().iter().find(|k| k.kvno == 5).unwrap().not_after, Some(t(110)));
+        assert_eq!(
+            ks.keys().iter().find(|k| k.kvno == 5).unwrap().not_after,
+            Some(t(110))
+        );
         let (latest, previous) = h.credential_status(&ks);
         assert_eq!(latest.unwrap().kvno, 6);
         assert_eq!(previous.unwrap().loaded_at, unix_secs(t(0)) as u64);
@@ -182,7 +197,12 @@ mod tests {
     #[test]
     fn principals_with_their_own_kvnos_do_not_retire_each_other() {
         let mut h = CredentialHistory::new(Duration::from_secs(100));
-        let ks = h.merge(&kt(vec![entry(HTTP, 2), entry(MDB, 1)]), &KeySet::default(), t(0), "f");
+        let ks = h.merge(
+            &kt(vec![entry(HTTP, 2), entry(MDB, 1)]),
+            &KeySet::default(),
+            t(0),
+            "f",
+        );
         assert!(ks.keys().iter().all(|k| k.not_after.is_none()));
     }
 }

@@ -53,7 +53,10 @@ pub async fn exchange_with(
     }
 }
 
-async fn exchange_inner(server: &str, build: impl FnOnce(IpAddr) -> Vec<u8>) -> Result<(Vec<u8>, IpAddr), KdcIoError> {
+async fn exchange_inner(
+    server: &str,
+    build: impl FnOnce(IpAddr) -> Vec<u8>,
+) -> Result<(Vec<u8>, IpAddr), KdcIoError> {
     let io = |what: &'static str| {
         move |e: std::io::Error| KdcIoError::Io {
             server: server.to_string(),
@@ -143,7 +146,9 @@ mod tests {
             s2.write_all(&[0xff, 0xff, 0xff, 0xff]).await.unwrap();
             tokio::time::sleep(Duration::from_secs(5)).await;
         });
-        let e = exchange(&addr, b"x", Duration::from_millis(200)).await.unwrap_err();
+        let e = exchange(&addr, b"x", Duration::from_millis(200))
+            .await
+            .unwrap_err();
         assert!(matches!(e, KdcIoError::Timeout { .. }), "{e}");
         let e = exchange(&addr, b"x", Duration::from_secs(2)).await.unwrap_err();
         assert!(matches!(e, KdcIoError::BadLength { .. }), "{e}");

@@ -5,12 +5,14 @@
 //! 2. AS exchange for `kadmin/changepw` with those keys (proves them; learns the salt the KDC
 //!    uses from PA-ETYPE-INFO2). `--dry-run` stops here.
 //! 3. Generate a password, derive the new keys (same enctypes, the KDC's salt, kvno + 1) for
-//!    every principal of the keytab that shares the current key (one ASA, many SPN names), and
-//!    stage the new keytab (`<file>.new-<kvno>`, 0600) *before* changing anything, so a failed
-//!    write never leaves a changed password without its keys.
-//! 4. kpasswd (RFC 3244). On success: copy the old file to `<file>.bak-<kvno>`, rename the
-//!    staged file into place (the running proxy hot-loads it), and check the new key with a
-//!    second AS exchange. On failure: remove the staged file.
+//!    every principal of the keytab that shares the current key (one ASA, many SPN names).
+//! 4. Pre-load: copy the old file to `<file>.bak-<kvno>` and put the new keytab (old keys plus
+//!    the new kvno) in place *before* the password changes, then wait `preload_wait` so running
+//!    watchers hold the new key before the KDC issues a single ticket in it (otherwise tickets
+//!    issued between the change and the reload would fail). Unused until then, the extra key
+//!    is harmless; a failed write here changes nothing.
+//! 5. kpasswd (RFC 3244). On failure the previous keytab is put back. On success the new key is
+//!    checked with a second AS exchange.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -45,6 +47,9 @@ pub struct RollOptions {
     pub salt: Option<String>,
     /// Per-exchange timeout.
     pub timeout: Duration,
+    /// How long to wait between installing the pre-loaded keytab and changing the password
+    /// (longer than the watchers' `keytab_poll_ms`).
+    pub preload_wait: Duration,
 }
 
 /// What a roll did. `password` is set only after a successful change; never log it.
@@ -97,20 +102,17 @@ pub enum RollError {
     #[error("deriving the new keys: {0}")]
     Crypto(#[from] CryptoError),
     /// kpasswd refused or failed: the password did NOT change.
-    #[error("{0} (the password was not changed; the keytab is untouched)")]
+    #[error("{0} (the password was not changed; the previous keytab was put back)")]
     Kpasswd(#[from] KpasswdError),
-    /// Staging the new keytab failed before anything changed.
-    #[error("{path}: cannot stage the new keytab: {reason} (nothing was changed)")]
+    /// Writing the new keytab failed before the password changed.
+    #[error("{path}: cannot install the new keytab: {reason} (the password was not changed)")]
     Stage { path: String, reason: String },
-    /// The password changed but the new keytab could not be put in place.
-    #[error(
-        "the password CHANGED (kvno {new_kvno}) but {path} could not be replaced: {reason}; the new \
-         keys are in {staged} — move it into place by hand"
-    )]
-    Install {
+    /// kpasswd failed and the previous keytab could not be put back.
+    #[error("{error}; and restoring {path} from {backup} failed: {reason} — restore it by hand")]
+    Restore {
+        error: Box<RollError>,
         path: String,
-        staged: String,
-        new_kvno: u32,
+        backup: String,
         reason: String,
     },
 }
@@ -153,11 +155,7 @@ async fn as_exchange(opts: &RollOptions, keys: Vec<Key>) -> Result<AsTicket, Rol
 
 fn kpasswd_addr(opts: &RollOptions) -> String {
     opts.kpasswd.clone().unwrap_or_else(|| {
-        let host = opts
-            .kdc
-            .rsplit_once(':')
-            .map(|(h, _)| h)
-            .unwrap_or(&opts.kdc);
+        let host = opts.kdc.rsplit_once(':').map(|(h, _)| h).unwrap_or(&opts.kdc);
         format!("{host}:464")
     })
 }
@@ -186,17 +184,36 @@ pub async fn roll(opts: &RollOptions) -> Result<RollReport, RollError> {
     let shown = opts.keytab.display().to_string();
     let kt = read(&opts.keytab)?;
     let mine = |e: &&KeytabEntry| principal_matches(&e.principal, &opts.principal);
-    let old_kvno = kt.entries.iter().filter(mine).map(|e| e.kvno).max().ok_or_else(|| {
-        let mut have: Vec<String> = kt.entries.iter().map(|e| format!("{} kvno {}", e.principal, e.kvno)).collect();
-        have.sort();
-        have.dedup();
-        RollError::NoKeys {
-            path: shown.clone(),
-            principal: opts.principal.to_string(),
-            have: if have.is_empty() { "nothing".into() } else { have.join(", ") },
-        }
-    })?;
-    let mut current: Vec<&KeytabEntry> = kt.entries.iter().filter(mine).filter(|e| e.kvno == old_kvno).collect();
+    let old_kvno = kt
+        .entries
+        .iter()
+        .filter(mine)
+        .map(|e| e.kvno)
+        .max()
+        .ok_or_else(|| {
+            let mut have: Vec<String> = kt
+                .entries
+                .iter()
+                .map(|e| format!("{} kvno {}", e.principal, e.kvno))
+                .collect();
+            have.sort();
+            have.dedup();
+            RollError::NoKeys {
+                path: shown.clone(),
+                principal: opts.principal.to_string(),
+                have: if have.is_empty() {
+                    "nothing".into()
+                } else {
+                    have.join(", ")
+                },
+            }
+        })?;
+    let mut current: Vec<&KeytabEntry> = kt
+        .entries
+        .iter()
+        .filter(mine)
+        .filter(|e| e.kvno == old_kvno)
+        .collect();
     current.sort_by_key(|e| strength(e.key.etype()));
     current.dedup_by_key(|e| e.key.etype());
     let keys: Vec<Key> = current.iter().map(|e| e.key.clone()).collect();
@@ -244,7 +261,12 @@ pub async fn roll(opts: &RollOptions) -> Result<RollReport, RollError> {
     let password = password::generate();
     let mut new_keys = Vec::new();
     for &et in &enctypes {
-        new_keys.push(string_to_key(et, password.as_bytes(), salt.as_bytes(), tkt.iterations_for(et))?);
+        new_keys.push(string_to_key(
+            et,
+            password.as_bytes(),
+            salt.as_bytes(),
+            tkt.iterations_for(et),
+        )?);
     }
     let timestamp = SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -264,29 +286,36 @@ pub async fn roll(opts: &RollOptions) -> Result<RollReport, RollError> {
         }
     }
     let staged = with_suffix(&opts.keytab, &format!(".new-{new_kvno}"));
+    let backup = with_suffix(&opts.keytab, &format!(".bak-{old_kvno}"));
     let bytes = Zeroizing::new(next.to_bytes());
-    write_0600(&staged, &bytes).map_err(|e| RollError::Stage {
-        path: staged.display().to_string(),
+    let stage_err = |e: std::io::Error| RollError::Stage {
+        path: opts.keytab.display().to_string(),
         reason: e.to_string(),
-    })?;
-
-    let result = change_password(opts, &tkt, password.as_bytes()).await;
-    if let Err(e) = result {
+    };
+    std::fs::copy(&opts.keytab, &backup).map_err(stage_err)?;
+    write_0600(&staged, &bytes).map_err(stage_err)?;
+    if let Err(e) = std::fs::rename(&staged, &opts.keytab) {
         let _ = std::fs::remove_file(&staged);
-        return Err(e);
+        return Err(stage_err(e));
+    }
+    tokio::time::sleep(opts.preload_wait).await;
+
+    if let Err(e) = change_password(opts, &tkt, password.as_bytes()).await {
+        let restore = std::fs::read(&backup)
+            .and_then(|b| write_0600(&staged, &Zeroizing::new(b)))
+            .and_then(|_| std::fs::rename(&staged, &opts.keytab));
+        return Err(match restore {
+            Ok(()) => e,
+            Err(r) => RollError::Restore {
+                error: Box::new(e),
+                path: shown,
+                backup: backup.display().to_string(),
+                reason: r.to_string(),
+            },
+        });
     }
     report.new_kvno = Some(new_kvno);
     report.password = Some(password);
-    let backup = with_suffix(&opts.keytab, &format!(".bak-{old_kvno}"));
-    let install = std::fs::copy(&opts.keytab, &backup).and_then(|_| std::fs::rename(&staged, &opts.keytab));
-    if let Err(e) = install {
-        return Err(RollError::Install {
-            path: shown,
-            staged: staged.display().to_string(),
-            new_kvno,
-            reason: e.to_string(),
-        });
-    }
     report.backup = Some(backup);
     let verify_opts = RollOptions {
         dry_run: true,

@@ -133,14 +133,21 @@ mod tests {
     fn realm_and_domain_are_guessed_from_the_array_name() {
         assert_eq!(realm_from_fqdn("outlook.contoso.com"), "CONTOSO.COM");
         assert_eq!(netbios_from_realm("CONTOSO.COM"), "CONTOSO");
-        assert_eq!(required_spns("Outlook.Contoso.com")[1], "exchangeMDB/outlook.contoso.com");
+        assert_eq!(
+            required_spns("Outlook.Contoso.com")[1],
+            "exchangeMDB/outlook.contoso.com"
+        );
     }
 
     #[test]
     fn spn_without_its_own_key_is_covered_by_fallback_and_empty_keytab_is_missing() {
         let kt = Keytab {
             entries: vec![
-                e("HTTP/outlook.contoso.com@CONTOSO.COM", 3, EncType::Aes256CtsHmacSha196),
+                e(
+                    "HTTP/outlook.contoso.com@CONTOSO.COM",
+                    3,
+                    EncType::Aes256CtsHmacSha196,
+                ),
                 e("HTTP/outlook.contoso.com@CONTOSO.COM", 3, EncType::Rc4Hmac),
             ],
             skipped_unsupported: 0,

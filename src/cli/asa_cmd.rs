@@ -38,6 +38,10 @@ pub enum AsaCmd {
         /// Print the new password (Exchange needs it for -AlternateServiceAccountCredential).
         #[arg(long)]
         show_password: bool,
+        /// Wait this long between pre-loading the new key into the keytab and changing the
+        /// password, so watching kedge instances hold it first (keep above keytab_poll_ms).
+        #[arg(long, default_value_t = 2500)]
+        preload_wait_ms: u64,
         /// Timeout per exchange, seconds.
         #[arg(long, default_value_t = 10)]
         timeout_secs: u64,
@@ -55,6 +59,7 @@ pub fn run(cmd: AsaCmd) -> anyhow::Result<ExitCode> {
         dry_run,
         show_password,
         timeout_secs,
+        preload_wait_ms,
     } = cmd;
     let p = Principal::parse(&principal, realm.as_deref().unwrap_or(""))
         .with_context(|| format!("--principal {principal:?}"))?;
@@ -69,6 +74,7 @@ pub fn run(cmd: AsaCmd) -> anyhow::Result<ExitCode> {
         dry_run,
         salt,
         timeout: Duration::from_secs(timeout_secs.max(1)),
+        preload_wait: Duration::from_millis(preload_wait_ms),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -116,11 +122,17 @@ pub fn run(cmd: AsaCmd) -> anyhow::Result<ExitCode> {
                 ),
                 None => {}
             }
-            println!("kedge instances watching this keytab load the new keys by themselves; copy it to the others");
+            println!(
+                "kedge instances watching this keytab load the new keys by themselves; copy it to the others"
+            );
             if show_password {
                 if let Some(pw) = &report.password {
-                    eprintln!("WARNING: the ASA password follows; it is a secret. Give it to every CAS member with");
-                    eprintln!("  Set-ClientAccessServer <CAS> -AlternateServiceAccountCredential (Get-Credential)");
+                    eprintln!(
+                        "WARNING: the ASA password follows; it is a secret. Give it to every CAS member with"
+                    );
+                    eprintln!(
+                        "  Set-ClientAccessServer <CAS> -AlternateServiceAccountCredential (Get-Credential)"
+                    );
                     println!("new password: {}", pw.as_str());
                 }
             } else {

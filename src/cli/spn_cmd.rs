@@ -70,7 +70,9 @@ fn plan(array: &str, account: &str, realm: Option<&str>, domain: Option<&str>) -
         s.push_str(l);
         s.push('\n');
     };
-    line(&format!("# ASA SPN plan for array {array}, account {acct}, realm {realm}"));
+    line(&format!(
+        "# ASA SPN plan for array {array}, account {acct}, realm {realm}"
+    ));
     line("# Each SPN must exist exactly once in the forest (AD compares them case-insensitively).");
     line("");
     line("# 1. Look for duplicates, forest-wide (expect \"No such SPN found.\"):");
@@ -116,7 +118,9 @@ fn plan(array: &str, account: &str, realm: Option<&str>, domain: Option<&str>) -
     line("#    (Set-ClientAccessService on Exchange 2016+). Check with");
     line("#    Get-ClientAccessServer -IncludeAlternateServiceAccountCredentialStatus | fl Name,AlternateServiceAccountConfiguration");
     line("#    Exchange's Scripts\\RollAlternateServiceAccountPassword.ps1 rolls to a random password it");
-    line("#    never reveals, so kedge's keytab cannot follow it: roll with `kedge asa roll --show-password`");
+    line(
+        "#    never reveals, so kedge's keytab cannot follow it: roll with `kedge asa roll --show-password`",
+    );
     line("#    and push that password with Set-ClientAccessServer instead.");
     s
 }
@@ -134,7 +138,11 @@ fn check(path: &std::path::Path, array: &str, realm: Option<&str>) -> anyhow::Re
         let what = match &r.coverage {
             Coverage::Exact { kvnos, enctypes } => format!(
                 "exact: kvno {} ({})",
-                kvnos.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+                kvnos
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 enctypes.join(", ")
             ),
             Coverage::Fallback {

@@ -16,11 +16,13 @@ use std::time::SystemTime;
 
 use rasn::types::{BitString, OctetString, SequenceOf};
 use rasn_kerberos::{
-    AsRep, AsReq, EncAsRepPart, EncKdcRepPart, EncTgsRepPart, EncryptedData, EtypeInfo2, KdcOptions,
-    KdcReq, KdcReqBody, PaData, PaEncTsEnc, Ticket,
+    AsRep, AsReq, EncAsRepPart, EncKdcRepPart, EncTgsRepPart, EncryptedData, EtypeInfo2, KdcOptions, KdcReq,
+    KdcReqBody, PaData, PaEncTsEnc, Ticket,
 };
 
-use super::krb_error::{KdcError, KDC_ERR_PREAUTH_FAILED, KDC_ERR_PREAUTH_REQUIRED, KRB_AP_ERR_BAD_INTEGRITY};
+use super::krb_error::{
+    KdcError, KDC_ERR_PREAUTH_FAILED, KDC_ERR_PREAUTH_REQUIRED, KRB_AP_ERR_BAD_INTEGRITY,
+};
 use super::{kstr, pname, principal_of, NT_PRINCIPAL, NT_SRV_INST};
 use crate::krb::crypto::{EncType, Key, UsageKeys};
 use crate::krb::principal::Principal;
@@ -118,7 +120,11 @@ pub enum AsError {
     Kdc { client: String, error: KdcError },
     /// The KDC wants an enctype kedge holds no key of.
     #[error("the KDC accepts enctypes {wanted:?} for {client}, the keytab has {have:?}")]
-    NoCommonEnctype { client: String, wanted: Vec<i32>, have: Vec<&'static str> },
+    NoCommonEnctype {
+        client: String,
+        wanted: Vec<i32>,
+        have: Vec<&'static str>,
+    },
     /// Pre-authentication was asked for again after it was sent.
     #[error("the KDC asked for pre-authentication again after PA-ENC-TIMESTAMP was sent")]
     PreauthLoop,
@@ -233,7 +239,11 @@ impl AsExchange {
             return match err.code {
                 KDC_ERR_PREAUTH_REQUIRED if self.preauth_sent => Err(AsError::PreauthLoop),
                 KDC_ERR_PREAUTH_REQUIRED => {
-                    self.etype_info = err.e_data.as_deref().map(etype_info_of_method_data).unwrap_or_default();
+                    self.etype_info = err
+                        .e_data
+                        .as_deref()
+                        .map(etype_info_of_method_data)
+                        .unwrap_or_default();
                     let key = self.preauth_key().ok_or_else(|| AsError::NoCommonEnctype {
                         client: client.clone(),
                         wanted: self.etype_info.iter().map(|e| e.etype).collect(),
@@ -292,7 +302,9 @@ impl AsExchange {
                 .map_err(|_| AsError::Malformed("AS-REP enc-part does not decode".into()))?,
         };
         if part.nonce != self.nonce {
-            return Err(AsError::Malformed("AS-REP nonce does not match the request".into()));
+            return Err(AsError::Malformed(
+                "AS-REP nonce does not match the request".into(),
+            ));
         }
         let crealm = super::text(&rep.crealm);
         let got_client = principal_of(&rep.cname, &crealm);
@@ -359,9 +371,7 @@ fn etype_info_of_padata(pa: &[PaData]) -> Vec<EtypeInfo> {
 mod tests {
     use super::*;
     use crate::krb::kdc_client::changepw_principal;
-    use rasn_kerberos::{
-        EncryptionKey, EtypeInfo2Entry, KrbError, LastReqValue, PrincipalName, TicketFlags,
-    };
+    use rasn_kerberos::{EncryptionKey, EtypeInfo2Entry, KrbError, LastReqValue, PrincipalName, TicketFlags};
 
     const SALT: &str = "KEDGE.TESTHTTPoutlook.contoso.com";
 
@@ -562,7 +572,9 @@ mod tests {
             assert!(ex.handle_reply(&good[..n], now()).is_err());
         }
         assert!(ex.handle_reply(&[0x6b, 0x80, 0xff, 0xff], now()).is_err());
-        assert!(ex.handle_reply(&[0x7e, 0x84, 0xff, 0xff, 0xff, 0xff], now()).is_err());
+        assert!(ex
+            .handle_reply(&[0x7e, 0x84, 0xff, 0xff, 0xff, 0xff], now())
+            .is_err());
     }
 
     #[test]

@@ -288,7 +288,9 @@ impl PendingChange {
             reply
                 .get(i..i + 2)
                 .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
-                .ok_or_else(|| KpasswdError::Malformed(format!("{} bytes, shorter than its header", reply.len())))
+                .ok_or_else(|| {
+                    KpasswdError::Malformed(format!("{} bytes, shorter than its header", reply.len()))
+                })
         };
         let len = field(0)?;
         if len != reply.len() {
@@ -420,7 +422,9 @@ mod tests {
         assert_eq!(&msg[2..4], &[0, 1]);
         let ap_len = usize::from(u16::from_be_bytes([msg[4], msg[5]]));
         let ap: ApReq = rasn::der::decode(&msg[6..6 + ap_len]).unwrap();
-        let auth_plain = UsageKeys::new(session, 11).decrypt(&ap.authenticator.cipher).unwrap();
+        let auth_plain = UsageKeys::new(session, 11)
+            .decrypt(&ap.authenticator.cipher)
+            .unwrap();
         let auth: Authenticator = rasn::der::decode(&auth_plain).unwrap();
         let sk = auth.subkey.unwrap();
         let subkey = Key::new(EncType::from_i32(sk.r#type).unwrap(), &sk.value).unwrap();
@@ -503,7 +507,10 @@ mod tests {
         let (msg, _) = request(&session);
         let (pw, _, _) = server_reads(&msg, &session);
         assert_eq!(pw, b"N3w-Pa55word!");
-        assert!(!msg.windows(13).any(|w| w == b"N3w-Pa55word!"), "password in clear");
+        assert!(
+            !msg.windows(13).any(|w| w == b"N3w-Pa55word!"),
+            "password in clear"
+        );
     }
 
     #[test]
@@ -511,11 +518,19 @@ mod tests {
         let session = Key::random(EncType::Aes256CtsHmacSha196);
         let (msg, pending) = request(&session);
         let (_, subkey, _) = server_reads(&msg, &session);
-        pending.read_reply(&server_reply(&session, &subkey, 0, b"")).unwrap();
+        pending
+            .read_reply(&server_reply(&session, &subkey, 0, b""))
+            .unwrap();
         let err = pending
             .read_reply(&server_reply(&session, &subkey, 4, b"Password is too short"))
             .unwrap_err();
-        assert!(matches!(err, KpasswdError::Refused { code: ResultCode::SoftError, .. }));
+        assert!(matches!(
+            err,
+            KpasswdError::Refused {
+                code: ResultCode::SoftError,
+                ..
+            }
+        ));
         assert!(err.to_string().contains("too short"), "{err}");
     }
 
@@ -528,7 +543,10 @@ mod tests {
         block.extend_from_slice(&[0; 16]);
         let (code, msg) = parse_result(&[&[0, 4][..], &block].concat()).unwrap();
         assert_eq!(code, ResultCode::SoftError);
-        assert_eq!(msg, "AD password policy: minimum length 12, history 24, complexity required");
+        assert_eq!(
+            msg,
+            "AD password policy: minimum length 12, history 24, complexity required"
+        );
     }
 
     #[test]
@@ -536,7 +554,9 @@ mod tests {
         let session = Key::random(EncType::Aes256CtsHmacSha196);
         let (_, pending) = request(&session);
         let other = Key::random(EncType::Aes256CtsHmacSha196);
-        let err = pending.read_reply(&server_reply(&other, &other, 0, b"")).unwrap_err();
+        let err = pending
+            .read_reply(&server_reply(&other, &other, 0, b""))
+            .unwrap_err();
         assert!(matches!(err, KpasswdError::Integrity("AP-REP")));
     }
 
@@ -549,7 +569,11 @@ mod tests {
         for n in 0..good.len() {
             assert!(pending.read_reply(&good[..n]).is_err());
         }
-        for bad in [&[0xffu8, 0xff, 0, 1, 0xff, 0xff][..], &[0, 6, 0, 1, 0, 0], &[0, 3]] {
+        for bad in [
+            &[0xffu8, 0xff, 0, 1, 0xff, 0xff][..],
+            &[0, 6, 0, 1, 0, 0],
+            &[0, 3],
+        ] {
             assert!(pending.read_reply(bad).is_err());
         }
     }

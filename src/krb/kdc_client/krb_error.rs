@@ -68,11 +68,7 @@ impl KdcError {
             .ok()?;
         Some(Self {
             code: e.error_code,
-            text: e
-                .e_text
-                .as_ref()
-                .map(super::text)
-                .filter(|t| !t.is_empty()),
+            text: e.e_text.as_ref().map(super::text).filter(|t| !t.is_empty()),
             e_data: e.e_data.map(|d| d.to_vec()),
             stime: super::super::time::krb_secs(&e.stime),
         })
