@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod asa;
 pub mod cli;
 pub mod config;
 pub mod edge;

@@ -1,7 +1,9 @@
 //! The `kedge` command line: the binary's edge, where `anyhow` is allowed. Each subcommand lives in
 //! a file named for it.
 
+mod asa_cmd;
 mod keytab_cmd;
+mod spn_cmd;
 mod token_cmd;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +24,12 @@ enum Command {
     /// Check a Kerberos token the way the proxy would.
     #[command(subcommand)]
     Token(token_cmd::TokenCmd),
+    /// The ASA's SPNs: the setspn plan, and a check that a keytab covers them.
+    #[command(subcommand)]
+    Spn(spn_cmd::SpnCmd),
+    /// The ASA credential life cycle: password roll through kpasswd.
+    #[command(subcommand)]
+    Asa(asa_cmd::AsaCmd),
 }
 
 /// Parses arguments and runs the command; returns the process exit code.
@@ -30,6 +38,8 @@ pub fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Keytab(c) => keytab_cmd::run(c),
         Command::Token(c) => token_cmd::run(c),
+        Command::Spn(c) => spn_cmd::run(c),
+        Command::Asa(c) => asa_cmd::run(c),
     };
     match result {
         Ok(code) => code,
