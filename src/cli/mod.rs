@@ -2,8 +2,11 @@
 //! a file named for it.
 
 mod asa_cmd;
+mod demo_cmd;
 mod keytab_cmd;
+mod run_cmd;
 mod spn_cmd;
+mod status_cmd;
 mod token_cmd;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +21,12 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the proxy with a configuration file.
+    Run(run_cmd::RunArgs),
+    /// Run a self-contained demo: generated ASA keytab, TLS certificate and backends on loopback.
+    Demo(demo_cmd::DemoArgs),
+    /// Show listeners, pools, members and ASA credentials of a running kedge.
+    Status(status_cmd::StatusArgs),
     /// Inspect and write ASA keytabs (MIT format).
     #[command(subcommand)]
     Keytab(keytab_cmd::KeytabCmd),
@@ -36,6 +45,9 @@ enum Command {
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(a) => run_cmd::run(a),
+        Command::Demo(a) => demo_cmd::run(a),
+        Command::Status(a) => status_cmd::run(a),
         Command::Keytab(c) => keytab_cmd::run(c),
         Command::Token(c) => token_cmd::run(c),
         Command::Spn(c) => spn_cmd::run(c),
