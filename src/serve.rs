@@ -140,12 +140,10 @@ fn acceptor_config(cfg: &Config) -> AcceptorConfig {
 }
 
 /// A future that completes when `rx` turns true.
-fn signalled(mut rx: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
-    async move {
-        while !*rx.borrow() {
-            if rx.changed().await.is_err() {
-                return;
-            }
+async fn signalled(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
         }
     }
 }
