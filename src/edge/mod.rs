@@ -1,1 +1,3 @@
 //! edge (to be built)
+
+pub mod rpc;
