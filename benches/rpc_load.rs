@@ -62,6 +62,20 @@ fn args() -> Args {
         rounds: 3,
         haproxy: true,
     };
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it:
+    // then only a small smoke run (bounded, no HAProxy) checks that the whole path works.
+    let bench = std::env::args().any(|a| a == "--bench");
+    if !bench {
+        a = Args {
+            binds: 300,
+            concurrency: 8,
+            seconds: 10,
+            bulk_mib: 4,
+            streams: 2,
+            rounds: 1,
+            haproxy: false,
+        };
+    }
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let mut num = || {
@@ -78,7 +92,8 @@ fn args() -> Args {
             "--rounds" => a.rounds = num(),
             "--no-haproxy" => a.haproxy = false,
             "--bench" => {}
-            other => panic!("unknown argument {other}"),
+            other if bench => panic!("unknown argument {other}"),
+            _ => {} // libtest arguments `cargo test` passes along
         }
     }
     a
@@ -505,6 +520,7 @@ fn main() {
         a.concurrency,
         Duration::from_secs(a.seconds),
     );
+    let cpu0 = thread_cpu_secs("bench-binds");
     let r = run_binds(
         kedge_binds,
         binds.clone(),
@@ -512,6 +528,7 @@ fn main() {
         a.concurrency,
         Duration::from_secs(a.seconds),
     );
+    let kedge_cpu = thread_cpu_secs("bench-binds") - cpu0;
     let q = |p: f64| r.hist.value_at_quantile(p) as f64 / 1000.0;
     println!(
         "binds: {} ok, {} failed in {:.2?} = {:.0} binds/s (concurrency {}), latency ms p50 {:.2} p90 {:.2} \
@@ -527,6 +544,12 @@ fn main() {
         q(0.999),
         r.hist.max() as f64 / 1000.0,
         loadavg()
+    );
+    let per_bind_us = kedge_cpu * 1e6 / r.ok.max(1) as f64;
+    println!(
+        "kedge threads used {kedge_cpu:.2} CPU s = {per_bind_us:.0} us CPU per bind (accept, read, validate, \
+         backend connect, splice, close) -> {:.0} binds/s per core of kedge alone",
+        1e6 / per_bind_us.max(1e-9)
     );
 
     // 2. Bulk throughput, kedge vs HAProxy, alternating rounds. The same unauthenticated
@@ -575,6 +598,32 @@ fn main() {
     }
     drop(haproxy);
     std::process::exit(0);
+}
+
+/// CPU seconds (user + system) spent so far by this process's threads whose name starts with
+/// `prefix` (from /proc/self/task/*/stat; clock ticks from `getconf CLK_TCK`).
+fn thread_cpu_secs(prefix: &str) -> f64 {
+    let tck: f64 = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0);
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|stat| {
+            let open = stat.find('(')?;
+            let close = stat.rfind(')')?;
+            let name = &stat[open + 1..close];
+            let f: Vec<&str> = stat[close + 2..].split(' ').collect();
+            let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+            name.starts_with(prefix).then_some(ticks)
+        })
+        .sum::<f64>()
+        / tck
 }
 
 fn num_cpus() -> usize {

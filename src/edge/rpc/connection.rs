@@ -15,7 +15,7 @@ use super::first_bind::FirstPdu;
 use super::splice::{splice, Meters, SpliceEnd};
 use super::{RpcEdgeContext, PROTOCOL};
 use crate::config::RpcListenerConfig;
-use crate::observe::{self, Direction};
+use crate::observe;
 use crate::rpc::{build_bind_nak, parse_bind, BindInfo, EMSMDB, EPM, NSPI, RFR};
 
 /// After a bind_nak, how long the client may take to close (its unread bytes are drained so the
@@ -39,12 +39,13 @@ pub(super) async fn serve_connection(
     peer: SocketAddr,
     cfg: Arc<RpcListenerConfig>,
     ctx: Arc<RpcEdgeContext>,
+    meters: Arc<Meters>,
 ) {
     let _open = observe::connection_opened(&cfg.name);
     let _ = stream.set_nodelay(true);
     let mut first = FirstPdu::new();
     let mut facts = Facts::default();
-    let result = run(&mut stream, &mut first, &mut facts, &cfg, &ctx).await;
+    let result = run(&mut stream, &mut first, &mut facts, &cfg, &ctx, &meters).await;
     let err = match result {
         Ok((admission, end)) => {
             let fields = (&facts, peer, &cfg.name);
@@ -97,6 +98,7 @@ async fn run(
     facts: &mut Facts,
     cfg: &RpcListenerConfig,
     ctx: &RpcEdgeContext,
+    meters: &Meters,
 ) -> Result<(Admission, SpliceEnd), RpcEdgeError> {
     let bind_timeout = Duration::from_millis(cfg.bind_timeout_ms);
     match tokio::time::timeout(bind_timeout, first.read_from(stream, cfg.max_bind_bytes)).await {
@@ -128,12 +130,8 @@ async fn run(
         interface = facts.interface.as_deref().unwrap_or("-"), backend = %backend.addr,
         admission = admission.as_str(), "rpc bind forwarded"
     );
-    let meters = Meters {
-        up: observe::byte_meter(&cfg.name, Direction::ClientToBackend),
-        down: observe::byte_meter(&cfg.name, Direction::BackendToClient),
-    };
     let idle = Duration::from_secs(cfg.idle_timeout_secs);
-    let end = splice(&mut *stream, backend.stream, first.bytes(), idle, &meters).await;
+    let end = splice(&mut *stream, backend.stream, first.bytes(), idle, meters).await;
     drop(backend.lease);
     Ok((admission, end))
 }

@@ -9,8 +9,10 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::connection::{refuse_over_limit, serve_connection};
+use super::splice::Meters;
 use super::RpcEdgeContext;
 use crate::config::RpcListenerConfig;
+use crate::observe::{self, Direction};
 
 /// Pause after a failed `accept` (out of file descriptors, …) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -30,6 +32,11 @@ pub async fn serve_rpc(
     shutdown: impl Future,
 ) {
     let limit = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
+    // Label lookups once per listener, not per connection.
+    let meters = Arc::new(Meters {
+        up: observe::byte_meter(&cfg.name, Direction::ClientToBackend),
+        down: observe::byte_meter(&cfg.name, Direction::BackendToClient),
+    });
     let mut conns = JoinSet::new();
     tokio::pin!(shutdown);
     tracing::info!(listener = %cfg.name, addr = ?listener.local_addr().ok(), pool = ctx.pool.name(),
@@ -42,9 +49,9 @@ pub async fn serve_rpc(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => match limit.clone().try_acquire_owned() {
                     Ok(permit) => {
-                        let (cfg, ctx) = (cfg.clone(), ctx.clone());
+                        let (cfg, ctx, meters) = (cfg.clone(), ctx.clone(), meters.clone());
                         conns.spawn(async move {
-                            serve_connection(stream, peer, cfg, ctx).await;
+                            serve_connection(stream, peer, cfg, ctx, meters).await;
                             drop(permit);
                         });
                     }

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use crate::observe::ByteMeter;
 
 /// Buffer size of each copy direction.
-pub const SPLICE_BUFFER: usize = 64 * 1024;
+pub const SPLICE_BUFFER: usize = 16 * 1024;
 
 /// The last time either direction moved a byte, in milliseconds since `base`.
 #[derive(Debug)]
