@@ -309,6 +309,14 @@ pub struct RpcListenerConfig {
     /// PAC group rules.
     #[serde(default)]
     pub groups: Option<GroupRules>,
+    /// Maximum concurrent client connections on the listener (default 20,000); beyond it new
+    /// connections are closed at once and counted (`limit="max_connections"`).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// On shutdown, how long spliced connections may run on before they are cut, seconds
+    /// (default 30).
+    #[serde(default = "default_shutdown_grace_secs")]
+    pub shutdown_grace_secs: u64,
 }
 
 fn default_true() -> bool {

@@ -14,21 +14,3 @@ pub mod observe;
 pub mod pool;
 pub mod rpc;
 pub mod serve;
-
-/// Starts the RPC listeners (none until the RPC edge is wired).
-pub(crate) fn serve_rpc_listeners(
-    cfg: &config::Config,
-    listeners: Vec<tokio::net::TcpListener>,
-    _acceptor: &std::sync::Arc<krb::acceptor::Acceptor>,
-    _pools: &std::sync::Arc<pool::Pools>,
-    _shutdown: &tokio::sync::watch::Receiver<bool>,
-    _tasks: &mut tokio::task::JoinSet<()>,
-) -> Result<(), serve::ServeError> {
-    if let (Some(l), false) = (cfg.rpc.first(), listeners.is_empty()) {
-        return Err(serve::ServeError::Listener {
-            name: l.name.clone(),
-            msg: "rpc listeners are not available in this build".into(),
-        });
-    }
-    Ok(())
-}

@@ -15,6 +15,7 @@ use crate::admin::{self, status::ListenerStatus, AdminState};
 use crate::asa::{KeytabWatcher, WatchConfig};
 use crate::config::Config;
 use crate::edge::http::{serve_http, EdgeContext, ServerTls};
+use crate::edge::rpc::{serve_rpc, RpcEdgeContext};
 use crate::krb::acceptor::{Acceptor, AcceptorConfig};
 use crate::krb::keyset::KeySet;
 use crate::krb::replay::ReplayCache;
@@ -192,7 +193,19 @@ impl Kedge {
                 }
             });
         }
-        crate::serve_rpc_listeners(&cfg, bound.rpc, &acceptor, &pools, &shutdown_rx, &mut tasks)?;
+        for (listener, lcfg) in bound.rpc.into_iter().zip(cfg.rpc.iter().cloned()) {
+            let pool = pools.get(&lcfg.pool).ok_or_else(|| ServeError::Listener {
+                name: lcfg.name.clone(),
+                msg: format!("no pool named {:?}", lcfg.pool),
+            })?;
+            let ctx =
+                RpcEdgeContext::new(acceptor.clone(), pool, &lcfg).map_err(|e| ServeError::Listener {
+                    name: lcfg.name.clone(),
+                    msg: e.to_string(),
+                })?;
+            let shutdown = signalled(shutdown_rx.clone());
+            tasks.spawn(async move { serve_rpc(listener, Arc::new(lcfg), Arc::new(ctx), shutdown).await });
+        }
 
         // Replay-cache gauge.
         {

@@ -13,7 +13,9 @@ fn bundled_example_config_is_valid() {
 
 #[test]
 fn unknown_fields_and_bad_references_are_reported_with_their_path() {
-    let e = Config::from_toml("[kerberos]\nkeytab = \"k\"\nskew = 5\n", "bad.toml").unwrap_err().to_string();
+    let e = Config::from_toml("[kerberos]\nkeytab = \"k\"\nskew = 5\n", "bad.toml")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("bad.toml") && e.contains("skew"), "{e}");
     let text = r#"
 [kerberos]

@@ -28,7 +28,8 @@ pub fn init_logging() {
     let json = std::env::var("KEDGE_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_writer(std::io::stderr);
     let _ = if json { b.json().try_init() } else { b.try_init() };
 }
 
