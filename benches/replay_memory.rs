@@ -17,7 +17,11 @@ fn rss_kib() -> u64 {
 
 fn main() {
     // `cargo test --benches` runs this with no arguments too: keep it quick there.
-    let n: usize = if std::env::args().any(|a| a == "--bench") { 1_000_000 } else { 50_000 };
+    let n: usize = if std::env::args().any(|a| a == "--bench") {
+        1_000_000
+    } else {
+        50_000
+    };
     let before = rss_kib();
     let cache = ReplayCache::new(2_000_000);
     let tag = [7u8; 12];
@@ -31,7 +35,10 @@ fn main() {
             cusec: (i % 1_000_000) as u32,
             tag: &tag,
         };
-        assert_eq!(cache.check_and_insert(&key, 1_790_000_000, 600), ReplayVerdict::Fresh);
+        assert_eq!(
+            cache.check_and_insert(&key, 1_790_000_000, 600),
+            ReplayVerdict::Fresh
+        );
     }
     let took = start.elapsed();
     let after = rss_kib();

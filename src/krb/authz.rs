@@ -46,7 +46,7 @@ pub fn check_pac(
     authtime: i64,
     verify: bool,
 ) -> Result<PacIdentity, AuthError> {
-    let pac = super::pac::Pac::parse(pac_bytes).map_err(|e| AuthError::Pac(e.to_string()))?;
+    let pac = super::pac::Pac::parse_deferred(pac_bytes).map_err(|e| AuthError::Pac(e.to_string()))?;
     if verify {
         pac.verify_server_signature_with(service_key.pac_keys())
             .map_err(|e| AuthError::Pac(e.to_string()))?;
@@ -66,7 +66,7 @@ pub fn check_pac(
             ));
         }
     }
-    let id = PacIdentity::from_logon_info(pac.into_logon_info(), verify);
+    let id = PacIdentity::from_logon_info_raw(pac.logon_info_raw(), verify);
     Ok(id)
 }
 
@@ -90,6 +90,9 @@ fn client_name_matches(pac_name: &str, cname: &str, crealm: &str) -> bool {
 pub fn apply_group_rules(rules: &GroupRules, id: Option<&PacIdentity>) -> Result<(), AuthError> {
     if rules.allow.is_empty() && rules.deny.is_empty() {
         return Ok(());
+    }
+    if let Some(Err(e)) = id.map(|id| id.logon_info()) {
+        return Err(AuthError::Pac(format!("LOGON_INFO does not decode: {e}")));
     }
     let holds = |want: &String| id.is_some_and(|id| id.holds(want));
     if let Some(d) = rules.deny.iter().find(|d| holds(d)) {

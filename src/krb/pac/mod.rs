@@ -115,6 +115,21 @@ impl Pac {
     /// header, not overlapping each other and of distinct types; then decodes the buffers kedge
     /// knows. Unknown buffer types are kept raw.
     pub fn parse(bytes: &[u8]) -> Result<Pac, PacError> {
+        let mut pac = Self::parse_deferred(bytes)?;
+        pac.logon_info = pac.buffer(PAC_LOGON_INFO).map(logon_info::parse).transpose()?;
+        pac.upn_dns_info = pac
+            .buffer(PAC_UPN_DNS_INFO)
+            .map(upn_dns_info::parse)
+            .transpose()?;
+        Ok(pac)
+    }
+
+    /// Like [`Pac::parse`], but leaves LOGON_INFO and UPN_DNS_INFO encoded: the header, buffer
+    /// table, client info and signatures are checked and decoded; [`Pac::logon_info_raw`] and
+    /// [`decode_logon_info`] decode the rest when a caller needs SIDs. The acceptor uses this so
+    /// a route without group rules does not pay for NDR-decoding a large group list (the server
+    /// signature covers those bytes either way).
+    pub fn parse_deferred(bytes: &[u8]) -> Result<Pac, PacError> {
         let head = bytes
             .get(..PACTYPE_LEN)
             .ok_or(PacError::Truncated("PACTYPE header"))?;
@@ -174,12 +189,7 @@ impl Pac {
             kdc_signature: None,
             requestor_sid: None,
         };
-        pac.logon_info = pac.buffer(PAC_LOGON_INFO).map(logon_info::parse).transpose()?;
         pac.client_info = pac.buffer(PAC_CLIENT_INFO).map(client_info::parse).transpose()?;
-        pac.upn_dns_info = pac
-            .buffer(PAC_UPN_DNS_INFO)
-            .map(upn_dns_info::parse)
-            .transpose()?;
         pac.server_signature = pac
             .buffer(PAC_SERVER_CHECKSUM)
             .map(signature::parse)
@@ -208,7 +218,12 @@ impl Pac {
         self.bytes.get(b.range())
     }
 
-    /// The decoded KERB_VALIDATION_INFO (MS-PAC 2.5), if the PAC has one.
+    /// The encoded KERB_VALIDATION_INFO buffer (MS-PAC 2.5), if the PAC has one.
+    pub fn logon_info_raw(&self) -> Option<&[u8]> {
+        self.buffer(PAC_LOGON_INFO)
+    }
+
+    /// The decoded KERB_VALIDATION_INFO (MS-PAC 2.5), if the PAC has one (and was fully parsed).
     pub fn logon_info(&self) -> Option<&LogonInfo> {
         self.logon_info.as_ref()
     }
@@ -295,6 +310,11 @@ impl Pac {
             .ok_or(PacError::MissingBuffer("KDC signature"))?;
         signature::verify("KDC", krbtgt_key, kdc, &server.signature)
     }
+}
+
+/// Decodes a KERB_VALIDATION_INFO buffer (MS-PAC 2.5), e.g. from [`Pac::logon_info_raw`].
+pub fn decode_logon_info(raw: &[u8]) -> Result<LogonInfo, PacError> {
+    logon_info::parse(raw)
 }
 
 /// Shows the buffer table and the decoded buffers, not the raw bytes.
