@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod benchclient;
 pub mod cli;
 pub mod config;
 pub mod edge;
