@@ -315,7 +315,11 @@ async fn worker(ctx: Arc<Ctx>, ready: Arc<Barrier>, mut go: watch::Receiver<bool
             None => {
                 conn = connect(&ctx, &mut tally).await;
                 if conn.is_none() {
-                    // Back off a little so a refused port does not spin the core the server needs.
+                    // A failed connect costs the request it was for, so a dead target ends a
+                    // counted run; back off a little so a refused port does not spin the core.
+                    if !budget.take() {
+                        break;
+                    }
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 continue;

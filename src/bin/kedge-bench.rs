@@ -137,8 +137,18 @@ struct HttpArgs {
     /// The URL to request (`https://outlook.contoso.com:8443/mapi/emsmdb`).
     #[arg(long)]
     url: String,
-    #[command(flatten)]
-    key: Option<KeyArgs>,
+    /// The ASA keytab (MIT format); not needed with --mode none.
+    #[arg(long)]
+    keytab: Option<PathBuf>,
+    /// The SPN tickets are for, with realm (`http/outlook.contoso.com@CONTOSO.COM`).
+    #[arg(long)]
+    spn: Option<String>,
+    /// Key version to use (default: the highest in the keytab).
+    #[arg(long)]
+    kvno: Option<u32>,
+    /// Enctype to use (default: aes256, then aes128, …).
+    #[arg(long)]
+    enctype: Option<String>,
     #[command(flatten)]
     run: RunArgs,
     /// Total requests (instead of, or bounded by, --duration).
@@ -227,8 +237,14 @@ fn run_http(a: HttpArgs) -> anyhow::Result<ExitCode> {
     let feed = match mode {
         AuthMode::None => None,
         _ => {
-            let Some(key) = &a.key else {
+            let (Some(keytab), Some(spn)) = (&a.keytab, &a.spn) else {
                 bail!("--mode {} needs --keytab and --spn", mode.name());
+            };
+            let key = KeyArgs {
+                keytab: keytab.clone(),
+                spn: spn.clone(),
+                kvno: a.kvno,
+                enctype: a.enctype.clone(),
             };
             let cred = key.load()?;
             let minter = a.run.minter(&cred, tokens::parse_framing(&a.framing)?, FLAGS_HTTP)?;
