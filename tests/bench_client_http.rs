@@ -150,7 +150,9 @@ async fn serve(state: Arc<Server>, tls: Option<Arc<rustls::ServerConfig>>) -> So
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { continue };
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
             state.connections.fetch_add(1, Ordering::Relaxed);
             let state = state.clone();
@@ -179,7 +181,12 @@ async fn serve(state: Arc<Server>, tls: Option<Arc<rustls::ServerConfig>>) -> So
     addr
 }
 
-fn feed(key: &Key, dir: &tempfile::TempDir, users: u32, pac: Option<u32>) -> Arc<kedge::benchclient::feed::Feed<bench_http::HttpToken>> {
+fn feed(
+    key: &Key,
+    dir: &tempfile::TempDir,
+    users: u32,
+    pac: Option<u32>,
+) -> Arc<kedge::benchclient::feed::Feed<bench_http::HttpToken>> {
     let spn = credentials::parse_spn(SPN).unwrap();
     let cred = credentials::load(&write_keytab(dir, key), &spn, None, None).unwrap();
     assert_eq!(cred.kvno, 3);
@@ -328,7 +335,10 @@ async fn sample_load_run() {
     let key = Key::random(EncType::Aes256CtsHmacSha196);
     let state = server_state(&key);
     let addr = serve(state.clone(), None).await;
-    let secs: u64 = std::env::var("KEDGE_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let secs: u64 = std::env::var("KEDGE_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
     for mode in [AuthMode::None, AuthMode::FreshToken, AuthMode::PerConnection] {
         let feed = (mode != AuthMode::None).then(|| feed(&key, &dir, 1000, Some(30)));
         let mut opts = options(format!("http://{addr}/mapi/emsmdb"), mode, 0, 32);

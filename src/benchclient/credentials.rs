@@ -53,7 +53,10 @@ pub fn parse_spn(spn: &str) -> Result<Principal, BenchError> {
 fn same_principal(a: &Principal, b: &Principal) -> bool {
     a.realm == b.realm
         && a.components.len() == b.components.len()
-        && a.components.iter().zip(&b.components).all(|(x, y)| x.eq_ignore_ascii_case(y))
+        && a.components
+            .iter()
+            .zip(&b.components)
+            .all(|(x, y)| x.eq_ignore_ascii_case(y))
 }
 
 /// Reads `path` and picks the key for `spn` (see [`select`]).
@@ -89,7 +92,10 @@ pub fn select(
         .filter(|e| same_principal(&e.principal, spn))
         .collect();
     let pool: Vec<&KeytabEntry> = if own.is_empty() {
-        kt.entries.iter().filter(|e| e.principal.realm == spn.realm).collect()
+        kt.entries
+            .iter()
+            .filter(|e| e.principal.realm == spn.realm)
+            .collect()
     } else {
         own
     };
@@ -115,7 +121,12 @@ pub fn select(
     let entry = order
         .iter()
         .find_map(|t| at_kvno.iter().find(|e| e.key.etype() == *t))
-        .ok_or_else(|| no_key(format!(" at kvno {want_kvno} with enctype {:?}", etype.map(|t| t.name()))))?;
+        .ok_or_else(|| {
+            no_key(format!(
+                " at kvno {want_kvno} with enctype {:?}",
+                etype.map(|t| t.name())
+            ))
+        })?;
     Ok(ServiceCredential {
         spn: spn.clone(),
         key: entry.key.clone(),

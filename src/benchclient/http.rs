@@ -123,7 +123,10 @@ async fn resolve_target(opts: &HttpOptions) -> Result<Target, BenchError> {
         target: opts.url.clone(),
         msg,
     };
-    let uri: Uri = opts.url.parse().map_err(|e: http::uri::InvalidUri| bad(e.to_string()))?;
+    let uri: Uri = opts
+        .url
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| bad(e.to_string()))?;
     let https = match uri.scheme() {
         Some(s) if *s == Scheme::HTTPS => true,
         Some(s) if *s == Scheme::HTTP => false,
@@ -200,7 +203,9 @@ pub async fn run(opts: HttpOptions, feed: Option<Arc<Feed<HttpToken>>>) -> Resul
         return Err(BenchError::Invalid("--connections must be at least 1".into()));
     }
     if opts.mode != AuthMode::None && feed.is_none() {
-        return Err(BenchError::Invalid("an authenticated mode needs a token feed".into()));
+        return Err(BenchError::Invalid(
+            "an authenticated mode needs a token feed".into(),
+        ));
     }
     let target = resolve_target(&opts).await?;
     if let Some(f) = &feed {
@@ -272,14 +277,16 @@ async fn connect(ctx: &Ctx, tally: &mut Tally) -> Option<Conn> {
         }),
         Some((config, name)) => {
             let connector = tokio_rustls::TlsConnector::from(config.clone());
-            let tls = match tokio::time::timeout(ctx.opts.request_timeout, connector.connect(name.clone(), tcp)).await
-            {
-                Ok(Ok(s)) => s,
-                Ok(Err(_)) | Err(_) => {
-                    tally.error("tls");
-                    return None;
-                }
-            };
+            let tls =
+                match tokio::time::timeout(ctx.opts.request_timeout, connector.connect(name.clone(), tcp))
+                    .await
+                {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(_)) | Err(_) => {
+                        tally.error("tls");
+                        return None;
+                    }
+                };
             http1::handshake(TokioIo::new(tls)).await.map(|(s, c)| {
                 tokio::spawn(async move {
                     let _ = c.await;
@@ -289,7 +296,10 @@ async fn connect(ctx: &Ctx, tally: &mut Tally) -> Option<Conn> {
         }
     };
     match handshake {
-        Ok(sender) => Some(Conn { sender, authed: false }),
+        Ok(sender) => Some(Conn {
+            sender,
+            authed: false,
+        }),
         Err(_) => {
             tally.error("handshake");
             None

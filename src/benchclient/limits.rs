@@ -76,7 +76,9 @@ impl Budget {
 /// Parses `10s`, `500ms`, `2m`, `1h`, `1.5s` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, BenchError> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: f64 = num.parse().map_err(|_| BenchError::Duration(s.into()))?;
     let secs = match unit.trim() {
@@ -87,7 +89,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, BenchError> {
         "h" => n * 3600.0,
         _ => return Err(BenchError::Duration(s.into())),
     };
-    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
         return Err(BenchError::Duration(s.into()));
     }
     Ok(Duration::from_secs_f64(secs))

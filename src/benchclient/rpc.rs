@@ -17,8 +17,8 @@ use crate::krb::acceptor::Framing;
 use crate::krb::crypto::Key;
 use crate::krb::mint::verify_response;
 use crate::rpc::{
-    parse_bind_ack, parse_bind_nak, pdu_length, AckResult, AuthLevel, AuthType, AuthVerifier, BindInfo,
-    Drep, PacketType, PresentationContext, SyntaxId, Uuid, EMSMDB, HEADER_LEN, NSPI, RFR,
+    parse_bind_ack, parse_bind_nak, pdu_length, AckResult, AuthLevel, AuthType, AuthVerifier, BindInfo, Drep,
+    PacketType, PresentationContext, SyntaxId, Uuid, EMSMDB, HEADER_LEN, NSPI, RFR,
 };
 
 use super::feed::{Feed, Local};
@@ -52,7 +52,9 @@ impl Interface {
             "emsmdb" => Ok(Self::Emsmdb),
             "nspi" => Ok(Self::Nspi),
             "rfr" => Ok(Self::Rfr),
-            _ => Err(BenchError::Invalid(format!("interface {s:?}: want emsmdb, nspi or rfr"))),
+            _ => Err(BenchError::Invalid(format!(
+                "interface {s:?}: want emsmdb, nspi or rfr"
+            ))),
         }
     }
     fn syntax(self) -> SyntaxId {
@@ -110,7 +112,12 @@ impl RpcAuth {
 
 /// Builds a first bind to `iface` (call_id 1, new association group, NDR 2.0, little endian)
 /// with `token` as its auth value.
-pub fn bind_pdu(iface: Interface, auth: RpcAuth, level: AuthLevel, token: &[u8]) -> Result<Vec<u8>, BenchError> {
+pub fn bind_pdu(
+    iface: Interface,
+    auth: RpcAuth,
+    level: AuthLevel,
+    token: &[u8],
+) -> Result<Vec<u8>, BenchError> {
     let bind = BindInfo {
         ptype: PacketType::Bind,
         rpc_vers_minor: 0,
@@ -292,13 +299,19 @@ async fn exchange(addr: SocketAddr, pdu: &[u8], tally: &mut Tally) -> Result<Out
         return Err("bad reply");
     }
     reply.resize(len, 0);
-    s.read_exact(&mut reply[HEADER_LEN..]).await.map_err(|_| "closed")?;
+    s.read_exact(&mut reply[HEADER_LEN..])
+        .await
+        .map_err(|_| "closed")?;
     match PacketType::from_code(reply[2]) {
         PacketType::BindAck => {
             let ack = parse_bind_ack(&reply).map_err(|_| "bad reply")?;
             match ack.results.first().map(|r| r.result) {
                 Some(AckResult::Acceptance) => Ok(Outcome::Ack {
-                    ap_rep: ack.auth.as_ref().and_then(|a| a.token(&reply)).map(<[u8]>::to_vec),
+                    ap_rep: ack
+                        .auth
+                        .as_ref()
+                        .and_then(|a| a.token(&reply))
+                        .map(<[u8]>::to_vec),
                 }),
                 Some(other) => Ok(Outcome::AckRejected(other.code())),
                 None => Err("bad reply"),

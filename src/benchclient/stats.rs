@@ -42,7 +42,8 @@ impl Tally {
     /// An empty tally.
     pub fn new() -> Self {
         Self {
-            latency: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("static histogram bounds are valid"),
+            latency: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
+                .expect("static histogram bounds are valid"),
             ok: 0,
             completed: 0,
             outcomes: BTreeMap::new(),
@@ -219,7 +220,10 @@ fn ms(us: u64) -> String {
 }
 
 fn join(map: &BTreeMap<String, u64>) -> String {
-    map.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")
+    map.iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl fmt::Display for Report {

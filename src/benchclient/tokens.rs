@@ -93,12 +93,11 @@ impl TokenMinter {
         let mut users = Vec::with_capacity(spec.user_count as usize);
         for i in 0..spec.user_count {
             let name = format!("user{i:05}");
-            let client = Principal::parse(&format!("{name}@{realm}"), &realm).map_err(|e| {
-                BenchError::Principal {
+            let client =
+                Principal::parse(&format!("{name}@{realm}"), &realm).map_err(|e| BenchError::Principal {
                     name: name.clone(),
                     msg: e.to_string(),
-                }
-            })?;
+                })?;
             let pac = match spec.pac_groups {
                 Some(groups) => Some(
                     PacBuilder::windows_like(&name, &realm, domain.clone(), 1100 + i, groups.max(1))

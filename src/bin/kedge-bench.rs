@@ -121,14 +121,23 @@ impl RunArgs {
         })
     }
 
-    fn minter(&self, cred: &ServiceCredential, framing: kedge::krb::acceptor::Framing, flags: u32) -> anyhow::Result<Arc<TokenMinter>> {
+    fn minter(
+        &self,
+        cred: &ServiceCredential,
+        framing: kedge::krb::acceptor::Framing,
+        flags: u32,
+    ) -> anyhow::Result<Arc<TokenMinter>> {
         let spec = TokenSpec {
             user_count: self.user_count,
             framing,
             gss_flags: flags,
             pac_groups: (self.pac_groups > 0).then_some(self.pac_groups),
         };
-        Ok(Arc::new(TokenMinter::new(cred, spec, unix_secs(SystemTime::now()))?))
+        Ok(Arc::new(TokenMinter::new(
+            cred,
+            spec,
+            unix_secs(SystemTime::now()),
+        )?))
     }
 }
 
@@ -247,7 +256,9 @@ fn run_http(a: HttpArgs) -> anyhow::Result<ExitCode> {
                 enctype: a.enctype.clone(),
             };
             let cred = key.load()?;
-            let minter = a.run.minter(&cred, tokens::parse_framing(&a.framing)?, FLAGS_HTTP)?;
+            let minter = a
+                .run
+                .minter(&cred, tokens::parse_framing(&a.framing)?, FLAGS_HTTP)?;
             Some(Arc::new(http::token_feed(minter, a.run.mint_threads)))
         }
     };
