@@ -121,3 +121,53 @@ fn an_spn_without_a_realm_is_refused_plainly() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("service/host@REALM"));
 }
+
+/// Minting cost per token (release build): `cargo test --release --test bench_client_mint --
+/// --ignored --nocapture`. The bench's per-user-ticket minter against a full `krb::mint` per token.
+#[test]
+#[ignore = "measurement; use --release --ignored --nocapture"]
+fn mint_cost_per_token() {
+    use kedge::benchclient::credentials::ServiceCredential;
+    use kedge::benchclient::tokens::{mint_for_user, TokenMinter, TokenSpec, FLAGS_HTTP};
+    use std::time::Instant;
+    let spn = Principal::parse(SPN, "").unwrap();
+    let cred = ServiceCredential {
+        spn: spn.clone(),
+        key: Key::random(EncType::Aes256CtsHmacSha196),
+        kvno: 3,
+        filed_under: spn,
+    };
+    let n = 50_000u32;
+    for pac in [None, Some(30)] {
+        let spec = TokenSpec {
+            user_count: 1000,
+            framing: Framing::Spnego { legacy_oid: true },
+            gss_flags: FLAGS_HTTP,
+            pac_groups: pac,
+        };
+        let minter = TokenMinter::new(&cred, spec, kedge::krb::time::unix_secs(SystemTime::now())).unwrap();
+        let t0 = Instant::now();
+        let mut bytes = 0usize;
+        for _ in 0..n {
+            bytes += minter.mint().bytes.len();
+        }
+        let per = t0.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+        let t1 = Instant::now();
+        let alice = Principal::parse("alice@CONTOSO.COM", "").unwrap();
+        let full = mint_for_user(
+            &cred,
+            &alice,
+            Framing::Spnego { legacy_oid: true },
+            FLAGS_HTTP,
+            pac,
+            n / 5,
+        )
+        .unwrap();
+        let per_full = t1.elapsed().as_secs_f64() * 1e6 / f64::from(n / 5);
+        eprintln!(
+            "pac {pac:?}: {per:.2} µs/token fresh authenticator ({} B avg), {per_full:.2} µs/token full mint ({} B)",
+            bytes / n as usize,
+            full[0].len()
+        );
+    }
+}

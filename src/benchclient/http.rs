@@ -261,8 +261,12 @@ async fn connect(ctx: &Ctx, tally: &mut Tally) -> Option<Conn> {
     let t = &ctx.target;
     let tcp = match tokio::time::timeout(ctx.opts.request_timeout, TcpStream::connect(t.addr)).await {
         Ok(Ok(s)) => s,
-        Ok(Err(_)) | Err(_) => {
-            tally.error("connect");
+        Ok(Err(e)) => {
+            tally.error_with("connect", format!("{}: {e}", t.addr));
+            return None;
+        }
+        Err(_) => {
+            tally.error_with("connect", format!("{}: timed out", t.addr));
             return None;
         }
     };
@@ -300,8 +304,8 @@ async fn connect(ctx: &Ctx, tally: &mut Tally) -> Option<Conn> {
             sender,
             authed: false,
         }),
-        Err(_) => {
-            tally.error("handshake");
+        Err(e) => {
+            tally.error_with("handshake", e);
             None
         }
     }
@@ -378,11 +382,12 @@ async fn worker(ctx: Arc<Ctx>, ready: Arc<Barrier>, mut go: watch::Receiver<bool
                 continue;
             }
             Ok(Err(e)) => {
-                tally.error(if e.is_incomplete_message() || e.is_closed() {
+                let kind = if e.is_incomplete_message() || e.is_closed() {
                     "closed"
                 } else {
                     "http"
-                });
+                };
+                tally.error_with(kind, e);
                 conn = None;
                 continue;
             }

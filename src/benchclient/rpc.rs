@@ -191,6 +191,9 @@ pub fn bind_feed(
     Feed::start(threads, 64, 64, Arc::new(make))
 }
 
+/// Marks a connect failure already counted (with its message) by `exchange`.
+const CONNECT_RECORDED: &str = "connect (recorded)";
+
 /// How one bind ended.
 enum Outcome {
     Ack { ap_rep: Option<Vec<u8>> },
@@ -248,11 +251,13 @@ async fn worker(opts: &RpcOptions, budget: &Budget, feed: &Feed<RpcBind>) -> Tal
                 tally.error("timeout");
                 continue;
             }
+            Ok(Err(CONNECT_RECORDED)) => {
+                // Back off a little so a refused port does not spin the core the server needs.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
             Ok(Err(kind)) => {
                 tally.error(kind);
-                if kind == "connect" {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
                 continue;
             }
             Ok(Ok(o)) => o,
@@ -287,7 +292,13 @@ async fn worker(opts: &RpcOptions, budget: &Budget, feed: &Feed<RpcBind>) -> Tal
 
 /// Connects, sends the bind, reads one reply PDU. Errors name their kind.
 async fn exchange(addr: SocketAddr, pdu: &[u8], tally: &mut Tally) -> Result<Outcome, &'static str> {
-    let mut s = TcpStream::connect(addr).await.map_err(|_| "connect")?;
+    let mut s = match TcpStream::connect(addr).await {
+        Ok(s) => s,
+        Err(e) => {
+            tally.error_with("connect", format!("{addr}: {e}"));
+            return Err(CONNECT_RECORDED);
+        }
+    };
     tally.connects += 1;
     tally.tokens_sent += 1;
     let _ = s.set_nodelay(true);

@@ -30,6 +30,8 @@ pub struct Tally {
     pub tokens_sent: u64,
     /// AP-REPs checked and found good.
     pub mutual_ok: u64,
+    /// The first message seen for each failure kind that has one.
+    pub first_errors: BTreeMap<String, String>,
 }
 
 impl Default for Tally {
@@ -51,6 +53,7 @@ impl Tally {
             connects: 0,
             tokens_sent: 0,
             mutual_ok: 0,
+            first_errors: BTreeMap::new(),
         }
     }
 
@@ -70,6 +73,14 @@ impl Tally {
         bump(&mut self.errors, kind);
     }
 
+    /// Counts a failure of `kind`, keeping the first `detail` seen for it.
+    pub fn error_with(&mut self, kind: &str, detail: impl std::fmt::Display) {
+        bump(&mut self.errors, kind);
+        if !self.first_errors.contains_key(kind) {
+            self.first_errors.insert(kind.to_owned(), detail.to_string());
+        }
+    }
+
     /// Adds another worker's tally into this one.
     pub fn merge(&mut self, other: &Tally) {
         let _ = self.latency.add(&other.latency);
@@ -84,6 +95,9 @@ impl Tally {
         self.connects += other.connects;
         self.tokens_sent += other.tokens_sent;
         self.mutual_ok += other.mutual_ok;
+        for (k, v) in &other.first_errors {
+            self.first_errors.entry(k.clone()).or_insert_with(|| v.clone());
+        }
     }
 }
 
@@ -151,6 +165,8 @@ pub struct Report {
     pub errors: u64,
     /// Failures by kind.
     pub errors_by_kind: BTreeMap<String, u64>,
+    /// The first message seen for failure kinds that carry one (TLS, connect, HTTP errors).
+    pub first_errors: BTreeMap<String, String>,
     /// Completed exchanges by outcome.
     pub outcomes: BTreeMap<String, u64>,
     /// Completed exchanges per second.
@@ -201,6 +217,7 @@ impl Report {
             ok: tally.ok,
             errors,
             errors_by_kind: tally.errors.clone(),
+            first_errors: tally.first_errors.clone(),
             outcomes: tally.outcomes.clone(),
             throughput: tally.completed as f64 / secs,
             ok_throughput: tally.ok as f64 / secs,
@@ -258,6 +275,9 @@ impl fmt::Display for Report {
         writeln!(f, "  outcomes     {}", join(&self.outcomes))?;
         if !self.errors_by_kind.is_empty() {
             writeln!(f, "  errors       {}", join(&self.errors_by_kind))?;
+        }
+        for (kind, msg) in &self.first_errors {
+            writeln!(f, "  first error  {kind}: {msg}")?;
         }
         writeln!(
             f,
