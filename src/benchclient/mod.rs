@@ -6,6 +6,7 @@
 //! - [`credentials`]: picks the service key for an SPN out of a keytab.
 //! - [`tokens`]: [`tokens::TokenMinter`] makes fresh tokens the way a real client does — one
 //!   service ticket per user (with an AD-sized PAC if asked), a new authenticator per token.
+//! - [`wire`]: the token's outer DER written in one pass around the pre-encoded ticket.
 //! - [`feed`]: background mint threads that keep tokens ready so minting never paces the load.
 //! - [`http`], [`rpc`]: the two load drivers; [`tls`] builds their client TLS settings.
 //! - [`stats`]: latency histograms, error kinds and the [`stats::Report`] both drivers return.
@@ -23,5 +24,6 @@ pub mod rpc;
 pub mod stats;
 pub mod tls;
 pub mod tokens;
+pub mod wire;
 
 pub use error::BenchError;

@@ -11,8 +11,8 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::SystemTime;
 
-use rasn::types::{BitString, OctetString};
-use rasn_kerberos::{ApOptions, ApReq, Authenticator, Checksum, EncryptedData, KerberosString, Ticket};
+use rasn::types::OctetString;
+use rasn_kerberos::{ApReq, Authenticator, Checksum, EncryptedData, KerberosString};
 
 use crate::krb::acceptor::{Framing, USAGE_AUTHENTICATOR};
 use crate::krb::crypto::{EncType, Key, UsageKeys};
@@ -24,7 +24,7 @@ use crate::krb::spnego::{self, arcs};
 use crate::krb::{gss, time};
 
 use super::credentials::ServiceCredential;
-use super::BenchError;
+use super::{wire, BenchError};
 
 /// GSS flags of a Windows HTTP client: mutual, replay, sequence, conf, integ (RFC 4121 §4.1.1.1).
 pub const FLAGS_HTTP: u32 = 0x3e;
@@ -53,7 +53,8 @@ struct UserTicket {
     client: Principal,
     crealm: KerberosString,
     cname: rasn_kerberos::PrincipalName,
-    ticket: Ticket,
+    /// The ticket's DER, spliced into every AP-REQ.
+    ticket_der: Vec<u8>,
     session_key: Key,
     /// Usage-11 keys of the session key, derived once.
     auth_keys: UsageKeys,
@@ -171,30 +172,17 @@ impl TokenMinter {
             authorization_data: None,
         };
         let auth_der = rasn::der::encode(&auth).unwrap_or_default();
-        let mutual = self.spec.gss_flags & FLAG_MUTUAL != 0;
-        let ap_req = ApReq {
-            pvno: 5.into(),
-            msg_type: 14.into(),
-            ap_options: ApOptions(ap_options(mutual)),
-            ticket: u.ticket.clone(),
-            authenticator: EncryptedData {
-                etype: u.session_key.etype().as_i32(),
-                kvno: None,
-                cipher: OctetString::from(u.auth_keys.encrypt(&auth_der)),
-            },
+        let enc = EncryptedData {
+            etype: u.session_key.etype().as_i32(),
+            kvno: None,
+            cipher: OctetString::from(u.auth_keys.encrypt(&auth_der)),
         };
-        let der = rasn::der::encode(&ap_req).unwrap_or_default();
-        frame(self.spec.framing, &der)
+        let enc_der = rasn::der::encode(&enc).unwrap_or_default();
+        let mutual = self.spec.gss_flags & FLAG_MUTUAL != 0;
+        // AP options: mutual-required (bit 2) when the client asks for mutual authentication.
+        let ap_options = if mutual { [0x20, 0, 0, 0] } else { [0; 4] };
+        wire::ap_req_token(self.spec.framing, ap_options, &u.ticket_der, &enc_der)
     }
-}
-
-/// AP options: mutual-required (bit 2) when the client asks for mutual authentication.
-fn ap_options(mutual: bool) -> BitString {
-    let mut b = BitString::repeat(false, 32);
-    if mutual {
-        b.set(2, true);
-    }
-    b
 }
 
 /// Frames a DER AP-REQ as asked (RFC 4121 §4.1 GSS token, RFC 4178 SPNEGO with Microsoft's OID
@@ -250,7 +238,8 @@ fn user_ticket(
         client,
         crealm,
         cname,
-        ticket: ap.ticket,
+        ticket_der: rasn::der::encode(&ap.ticket)
+            .map_err(|e| BenchError::Invalid(format!("ticket does not re-encode: {e}")))?,
         session_key: m.session_key,
         auth_keys,
     })
