@@ -6,8 +6,8 @@
 //! shows whether minting kept up. Items older than [`MAX_AGE`] are dropped (and counted) rather
 //! than sent, so a slow run never sends an authenticator near the edge of the clock skew.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -30,7 +30,8 @@ pub struct FeedStats {
 
 struct Shared {
     stop: AtomicBool,
-    queued_batches: AtomicUsize,
+    /// Batches queued (signed: a consumer may take a batch before its sender counts it).
+    queued_batches: AtomicI64,
     minted: AtomicU64,
     inline: AtomicU64,
     stale: AtomicU64,
@@ -68,7 +69,7 @@ impl<T: Send + 'static> Feed<T> {
         let (tx, rx) = sync_channel::<Batch<T>>(depth);
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
-            queued_batches: AtomicUsize::new(0),
+            queued_batches: AtomicI64::new(0),
             minted: AtomicU64::new(0),
             inline: AtomicU64::new(0),
             stale: AtomicU64::new(0),
@@ -84,24 +85,11 @@ impl<T: Send + 'static> Feed<T> {
                     while !shared.stop.load(Ordering::Relaxed) {
                         let items: Batch<T> = (0..batch).map(|_| (Instant::now(), make())).collect();
                         shared.minted.fetch_add(items.len() as u64, Ordering::Relaxed);
-                        let mut pending = items;
-                        // Poll instead of blocking in send so a stop request is seen promptly.
-                        loop {
-                            match tx.try_send(pending) {
-                                Ok(()) => {
-                                    shared.queued_batches.fetch_add(1, Ordering::Relaxed);
-                                    break;
-                                }
-                                Err(TrySendError::Full(back)) => {
-                                    if shared.stop.load(Ordering::Relaxed) {
-                                        return;
-                                    }
-                                    pending = back;
-                                    std::thread::sleep(Duration::from_micros(200));
-                                }
-                                Err(TrySendError::Disconnected(_)) => return,
-                            }
+                        // Blocks while the queue is full; fails once `stop` drops the receiver.
+                        if tx.send(items).is_err() {
+                            return;
                         }
+                        shared.queued_batches.fetch_add(1, Ordering::Relaxed);
                     }
                 });
             if let Ok(h) = h {
@@ -123,7 +111,7 @@ impl<T: Send + 'static> Feed<T> {
     pub fn wait_full(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
         while self.thread_count > 0
-            && self.shared.queued_batches.load(Ordering::Relaxed) < self.depth
+            && self.shared.queued_batches.load(Ordering::Relaxed) < self.depth as i64
             && Instant::now() < deadline
         {
             std::thread::sleep(Duration::from_millis(2));
