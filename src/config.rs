@@ -142,6 +142,9 @@ pub struct HttpLimits {
     /// Maximum concurrent client connections on the listener.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// On shutdown, how long in-flight connections may finish before they are cut, seconds.
+    #[serde(default = "default_shutdown_grace_secs")]
+    pub shutdown_grace_secs: u64,
 }
 
 fn default_max_header_bytes() -> usize {
@@ -162,6 +165,9 @@ fn default_idle_timeout_secs() -> u64 {
 fn default_max_connections() -> usize {
     20_000
 }
+fn default_shutdown_grace_secs() -> u64 {
+    30
+}
 
 impl Default for HttpLimits {
     fn default() -> Self {
@@ -172,6 +178,7 @@ impl Default for HttpLimits {
             header_timeout_ms: default_header_timeout_ms(),
             idle_timeout_secs: default_idle_timeout_secs(),
             max_connections: default_max_connections(),
+            shutdown_grace_secs: default_shutdown_grace_secs(),
         }
     }
 }
@@ -192,10 +199,28 @@ pub struct AssertConfig {
     /// File holding the HMAC secret (required with `signature_header`).
     #[serde(default)]
     pub hmac_key_file: Option<PathBuf>,
+    /// Header carrying the Unix time the signature covers (sent with `signature_header`).
+    #[serde(default = "default_timestamp_header")]
+    pub timestamp_header: String,
 }
 
 fn default_principal_header() -> String {
     "X-Kedge-Principal".into()
+}
+fn default_timestamp_header() -> String {
+    "X-Kedge-Timestamp".into()
+}
+
+impl Default for AssertConfig {
+    fn default() -> Self {
+        Self {
+            principal_header: default_principal_header(),
+            groups_header: None,
+            signature_header: None,
+            hmac_key_file: None,
+            timestamp_header: default_timestamp_header(),
+        }
+    }
 }
 
 /// A route of an HTTP listener, chosen by path prefix (longest match wins).
@@ -284,6 +309,14 @@ pub struct RpcListenerConfig {
     /// PAC group rules.
     #[serde(default)]
     pub groups: Option<GroupRules>,
+    /// Maximum concurrent client connections on the listener (default 20,000); beyond it new
+    /// connections are closed at once and counted (`limit="max_connections"`).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// On shutdown, how long spliced connections may run on before they are cut, seconds
+    /// (default 30).
+    #[serde(default = "default_shutdown_grace_secs")]
+    pub shutdown_grace_secs: u64,
 }
 
 fn default_true() -> bool {

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod asa;
 pub mod benchclient;
 pub mod cli;
 pub mod config;
@@ -13,3 +14,4 @@ pub mod krb;
 pub mod observe;
 pub mod pool;
 pub mod rpc;
+pub mod serve;

@@ -117,7 +117,7 @@ fn ap_rep_completes_the_clients_mutual_authentication() {
             ..req(&c, &s, &f.key, 5)
         });
         let a = f.acceptor.accept(&m.token, &ctx("http")).unwrap();
-        let resp = a.response_token.expect("mutual auth asked, AP-REP expected");
+        let resp = a.response_token().expect("mutual auth asked, AP-REP expected");
         assert_eq!(verify_response(&resp, &m.session_key).unwrap(), NOW);
         let other = Key::random(EncType::Aes256CtsHmacSha196);
         assert!(verify_response(&resp, &other).is_err());
@@ -396,11 +396,11 @@ fn windows_pac_yields_user_and_group_sids() {
     let pac = a.pac.unwrap();
     assert!(pac.server_signature_verified);
     assert_eq!(
-        pac.user_sid.as_deref(),
+        pac.user_sid().as_deref(),
         Some("S-1-5-21-1004336348-1177238915-682003330-1104")
     );
     assert!(pac
-        .group_sids
+        .group_sids()
         .iter()
         .any(|g| g == "S-1-5-21-1004336348-1177238915-682003330-1601"));
 }

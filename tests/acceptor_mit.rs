@@ -234,7 +234,7 @@ fn ap_rep_is_accepted_by_the_initiator_that_made_the_token() {
         let tok = ini.init(&format!("HTTP@{ARRAY_FQDN}"), mech, "mutual,sequence");
         let a = acc.accept(&tok, &ctx("http")).unwrap();
         assert!(a.mutual);
-        let reply = a.response_token.expect("AP-REP for mutual auth");
+        let reply = a.response_token().expect("AP-REP for mutual auth");
         ini.step(&reply)
             .unwrap_or_else(|e| panic!("{mech:?}: initiator refused kedge's AP-REP: {e}"));
     }
@@ -302,7 +302,7 @@ fn mit_pac_is_parsed_and_its_server_signature_verified() {
     let pac = a.pac.expect("MIT 1.20 issues a PAC");
     assert!(pac.server_signature_verified);
     // MIT's PAC has client info and signatures but no LOGON_INFO: no SIDs.
-    assert_eq!(pac.user_sid, None);
+    assert_eq!(pac.user_sid(), None);
 }
 
 /// Re-encrypts a real token's ticket after `edit` changed its PAC bytes.

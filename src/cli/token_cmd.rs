@@ -112,10 +112,10 @@ pub fn run(cmd: TokenCmd) -> anyhow::Result<ExitCode> {
                             "not checked"
                         }
                     );
-                    if let Some(s) = &p.user_sid {
+                    if let Some(s) = p.user_sid() {
                         println!("user sid:   {s}");
                     }
-                    for g in &p.group_sids {
+                    for g in p.group_sids() {
                         println!("group:      {g}");
                     }
                 }

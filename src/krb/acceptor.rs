@@ -11,6 +11,7 @@ use super::crypto::{EncType, Key, UsageKeys};
 use super::error::AuthError;
 use super::gss::{self, TokenShape};
 use super::keyset::KeySet;
+use super::pac::{LogonInfo, Sid};
 use super::principal::Principal;
 use super::replay::{ReplayCache, ReplayKey, ReplayVerdict};
 use super::spnego::{self, SpnegoInner};
@@ -101,17 +102,104 @@ pub enum Framing {
     Bare,
 }
 
-/// Identity taken from the PAC.
+/// Identity taken from the PAC. SIDs are kept in their parsed form and formatted only when a
+/// caller asks (assert-mode headers, status), so validation pays nothing for a large group list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PacIdentity {
-    /// The user's SID (`S-1-5-21-…-RID`), when the PAC has a logon-info buffer.
-    pub user_sid: Option<String>,
-    /// Group SIDs: domain groups, extra SIDs and resource groups.
-    pub group_sids: Vec<String>,
-    /// Logon domain (NetBIOS) name.
-    pub logon_domain: Option<String>,
     /// Whether the server signature was verified.
     pub server_signature_verified: bool,
+    logon: Option<LogonInfo>,
+    fixed: Option<FixedSids>,
+}
+
+/// SIDs given as text (other `Authenticate` implementations and test doubles).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct FixedSids {
+    user: Option<String>,
+    groups: Vec<String>,
+    domain: Option<String>,
+}
+
+impl PacIdentity {
+    /// From a PAC's LOGON_INFO (MS-PAC §2.5), if it had one.
+    pub fn from_logon_info(logon: Option<LogonInfo>, server_signature_verified: bool) -> Self {
+        Self {
+            server_signature_verified,
+            logon,
+            fixed: None,
+        }
+    }
+    /// From SIDs as text.
+    pub fn from_sids(
+        user_sid: Option<String>,
+        group_sids: Vec<String>,
+        logon_domain: Option<String>,
+    ) -> Self {
+        Self {
+            server_signature_verified: true,
+            logon: None,
+            fixed: Some(FixedSids {
+                user: user_sid,
+                groups: group_sids,
+                domain: logon_domain,
+            }),
+        }
+    }
+    /// The parsed LOGON_INFO, when the PAC had one.
+    pub fn logon_info(&self) -> Option<&LogonInfo> {
+        self.logon.as_ref()
+    }
+    /// The user's SID (`S-1-5-21-…-RID`).
+    pub fn user_sid(&self) -> Option<String> {
+        match (&self.logon, &self.fixed) {
+            (Some(li), _) => Some(li.user_sid().to_string()),
+            (None, Some(f)) => f.user.clone(),
+            _ => None,
+        }
+    }
+    /// Group SIDs: domain groups, extra SIDs and resource groups (MS-PAC §3.3.1.1 order).
+    pub fn group_sids(&self) -> Vec<String> {
+        match (&self.logon, &self.fixed) {
+            (Some(li), _) => li.all_group_sids().iter().map(|s| s.to_string()).collect(),
+            (None, Some(f)) => f.groups.clone(),
+            _ => Vec::new(),
+        }
+    }
+    /// Logon domain (NetBIOS) name.
+    pub fn logon_domain(&self) -> Option<String> {
+        match (&self.logon, &self.fixed) {
+            (Some(li), _) => Some(li.logon_domain_name().to_string()),
+            (None, Some(f)) => f.domain.clone(),
+            _ => None,
+        }
+    }
+    /// Whether the user is, or is a member of, `sid` (text form, compared structurally; no
+    /// formatting of the PAC's SIDs).
+    pub fn holds(&self, sid: &str) -> bool {
+        match (&self.logon, &self.fixed) {
+            (Some(li), _) => sid.parse::<Sid>().is_ok_and(|s| logon_holds(li, &s)),
+            (None, Some(f)) => {
+                f.user.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(sid))
+                    || f.groups.iter().any(|g| g.eq_ignore_ascii_case(sid))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Structural membership: the user SID, a domain group (domain SID + RID), an extra SID, or a
+/// resource group (resource domain SID + RID).
+fn logon_holds(li: &LogonInfo, sid: &Sid) -> bool {
+    let subs = sid.sub_authorities();
+    let Some((&rid, prefix)) = subs.split_last() else {
+        return false;
+    };
+    let under = |domain: &Sid| domain.authority() == sid.authority() && domain.sub_authorities() == prefix;
+    (under(li.domain_sid()) && (li.user_id() == rid || li.group_ids().iter().any(|g| g.rid == rid)))
+        || li.extra_sids_with_attributes().iter().any(|e| &e.sid == sid)
+        || li
+            .resource_group_domain_sid()
+            .is_some_and(|d| under(d) && li.resource_group_ids().iter().any(|g| g.rid == rid))
 }
 
 /// A validated AP-REQ.
@@ -143,9 +231,68 @@ pub struct Accepted {
     pub dce_style: bool,
     /// How the token was framed.
     pub framing: Framing,
-    /// The AP-REP response token, framed to match the request (SPNEGO NegTokenResp with a
-    /// GSS-framed AP-REP for SPNEGO; GSS-framed AP-REP for raw krb5), when mutual auth was asked.
-    pub response_token: Option<Vec<u8>>,
+    /// What the response token is made from; see [`Accepted::response_token`].
+    pub reply: Reply,
+}
+
+/// The source of an acceptance's response token.
+#[derive(Debug)]
+pub enum Reply {
+    /// Nothing to send.
+    None,
+    /// A ready-made token (other `Authenticate` implementations, test doubles).
+    Fixed(Vec<u8>),
+    /// A Kerberos AP-REP, built on demand so that passthrough (where the backend answers) never
+    /// pays for it.
+    Kerberos(ApRepParts),
+}
+
+/// The inputs of the AP-REP: the ticket session key and the authenticator time (RFC 4120 §5.5.2).
+/// Only the acceptor makes these.
+#[derive(Debug)]
+pub struct ApRepParts {
+    ticket_session_key: Key,
+    ctime: rasn_kerberos::KerberosTime,
+    cusec: u32,
+}
+
+impl Accepted {
+    /// The response token that completes the context, framed to match the request: for SPNEGO a
+    /// NegTokenResp (accept-completed) carrying the GSS-framed AP-REP when mutual authentication
+    /// was asked; for raw krb5 the GSS-framed AP-REP; for a bare (DCE-style) AP-REQ the bare
+    /// AP-REP. `None` where nothing needs to be sent. Each call builds a fresh AP-REP.
+    pub fn response_token(&self) -> Option<Vec<u8>> {
+        let parts = match &self.reply {
+            Reply::None => return None,
+            Reply::Fixed(t) => return Some(t.clone()),
+            Reply::Kerberos(p) => p,
+        };
+        let bare = || {
+            aprep::build(
+                &parts.ticket_session_key,
+                &parts.ctime,
+                parts.cusec,
+                rand::random(),
+            )
+        };
+        let rep = |oid: &[u8]| aprep::gss_framed(oid, &bare());
+        match self.framing {
+            Framing::Spnego { legacy_oid } => {
+                let oid = if legacy_oid {
+                    gss::OID_MS_KRB5
+                } else {
+                    gss::OID_KRB5
+                };
+                Some(spnego::accept_completed(
+                    legacy_oid,
+                    self.mutual.then(|| rep(oid)),
+                ))
+            }
+            Framing::Gss if self.mutual => Some(rep(gss::OID_KRB5)),
+            Framing::Bare if self.mutual => Some(bare()),
+            _ => None,
+        }
+    }
 }
 
 /// The acceptor: policy, the current key set (swapped atomically on reload) and the shared
@@ -200,14 +347,14 @@ pub fn unframe(token: &[u8]) -> Result<(&[u8], Framing), AuthError> {
             if gss::is_krb5_oid(oid) {
                 Ok((krb5_ap_req(inner)?, Framing::Gss))
             } else if oid == gss::OID_SPNEGO {
-                spnego_ap_req(token, inner)
+                spnego_ap_req(inner)
             } else if oid == gss::OID_NTLM {
                 Err(AuthError::Ntlm)
             } else {
                 Err(AuthError::malformed("gss", "unknown mechanism OID"))
             }
         }
-        TokenShape::BareSpnegoInit => spnego_ap_req(token, token),
+        TokenShape::BareSpnegoInit => spnego_ap_req(token),
         TokenShape::SpnegoResp => Err(AuthError::malformed(
             "spnego",
             "NegTokenResp is a continuation, not an initial token",
@@ -231,14 +378,14 @@ fn krb5_ap_req(inner: &[u8]) -> Result<&[u8], AuthError> {
     }
 }
 
-/// Finds the AP-REQ in a SPNEGO NegTokenInit. The mechToken is a slice of `whole` (zero-copy):
-/// located by searching its bytes, which rasn has already proven to be there.
-fn spnego_ap_req<'t>(whole: &'t [u8], body: &'t [u8]) -> Result<(&'t [u8], Framing), AuthError> {
+/// Finds the AP-REQ in a SPNEGO NegTokenInit (zero-copy).
+fn spnego_ap_req(body: &[u8]) -> Result<(&[u8], Framing), AuthError> {
     match spnego::inner_token(body)? {
         SpnegoInner::Ntlm => Err(AuthError::Ntlm),
-        SpnegoInner::Kerberos { token, legacy_oid } => {
-            let mech = find_subslice(whole, &token)
-                .ok_or_else(|| AuthError::malformed("spnego", "mechToken not found in token"))?;
+        SpnegoInner::Kerberos {
+            token: mech,
+            legacy_oid,
+        } => {
             let framing = Framing::Spnego { legacy_oid };
             match gss::shape(mech) {
                 TokenShape::Gss => {
@@ -257,20 +404,6 @@ fn spnego_ap_req<'t>(whole: &'t [u8], body: &'t [u8]) -> Result<(&'t [u8], Frami
             }
         }
     }
-}
-
-fn find_subslice<'a>(hay: &'a [u8], needle: &[u8]) -> Option<&'a [u8]> {
-    if needle.is_empty() || needle.len() > hay.len() {
-        return None;
-    }
-    // The mechToken ends the NegTokenInit in practice (mechListMIC is rare): try the tail first.
-    let tail = hay.len() - needle.len();
-    for start in (0..=tail).rev() {
-        if &hay[start..start + needle.len()] == needle {
-            return Some(&hay[start..start + needle.len()]);
-        }
-    }
-    None
 }
 
 fn principal_of(name: &PrincipalName, realm: &str) -> Principal {
@@ -460,7 +593,7 @@ fn validate(
     let pac = match authz::find_pac(enc.authorization_data.as_ref())? {
         Some(bytes) => Some(authz::check_pac(
             &bytes,
-            &service_key.key,
+            service_key,
             &client.name(),
             &crealm,
             authtime,
@@ -493,34 +626,12 @@ fn validate(
         }
     }
 
-    // 7. Result and AP-REP.
-    let response_token = match framing {
-        Framing::Spnego { legacy_oid } => {
-            let rep = mutual.then(|| {
-                let oid = if legacy_oid {
-                    gss::OID_MS_KRB5
-                } else {
-                    gss::OID_KRB5
-                };
-                aprep::gss_framed(
-                    oid,
-                    &aprep::build(&session_key, &auth.ctime, cusec, rand::random()),
-                )
-            });
-            Some(spnego::accept_completed(legacy_oid, rep))
-        }
-        Framing::Gss if mutual => Some(aprep::gss_framed(
-            gss::OID_KRB5,
-            &aprep::build(&session_key, &auth.ctime, cusec, rand::random()),
-        )),
-        Framing::Bare if mutual => Some(aprep::build(&session_key, &auth.ctime, cusec, rand::random())),
-        _ => None,
-    };
-    let session_key = match &auth.subkey {
+    // 7. Result (the AP-REP is built on demand by `Accepted::response_token`).
+    let context_key = match &auth.subkey {
         Some(sub) => EncType::from_i32(sub.r#type)
             .and_then(|e| Key::new(e, &sub.value).ok())
             .ok_or_else(|| AuthError::malformed("authenticator", "unusable subkey"))?,
-        None => session_key,
+        None => session_key.clone(),
     };
     Ok(Accepted {
         client,
@@ -531,12 +642,16 @@ fn validate(
         starttime,
         endtime,
         pac,
-        session_key,
+        session_key: context_key,
         gss_flags: gcs.flags,
         mutual,
         dce_style,
         framing,
-        response_token,
+        reply: Reply::Kerberos(ApRepParts {
+            ticket_session_key: session_key,
+            ctime: auth.ctime,
+            cusec,
+        }),
     })
 }
 

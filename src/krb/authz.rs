@@ -5,8 +5,8 @@
 use rasn_kerberos::AuthorizationData;
 
 use super::acceptor::{GroupRules, PacIdentity};
-use super::crypto::Key;
 use super::error::AuthError;
+use super::keyset::ServiceKey;
 
 /// AD-IF-RELEVANT (RFC 4120 §5.2.6.1).
 pub const AD_IF_RELEVANT: i32 = 1;
@@ -40,7 +40,7 @@ pub fn find_pac(ad: Option<&AuthorizationData>) -> Result<Option<Vec<u8>>, AuthE
 /// `verify`), the client-info name and time against the ticket's, and extracts the identity.
 pub fn check_pac(
     pac_bytes: &[u8],
-    service_key: &Key,
+    service_key: &ServiceKey,
     client_name: &str,
     client_realm: &str,
     authtime: i64,
@@ -48,7 +48,7 @@ pub fn check_pac(
 ) -> Result<PacIdentity, AuthError> {
     let pac = super::pac::Pac::parse(pac_bytes).map_err(|e| AuthError::Pac(e.to_string()))?;
     if verify {
-        pac.verify_server_signature(service_key)
+        pac.verify_server_signature_with(service_key.pac_keys())
             .map_err(|e| AuthError::Pac(e.to_string()))?;
     }
     if let Some(ci) = pac.client_info() {
@@ -66,15 +66,7 @@ pub fn check_pac(
             ));
         }
     }
-    let mut id = PacIdentity {
-        server_signature_verified: verify,
-        ..Default::default()
-    };
-    if let Some(li) = pac.logon_info() {
-        id.user_sid = Some(li.user_sid().to_string());
-        id.group_sids = li.all_group_sids().iter().map(|s| s.to_string()).collect();
-        id.logon_domain = Some(li.logon_domain_name().to_string());
-    }
+    let id = PacIdentity::from_logon_info(pac.into_logon_info(), verify);
     Ok(id)
 }
 
@@ -99,16 +91,7 @@ pub fn apply_group_rules(rules: &GroupRules, id: Option<&PacIdentity>) -> Result
     if rules.allow.is_empty() && rules.deny.is_empty() {
         return Ok(());
     }
-    let sids: Vec<&str> = match id {
-        Some(id) => id
-            .user_sid
-            .iter()
-            .map(String::as_str)
-            .chain(id.group_sids.iter().map(String::as_str))
-            .collect(),
-        None => Vec::new(),
-    };
-    let holds = |want: &String| sids.iter().any(|s| s.eq_ignore_ascii_case(want));
+    let holds = |want: &String| id.is_some_and(|id| id.holds(want));
     if let Some(d) = rules.deny.iter().find(|d| holds(d)) {
         return Err(AuthError::GroupDenied(format!("member of denied {d}")));
     }
@@ -127,11 +110,11 @@ mod tests {
     use super::*;
 
     fn id(groups: &[&str]) -> PacIdentity {
-        PacIdentity {
-            user_sid: Some("S-1-5-21-1-2-3-1104".into()),
-            group_sids: groups.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        }
+        PacIdentity::from_sids(
+            Some("S-1-5-21-1-2-3-1104".into()),
+            groups.iter().map(|s| s.to_string()).collect(),
+            None,
+        )
     }
 
     #[test]

@@ -15,6 +15,8 @@ use super::principal::Principal;
 
 /// RFC 4120 §7.5.1 key usage of a ticket's enc-part.
 pub const USAGE_TICKET: u32 = 2;
+/// MS-PAC §2.8 key usage of PAC signatures (KERB_NON_KERB_CKSUM_SALT).
+pub const USAGE_PAC_CHECKSUM: u32 = 17;
 
 /// One service key with its cached usage-2 keys.
 pub struct ServiceKey {
@@ -29,6 +31,7 @@ pub struct ServiceKey {
     /// After this time the key no longer decrypts tickets (set on a retired previous kvno).
     pub not_after: Option<SystemTime>,
     ticket_keys: UsageKeys,
+    pac_keys: UsageKeys,
 }
 
 impl std::fmt::Debug for ServiceKey {
@@ -45,6 +48,9 @@ impl ServiceKey {
     /// Wraps a key, deriving its ticket keys once.
     pub fn new(principal: Principal, kvno: u32, key: Key, timestamp: u32) -> Self {
         let ticket_keys = UsageKeys::new(&key, USAGE_TICKET);
+        let pac_keys = UsageKeys::new(&key, USAGE_PAC_CHECKSUM);
+        // Derive Kc now rather than on the first PAC.
+        let _ = pac_keys.checksum(&[]);
         Self {
             principal,
             kvno,
@@ -52,7 +58,12 @@ impl ServiceKey {
             timestamp,
             not_after: None,
             ticket_keys,
+            pac_keys,
         }
+    }
+    /// The cached usage-17 keys for the PAC server signature (MS-PAC §2.8.1).
+    pub fn pac_keys(&self) -> &UsageKeys {
+        &self.pac_keys
     }
     /// The cached usage-2 (ticket) keys.
     pub fn ticket_keys(&self) -> &UsageKeys {

@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod error;
 pub mod gss;
 pub mod gss_checksum;
+pub mod kdc_client;
 pub mod keyset;
 pub mod keytab;
 pub mod mint;

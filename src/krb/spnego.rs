@@ -69,39 +69,24 @@ pub struct NegTokenResp {
 
 /// The mechanism token a SPNEGO NegTokenInit carries, classified.
 #[derive(Debug, Clone, PartialEq)]
-pub enum SpnegoInner {
-    /// A Kerberos token (GSS-framed krb5 or bare AP-REQ); `legacy_oid` when the client named
-    /// Microsoft's 1.2.840.48018.1.2.2 first.
-    Kerberos { token: OctetString, legacy_oid: bool },
+pub enum SpnegoInner<'a> {
+    /// A Kerberos token (GSS-framed krb5 or bare AP-REQ), borrowed from the input; `legacy_oid`
+    /// when the client named Microsoft's 1.2.840.48018.1.2.2 first.
+    Kerberos { token: &'a [u8], legacy_oid: bool },
     /// NTLM was the first mechanism, or the only one offered.
     Ntlm,
 }
 
-fn oid_der(oid: &ObjectIdentifier) -> Vec<u8> {
-    // Re-encode the arcs to DER content octets to compare with the constants.
-    let arcs: &[u32] = oid;
-    let mut out = Vec::with_capacity(12);
-    if arcs.len() < 2 {
-        return out;
-    }
-    let mut push_arc = |mut v: u64| {
-        let mut tmp = [0u8; 10];
-        let mut i = tmp.len();
-        loop {
-            i -= 1;
-            tmp[i] = (v & 0x7f) as u8 | if i == tmp.len() - 1 { 0 } else { 0x80 };
-            v >>= 7;
-            if v == 0 {
-                break;
-            }
-        }
-        out.extend_from_slice(&tmp[i..]);
-    };
-    push_arc(arcs[0] as u64 * 40 + arcs[1] as u64);
-    for a in &arcs[2..] {
-        push_arc(*a as u64);
-    }
-    out
+/// One DER TLV: (tag, content, rest). Definite lengths of at most four octets only; every
+/// offset checked (untrusted input).
+fn tlv(buf: &[u8]) -> Result<(u8, &[u8], &[u8]), AuthError> {
+    let bad = |d: &'static str| AuthError::malformed("spnego", d);
+    let tag = *buf.first().ok_or_else(|| bad("truncated"))?;
+    let (len, used) = gss::der_length(buf, 1).map_err(|_| bad("bad length"))?;
+    let start = 1 + used;
+    let end = start.checked_add(len).ok_or_else(|| bad("bad length"))?;
+    let content = buf.get(start..end).ok_or_else(|| bad("truncated"))?;
+    Ok((tag, content, &buf[end..]))
 }
 
 fn mech_name(der: &[u8]) -> &'static str {
@@ -113,35 +98,73 @@ fn mech_name(der: &[u8]) -> &'static str {
     }
 }
 
-/// Decodes the body of a SPNEGO initial token (after the GSS frame, or a bare `[0]` token) and
-/// picks the Kerberos mechanism token (RFC 4178 §3.2: the optimistic token is for the first mech).
-pub fn inner_token(body: &[u8]) -> Result<SpnegoInner, AuthError> {
-    let tok: NegotiationToken =
-        rasn::ber::decode(body).map_err(|e| AuthError::malformed("spnego", short(&e.to_string())))?;
-    let init = match tok {
-        NegotiationToken::Init(i) => i,
-        NegotiationToken::Resp(_) => {
-            return Err(AuthError::malformed(
-                "spnego",
-                "NegTokenResp where an initial token was expected",
-            ))
+/// Walks the body of a SPNEGO initial token (after the GSS frame, or a bare `[0]` token) and
+/// picks the Kerberos mechanism token (RFC 4178 §3.2: the optimistic token is for the first
+/// mech). Zero-copy: the DER is walked by hand (RFC 4178 §4.2.1 layout), the token borrowed.
+pub fn inner_token(body: &[u8]) -> Result<SpnegoInner<'_>, AuthError> {
+    let bad = |d: &'static str| AuthError::malformed("spnego", d);
+    let (tag, choice, _) = tlv(body)?;
+    match tag {
+        0xa0 => {}
+        0xa1 => return Err(bad("NegTokenResp where an initial token was expected")),
+        _ => return Err(bad("not a NegotiationToken")),
+    }
+    let (tag, mut fields, _) = tlv(choice)?;
+    if tag != 0x30 {
+        return Err(bad("NegTokenInit is not a SEQUENCE"));
+    }
+    let mut mech_list: Option<&[u8]> = None;
+    let mut mech_token: Option<&[u8]> = None;
+    let mut last = 0u8;
+    while !fields.is_empty() {
+        let (tag, content, rest) = tlv(fields)?;
+        fields = rest;
+        if tag <= last || !(0xa0..=0xa4).contains(&tag) {
+            return Err(bad("NegTokenInit fields out of order or unknown"));
         }
-    };
-    let mechs: Vec<Vec<u8>> = init.mech_types.iter().map(oid_der).collect();
-    let names = || mechs.iter().map(|m| mech_name(m)).collect::<Vec<_>>().join(",");
-    let first = mechs
-        .first()
-        .ok_or_else(|| AuthError::malformed("spnego", "empty mechanism list"))?;
-    match init.mech_token {
+        last = tag;
+        match tag {
+            0xa0 => {
+                let (t, list, _) = tlv(content)?;
+                if t != 0x30 {
+                    return Err(bad("mechTypes is not a SEQUENCE OF"));
+                }
+                mech_list = Some(list);
+            }
+            0xa2 => {
+                let (t, tok, _) = tlv(content)?;
+                if t != 0x04 {
+                    return Err(bad("mechToken is not an OCTET STRING"));
+                }
+                mech_token = Some(tok);
+            }
+            _ => {} // reqFlags [1], mechListMIC [3] (or negHints in NegTokenInit2): not needed
+        }
+    }
+    let mut list = mech_list.ok_or_else(|| bad("mechTypes missing"))?;
+    let mut mechs: Vec<&[u8]> = Vec::with_capacity(4);
+    while !list.is_empty() {
+        let (t, oid, rest) = tlv(list)?;
+        if t != 0x06 {
+            return Err(bad("mechType is not an OID"));
+        }
+        mechs.push(oid);
+        list = rest;
+        if mechs.len() > 32 {
+            return Err(bad("too many mechTypes"));
+        }
+    }
+    let first = *mechs.first().ok_or_else(|| bad("empty mechanism list"))?;
+    match mech_token {
         Some(token) if gss::is_krb5_oid(first) => Ok(SpnegoInner::Kerberos {
             token,
-            legacy_oid: first.as_slice() == OID_MS_KRB5,
+            legacy_oid: first == OID_MS_KRB5,
         }),
-        Some(token) if token.starts_with(gss::NTLMSSP) || first.as_slice() == OID_NTLM => {
-            Ok(SpnegoInner::Ntlm)
-        }
-        _ if mechs.iter().all(|m| m.as_slice() == OID_NTLM) => Ok(SpnegoInner::Ntlm),
-        _ => Err(AuthError::NoKerberosMech(names())),
+        Some(token) if token.starts_with(gss::NTLMSSP) || first == OID_NTLM => Ok(SpnegoInner::Ntlm),
+        _ if mechs.iter().all(|m| *m == OID_NTLM) => Ok(SpnegoInner::Ntlm),
+        _ => Err(AuthError::NoKerberosMech(
+            mechs.iter().map(|m| mech_name(m)).collect::<Vec<_>>().join(","),
+        )),
     }
 }
 
@@ -187,22 +210,30 @@ pub mod arcs {
     pub const NTLM: &[u32] = &[1, 3, 6, 1, 4, 1, 311, 2, 2, 10];
 }
 
-fn short(s: &str) -> String {
-    s.chars().take(160).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn oid_der_matches_constants() {
-        let k = ObjectIdentifier::new_unchecked(arcs::KRB5.to_vec().into());
-        assert_eq!(oid_der(&k), OID_KRB5);
-        let m = ObjectIdentifier::new_unchecked(arcs::MS_KRB5.to_vec().into());
-        assert_eq!(oid_der(&m), OID_MS_KRB5);
-        let n = ObjectIdentifier::new_unchecked(arcs::NTLM.to_vec().into());
-        assert_eq!(oid_der(&n), OID_NTLM);
+    fn rasn_encoded_oids_match_the_constants() {
+        for (arcs, der) in [
+            (arcs::KRB5, OID_KRB5),
+            (arcs::MS_KRB5, OID_MS_KRB5),
+            (arcs::NTLM, OID_NTLM),
+        ] {
+            let enc = rasn::der::encode(&ObjectIdentifier::new_unchecked(arcs.to_vec().into())).unwrap();
+            assert_eq!(&enc[2..], der);
+        }
+    }
+
+    #[test]
+    fn neg_token_resp_and_truncations_are_refused() {
+        assert!(inner_token(&accept_completed(false, None)).is_err());
+        let t = init_token(&[arcs::KRB5], b"\x60\x01\x02");
+        let (_, body) = gss::unwrap_initial(&t).unwrap();
+        for n in 0..body.len() {
+            assert!(inner_token(&body[..n]).is_err());
+        }
     }
 
     #[test]
@@ -213,7 +244,7 @@ mod tests {
         match inner_token(body).unwrap() {
             SpnegoInner::Kerberos { token, legacy_oid } => {
                 assert!(legacy_oid);
-                assert_eq!(&token[..], b"\x60\x01\x02");
+                assert_eq!(token, b"\x60\x01\x02");
             }
             other => panic!("{other:?}"),
         }

@@ -33,6 +33,8 @@ pub const BACKEND_EJECTIONS: &str = "kedge_backend_ejections_total";
 pub const KEYTAB_KVNO: &str = "kedge_keytab_kvno";
 /// Counter `{result}`: keytab reloads, `ok` or `rejected`.
 pub const KEYTAB_RELOADS: &str = "kedge_keytab_reloads_total";
+/// Configuration reloads (SIGHUP) by result.
+pub const CONFIG_RELOADS: &str = "kedge_config_reloads_total";
 /// Counter `{listener, limit}`: requests or connections refused by a limit.
 pub const LIMIT_EXCEEDED: &str = "kedge_limit_exceeded_total";
 /// Gauge: live replay-cache entries.
@@ -109,6 +111,11 @@ pub(super) fn describe_all() {
         KEYTAB_RELOADS,
         Unit::Count,
         "Keytab reloads by result (ok|rejected)."
+    );
+    describe_counter!(
+        CONFIG_RELOADS,
+        Unit::Count,
+        "Configuration reloads (SIGHUP) by result (ok|rejected)."
     );
     describe_counter!(
         LIMIT_EXCEEDED,

@@ -35,6 +35,22 @@ pub fn replay_rejected(protocol: &str) {
 #[must_use = "the connection is counted only while the guard lives"]
 pub struct ConnectionGuard {
     gauge: Gauge,
+    per_listener: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+fn listener_counter(listener: &str) -> std::sync::Arc<std::sync::atomic::AtomicI64> {
+    static MAP: std::sync::OnceLock<dashmap::DashMap<String, std::sync::Arc<std::sync::atomic::AtomicI64>>> =
+        std::sync::OnceLock::new();
+    let map = MAP.get_or_init(dashmap::DashMap::new);
+    if let Some(c) = map.get(listener) {
+        return c.clone();
+    }
+    map.entry(listener.to_owned()).or_default().clone()
+}
+
+/// Open client connections on `listener` (for `/status`).
+pub fn listener_connections(listener: &str) -> i64 {
+    listener_counter(listener).load(Ordering::Relaxed)
 }
 
 /// A client connection was accepted on `listener`; keep the guard for its lifetime.
@@ -43,12 +59,15 @@ pub fn connection_opened(listener: &str) -> ConnectionGuard {
     bump(&tally().connections_total, 1);
     let gauge = gauge!(CONNECTIONS_ACTIVE, "listener" => listener.to_owned());
     gauge.increment(1.0);
-    ConnectionGuard { gauge }
+    let per_listener = listener_counter(listener);
+    per_listener.fetch_add(1, Ordering::Relaxed);
+    ConnectionGuard { gauge, per_listener }
 }
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         tally().connections_active.fetch_sub(1, Ordering::Relaxed);
+        self.per_listener.fetch_sub(1, Ordering::Relaxed);
         self.gauge.decrement(1.0);
     }
 }
@@ -162,6 +181,11 @@ pub fn backend_health_transition(pool: impl Into<SharedString>, member: impl Int
 pub fn backend_ejected(pool: impl Into<SharedString>, member: impl Into<SharedString>) {
     bump(&tally().backend_ejections, 1);
     counter!(BACKEND_EJECTIONS, "pool" => pool.into(), "member" => member.into()).increment(1);
+}
+
+/// A configuration reload (SIGHUP) was applied (`ok`) or refused.
+pub fn config_reload(ok: bool) {
+    counter!(CONFIG_RELOADS, "result" => if ok { "ok" } else { "rejected" }).increment(1);
 }
 
 /// Which ASA credential a kvno belongs to.

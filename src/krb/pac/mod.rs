@@ -214,6 +214,11 @@ impl Pac {
     }
 
     /// The decoded PAC_CLIENT_INFO (MS-PAC 2.7), if present.
+    pub fn into_logon_info(self) -> Option<LogonInfo> {
+        self.logon_info
+    }
+
+    /// The client info buffer (MS-PAC 2.7), if present.
     pub fn client_info(&self) -> Option<&ClientInfo> {
         self.client_info.as_ref()
     }
@@ -257,6 +262,23 @@ impl Pac {
             zero_signature(&mut copy, &self.buffers, t);
         }
         signature::verify("server", service_key, sig, &copy)
+    }
+
+    /// [`Pac::verify_server_signature`] with the service key's usage-17 ([`KERB_NON_KERB_CKSUM_SALT`])
+    /// keys already derived, as the acceptor caches them.
+    pub fn verify_server_signature_with(&self, keys: &crate::krb::crypto::UsageKeys) -> Result<(), PacError> {
+        let sig = self
+            .server_signature
+            .as_ref()
+            .ok_or(PacError::MissingBuffer("server signature"))?;
+        if self.kdc_signature.is_none() {
+            return Err(PacError::MissingBuffer("KDC signature"));
+        }
+        let mut copy = self.bytes.clone();
+        for t in [PAC_SERVER_CHECKSUM, PAC_PRIVSVR_CHECKSUM] {
+            zero_signature(&mut copy, &self.buffers, t);
+        }
+        signature::verify_with("server", keys, sig, &copy)
     }
 
     /// Verifies the KDC signature (MS-PAC 2.8.2): the keyed checksum, with the krbtgt key and key

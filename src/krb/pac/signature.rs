@@ -108,6 +108,32 @@ pub(crate) fn verify(
     }
 }
 
+/// Like [`verify`], with the service key's usage-17 keys already derived (the acceptor caches
+/// them per key so the hot path derives nothing).
+pub(crate) fn verify_with(
+    which: &'static str,
+    keys: &crypto::UsageKeys,
+    sig: &SignatureData,
+    data: &[u8],
+) -> Result<(), PacError> {
+    let want = keys.etype().checksum_type();
+    if sig.signature_type != want {
+        return Err(PacError::ChecksumTypeMismatch {
+            which,
+            got: sig.signature_type,
+            want,
+        });
+    }
+    let got = keys.checksum(data);
+    if got.len() == sig.signature.len()
+        && bool::from(subtle::ConstantTimeEq::ct_eq(got.as_slice(), &sig.signature[..]))
+    {
+        Ok(())
+    } else {
+        Err(PacError::BadSignature(which))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

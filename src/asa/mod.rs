@@ -1,0 +1,17 @@
+//! The ASA credential life cycle (DESIGN.md §4): watching and hot-loading the keytab with
+//! Latest/Previous retirement, the SPN plan and check, and rolling the ASA password through
+//! the Kerberos change-password protocol.
+//!
+//! The protocol messages live in `krb::kdc_client` (pure); this module owns the file watching
+//! and the sockets.
+
+pub mod history;
+pub mod kdc_io;
+pub mod password;
+pub mod roll;
+pub mod spn;
+pub mod watch;
+
+pub use history::CredentialHistory;
+pub use roll::{roll, RollError, RollOptions, RollReport};
+pub use watch::{KeytabWatcher, ReloadError, WatchConfig, WatchStats};

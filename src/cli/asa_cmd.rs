@@ -1,0 +1,144 @@
+//! `kedge asa roll`: change the ASA password through kpasswd (RFC 3244) and write the new keys.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use crate::asa::{roll, RollOptions};
+use crate::krb::principal::Principal;
+
+#[derive(Subcommand, Debug)]
+pub enum AsaCmd {
+    /// Change the ASA's password (kpasswd) and add the new keys (kvno + 1) to the keytab.
+    Roll {
+        /// The keytab with the current keys; rewritten atomically, old copy kept as <file>.bak-<kvno>.
+        #[arg(long)]
+        keytab: PathBuf,
+        /// The ASA principal, e.g. EXCH2010ASA$@CONTOSO.COM or HTTP/outlook.contoso.com@KEDGE.TEST.
+        #[arg(long)]
+        principal: String,
+        /// KDC host:port (TCP).
+        #[arg(long)]
+        kdc: String,
+        /// kpasswd host:port (default: the KDC's host, port 464).
+        #[arg(long)]
+        kpasswd: Option<String>,
+        /// Realm, when --principal has none.
+        #[arg(long)]
+        realm: Option<String>,
+        /// Salt for the new keys (default: the salt the KDC names in PA-ETYPE-INFO2).
+        #[arg(long)]
+        salt: Option<String>,
+        /// Prove the current key with an AS exchange and show what would be done; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the new password (Exchange needs it for -AlternateServiceAccountCredential).
+        #[arg(long)]
+        show_password: bool,
+        /// Wait this long between pre-loading the new key into the keytab and changing the
+        /// password, so watching kedge instances hold it first (keep above keytab_poll_ms).
+        #[arg(long, default_value_t = 2500)]
+        preload_wait_ms: u64,
+        /// Timeout per exchange, seconds.
+        #[arg(long, default_value_t = 10)]
+        timeout_secs: u64,
+    },
+}
+
+pub fn run(cmd: AsaCmd) -> anyhow::Result<ExitCode> {
+    let AsaCmd::Roll {
+        keytab,
+        principal,
+        kdc,
+        kpasswd,
+        realm,
+        salt,
+        dry_run,
+        show_password,
+        timeout_secs,
+        preload_wait_ms,
+    } = cmd;
+    let p = Principal::parse(&principal, realm.as_deref().unwrap_or(""))
+        .with_context(|| format!("--principal {principal:?}"))?;
+    if p.realm.is_empty() {
+        anyhow::bail!("--principal {principal:?} needs a realm (…@CONTOSO.COM) or --realm");
+    }
+    let opts = RollOptions {
+        keytab,
+        principal: p,
+        kdc,
+        kpasswd,
+        dry_run,
+        salt,
+        timeout: Duration::from_secs(timeout_secs.max(1)),
+        preload_wait: Duration::from_millis(preload_wait_ms),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let report = rt.block_on(roll(&opts))?;
+    println!(
+        "current key of {} (kvno {}) accepted by the KDC{}",
+        report.principal,
+        report.old_kvno,
+        if report.preauthenticated {
+            " (PA-ENC-TIMESTAMP)"
+        } else {
+            ""
+        }
+    );
+    println!("salt: {} (from {})", report.salt, report.salt_source);
+    match report.new_kvno {
+        None => {
+            println!(
+                "dry run: would change the password through kpasswd at {} and add kvno {} ({}) for: {}",
+                opts.kpasswd.clone().unwrap_or_else(|| format!(
+                    "{}:464",
+                    opts.kdc.rsplit_once(':').map(|(h, _)| h).unwrap_or(&opts.kdc)
+                )),
+                report.old_kvno + 1,
+                report.enctypes.join(", "),
+                report.principals.join(", ")
+            );
+            println!("nothing was changed");
+        }
+        Some(kvno) => {
+            println!(
+                "password changed; added kvno {kvno} ({}) for: {}",
+                report.enctypes.join(", "),
+                report.principals.join(", ")
+            );
+            if let Some(b) = &report.backup {
+                println!("previous keytab kept as {}", b.display());
+            }
+            match &report.verified {
+                Some(Ok(())) => println!("verified: the KDC accepts the new key"),
+                Some(Err(e)) => println!(
+                    "warning: the new key was not accepted yet ({e}); AD replication may lag — check again"
+                ),
+                None => {}
+            }
+            println!(
+                "kedge instances watching this keytab load the new keys by themselves; copy it to the others"
+            );
+            if show_password {
+                if let Some(pw) = &report.password {
+                    eprintln!(
+                        "WARNING: the ASA password follows; it is a secret. Give it to every CAS member with"
+                    );
+                    eprintln!(
+                        "  Set-ClientAccessServer <CAS> -AlternateServiceAccountCredential (Get-Credential)"
+                    );
+                    println!("new password: {}", pw.as_str());
+                }
+            } else {
+                println!("(password not shown: CAS members that check Kerberos themselves need it — roll with --show-password and push it with Set-ClientAccessServer)");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,100 @@
+//! `kedge run --config FILE`: the proxy. SIGHUP re-reads the config (validated first; a bad file
+//! is refused with its problems and the running config stays); SIGTERM/SIGINT drain and stop.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::config::Config;
+use crate::serve::{bind, Kedge};
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The configuration file (TOML).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Check the configuration and the keytab, then exit.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// Installs the tracing subscriber (`RUST_LOG`, default `info`; `KEDGE_LOG_FORMAT=json` for JSON).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = std::env::var("KEDGE_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr);
+    let _ = if json { b.json().try_init() } else { b.try_init() };
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let cfg = Config::load(&args.config)?;
+    if args.check {
+        let kt = super::keytab_cmd::read_keytab(&cfg.kerberos.keytab)?;
+        println!(
+            "{}: configuration is valid; keytab {} holds {} keys",
+            args.config.display(),
+            cfg.kerberos.keytab.display(),
+            kt.entries.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(serve_until_signalled(cfg, &args.config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs kedge with `cfg` until SIGTERM/SIGINT, reloading `path` on SIGHUP.
+pub async fn serve_until_signalled(cfg: Config, path: &Path) -> anyhow::Result<()> {
+    let bound = bind(&cfg).await?;
+    let kedge = Kedge::start(cfg, bound).await?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => reload(&kedge, path),
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("shutting down: draining connections");
+    kedge.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn reload(kedge: &Kedge, path: &Path) {
+    match Config::load(path) {
+        Err(e) => {
+            crate::observe::config_reload(false);
+            tracing::error!(error = %e, "reload refused; the running configuration stays");
+        }
+        Ok(cfg) => match kedge.reload(cfg) {
+            Ok(r) => {
+                crate::observe::config_reload(true);
+                tracing::info!(
+                    keys_reloaded = r.keys_reloaded,
+                    "configuration reloaded (pools and members applied)"
+                );
+                for what in r.needs_restart {
+                    tracing::warn!(%what, "changed in the file but applied only at restart");
+                }
+            }
+            Err(e) => {
+                crate::observe::config_reload(false);
+                tracing::error!(error = %e, "reload refused; the running configuration stays");
+            }
+        },
+    }
+}

@@ -1,0 +1,145 @@
+//! One client connection: TLS handshake (bounded by the head timeout), hyper's HTTP/1.1 server
+//! with the listener's head limits, and a watchdog for the head and idle timeouts and for
+//! graceful shutdown.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+
+use super::handler::{ListenerShared, Session};
+use super::limits::{ConnClock, Expiry, WatchedIo};
+use super::passthrough::Origin;
+use crate::edge::metrics;
+use crate::edge::shutdown::DrainSignal;
+
+/// Serves one accepted connection until it ends, times out or is drained.
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: Arc<ListenerShared>,
+    mut drain: DrainSignal,
+    _permit: OwnedSemaphorePermit,
+) {
+    let _active = metrics::connection_opened(&listener.name);
+    let _ = stream.set_nodelay(true);
+    let head = Duration::from_millis(listener.cfg.limits.header_timeout_ms);
+    match listener.tls.clone() {
+        None => run(stream, peer, false, listener, drain).await,
+        Some(tls) => {
+            let handshake = tokio::time::timeout(head, tls.acceptor().accept(stream));
+            let stream = tokio::select! {
+                res = handshake => match res {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(listener = %listener.name, %peer, error = %e, "TLS handshake failed");
+                        metrics::edge_error(&listener.name, "client", "tls_handshake");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(listener = %listener.name, %peer, "TLS handshake timed out");
+                        metrics::limit_exceeded(&listener.name, "tls_handshake_timeout");
+                        return;
+                    }
+                },
+                _ = drain.draining() => return,
+            };
+            run(stream, peer, true, listener, drain).await
+        }
+    }
+}
+
+async fn run<T>(io: T, peer: SocketAddr, tls: bool, listener: Arc<ListenerShared>, mut drain: DrainSignal)
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = &listener.cfg.limits;
+    let head = Duration::from_millis(limits.header_timeout_ms);
+    let idle = Duration::from_secs(limits.idle_timeout_secs);
+    let (bytes_in, bytes_out) = metrics::bytes_counters(&listener.name);
+    let clock = Arc::new(ConnClock::new(bytes_in, bytes_out));
+    let session = Arc::new(Session::new(
+        listener.clone(),
+        Origin { peer, tls },
+        clock.clone(),
+    ));
+    let service = service_fn(move |req| {
+        let session = session.clone();
+        async move { Ok::<_, Infallible>(session.handle(req).await) }
+    });
+    let conn = http1::Builder::new()
+        .max_buf_size((limits.max_header_bytes + 16 * 1024).max(8192))
+        .max_header_size(limits.max_header_bytes)
+        .max_headers(limits.max_headers)
+        .preserve_header_case(true)
+        .keep_alive(true)
+        .header_read_timeout(None)
+        .serve_connection(TokioIo::new(WatchedIo::new(io, clock.clone())), service);
+    tokio::pin!(conn);
+    let mut draining = false;
+    loop {
+        let next = match clock.check(Instant::now(), head, idle) {
+            Ok(at) => at,
+            Err(expiry) => {
+                let limit = match expiry {
+                    Expiry::HeaderTimeout => "header_timeout",
+                    Expiry::Idle => "idle_timeout",
+                };
+                tracing::debug!(listener = %listener.name, %peer, limit, "closing connection");
+                metrics::limit_exceeded(&listener.name, limit);
+                return;
+            }
+        };
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    connection_error(&listener.name, peer, &e);
+                }
+                return;
+            }
+            _ = tokio::time::sleep_until(next) => {}
+            _ = clock.head_began() => {}
+            _ = drain.draining(), if !draining => {
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// Counts how a connection ended badly. hyper has already answered head errors itself
+/// (431 for a head over the limits, 400 for a malformed one).
+fn connection_error(listener: &str, peer: SocketAddr, e: &hyper::Error) {
+    if e.is_parse_too_large() {
+        metrics::limit_exceeded(listener, "request_head");
+        metrics::edge_error(listener, "client", "too_large");
+        tracing::info!(listener, %peer, error = %e, "request head over the limits");
+    } else if e.is_parse() || e.is_parse_status() {
+        metrics::edge_error(listener, "client", "bad_request");
+        tracing::debug!(listener, %peer, error = %e, "malformed request");
+    } else {
+        // A client going away mid-stream is how Outlook Anywhere channels end: not an error.
+        tracing::debug!(listener, %peer, error = %e, "connection ended");
+    }
+}
+
+/// Answers a connection over the listener's limit: `503` on plain HTTP, a plain close on TLS
+/// (a handshake would cost what the limit is there to save).
+pub async fn refuse(mut stream: TcpStream, tls: bool) {
+    if !tls {
+        let reply = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\nRetry-After: 1\r\n\r\n";
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            stream.write_all(reply).await?;
+            stream.shutdown().await
+        })
+        .await;
+    }
+}

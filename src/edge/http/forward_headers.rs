@@ -1,0 +1,163 @@
+//! Headers a proxy owns: hop-by-hop headers (RFC 9110 §7.6.1) are dropped in both directions,
+//! and the client's address goes to the backend in `X-Forwarded-For`, `X-Forwarded-Proto` and
+//! `Forwarded` (RFC 7239).
+//!
+//! kedge is the first trusted hop: forwarding headers a client sent are replaced, never
+//! appended to, so a client cannot put another address in front of its own. `Authorization` is
+//! end-to-end and always kept (passthrough backends complete their own logon with it).
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+static PROXY_AUTHENTICATE: HeaderName = HeaderName::from_static("proxy-authenticate");
+static PROXY_AUTHORIZATION: HeaderName = HeaderName::from_static("proxy-authorization");
+
+/// Whether a `Connection` header asks for the connection to close.
+pub fn wants_close(headers: &HeaderMap) -> bool {
+    connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("close"))
+}
+
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Removes hop-by-hop headers: the fixed list and every header the `Connection` header names,
+/// except `Authorization`, which kedge never drops on the way to a passthrough backend.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = connection_tokens(headers)
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .filter(|n| *n != AUTHORIZATION)
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [&CONNECTION, &TE, &TRAILER, &TRANSFER_ENCODING, &UPGRADE] {
+        headers.remove(name);
+    }
+    for name in [
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &PROXY_AUTHENTICATE,
+        &PROXY_AUTHORIZATION,
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// Readies a client request's headers for a backend: hop-by-hop headers out (a chunked body
+/// stays chunked, so hyper does not take a chunked `GET` body for none), forwarding headers in.
+pub fn prepare_request(headers: &mut HeaderMap, client: SocketAddr, tls: bool) {
+    let chunked = headers
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("chunked"));
+    strip_hop_by_hop(headers);
+    if chunked {
+        headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+    }
+    set_forwarded(headers, client, tls);
+}
+
+/// Sets the forwarding headers for a request from `client` (replacing any the client sent).
+pub fn set_forwarded(headers: &mut HeaderMap, client: SocketAddr, tls: bool) {
+    let ip = client.ip().to_canonical();
+    let proto = if tls { "https" } else { "http" };
+    let node = match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    };
+    let mut forwarded = format!("for={node};proto={proto}");
+    if let Some(host) = headers.get(http::header::HOST).and_then(|h| h.to_str().ok()) {
+        if host
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        {
+            forwarded.push_str(&format!(";host=\"{host}\""));
+        }
+    }
+    headers.remove(&FORWARDED);
+    headers.remove(&X_FORWARDED_FOR);
+    headers.insert(X_FORWARDED_FOR.clone(), value(ip.to_string()));
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    headers.insert(FORWARDED.clone(), value(forwarded));
+}
+
+fn value(s: String) -> HeaderValue {
+    HeaderValue::try_from(s).expect("addresses and checked hosts are valid header values")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_go_but_authorization_stays() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Private, Authorization"),
+        );
+        h.insert("x-private", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Negotiate YWJj"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert!(h.get("x-private").is_none());
+        assert!(h.get("keep-alive").is_none());
+        assert!(h.get(CONNECTION).is_none());
+        assert!(h.get(TRANSFER_ENCODING).is_none());
+        assert_eq!(h.get(AUTHORIZATION).expect("kept"), "Negotiate YWJj");
+        assert!(h.get("x-keep").is_some());
+    }
+
+    #[test]
+    fn client_forwarding_headers_are_replaced() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        h.insert("forwarded", HeaderValue::from_static("for=6.6.6.6"));
+        h.insert(
+            http::header::HOST,
+            HeaderValue::from_static("outlook.contoso.com"),
+        );
+        set_forwarded(&mut h, "192.0.2.7:5555".parse().expect("addr"), true);
+        assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+        assert_eq!(h.get("x-forwarded-for").expect("xff"), "192.0.2.7");
+        assert_eq!(
+            h.get("forwarded").expect("fwd"),
+            "for=192.0.2.7;proto=https;host=\"outlook.contoso.com\""
+        );
+    }
+
+    #[test]
+    fn ipv6_clients_are_quoted_in_forwarded() {
+        let mut h = HeaderMap::new();
+        set_forwarded(&mut h, "[2001:db8::1]:443".parse().expect("addr"), false);
+        assert_eq!(
+            h.get("forwarded").expect("fwd"),
+            "for=\"[2001:db8::1]\";proto=http"
+        );
+    }
+
+    #[test]
+    fn connection_close_is_seen() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, HeaderValue::from_static("Keep-Alive, Close"));
+        assert!(wants_close(&h));
+    }
+}

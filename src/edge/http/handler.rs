@@ -1,0 +1,280 @@
+//! One request on one client connection: route, credentials, the connection's auth state, and
+//! dispatch to passthrough or assert forwarding. A refused token is answered here and never
+//! forwarded.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use http::header::{HeaderValue, WWW_AUTHENTICATE};
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tokio::sync::Mutex;
+
+use super::body::{self, AnyBody, EdgeBody};
+use super::error::{EdgeError, ErrorKind};
+use super::limits::{ConnClock, ExchangeGuard};
+use super::negotiate::{self, ConnAuth, Credential, Identity, Owner};
+use super::passthrough::{self, Origin, Pinned};
+use super::routes::{self, Route, RouteTable};
+use super::tls::ServerTls;
+use crate::config::HttpListenerConfig;
+use crate::edge::metrics;
+use crate::edge::Authenticate;
+use crate::krb::acceptor::{AcceptCtx, Accepted};
+use crate::krb::error::AuthError;
+
+/// What every connection of a listener shares.
+pub struct ListenerShared {
+    /// Listener name (metrics, logs).
+    pub name: String,
+    /// Its config.
+    pub cfg: Arc<HttpListenerConfig>,
+    /// Its routes.
+    pub routes: RouteTable,
+    /// The validator.
+    pub auth: Arc<dyn Authenticate>,
+    /// TLS, when the listener terminates it.
+    pub tls: Option<ServerTls>,
+}
+
+/// Auth state and pinned backend connection of one client connection.
+#[derive(Debug, Default)]
+struct ConnState {
+    auth: ConnAuth,
+    pinned: Option<Pinned>,
+}
+
+impl ConnState {
+    /// Back to unauthenticated; the pinned backend connection (carrying the old logon) goes.
+    fn reset(&mut self) {
+        self.auth = ConnAuth::Anonymous;
+        self.pinned = None;
+    }
+}
+
+/// One client connection.
+pub struct Session {
+    listener: Arc<ListenerShared>,
+    origin: Origin,
+    clock: Arc<ConnClock>,
+    state: Mutex<ConnState>,
+}
+
+impl Session {
+    /// A new, unauthenticated connection.
+    pub fn new(listener: Arc<ListenerShared>, origin: Origin, clock: Arc<ConnClock>) -> Self {
+        Self {
+            listener,
+            origin,
+            clock,
+            state: Mutex::new(ConnState::default()),
+        }
+    }
+
+    /// Answers one request (hyper calls this once per request, one at a time per connection).
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<EdgeBody> {
+        let guard = ExchangeGuard::start(self.clock.clone());
+        let path = req.uri().path().to_string();
+        let resp = match self.serve(req).await {
+            Ok(resp) => resp,
+            Err(e) => self.error_response(e, &path),
+        };
+        metrics::response(&self.listener.name, resp.status().as_u16());
+        resp.map(|b| EdgeBody::new(b, guard))
+    }
+
+    async fn serve(&self, req: Request<Incoming>) -> Result<Response<AnyBody>, EdgeError> {
+        routes::check_path(req.uri().path())?;
+        let route = self
+            .listener
+            .routes
+            .find(req.uri().path())
+            .cloned()
+            .ok_or_else(|| EdgeError::client(ErrorKind::NoRoute, "no route for the path"))?;
+        let limits = &self.listener.cfg.limits;
+        let credential = negotiate::parse_authorization(req.headers(), limits.max_token_bytes);
+
+        let mut st = self.state.lock().await;
+        let credential = match credential {
+            Ok(c) => c,
+            Err(e) => {
+                if e.kind == ErrorKind::TooLarge {
+                    metrics::limit_exceeded(&self.listener.name, "token_bytes");
+                }
+                metrics::auth_attempt("http", &route.cfg.service, "refused", e.disposition().label, 0.0);
+                st.reset();
+                return Err(e);
+            }
+        };
+        let mut mutual = None;
+        match credential {
+            Credential::Negotiate(token) => match self.validate(&token, &route) {
+                Ok(acc) => {
+                    let id = Identity::from_accepted(&acc, &route.cfg.service);
+                    if let ConnAuth::Kerberos(old) = &st.auth {
+                        if old.principal != id.principal {
+                            tracing::info!(
+                                peer = %self.origin.peer, old = %old.principal, new = %id.principal,
+                                "connection re-authenticated as another principal"
+                            );
+                        }
+                    }
+                    st.auth = ConnAuth::Kerberos(Arc::new(id));
+                    if route.assert.is_some() {
+                        mutual = acc.response_token().as_deref().map(negotiate::negotiate_header);
+                    }
+                }
+                Err(AuthError::Ntlm) => self.ntlm(&mut st, &route)?,
+                Err(e) => {
+                    st.reset();
+                    let kind = match e {
+                        AuthError::GroupDenied(_) => ErrorKind::Forbidden,
+                        _ => ErrorKind::AuthRefused(e.reason()),
+                    };
+                    return Err(EdgeError::client(kind, e.to_string()));
+                }
+            },
+            Credential::Ntlm => self.ntlm(&mut st, &route)?,
+            Credential::Other(scheme) if !route.cfg.anonymous => {
+                metrics::auth_attempt("http", &route.cfg.service, "refused", "unsupported_scheme", 0.0);
+                return Err(EdgeError::client(
+                    ErrorKind::AuthRefused("unsupported_scheme"),
+                    format!("Authorization scheme {scheme:?}"),
+                ));
+            }
+            Credential::Other(_) | Credential::None => {}
+        }
+        let (owner, identity) = authorize(&st.auth, &route)?;
+        let mut req = req;
+        for name in route.identity_headers.iter() {
+            req.headers_mut().remove(name);
+        }
+
+        match &route.assert {
+            None => passthrough::forward(&mut st.pinned, &route.backend, owner, self.origin, req).await,
+            Some(a) => {
+                drop(st);
+                super::assert::forward(&a.pool, &a.headers, identity.as_deref(), mutual, self.origin, req)
+                    .await
+            }
+        }
+    }
+
+    /// Validates a Negotiate token for `route`, counting and logging the outcome.
+    fn validate(&self, token: &[u8], route: &Route) -> Result<Accepted, AuthError> {
+        let started = Instant::now();
+        let channel_binding = match (&self.listener.tls, self.origin.tls) {
+            (Some(tls), true) => Some(tls.channel_binding()),
+            _ => None,
+        };
+        let ctx = AcceptCtx {
+            now: SystemTime::now(),
+            service: &route.cfg.service,
+            channel_binding,
+            groups: route.cfg.groups.as_ref(),
+            check_replay: true,
+        };
+        let res = self.listener.auth.accept(token, &ctx);
+        let secs = started.elapsed().as_secs_f64();
+        match &res {
+            Ok(acc) => {
+                metrics::auth_attempt("http", &route.cfg.service, "ok", "ok", secs);
+                tracing::debug!(
+                    listener = %self.listener.name, peer = %self.origin.peer, principal = %acc.client,
+                    service = %route.cfg.service, mutual = acc.mutual, "Negotiate token accepted"
+                );
+            }
+            // Counted where NTLM policy is applied.
+            Err(AuthError::Ntlm) => {}
+            Err(e) => {
+                metrics::auth_attempt("http", &route.cfg.service, "refused", e.reason(), secs);
+                tracing::info!(
+                    listener = %self.listener.name, peer = %self.origin.peer, service = %route.cfg.service,
+                    reason = e.reason(), error = %e, "Negotiate token refused"
+                );
+            }
+        }
+        res
+    }
+
+    /// NTLM on `route`: passed through where policy says so, otherwise refused and counted.
+    fn ntlm(&self, st: &mut ConnState, route: &Route) -> Result<(), EdgeError> {
+        if route.passes_ntlm() {
+            st.auth = ConnAuth::Ntlm;
+            return Ok(());
+        }
+        st.reset();
+        metrics::ntlm_rejected("http");
+        metrics::auth_attempt("http", &route.cfg.service, "refused", "ntlm", 0.0);
+        Err(EdgeError::client(
+            ErrorKind::NtlmRejected,
+            "NTLM refused by policy",
+        ))
+    }
+
+    fn error_response(&self, e: EdgeError, path: &str) -> Response<AnyBody> {
+        let d = e.disposition();
+        metrics::edge_error(&self.listener.name, e.side.label(), d.label);
+        macro_rules! log {
+            ($lvl:expr) => {
+                tracing::event!(
+                    $lvl, listener = %self.listener.name, peer = %self.origin.peer, path, status = d.status.as_u16(),
+                    kind = d.label, side = e.side.label(), detail = %e.detail, "request refused"
+                )
+            };
+        }
+        match d.level {
+            tracing::Level::ERROR => log!(tracing::Level::ERROR),
+            tracing::Level::WARN => log!(tracing::Level::WARN),
+            tracing::Level::INFO => log!(tracing::Level::INFO),
+            _ => log!(tracing::Level::DEBUG),
+        }
+        let mut resp = Response::new(body::text(d.status.canonical_reason().unwrap_or("error")));
+        *resp.status_mut() = d.status;
+        if d.status == http::StatusCode::UNAUTHORIZED {
+            let offer_ntlm = self.listener.routes.find(path).is_some_and(|r| r.passes_ntlm());
+            for v in negotiate::challenge(offer_ntlm) {
+                resp.headers_mut().append(WWW_AUTHENTICATE, v);
+            }
+        }
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        resp
+    }
+}
+
+/// Whether the connection's identity may use `route`, and as whom its backend connection runs.
+fn authorize(auth: &ConnAuth, route: &Route) -> Result<(Owner, Option<Arc<Identity>>), EdgeError> {
+    let cfg = &route.cfg;
+    match auth {
+        ConnAuth::Kerberos(id) => {
+            if !cfg.anonymous {
+                if !id.service.eq_ignore_ascii_case(&cfg.service) {
+                    return Err(EdgeError::client(
+                        ErrorKind::NoCredentials,
+                        format!(
+                            "{} authenticated for {}, route needs {}",
+                            id.principal, id.service, cfg.service
+                        ),
+                    ));
+                }
+                if let Some(rules) = &cfg.groups {
+                    if !id.permitted_by(rules) {
+                        return Err(EdgeError::client(
+                            ErrorKind::Forbidden,
+                            format!("{} by group rules", id.principal),
+                        ));
+                    }
+                }
+            }
+            Ok((Owner::Principal(id.principal.clone()), Some(id.clone())))
+        }
+        ConnAuth::Ntlm if route.passes_ntlm() || cfg.anonymous => Ok((Owner::Ntlm, None)),
+        ConnAuth::Anonymous if cfg.anonymous => Ok((Owner::Anonymous, None)),
+        ConnAuth::Ntlm | ConnAuth::Anonymous => {
+            Err(EdgeError::client(ErrorKind::NoCredentials, "no credentials"))
+        }
+    }
+}

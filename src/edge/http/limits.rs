@@ -1,0 +1,277 @@
+//! Per-connection clocks: the request-head timeout (slowloris) and the idle timeout.
+//!
+//! hyper's own `header_read_timeout` also runs while a keep-alive connection waits for its next
+//! request, which would cut Outlook's idle connections after seconds. kedge keeps its own clock
+//! instead: the head timer starts with the first byte of a request head (or when the connection
+//! opens) and stops when the head is parsed; the idle timer measures time without a byte in either
+//! direction, so long-lived RPC channels with keep-alives stay up.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use crate::edge::metrics::ByteMeter;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+const NONE: u64 = u64::MAX;
+
+/// Activity of one client connection, shared by its I/O wrapper, its handler and its watchdog.
+#[derive(Debug)]
+pub struct ConnClock {
+    start: Instant,
+    last_activity_ms: AtomicU64,
+    head_started_ms: AtomicU64,
+    in_request: AtomicBool,
+    head_started: Notify,
+    bytes_in: ByteMeter,
+    bytes_out: ByteMeter,
+}
+
+/// Why the watchdog closes a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    /// A request head took longer than `header_timeout_ms`.
+    HeaderTimeout,
+    /// No byte either way for `idle_timeout_secs`.
+    Idle,
+}
+
+impl ConnClock {
+    /// A clock for a connection that opens now; the first head is due within the head timeout.
+    pub fn new(bytes_in: ByteMeter, bytes_out: ByteMeter) -> Self {
+        Self {
+            start: Instant::now(),
+            last_activity_ms: AtomicU64::new(0),
+            head_started_ms: AtomicU64::new(0),
+            in_request: AtomicBool::new(false),
+            head_started: Notify::new(),
+            bytes_in,
+            bytes_out,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    fn at(&self, ms: u64) -> Instant {
+        self.start + Duration::from_millis(ms)
+    }
+
+    fn on_read(&self, n: usize) {
+        self.on_read_at(n, self.now_ms())
+    }
+
+    fn on_read_at(&self, n: usize, now: u64) {
+        self.last_activity_ms.store(now, Ordering::Relaxed);
+        self.bytes_in.add(n as u64);
+        if !self.in_request.load(Ordering::Acquire)
+            && self
+                .head_started_ms
+                .compare_exchange(NONE, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.head_started.notify_one();
+        }
+    }
+
+    fn on_write(&self, n: usize) {
+        self.last_activity_ms.store(self.now_ms(), Ordering::Relaxed);
+        self.bytes_out.add(n as u64);
+    }
+
+    /// A request head was parsed: the head timer stops until this exchange is over.
+    pub fn request_started(&self) {
+        self.in_request.store(true, Ordering::Release);
+        self.head_started_ms.store(NONE, Ordering::Release);
+    }
+
+    /// The response has been written: the connection waits for the next head.
+    pub fn request_finished(&self) {
+        self.request_finished_at(self.now_ms())
+    }
+
+    fn request_finished_at(&self, now: u64) {
+        self.last_activity_ms.store(now, Ordering::Relaxed);
+        self.in_request.store(false, Ordering::Release);
+    }
+
+    /// Expired now, or the instant of the next check.
+    pub fn check(&self, now: Instant, head: Duration, idle: Duration) -> Result<Instant, Expiry> {
+        let idle_at = self.at(self.last_activity_ms.load(Ordering::Relaxed)) + idle;
+        if now >= idle_at {
+            return Err(Expiry::Idle);
+        }
+        match self.head_started_ms.load(Ordering::Acquire) {
+            NONE => Ok(idle_at),
+            started => {
+                let head_at = self.at(started) + head;
+                if now >= head_at {
+                    Err(Expiry::HeaderTimeout)
+                } else {
+                    Ok(head_at.min(idle_at))
+                }
+            }
+        }
+    }
+
+    /// Resolves when a new request head begins (so the watchdog re-arms its deadline).
+    pub async fn head_began(&self) {
+        self.head_started.notified().await
+    }
+}
+
+/// Marks the end of an exchange when dropped (held by the response body).
+#[derive(Debug)]
+pub struct ExchangeGuard {
+    clock: std::sync::Arc<ConnClock>,
+}
+
+impl ExchangeGuard {
+    /// Starts an exchange on `clock`.
+    pub fn start(clock: std::sync::Arc<ConnClock>) -> Self {
+        clock.request_started();
+        Self { clock }
+    }
+}
+
+impl Drop for ExchangeGuard {
+    fn drop(&mut self) {
+        self.clock.request_finished();
+    }
+}
+
+/// A client stream that reports its reads and writes to a [`ConnClock`].
+#[derive(Debug)]
+pub struct WatchedIo<T> {
+    inner: T,
+    clock: std::sync::Arc<ConnClock>,
+}
+
+impl<T> WatchedIo<T> {
+    /// Wraps `inner`.
+    pub fn new(inner: T, clock: std::sync::Arc<ConnClock>) -> Self {
+        Self { inner, clock }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for WatchedIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = res {
+            let n = buf.filled().len() - before;
+            if n > 0 {
+                self.clock.on_read(n);
+            }
+        }
+        res
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for WatchedIo<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = res {
+            if n > 0 {
+                self.clock.on_write(n);
+            }
+        }
+        res
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = res {
+            if n > 0 {
+                self.clock.on_write(n);
+            }
+        }
+        res
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clock() -> ConnClock {
+        let (i, o) = crate::edge::metrics::bytes_counters("test");
+        ConnClock::new(i, o)
+    }
+
+    const HEAD: Duration = Duration::from_secs(10);
+    const IDLE: Duration = Duration::from_secs(1200);
+
+    fn ms(c: &ConnClock, at: u64) -> Instant {
+        c.at(at)
+    }
+
+    #[test]
+    fn a_silent_new_connection_hits_the_head_timeout() {
+        let c = clock();
+        assert!(c.check(ms(&c, 0), HEAD, IDLE).is_ok());
+        assert_eq!(c.check(ms(&c, 10_001), HEAD, IDLE), Err(Expiry::HeaderTimeout));
+    }
+
+    #[test]
+    fn a_keep_alive_connection_between_requests_only_idles() {
+        let c = clock();
+        c.request_started();
+        c.request_finished_at(1_000);
+        assert!(c.check(ms(&c, 100_000), HEAD, IDLE).is_ok());
+        assert_eq!(c.check(ms(&c, 1_201_000), HEAD, IDLE), Err(Expiry::Idle));
+    }
+
+    #[test]
+    fn the_first_byte_of_a_new_head_starts_the_head_timer() {
+        let c = clock();
+        c.request_started();
+        c.request_finished_at(1_000);
+        c.on_read_at(3, 60_000);
+        c.on_read_at(3, 65_000);
+        assert!(c.check(ms(&c, 69_000), HEAD, IDLE).is_ok());
+        assert_eq!(c.check(ms(&c, 70_001), HEAD, IDLE), Err(Expiry::HeaderTimeout));
+    }
+
+    #[test]
+    fn body_bytes_during_an_exchange_do_not_start_the_head_timer() {
+        let c = clock();
+        c.request_started();
+        c.on_read_at(100, 1_000);
+        c.on_read_at(100, 40_000);
+        assert!(c.check(ms(&c, 45_000), HEAD, IDLE).is_ok());
+    }
+
+    #[test]
+    fn the_next_deadline_is_the_nearer_one() {
+        let c = clock();
+        assert_eq!(c.check(ms(&c, 0), HEAD, IDLE), Ok(ms(&c, 10_000)));
+        c.request_started();
+        assert_eq!(c.check(ms(&c, 0), HEAD, IDLE), Ok(ms(&c, 1_200_000)));
+    }
+}

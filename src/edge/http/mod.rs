@@ -1,0 +1,132 @@
+//! The HTTP(S) edge (DESIGN.md §2 "HTTPS"): TLS termination, connection-bound Negotiate,
+//! passthrough and assert forwarding, limits and graceful shutdown.
+//!
+//! Entry point: [`serve_http`], mini-redis style — the caller binds, tests bind `127.0.0.1:0`.
+//!
+//! | file | holds |
+//! |---|---|
+//! | `listener.rs` | accept loop, connection limit, shutdown |
+//! | `connection.rs` | one client connection: TLS handshake, hyper, timeouts |
+//! | `handler.rs` | one request: route, credentials, connection auth state, dispatch |
+//! | `negotiate.rs` | Authorization parsing, identities, challenge |
+//! | `passthrough.rs` | the pinned backend connection per client connection |
+//! | `assert.rs` | identity headers, HMAC, pooled backend connections |
+//! | `backend.rs` | connecting to a member (pool, TLS, HTTP/1.1 handshake) |
+//! | `forward_headers.rs` | hop-by-hop headers, `X-Forwarded-For`, `Forwarded` |
+//! | `limits.rs` | head and idle timeouts |
+//! | `tls.rs` | rustls server, channel binding |
+//! | `error.rs` | error kind + side → status, metric label, log level |
+//! | `routes.rs` | route table, path checks |
+//! | `body.rs` | response bodies |
+
+mod assert;
+mod backend;
+mod body;
+mod connection;
+pub mod error;
+pub mod forward_headers;
+mod handler;
+mod limits;
+mod listener;
+pub mod negotiate;
+mod passthrough;
+mod routes;
+pub mod tls;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub use assert::signature as assert_signature;
+pub use listener::serve_http;
+pub use tls::{ServerTls, TlsError};
+
+use self::assert::AssertPool;
+use self::backend::Backend;
+use crate::edge::Authenticate;
+use crate::pool::Pool;
+
+/// What the HTTP edge needs from the rest of kedge: the token validator, the backend pools by
+/// name and, for a TLS listener, its certificate. Build one per listener (they are cheap: the
+/// validator and pools are shared `Arc`s).
+pub struct EdgeContext {
+    auth: Arc<dyn Authenticate>,
+    pools: BTreeMap<String, Arc<Pool>>,
+    tls: Option<ServerTls>,
+    backends: BTreeMap<String, Backend>,
+    assert_pools: BTreeMap<String, Arc<AssertPool>>,
+}
+
+impl std::fmt::Debug for EdgeContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdgeContext")
+            .field("pools", &self.pools.keys().collect::<Vec<_>>())
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EdgeContext {
+    /// A context over a validator (normally the [`Acceptor`](crate::krb::acceptor::Acceptor)) and
+    /// the pools (each with its own backend TLS client).
+    pub fn new(auth: Arc<dyn Authenticate>, pools: BTreeMap<String, Arc<Pool>>) -> Self {
+        let mut backends = BTreeMap::new();
+        let mut assert_pools = BTreeMap::new();
+        for (name, pool) in &pools {
+            let backend = Backend { pool: pool.clone() };
+            assert_pools.insert(name.clone(), Arc::new(AssertPool::new(backend.clone())));
+            backends.insert(name.clone(), backend);
+        }
+        Self {
+            auth,
+            pools,
+            tls: None,
+            backends,
+            assert_pools,
+        }
+    }
+
+    /// Adds the listener's TLS (required when its config has `tls`).
+    pub fn with_tls(mut self, tls: ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// The validator.
+    pub fn auth(&self) -> &Arc<dyn Authenticate> {
+        &self.auth
+    }
+
+    /// The pools by name.
+    pub fn pools(&self) -> &BTreeMap<String, Arc<Pool>> {
+        &self.pools
+    }
+
+    /// The listener's TLS.
+    pub fn tls(&self) -> Option<&ServerTls> {
+        self.tls.as_ref()
+    }
+
+    fn backend(&self, pool: &str) -> Option<Backend> {
+        self.backends.get(pool).cloned()
+    }
+
+    fn assert_pool(&self, pool: &str) -> Option<Arc<AssertPool>> {
+        self.assert_pools.get(pool).cloned()
+    }
+}
+
+/// Why a listener could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The config has `tls` but the context carries no certificate.
+    #[error("listener {0}: tls is configured but no certificate was loaded (EdgeContext::with_tls)")]
+    TlsNotLoaded(String),
+    /// A route could not be set up.
+    #[error("route {index}: {reason}")]
+    Route {
+        /// Index in the listener's `routes`.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+}

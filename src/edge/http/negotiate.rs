@@ -1,0 +1,288 @@
+//! HTTP Negotiate (RFC 4559) on one connection: reading the Authorization header, the
+//! connection's authentication state, and the challenge.
+//!
+//! Auth is connection-bound, as IIS and Outlook expect: once a connection is authenticated,
+//! later requests on it need no header; a new header is validated again and replaces the identity
+//! (a different principal gets its own backend connection); a refused one resets the connection
+//! to unauthenticated.
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::Engine;
+use http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+
+use super::error::{EdgeError, ErrorKind};
+use crate::krb::acceptor::{Accepted, GroupRules, PacIdentity};
+
+/// Standard base64, padding optional (some clients drop it).
+const B64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(true)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// The NTLMSSP signature that starts every NTLM message.
+const NTLMSSP: &[u8] = b"NTLMSSP\0";
+
+/// What the client presented.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// No Authorization header.
+    None,
+    /// `Negotiate <token>` with a token that is not raw NTLMSSP (decoded).
+    Negotiate(Vec<u8>),
+    /// `NTLM …`, or `Negotiate` carrying a raw NTLMSSP message.
+    Ntlm,
+    /// Another scheme (Basic, Bearer, …), by name.
+    Other(String),
+}
+
+/// Reads the request's Authorization header. Tokens are measured before they are decoded.
+pub fn parse_authorization(headers: &HeaderMap, max_token_bytes: usize) -> Result<Credential, EdgeError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(Credential::None);
+    };
+    if values.next().is_some() {
+        return Err(EdgeError::client(
+            ErrorKind::BadAuthorization("multiple_authorization"),
+            "several Authorization headers",
+        ));
+    }
+    let value = value.as_bytes();
+    let (scheme, rest) = match value.iter().position(|&b| b == b' ') {
+        Some(i) => (&value[..i], &value[i + 1..]),
+        None => (value, &[][..]),
+    };
+    let rest = rest.trim_ascii();
+    if scheme.eq_ignore_ascii_case(b"NTLM") {
+        return Ok(Credential::Ntlm);
+    }
+    if !scheme.eq_ignore_ascii_case(b"Negotiate") {
+        return Ok(Credential::Other(String::from_utf8_lossy(scheme).into_owned()));
+    }
+    if rest.is_empty() {
+        return Err(EdgeError::client(
+            ErrorKind::AuthRefused("empty_token"),
+            "Negotiate without a token",
+        ));
+    }
+    if rest.len() / 4 * 3 > max_token_bytes.saturating_add(3) {
+        return Err(EdgeError::client(
+            ErrorKind::TooLarge,
+            format!(
+                "Negotiate token of {} base64 bytes over the {max_token_bytes}-byte limit",
+                rest.len()
+            ),
+        ));
+    }
+    let token = B64.decode(rest).map_err(|e| {
+        EdgeError::client(
+            ErrorKind::BadAuthorization("bad_base64"),
+            format!("Negotiate token: {e}"),
+        )
+    })?;
+    if token.len() > max_token_bytes {
+        return Err(EdgeError::client(
+            ErrorKind::TooLarge,
+            format!(
+                "Negotiate token of {} bytes over the {max_token_bytes}-byte limit",
+                token.len()
+            ),
+        ));
+    }
+    if token.starts_with(NTLMSSP) {
+        return Ok(Credential::Ntlm);
+    }
+    Ok(Credential::Negotiate(token))
+}
+
+/// Encodes a response token for `WWW-Authenticate: Negotiate <b64>`.
+pub fn negotiate_header(token: &[u8]) -> HeaderValue {
+    let mut text = String::from("Negotiate ");
+    B64.encode_string(token, &mut text);
+    HeaderValue::try_from(text).expect("base64 is a valid header value")
+}
+
+/// The `WWW-Authenticate` values of a 401: Negotiate, and NTLM where the route passes it through.
+pub fn challenge(offer_ntlm: bool) -> Vec<HeaderValue> {
+    let mut v = vec![HeaderValue::from_static("Negotiate")];
+    if offer_ntlm {
+        v.push(HeaderValue::from_static("NTLM"));
+    }
+    v
+}
+
+/// An authenticated Kerberos identity, kept for the life of the connection. PAC SIDs stay in
+/// parsed form and are formatted only where a route states them (assert-mode headers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// `user@REALM`.
+    pub principal: String,
+    /// The SPN service the ticket was for (`http`).
+    pub service: String,
+    /// The PAC identity, when the ticket carried a PAC.
+    pub pac: Option<Arc<PacIdentity>>,
+}
+
+impl Identity {
+    /// The identity of a validated token; `service` is what the route asked for.
+    pub fn from_accepted(acc: &Accepted, service: &str) -> Self {
+        Self {
+            principal: acc.client.to_string(),
+            service: service.to_string(),
+            pac: acc.pac.clone().map(Arc::new),
+        }
+    }
+
+    /// Whether the ticket carried a PAC.
+    pub fn has_pac(&self) -> bool {
+        self.pac.is_some()
+    }
+
+    /// The user SID from the PAC.
+    pub fn user_sid(&self) -> Option<String> {
+        self.pac.as_ref().and_then(|p| p.user_sid())
+    }
+
+    /// Group SIDs from the PAC (empty without a PAC).
+    pub fn groups(&self) -> Vec<String> {
+        self.pac.as_ref().map(|p| p.group_sids()).unwrap_or_default()
+    }
+
+    /// Whether `rules` let this identity in: deny wins; an empty allow list allows all; the
+    /// user SID counts as held, like the groups.
+    pub fn permitted_by(&self, rules: &GroupRules) -> bool {
+        let holds = |sid: &String| self.pac.as_ref().is_some_and(|p| p.holds(sid));
+        if rules.deny.iter().any(holds) {
+            return false;
+        }
+        rules.allow.is_empty() || rules.allow.iter().any(holds)
+    }
+}
+
+/// The authentication state of one client connection.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ConnAuth {
+    /// Not authenticated.
+    #[default]
+    Anonymous,
+    /// Authenticated with Kerberos.
+    Kerberos(Arc<Identity>),
+    /// NTLM passed through: the backend judges, kedge only keeps the connection pinned.
+    Ntlm,
+}
+
+/// Who a backend connection belongs to; a pinned backend connection is never reused for another.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Owner {
+    /// No authentication (anonymous routes).
+    Anonymous,
+    /// A Kerberos principal.
+    Principal(String),
+    /// An NTLM exchange kedge did not check.
+    Ntlm,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, HeaderValue::from_str(v).expect("value"));
+        h
+    }
+
+    #[test]
+    fn no_header_is_no_credential() {
+        assert!(matches!(
+            parse_authorization(&HeaderMap::new(), 100),
+            Ok(Credential::None)
+        ));
+    }
+
+    #[test]
+    fn negotiate_token_is_decoded_case_insensitively() {
+        let c = parse_authorization(&headers("negotiate YWJj"), 100).expect("ok");
+        assert_eq!(c, Credential::Negotiate(b"abc".to_vec()));
+    }
+
+    #[test]
+    fn unpadded_base64_is_accepted() {
+        let c = parse_authorization(&headers("Negotiate YWJjZA"), 100).expect("ok");
+        assert_eq!(c, Credential::Negotiate(b"abcd".to_vec()));
+    }
+
+    #[test]
+    fn garbage_base64_is_a_bad_request() {
+        let e = parse_authorization(&headers("Negotiate !!!not*base64"), 100).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BadAuthorization("bad_base64"));
+    }
+
+    #[test]
+    fn an_oversized_token_is_refused_before_decoding() {
+        let big = "A".repeat(4000);
+        let e = parse_authorization(&headers(&format!("Negotiate {big}")), 1000).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::TooLarge);
+    }
+
+    #[test]
+    fn ntlm_in_either_scheme_is_recognised() {
+        assert_eq!(
+            parse_authorization(&headers("NTLM TlRMTVNTUAABAAAA"), 100).expect("ok"),
+            Credential::Ntlm
+        );
+        assert_eq!(
+            parse_authorization(&headers("Negotiate TlRMTVNTUAABAAAA"), 100).expect("ok"),
+            Credential::Ntlm
+        );
+    }
+
+    #[test]
+    fn other_schemes_are_named() {
+        assert_eq!(
+            parse_authorization(&headers("Basic YTpi"), 100).expect("ok"),
+            Credential::Other("Basic".into())
+        );
+    }
+
+    #[test]
+    fn two_authorization_headers_are_refused() {
+        let mut h = headers("Negotiate YWJj");
+        h.append(AUTHORIZATION, HeaderValue::from_static("Negotiate YWJj"));
+        assert!(parse_authorization(&h, 100).is_err());
+    }
+
+    #[test]
+    fn deny_wins_and_empty_allow_allows() {
+        let id = Identity {
+            principal: "alice@R".into(),
+            service: "http".into(),
+            pac: Some(Arc::new(PacIdentity::from_sids(
+                Some("S-1-5-21-1-1001".into()),
+                vec!["S-1-5-21-1-513".into()],
+                None,
+            ))),
+        };
+        assert!(id.permitted_by(&GroupRules::default()));
+        let allow = GroupRules {
+            allow: vec!["S-1-5-21-1-513".into()],
+            deny: vec![],
+        };
+        assert!(id.permitted_by(&allow));
+        let deny = GroupRules {
+            allow: vec!["S-1-5-21-1-513".into()],
+            deny: vec!["S-1-5-21-1-1001".into()],
+        };
+        assert!(!id.permitted_by(&deny));
+        let other = GroupRules {
+            allow: vec!["S-1-5-21-1-512".into()],
+            deny: vec![],
+        };
+        assert!(!id.permitted_by(&other));
+    }
+}

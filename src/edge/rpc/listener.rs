@@ -1,0 +1,95 @@
+//! The accept loop of one RPC listener and its graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::connection::{refuse_over_limit, serve_connection};
+use super::splice::Meters;
+use super::RpcEdgeContext;
+use crate::config::RpcListenerConfig;
+use crate::observe::{self, Direction};
+
+/// Pause after a failed `accept` (out of file descriptors, …) so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Serves MS-RPC/TCP on `listener` until `shutdown` resolves (mini-redis's `run(listener,
+/// shutdown)`).
+///
+/// Each connection is served as the module docs describe. At most `cfg.max_connections` are
+/// open at once; more are closed on arrival and counted. When `shutdown` resolves the listener
+/// stops accepting (and is closed), connections still reading their bind or spliced run on for
+/// up to `cfg.shutdown_grace_secs`, then the rest are cut; the function returns when every
+/// connection task has ended.
+pub async fn serve_rpc(
+    listener: TcpListener,
+    cfg: Arc<RpcListenerConfig>,
+    ctx: Arc<RpcEdgeContext>,
+    shutdown: impl Future,
+) {
+    let limit = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
+    // Label lookups once per listener, not per connection.
+    let meters = Arc::new(Meters {
+        up: observe::byte_meter(&cfg.name, Direction::ClientToBackend),
+        down: observe::byte_meter(&cfg.name, Direction::BackendToClient),
+    });
+    let mut conns = JoinSet::new();
+    tokio::pin!(shutdown);
+    tracing::info!(listener = %cfg.name, addr = ?listener.local_addr().ok(), pool = ctx.pool.name(),
+        "rpc listener started");
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            Some(done) = conns.join_next(), if !conns.is_empty() => log_join(&cfg.name, done),
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => match limit.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let (cfg, ctx, meters) = (cfg.clone(), ctx.clone(), meters.clone());
+                        conns.spawn(async move {
+                            serve_connection(stream, peer, cfg, ctx, meters).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => {
+                        drop(stream);
+                        refuse_over_limit(&cfg.name, peer);
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(listener = %cfg.name, error = %e, "accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    let open = conns.len();
+    tracing::info!(listener = %cfg.name, open, grace_secs = cfg.shutdown_grace_secs,
+        "rpc listener stopped accepting; waiting for open connections");
+    let grace = Duration::from_secs(cfg.shutdown_grace_secs);
+    let drained = tokio::time::timeout(grace, async {
+        while let Some(done) = conns.join_next().await {
+            log_join(&cfg.name, done);
+        }
+    })
+    .await
+    .is_ok();
+    if !drained {
+        tracing::warn!(listener = %cfg.name, cut = conns.len(), "shutdown grace expired; closing connections");
+        conns.shutdown().await;
+    }
+    tracing::info!(listener = %cfg.name, "rpc listener stopped");
+}
+
+fn log_join(listener: &str, done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        if e.is_panic() {
+            tracing::error!(listener, error = %e, "rpc connection task panicked");
+        }
+    }
+}

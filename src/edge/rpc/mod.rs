@@ -1,0 +1,58 @@
+//! The MS-RPC/TCP edge (DESIGN §2 "MS-RPC over TCP"): the endpoint mapper and the static RPC
+//! ports of the CAS array.
+//!
+//! For each connection kedge reads exactly the first PDU (bounded by `max_bind_bytes` and
+//! `bind_timeout_ms`, [`first_bind`]), parses it as bind / alter_context, asks the interface map
+//! which SPN service it needs and validates its auth verifier's Kerberos token against it
+//! ([`admission`]). An admitted bind goes unchanged to a backend chosen by the principal, and
+//! both directions are spliced ([`splice`]); the backend completes bind_ack / auth3 /
+//! alter_context with its own ASA key. A refused bind gets a `bind_nak` echoing its call_id and
+//! drep, with the reject reason [`error::classify`] picks, and the connection closes.
+//!
+//! Shape: mini-redis's `run(listener, shutdown)` — [`serve_rpc`] takes a bound listener, so
+//! tests bind `127.0.0.1:0`.
+
+pub mod admission;
+mod connection;
+pub mod error;
+pub mod first_bind;
+mod listener;
+pub mod splice;
+
+use std::sync::Arc;
+
+use crate::config::RpcListenerConfig;
+use crate::krb::acceptor::Acceptor;
+use crate::pool::Pool;
+use crate::rpc::{InterfaceMap, RpcError};
+
+pub use admission::Admission;
+pub use error::{classify, Outcome, RpcEdgeError, Side};
+pub use listener::serve_rpc;
+
+/// The `protocol` label of RPC auth metrics.
+pub const PROTOCOL: &str = "rpc";
+
+/// What an RPC listener shares with its connections.
+pub struct RpcEdgeContext {
+    /// The Kerberos acceptor (process-wide: its replay cache is shared by every listener).
+    pub acceptor: Arc<Acceptor>,
+    /// The backend pool of this listener.
+    pub pool: Arc<Pool>,
+    /// Interface → SPN service (Exchange defaults plus the listener's `interfaces`).
+    pub interfaces: InterfaceMap,
+}
+
+impl RpcEdgeContext {
+    /// Builds the context of a listener: its interface map is the Exchange default extended by
+    /// `cfg.interfaces`; a bad entry is reported.
+    pub fn new(acceptor: Arc<Acceptor>, pool: Arc<Pool>, cfg: &RpcListenerConfig) -> Result<Self, RpcError> {
+        let interfaces =
+            InterfaceMap::with_extensions(cfg.interfaces.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        Ok(Self {
+            acceptor,
+            pool,
+            interfaces,
+        })
+    }
+}

@@ -1,0 +1,337 @@
+//! The kedge process: builds the acceptor, key watcher, pools, listeners and admin endpoint from
+//! a [`Config`], runs them until shutdown, and applies reloads. mini-redis style: listeners are
+//! bound by the caller ([`bind`]) and passed in, so tests bind `127.0.0.1:0` and read ports back.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::admin::{self, status::ListenerStatus, AdminState};
+use crate::asa::{KeytabWatcher, WatchConfig};
+use crate::config::Config;
+use crate::edge::http::{serve_http, EdgeContext, ServerTls};
+use crate::edge::rpc::{serve_rpc, RpcEdgeContext};
+use crate::krb::acceptor::{Acceptor, AcceptorConfig};
+use crate::krb::keyset::KeySet;
+use crate::krb::replay::ReplayCache;
+use crate::observe;
+use crate::pool::Pools;
+
+/// Why kedge could not start or reload.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A listener could not be bound.
+    #[error("{what} {addr}: cannot listen: {source}")]
+    Bind {
+        what: String,
+        addr: String,
+        source: std::io::Error,
+    },
+    /// The keytab could not be loaded at start.
+    #[error("keytab: {0}")]
+    Keytab(String),
+    /// TLS material could not be loaded.
+    #[error("http listener {name}: {msg}")]
+    Tls { name: String, msg: String },
+    /// Pools could not be built.
+    #[error("pools: {0}")]
+    Pool(String),
+    /// A listener refused its configuration.
+    #[error("listener {name}: {msg}")]
+    Listener { name: String, msg: String },
+}
+
+/// Listeners bound for a config, in config order.
+pub struct Bound {
+    /// One per `[[http]]`.
+    pub http: Vec<TcpListener>,
+    /// One per `[[rpc]]`.
+    pub rpc: Vec<TcpListener>,
+    /// The admin listener, if configured.
+    pub admin: Option<TcpListener>,
+}
+
+impl Bound {
+    /// The bound addresses: (kind, name, address), for logs and tests.
+    pub fn addresses(&self, cfg: &Config) -> Vec<(&'static str, String, SocketAddr)> {
+        let mut v = Vec::new();
+        for (l, c) in self.http.iter().zip(&cfg.http) {
+            if let Ok(a) = l.local_addr() {
+                v.push(("http", c.name.clone(), a));
+            }
+        }
+        for (l, c) in self.rpc.iter().zip(&cfg.rpc) {
+            if let Ok(a) = l.local_addr() {
+                v.push(("rpc", c.name.clone(), a));
+            }
+        }
+        if let Some(a) = self.admin.as_ref().and_then(|l| l.local_addr().ok()) {
+            v.push(("admin", "admin".into(), a));
+        }
+        v
+    }
+}
+
+async fn bind_one(what: &str, addr: &str) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr).await.map_err(|source| ServeError::Bind {
+        what: what.into(),
+        addr: addr.into(),
+        source,
+    })
+}
+
+/// Binds every listener of `cfg`.
+pub async fn bind(cfg: &Config) -> Result<Bound, ServeError> {
+    let mut http = Vec::new();
+    for l in &cfg.http {
+        http.push(bind_one(&format!("http listener {}", l.name), &l.listen).await?);
+    }
+    let mut rpc = Vec::new();
+    for l in &cfg.rpc {
+        rpc.push(bind_one(&format!("rpc listener {}", l.name), &l.listen).await?);
+    }
+    let admin = match &cfg.admin {
+        Some(a) => Some(bind_one("admin listener", &a.listen).await?),
+        None => None,
+    };
+    Ok(Bound { http, rpc, admin })
+}
+
+/// What a reload changed.
+#[derive(Debug, Default)]
+pub struct ReloadReport {
+    /// Whether pools and members were applied.
+    pub pools_applied: bool,
+    /// Whether a new key set was installed.
+    pub keys_reloaded: bool,
+    /// Settings that changed but need a restart (listeners, routes, Kerberos policy).
+    pub needs_restart: Vec<String>,
+}
+
+/// A running kedge.
+pub struct Kedge {
+    cfg: Mutex<Config>,
+    acceptor: Arc<Acceptor>,
+    pools: Arc<Pools>,
+    watcher: KeytabWatcher,
+    shutdown_tx: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    addresses: Vec<(&'static str, String, SocketAddr)>,
+}
+
+fn acceptor_config(cfg: &Config) -> AcceptorConfig {
+    AcceptorConfig {
+        realm: cfg.kerberos.realm.clone(),
+        hosts: cfg
+            .kerberos
+            .array
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
+        skew: Duration::from_secs(cfg.kerberos.skew_secs),
+        channel_binding: cfg.kerberos.channel_binding,
+        require_pac: cfg.kerberos.require_pac,
+        verify_pac: true,
+    }
+}
+
+/// A future that completes when `rx` turns true.
+async fn signalled(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+impl Kedge {
+    /// Starts everything on the current tokio runtime. Fails (without serving anything) when the
+    /// keytab, TLS material or pools cannot be loaded.
+    pub async fn start(cfg: Config, bound: Bound) -> Result<Self, ServeError> {
+        observe::install();
+        let addresses = bound.addresses(&cfg);
+        let replay = Arc::new(ReplayCache::new(cfg.kerberos.replay_max_entries));
+        let acceptor = Arc::new(Acceptor::new(
+            acceptor_config(&cfg),
+            KeySet::default(),
+            replay.clone(),
+        ));
+        let watcher = KeytabWatcher::start(WatchConfig::from_config(&cfg.kerberos), acceptor.clone())
+            .map_err(|e| ServeError::Keytab(e.to_string()))?;
+        let pools = Arc::new(
+            Pools::from_config(&cfg.members, &cfg.pools).map_err(|e| ServeError::Pool(e.to_string()))?,
+        );
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let checks = pools.spawn_health_checks(signalled(shutdown_rx.clone()));
+        tasks.spawn(async move { checks.join().await });
+
+        let pool_map: BTreeMap<String, Arc<crate::pool::Pool>> = pools
+            .all()
+            .into_iter()
+            .map(|p| (p.name().to_string(), p))
+            .collect();
+        for (listener, lcfg) in bound.http.into_iter().zip(cfg.http.iter().cloned()) {
+            let mut ctx = EdgeContext::new(acceptor.clone(), pool_map.clone());
+            if let Some(t) = &lcfg.tls {
+                let tls = ServerTls::load(t).map_err(|e| ServeError::Tls {
+                    name: lcfg.name.clone(),
+                    msg: e.to_string(),
+                })?;
+                ctx = ctx.with_tls(tls);
+            }
+            let name = lcfg.name.clone();
+            let shutdown = signalled(shutdown_rx.clone());
+            tasks.spawn(async move {
+                if let Err(e) = serve_http(listener, Arc::new(lcfg), Arc::new(ctx), shutdown).await {
+                    tracing::error!(listener = %name, error = %e, "http listener stopped");
+                }
+            });
+        }
+        for (listener, lcfg) in bound.rpc.into_iter().zip(cfg.rpc.iter().cloned()) {
+            let pool = pools.get(&lcfg.pool).ok_or_else(|| ServeError::Listener {
+                name: lcfg.name.clone(),
+                msg: format!("no pool named {:?}", lcfg.pool),
+            })?;
+            let ctx =
+                RpcEdgeContext::new(acceptor.clone(), pool, &lcfg).map_err(|e| ServeError::Listener {
+                    name: lcfg.name.clone(),
+                    msg: e.to_string(),
+                })?;
+            let shutdown = signalled(shutdown_rx.clone());
+            tasks.spawn(async move { serve_rpc(listener, Arc::new(lcfg), Arc::new(ctx), shutdown).await });
+        }
+
+        // Replay-cache gauge.
+        {
+            let mut rx = shutdown_rx.clone();
+            tasks.spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(5));
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => observe::replay_cache_entries(replay.len()),
+                        _ = rx.changed() => return,
+                    }
+                }
+            });
+        }
+
+        if let Some(listener) = bound.admin {
+            let listeners = cfg.clone();
+            let state = AdminState::new(pools.clone())
+                .with_credentials(watcher.status_provider())
+                .with_listeners(move || listener_status(&listeners))
+                .with_started_at(crate::krb::time::unix_secs(std::time::SystemTime::now()).max(0) as u64);
+            let shutdown = signalled(shutdown_rx.clone());
+            tasks.spawn(async move { admin::serve(listener, state, shutdown).await });
+        }
+        for (kind, name, addr) in &addresses {
+            tracing::info!(%kind, %name, %addr, "listening");
+        }
+        Ok(Self {
+            cfg: Mutex::new(cfg),
+            acceptor,
+            pools,
+            watcher,
+            shutdown_tx,
+            tasks,
+            addresses,
+        })
+    }
+
+    /// The bound addresses: (kind, name, address).
+    pub fn addresses(&self) -> &[(&'static str, String, SocketAddr)] {
+        &self.addresses
+    }
+
+    /// The acceptor (shared by every listener).
+    pub fn acceptor(&self) -> &Arc<Acceptor> {
+        &self.acceptor
+    }
+
+    /// The pools.
+    pub fn pools(&self) -> &Arc<Pools> {
+        &self.pools
+    }
+
+    /// The keytab watcher.
+    pub fn watcher(&self) -> &KeytabWatcher {
+        &self.watcher
+    }
+
+    /// Applies a new, already validated config: members and pools (add, drain, remove) and the
+    /// keytab; reports settings that need a restart. Pools are applied all or nothing: a pool
+    /// error leaves everything as it was.
+    pub fn reload(&self, new: Config) -> Result<ReloadReport, ServeError> {
+        let mut cur = self.cfg.lock().unwrap_or_else(|p| p.into_inner());
+        let mut report = ReloadReport::default();
+        self.pools
+            .reconfigure(&new.members, &new.pools)
+            .map_err(|e| ServeError::Pool(e.to_string()))?;
+        report.pools_applied = true;
+        report.keys_reloaded = matches!(self.watcher.check_now(), Ok(true));
+        let ser = |v: &dyn erased::Ser| v.json();
+        for (what, changed) in [
+            ("http listeners and routes", ser(&cur.http) != ser(&new.http)),
+            ("rpc listeners", ser(&cur.rpc) != ser(&new.rpc)),
+            ("admin listener", ser(&cur.admin) != ser(&new.admin)),
+            ("kerberos settings", ser(&cur.kerberos) != ser(&new.kerberos)),
+        ] {
+            if changed {
+                report.needs_restart.push(what.to_string());
+            }
+        }
+        *cur = new;
+        Ok(report)
+    }
+
+    /// Stops accepting, lets connections drain (each listener's grace period) and waits.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown_tx.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Serializing config sections to compare them without requiring `PartialEq` everywhere.
+mod erased {
+    pub trait Ser {
+        fn json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Ser for T {
+        fn json(&self) -> String {
+            serde_json::to_string(self).unwrap_or_default()
+        }
+    }
+}
+
+fn listener_status(cfg: &Config) -> Vec<ListenerStatus> {
+    let mut v = Vec::new();
+    for l in &cfg.http {
+        v.push(ListenerStatus {
+            name: l.name.clone(),
+            kind: if l.tls.is_some() {
+                "https".into()
+            } else {
+                "http".into()
+            },
+            listen: l.listen.clone(),
+            tls: l.tls.is_some(),
+            connections_active: observe::listener_connections(&l.name).max(0) as u64,
+        });
+    }
+    for l in &cfg.rpc {
+        v.push(ListenerStatus {
+            name: l.name.clone(),
+            kind: "rpc".into(),
+            listen: l.listen.clone(),
+            tls: false,
+            connections_active: observe::listener_connections(&l.name).max(0) as u64,
+        });
+    }
+    v
+}

@@ -1,0 +1,42 @@
+//! The bundled example config parses and validates, and bad configs name every problem's path.
+
+use kedge::config::Config;
+
+#[test]
+fn bundled_example_config_is_valid() {
+    let text = include_str!("../config/example.toml");
+    let cfg = Config::from_toml(text, "config/example.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.http.len(), 1);
+    assert_eq!(cfg.rpc.len(), 4);
+    assert_eq!(cfg.kerberos.array, vec!["outlook.contoso.com"]);
+}
+
+#[test]
+fn unknown_fields_and_bad_references_are_reported_with_their_path() {
+    let e = Config::from_toml("[kerberos]\nkeytab = \"k\"\nskew = 5\n", "bad.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("bad.toml") && e.contains("skew"), "{e}");
+    let text = r#"
+[kerberos]
+keytab = "k"
+[[http]]
+listen = "nonsense"
+routes = [{ prefix = "mapi", pool = "nowhere" }]
+[members.cas1]
+address = "127.0.0.1"
+[pools.web]
+members = ["cas1", "cas9"]
+port = "http"
+"#;
+    let e = Config::from_toml(text, "bad.toml").unwrap_err().to_string();
+    for want in [
+        "http[0].listen",
+        "http[0].routes[0].prefix",
+        "http[0].routes[0].pool",
+        "pools.web.members[0]: member \"cas1\" has no port",
+        "pools.web.members[1]: no member named \"cas9\"",
+    ] {
+        assert!(e.contains(want), "missing {want:?} in:\n{e}");
+    }
+}

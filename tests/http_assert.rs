@@ -1,0 +1,220 @@
+//! Assert mode: kedge's own AP-REP on the response, identity headers (spoof-proof) instead of
+//! Authorization, optional HMAC signature, pooled backend connections.
+
+mod http_common;
+
+use std::sync::Arc;
+
+use http_common::backend::TestBackend;
+use http_common::bounded;
+use http_common::client::Conn;
+use http_common::fake::{self, FakeAuth, APREP};
+use http_common::kedge::{start, Kedge, PoolSpec};
+
+const ASSERT: &str = r#"
+[[routes]]
+prefix = "/"
+pool = "cas"
+mode = "assert"
+assert = { groups_header = "X-Kedge-Groups", signature_header = "X-Kedge-Signature", hmac_key_file = "KEYFILE" }
+[[routes]]
+prefix = "/owa/healthcheck.htm"
+pool = "cas"
+mode = "assert"
+anonymous = true
+"#;
+
+async fn setup() -> (TestBackend, Kedge, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("hmac.key");
+    std::fs::write(&key, "kedge-test-secret\n").unwrap();
+    let backend = TestBackend::start().await;
+    let cfg = ASSERT.replace("KEYFILE", &key.display().to_string());
+    let kedge = start(
+        &cfg,
+        vec![PoolSpec::plain("cas", backend.addr)],
+        Arc::new(FakeAuth::default()),
+        None,
+    )
+    .await;
+    (backend, kedge, dir)
+}
+
+#[tokio::test]
+async fn mutual_auth_gets_kedges_ap_rep_and_the_backend_gets_identity_not_authorization() {
+    let (backend, kedge, _dir) = setup().await;
+    let mut c = Conn::plain(kedge.addr).await;
+    let r = bounded(
+        "auth",
+        c.get(
+            "/ews/",
+            &[(
+                "authorization",
+                &fake::header("alice", "mutual groups=S-1-5-21-1-513,S-1-5-21-1-512"),
+            )],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("www-authenticate"), Some(fake::negotiate(APREP)));
+    // Later requests on the connection need no header and carry no AP-REP.
+    let r = bounded("later", c.get("/ews/2", &[])).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("www-authenticate"), None);
+
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 2);
+    for s in &seen {
+        assert!(
+            s.headers.get("authorization").is_none(),
+            "Authorization never reaches an assert backend"
+        );
+        assert_eq!(s.headers.get("x-kedge-principal").unwrap(), "alice@KEDGE.TEST");
+        assert_eq!(
+            s.headers.get("x-kedge-groups").unwrap(),
+            "S-1-5-21-1-513,S-1-5-21-1-512"
+        );
+        let ts: u64 = s
+            .headers
+            .get("x-kedge-timestamp")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let want = kedge::edge::http::assert_signature(
+            b"kedge-test-secret",
+            "alice@KEDGE.TEST",
+            "S-1-5-21-1-513,S-1-5-21-1-512",
+            ts,
+        );
+        assert_eq!(
+            s.headers.get("x-kedge-signature").unwrap().to_str().unwrap(),
+            want
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_mutual_auth_no_ap_rep_is_sent() {
+    let (_backend, kedge, _dir) = setup().await;
+    let mut c = Conn::plain(kedge.addr).await;
+    let r = bounded(
+        "auth",
+        c.get("/ews/", &[("authorization", &fake::header("alice", ""))]),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("www-authenticate"), None);
+}
+
+#[tokio::test]
+async fn spoofed_identity_headers_never_arrive() {
+    let (backend, kedge, _dir) = setup().await;
+    let mut c = Conn::plain(kedge.addr).await;
+    let spoof = [
+        ("X-KEDGE-PRINCIPAL", "administrator@KEDGE.TEST"),
+        ("x-kedge-groups", "S-1-5-32-544"),
+        ("X-Kedge-Signature", "00"),
+        ("x-kedge-timestamp", "1"),
+    ];
+    let mut headers = vec![("authorization", fake::header("alice", ""))];
+    headers.extend(spoof.iter().map(|(k, v)| (*k, v.to_string())));
+    let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(bounded("auth", c.get("/ews/", &h)).await.status, 200);
+    // And on an anonymous route: stripped, nothing stated.
+    let mut anon = Conn::plain(kedge.addr).await;
+    let h: Vec<(&str, &str)> = spoof.to_vec();
+    assert_eq!(
+        bounded("anon", anon.get("/owa/healthcheck.htm", &h)).await.status,
+        200
+    );
+
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        seen[0]
+            .headers
+            .get_all("x-kedge-principal")
+            .iter()
+            .collect::<Vec<_>>(),
+        vec!["alice@KEDGE.TEST"]
+    );
+    assert!(
+        seen[0].headers.get("x-kedge-groups").is_none(),
+        "no PAC, no groups"
+    );
+    assert_ne!(seen[0].headers.get("x-kedge-signature").unwrap(), "00");
+    for name in [
+        "x-kedge-principal",
+        "x-kedge-groups",
+        "x-kedge-signature",
+        "x-kedge-timestamp",
+    ] {
+        assert!(
+            seen[1].headers.get(name).is_none(),
+            "{name} on an anonymous request"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_refused_token_in_assert_mode_is_401_and_never_forwarded() {
+    let (backend, kedge, _dir) = setup().await;
+    let mut c = Conn::plain(kedge.addr).await;
+    assert_eq!(
+        bounded(
+            "bad",
+            c.get("/ews/", &[("authorization", &fake::negotiate(b"junk"))])
+        )
+        .await
+        .status,
+        401
+    );
+    assert_eq!(
+        bounded(
+            "ntlm",
+            c.get("/ews/", &[("authorization", "NTLM TlRMTVNTUAABAAAA")])
+        )
+        .await
+        .status,
+        401
+    );
+    assert_eq!(backend.seen().len(), 0);
+}
+
+#[tokio::test]
+async fn assert_mode_pools_backend_connections_across_clients() {
+    let (backend, kedge, _dir) = setup().await;
+    for user in ["alice", "bob", "carol"] {
+        let mut c = Conn::plain(kedge.addr).await;
+        for _ in 0..3 {
+            let r = bounded(
+                "get",
+                c.get("/ews/", &[("authorization", &fake::header(user, ""))]),
+            )
+            .await;
+            assert_eq!(r.status, 200);
+        }
+    }
+    assert_eq!(
+        backend.connections(),
+        1,
+        "sequential asserted requests reuse one pooled connection"
+    );
+    let principals: Vec<String> = backend
+        .seen()
+        .iter()
+        .map(|s| {
+            s.headers
+                .get("x-kedge-principal")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(principals.len(), 9);
+    assert_eq!(principals[0], "alice@KEDGE.TEST");
+    assert_eq!(principals[8], "carol@KEDGE.TEST");
+}

@@ -1,0 +1,133 @@
+//! kedge's HTTP edge on `127.0.0.1:0`, with pools pointing at test backends.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use kedge::config::HttpListenerConfig;
+use kedge::edge::http::ServerTls;
+use kedge::edge::{serve_http, Authenticate, EdgeContext, ServeError};
+use kedge::pool::{BackendTlsConfig, MemberConfig, Pool, PoolConfig};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// A backend pool for the test: a name, one member's address, TLS to it or not.
+pub struct PoolSpec {
+    /// Pool name (what routes say).
+    pub name: &'static str,
+    /// The member.
+    pub addr: SocketAddr,
+    /// TLS to the member.
+    pub tls: Option<BackendTlsConfig>,
+}
+
+impl PoolSpec {
+    /// A plain-HTTP pool of one member.
+    pub fn plain(name: &'static str, addr: SocketAddr) -> Self {
+        Self {
+            name,
+            addr,
+            tls: None,
+        }
+    }
+}
+
+/// A running listener.
+pub struct Kedge {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), ServeError>>>,
+}
+
+/// Starts a listener from TOML (the `listen` line is filled in) over `pools`.
+pub async fn start(
+    listener_toml: &str,
+    pools: Vec<PoolSpec>,
+    auth: Arc<dyn Authenticate>,
+    tls: Option<ServerTls>,
+) -> Kedge {
+    let cfg: HttpListenerConfig =
+        toml::from_str(&format!("listen = \"127.0.0.1:0\"\n{listener_toml}")).expect("listener config");
+    let mut built = BTreeMap::new();
+    for spec in pools {
+        let mut members = BTreeMap::new();
+        members.insert(
+            format!("{}-m1", spec.name),
+            MemberConfig {
+                address: spec.addr.ip().to_string(),
+                weight: 100,
+                ports: [("http".to_string(), spec.addr.port())].into_iter().collect(),
+                drain: false,
+            },
+        );
+        let pc: PoolConfig = toml::from_str(&format!(
+            "members = [\"{}-m1\"]\nport = \"http\"\n[health]\nkind = \"none\"\n",
+            spec.name
+        ))
+        .expect("pool config");
+        let pc = PoolConfig { tls: spec.tls, ..pc };
+        built.insert(
+            spec.name.to_string(),
+            Arc::new(Pool::new(spec.name, &pc, &members).expect("pool")),
+        );
+    }
+    let mut ctx = EdgeContext::new(auth, built);
+    if let Some(t) = tls {
+        ctx = ctx.with_tls(t);
+    }
+    start_with(cfg, ctx).await
+}
+
+/// Starts a listener with a ready context.
+pub async fn start_with(cfg: HttpListenerConfig, ctx: EdgeContext) -> Kedge {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve_http(listener, Arc::new(cfg), Arc::new(ctx), async move {
+        let _ = rx.await;
+    }));
+    Kedge {
+        addr,
+        stop: Some(tx),
+        task: Some(task),
+    }
+}
+
+impl Kedge {
+    /// Signals shutdown and waits for the listener to finish draining.
+    pub async fn stop(mut self) -> Result<(), ServeError> {
+        let _ = self.stop.take().expect("running").send(());
+        let task = self.task.take().expect("running");
+        super::bounded("kedge shutdown", task).await.expect("join")
+    }
+}
+
+impl Drop for Kedge {
+    fn drop(&mut self) {
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+    }
+}
+
+/// The usual listener: an authenticated catch-all in passthrough mode to pool `cas`, with an
+/// anonymous health page and an NTLM-passthrough prefix.
+pub const PASSTHROUGH: &str = r#"
+name = "https"
+[[routes]]
+prefix = "/"
+pool = "cas"
+[[routes]]
+prefix = "/owa/healthcheck.htm"
+pool = "cas"
+anonymous = true
+[[routes]]
+prefix = "/stream-anon"
+pool = "cas"
+anonymous = true
+[[routes]]
+prefix = "/ntlm/"
+pool = "cas"
+ntlm = "passthrough"
+"#;

@@ -1,0 +1,237 @@
+//! The RPC edge with tokens from a real MIT KDC and initiator (python3-gssapi): which binds are
+//! forwarded byte for byte and which get a bind_nak, with which reason.
+
+mod support;
+mod support_rpc;
+
+use kedge::config::NtlmPolicy;
+use kedge::rpc::{AuthType, RejectReason, EMSMDB, EPM};
+use support::{Kdc, Mech, TokenSpec, ARRAY_FQDN, REALM};
+use support_rpc::*;
+use tokio::io::AsyncWriteExt;
+
+const DCE_FLAGS: &str = "mutual,dce,conf,integ,sequence,replay";
+const NTLM_BIND: &[u8] = include_bytes!("testdata/rpc/emsmdb_ntlm_connect.bin");
+const EPM_BIND: &[u8] = include_bytes!("testdata/rpc/epm_noauth.bin");
+
+/// `n` DCE-style krb5 tokens (bare AP-REQs, flags 0x103e) of `user` for `service`.
+fn dce_tokens(kdc: &Kdc, user: &str, service: &str, n: usize) -> Vec<Vec<u8>> {
+    let spn = kdc.spn(service);
+    let toks = kdc.tokens_for(user, &TokenSpec::new(&spn, Mech::Krb5).flags(DCE_FLAGS), n);
+    assert!(
+        toks.iter().all(|t| t[0] == 0x6e),
+        "MIT sends DCE style as a bare AP-REQ"
+    );
+    toks
+}
+
+async fn edge(
+    name: &str,
+    tweak: impl FnOnce(&mut kedge::config::RpcListenerConfig),
+) -> (Edge, RecordingBackend) {
+    let kdc = Kdc::shared();
+    let backend = RecordingBackend::start().await;
+    let mut cfg = listener_config(name);
+    tweak(&mut cfg);
+    let acceptor = acceptor_from_keytab(&kdc.keytab_path(), REALM, ARRAY_FQDN);
+    (Edge::start(cfg, acceptor, backend.addr).await, backend)
+}
+
+fn expect_nak(reply: Reply, reason: RejectReason) {
+    match reply {
+        Reply::Nak(n) => {
+            assert_eq!(n.reason, reason);
+            assert_eq!(n.call_id, 1, "bind_nak echoes the call_id");
+            assert_eq!(
+                n.drep,
+                kedge::rpc::Drep::LITTLE_ENDIAN,
+                "bind_nak echoes the drep"
+            );
+            assert_eq!(n.versions, vec![(5, 0)]);
+        }
+        other => panic!("want bind_nak {reason:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn auth16_bare_ap_req_bind_is_forwarded_byte_identical_and_spliced() {
+    let kdc = Kdc::shared();
+    let token = dce_tokens(kdc, "alice", "exchangeMDB", 1).remove(0);
+    let (edge, backend) = edge("t-krb5-bare", |_| {}).await;
+    let ok_before = metric("kedge_auth_total", &[("protocol", "rpc"), ("result", "ok")]);
+    let bind = emsmdb_bind(AuthType::Krb5, &token);
+    let (reply, mut s) = send_bind(edge.addr, &bind).await;
+    let Reply::Ack(ack) = reply else {
+        panic!("want the backend's bind_ack, got {reply:?}")
+    };
+    assert_eq!(ack.assoc_group_id, 0x5eed, "the ack is the backend's");
+    assert_eq!(
+        backend.binds(),
+        vec![bind.clone()],
+        "backend got the bind byte for byte"
+    );
+    // Later bytes are spliced both ways.
+    s.write_all(b"request after bind").await.unwrap();
+    let mut echo = [0u8; 18];
+    tokio::io::AsyncReadExt::read_exact(&mut s, &mut echo)
+        .await
+        .unwrap();
+    assert_eq!(&echo, b"request after bind");
+    assert!(metric("kedge_auth_total", &[("protocol", "rpc"), ("result", "ok")]) > ok_before);
+    drop(s);
+    edge.stop().await;
+}
+
+#[tokio::test]
+async fn auth16_gss_wrapped_ap_req_bind_is_forwarded() {
+    let kdc = Kdc::shared();
+    let token = gss_wrap(&dce_tokens(kdc, "bob", "exchangeMDB", 1)[0]);
+    let (edge, backend) = edge("t-krb5-gss", |_| {}).await;
+    let bind = emsmdb_bind(AuthType::Krb5, &token);
+    let (reply, _s) = send_bind(edge.addr, &bind).await;
+    assert!(matches!(reply, Reply::Ack(_)), "{reply:?}");
+    assert_eq!(backend.binds(), vec![bind]);
+}
+
+#[tokio::test]
+async fn auth9_spnego_bind_is_forwarded() {
+    let kdc = Kdc::shared();
+    let token = kdc
+        .tokens("alice", &format!("exchangeMDB@{ARRAY_FQDN}"), Mech::Spnego, 1)
+        .remove(0);
+    let (edge, backend) = edge("t-spnego", |_| {}).await;
+    let bind = emsmdb_bind(AuthType::Spnego, &token);
+    let (reply, _s) = send_bind(edge.addr, &bind).await;
+    assert!(matches!(reply, Reply::Ack(_)), "{reply:?}");
+    assert_eq!(backend.binds(), vec![bind]);
+}
+
+#[tokio::test]
+async fn exchange_ab_ticket_on_emsmdb_gets_bind_nak_9_and_close() {
+    let kdc = Kdc::shared();
+    let token = dce_tokens(kdc, "alice", "exchangeAB", 1).remove(0);
+    let (edge, backend) = edge("t-wrong-spn", |_| {}).await;
+    let labels = [
+        ("protocol", "rpc"),
+        ("service", "exchangeMDB"),
+        ("reason", "wrong_spn"),
+    ];
+    let before = metric("kedge_auth_total", &labels);
+    let (reply, mut s) = send_bind(edge.addr, &emsmdb_bind(AuthType::Krb5, &token)).await;
+    expect_nak(reply, RejectReason::InvalidChecksum);
+    assert_closed(&mut s).await;
+    metric_moved("kedge_auth_total", &labels, before).await;
+    assert!(
+        backend.binds().is_empty(),
+        "a refused bind never reaches a backend"
+    );
+}
+
+#[tokio::test]
+async fn replayed_bind_gets_bind_nak_9() {
+    let kdc = Kdc::shared();
+    let token = dce_tokens(kdc, "bob", "exchangeMDB", 1).remove(0);
+    let (edge, backend) = edge("t-replay", |_| {}).await;
+    let before = metric("kedge_replay_rejected_total", &[("protocol", "rpc")]);
+    let bind = emsmdb_bind(AuthType::Krb5, &token);
+    let (first, _s1) = send_bind(edge.addr, &bind).await;
+    assert!(matches!(first, Reply::Ack(_)), "{first:?}");
+    let (second, mut s2) = send_bind(edge.addr, &bind).await;
+    expect_nak(second, RejectReason::InvalidChecksum);
+    assert_closed(&mut s2).await;
+    metric_moved("kedge_replay_rejected_total", &[("protocol", "rpc")], before).await;
+    assert_eq!(backend.binds().len(), 1);
+}
+
+#[tokio::test]
+async fn ntlm_bind_gets_bind_nak_8_under_reject() {
+    let (edge, backend) = edge("t-ntlm-reject", |c| c.ntlm = NtlmPolicy::Reject).await;
+    let before = metric("kedge_ntlm_rejected_total", &[("protocol", "rpc")]);
+    let (reply, mut s) = send_bind(edge.addr, NTLM_BIND).await;
+    expect_nak(reply, RejectReason::AuthenticationTypeNotRecognized);
+    assert_closed(&mut s).await;
+    metric_moved("kedge_ntlm_rejected_total", &[("protocol", "rpc")], before).await;
+    assert!(backend.binds().is_empty());
+}
+
+#[tokio::test]
+async fn ntlm_bind_is_forwarded_under_passthrough() {
+    let (edge, backend) = edge("t-ntlm-pass", |c| c.ntlm = NtlmPolicy::Passthrough).await;
+    let (reply, _s) = send_bind(edge.addr, NTLM_BIND).await;
+    assert!(matches!(reply, Reply::Ack(_)), "{reply:?}");
+    assert_eq!(backend.binds(), vec![NTLM_BIND.to_vec()]);
+}
+
+#[tokio::test]
+async fn unauthenticated_endpoint_mapper_bind_is_forwarded_where_allowed() {
+    let (edge, backend) = edge("t-epm-allowed", |c| c.allow_unauthenticated_epm = true).await;
+    let (reply, _s) = send_bind(edge.addr, EPM_BIND).await;
+    assert!(matches!(reply, Reply::Ack(_)), "{reply:?}");
+    assert_eq!(backend.binds(), vec![EPM_BIND.to_vec()]);
+}
+
+#[tokio::test]
+async fn unauthenticated_endpoint_mapper_bind_is_refused_where_not_allowed() {
+    let (edge, backend) = edge("t-epm-refused", |c| c.allow_unauthenticated_epm = false).await;
+    let (reply, mut s) = send_bind(edge.addr, EPM_BIND).await;
+    expect_nak(reply, RejectReason::AuthenticationTypeNotRecognized);
+    assert_closed(&mut s).await;
+    assert!(backend.binds().is_empty());
+}
+
+#[tokio::test]
+async fn emsmdb_bind_without_credential_gets_bind_nak_8() {
+    let (edge, backend) = edge("t-no-auth", |_| {}).await;
+    let labels = [("protocol", "rpc"), ("reason", "auth_missing")];
+    let before = metric("kedge_auth_total", &labels);
+    let (reply, mut s) = send_bind(edge.addr, &bind_pdu(EMSMDB, 0, 81, None, &[])).await;
+    expect_nak(reply, RejectReason::AuthenticationTypeNotRecognized);
+    assert_closed(&mut s).await;
+    metric_moved("kedge_auth_total", &labels, before).await;
+    assert!(backend.binds().is_empty());
+}
+
+#[tokio::test]
+async fn bind_to_an_interface_outside_the_map_is_refused() {
+    let (edge, backend) = edge("t-unknown-iface", |_| {}).await;
+    let samr = "12345778-1234-abcd-ef00-0123456789ac".parse().unwrap();
+    let (reply, mut s) = send_bind(edge.addr, &bind_pdu(samr, 1, 0, None, &[])).await;
+    expect_nak(reply, RejectReason::ReasonNotSpecified);
+    assert_closed(&mut s).await;
+    assert!(backend.binds().is_empty());
+}
+
+#[tokio::test]
+async fn configured_interface_extension_needs_its_service() {
+    let kdc = Kdc::shared();
+    let token = dce_tokens(kdc, "alice", "exchangeRFR", 1).remove(0);
+    let iface = "12345778-1234-abcd-ef00-0123456789ac";
+    let (edge, backend) = edge("t-extension", |c| {
+        c.interfaces.insert(iface.into(), "exchangeRFR".into());
+    })
+    .await;
+    let bind = bind_pdu(iface.parse().unwrap(), 1, 0, Some(AuthType::Krb5), &token);
+    let (reply, _s) = send_bind(edge.addr, &bind).await;
+    assert!(matches!(reply, Reply::Ack(_)), "{reply:?}");
+    assert_eq!(backend.binds(), vec![bind]);
+}
+
+#[tokio::test]
+async fn unsupported_auth_type_gets_bind_nak_8() {
+    let (edge, _backend) = edge("t-auth-netlogon", |_| {}).await;
+    let bind = emsmdb_bind(AuthType::Other(0x44), b"netlogon");
+    let (reply, _s) = send_bind(edge.addr, &bind).await;
+    expect_nak(reply, RejectReason::AuthenticationTypeNotRecognized);
+}
+
+#[tokio::test]
+async fn bind_to_epm_passes_without_kdc_while_emsmdb_uses_the_principal_for_the_backend() {
+    // Two binds on one listener: the endpoint mapper needs no ticket; EMSMDB does.
+    let kdc = Kdc::shared();
+    let token = dce_tokens(kdc, "alice", "exchangeMDB", 1).remove(0);
+    let (edge, backend) = edge("t-two-binds", |_| {}).await;
+    let (a, _s1) = send_bind(edge.addr, &bind_pdu(EPM, 3, 0, None, &[])).await;
+    let (b, _s2) = send_bind(edge.addr, &emsmdb_bind(AuthType::Krb5, &token)).await;
+    assert!(matches!((a, b), (Reply::Ack(_), Reply::Ack(_))));
+    assert_eq!(backend.binds().len(), 2);
+}

@@ -1,0 +1,289 @@
+//! `kedge run` as an operator runs it: a real process with a config file, authenticated and
+//! refused requests, `/metrics` and `/status`, SIGHUP with a bad and a good config, SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use kedge::krb::acceptor::Framing;
+use kedge::krb::crypto::{EncType, Key};
+use kedge::krb::keytab::{Keytab, KeytabEntry};
+use kedge::krb::mint::{mint, MintRequest};
+use kedge::krb::principal::Principal;
+
+const SPN: &str = "http/outlook.contoso.com@CONTOSO.COM";
+
+/// A tiny CAS member answering every request with its name, on its own thread.
+fn backend(name: &'static str) -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut w = s;
+                loop {
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let body = format!("{name}\n");
+                    let resp = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+                    if std::io::Write::write_all(&mut w, resp.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn config(keytab: &Path, members: &[(&str, SocketAddr)]) -> String {
+    let mut s = format!(
+        "[kerberos]\nkeytab = \"{}\"\nrealm = \"CONTOSO.COM\"\narray = [\"outlook.contoso.com\"]\n\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\n\n\
+         [[http]]\nname = \"http\"\nlisten = \"127.0.0.1:0\"\nroutes = [{{ prefix = \"/\", pool = \"web\" }}]\n\n",
+        keytab.display()
+    );
+    for (n, a) in members {
+        s.push_str(&format!(
+            "[members.{n}]\naddress = \"127.0.0.1\"\nports = {{ http = {} }}\n\n",
+            a.port()
+        ));
+    }
+    let names: Vec<String> = members.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+    s.push_str(&format!(
+        "[pools.web]\nmembers = [{}]\nport = \"http\"\nhealth = {{ kind = \"http\", path = \"/owa/healthcheck.htm\", interval_ms = 200, rise = 1, fall = 1 }}\n",
+        names.join(", ")
+    ));
+    s
+}
+
+struct Running {
+    child: Child,
+    http: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(cfg_path: &Path) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kedge"))
+        .args(["run", "--config"])
+        .arg(cfg_path)
+        .env("KEDGE_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kedge");
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let (mut http, mut admin) = (None, None);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http.is_none() || admin.is_none() {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("kedge started");
+        eprintln!("kedge: {line}");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["fields"]["message"] == "listening" {
+            let addr: SocketAddr = v["fields"]["addr"].as_str().unwrap().parse().unwrap();
+            match v["fields"]["kind"].as_str() {
+                Some("http") => http = Some(addr),
+                Some("admin") => admin = Some(addr),
+                _ => {}
+            }
+        }
+    }
+    std::thread::spawn(move || for _ in rx {});
+    Running {
+        child,
+        http: http.unwrap(),
+        admin: admin.unwrap(),
+    }
+}
+
+fn get(addr: SocketAddr, path: &str, auth: Option<&str>) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = auth
+        .map(|a| format!("Authorization: Negotiate {a}\r\n"))
+        .unwrap_or_default();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: outlook.contoso.com\r\n{auth}Connection: close\r\n\r\n");
+    std::io::Write::write_all(&mut s, req.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = std::io::Read::read_to_string(&mut s, &mut out);
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+fn token(key: &Key, user: &str) -> String {
+    let spn = Principal::parse(SPN, "").unwrap();
+    let client = Principal::parse(user, "").unwrap();
+    let now = kedge::krb::time::unix_secs(std::time::SystemTime::now());
+    let m = mint(&MintRequest {
+        client: &client,
+        service: &spn,
+        service_key: key,
+        kvno: 2,
+        now,
+        cusec: rand::random::<u32>() % 1_000_000,
+        lifetime: 3600,
+        framing: Framing::Spnego { legacy_oid: false },
+        gss_flags: 0x3e,
+        channel_binding: None,
+        pac: None,
+    });
+    base64::engine::general_purpose::STANDARD.encode(m.token)
+}
+
+fn hup(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    std::thread::sleep(Duration::from_millis(700));
+}
+
+fn metric(admin: SocketAddr, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let (_, body) = get(admin, "/metrics", None);
+    let scrape =
+        prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("valid exposition");
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+#[test]
+fn kedge_run_serves_counts_and_reloads_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::random(EncType::Aes256CtsHmacSha196);
+    let kt = Keytab {
+        entries: vec![KeytabEntry {
+            principal: Principal::parse(SPN, "").unwrap(),
+            timestamp: 0,
+            kvno: 2,
+            key: key.clone(),
+        }],
+        skipped_unsupported: 0,
+    };
+    let kt_path = dir.path().join("asa.keytab");
+    std::fs::write(&kt_path, kt.to_bytes()).unwrap();
+    std::fs::set_permissions(&kt_path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let cas1 = backend("cas1");
+    let cas2 = backend("cas2");
+    let cfg_path = dir.path().join("kedge.toml");
+    std::fs::write(&cfg_path, config(&kt_path, &[("cas1", cas1)])).unwrap();
+    let k = start(&cfg_path);
+
+    // Authenticated and refused requests, counted.
+    assert_eq!(get(k.http, "/owa/", None).0, 401);
+    let t = token(&key, "alice@CONTOSO.COM");
+    let (code, body) = get(k.http, "/owa/", Some(&t));
+    assert_eq!((code, body.as_str()), (200, "cas1\n"));
+    assert_eq!(get(k.http, "/owa/", Some(&t)).0, 401, "replayed token");
+    let ok = metric(
+        k.admin,
+        "kedge_auth_total",
+        &[("protocol", "http"), ("result", "ok")],
+    );
+    let replay = metric(
+        k.admin,
+        "kedge_auth_total",
+        &[("protocol", "http"), ("reason", "KRB_AP_ERR_REPEAT")],
+    );
+    assert_eq!((ok, replay), (1.0, 1.0));
+
+    // A bad config on SIGHUP changes nothing.
+    std::fs::write(&cfg_path, "[kerberos]\nkeytab = 42\n").unwrap();
+    hup(&k.child);
+    assert_eq!(
+        metric(k.admin, "kedge_config_reloads_total", &[("result", "rejected")]),
+        1.0
+    );
+    let (_, status) = get(k.admin, "/status", None);
+    assert!(status.contains("cas1") && !status.contains("cas2"), "{status}");
+    assert_eq!(get(k.http, "/owa/", Some(&token(&key, "bob@CONTOSO.COM"))).0, 200);
+
+    // A good config adding a member is applied.
+    std::fs::write(&cfg_path, config(&kt_path, &[("cas1", cas1), ("cas2", cas2)])).unwrap();
+    hup(&k.child);
+    assert_eq!(
+        metric(k.admin, "kedge_config_reloads_total", &[("result", "ok")]),
+        1.0
+    );
+    let (_, status) = get(k.admin, "/status", None);
+    assert!(status.contains("cas2"), "{status}");
+    // Every user lands on a member that is in the pool; across many users both are used.
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..40 {
+        let (code, body) = get(
+            k.http,
+            "/owa/",
+            Some(&token(&key, &format!("user{i}@CONTOSO.COM"))),
+        );
+        assert_eq!(code, 200);
+        seen.insert(body);
+    }
+    assert_eq!(
+        seen.len(),
+        2,
+        "rendezvous spreads users over both members: {seen:?}"
+    );
+
+    // SIGTERM drains and exits 0.
+    let mut k = k;
+    Command::new("kill")
+        .args(["-TERM", &k.child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(st) = k.child.try_wait().unwrap() {
+            assert!(st.success(), "{st}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "kedge did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
