@@ -23,7 +23,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use kedge::benchclient::credentials;
-use kedge::benchclient::http::{self as bench_http, AuthMode, HttpOptions};
+use kedge::benchclient::http::{self as bench_http, AuthMode, HttpOptions, HttpTokens, UserPer};
 use kedge::benchclient::limits::Limits;
 use kedge::benchclient::stats::Report;
 use kedge::benchclient::tls::Trust;
@@ -44,6 +44,8 @@ struct Server {
     accepted: AtomicU64,
     rejected: AtomicU64,
     connections: AtomicU64,
+    /// Authenticated requests whose principal differs from the previous one on the connection.
+    user_switches: AtomicU64,
     /// Keep every token seen (off for load runs: it would hold every token in memory).
     record_tokens: AtomicBool,
 }
@@ -89,12 +91,18 @@ fn server_state(key: &Key) -> Arc<Server> {
         rejected: AtomicU64::new(0),
         connections: AtomicU64::new(0),
         record_tokens: AtomicBool::new(true),
+        user_switches: AtomicU64::new(0),
     })
 }
 
 /// 200 for a valid token (or on an already authenticated connection), else 401 with
 /// `WWW-Authenticate: Negotiate`; the AP-REP goes back where mutual auth was asked.
-fn handle(state: &Server, authed: &AtomicBool, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn handle(
+    state: &Server,
+    authed: &AtomicBool,
+    user: &Mutex<Option<String>>,
+    req: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let header = req
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -133,8 +141,14 @@ fn handle(state: &Server, authed: &AtomicBool, req: &Request<Incoming>) -> Respo
         Ok(a) => {
             state.accepted.fetch_add(1, Ordering::Relaxed);
             authed.store(true, Ordering::Relaxed);
+            let name = a.client.to_string();
+            let mut last = user.lock().unwrap();
+            if last.as_ref().is_some_and(|l| *l != name) {
+                state.user_switches.fetch_add(1, Ordering::Relaxed);
+            }
+            *last = Some(name);
             let mut resp = Response::builder();
-            if let Some(rep) = a.response_token.filter(|_| a.mutual) {
+            if let Some(rep) = a.response_token().filter(|_| a.mutual) {
                 let b64 = base64::engine::general_purpose::STANDARD.encode(rep);
                 resp = resp.header(http::header::WWW_AUTHENTICATE, format!("Negotiate {b64}"));
             }
@@ -164,8 +178,9 @@ async fn serve(state: Arc<Server>, tls: Option<Arc<rustls::ServerConfig>>) -> So
             let tls = tls.clone();
             tokio::spawn(async move {
                 let authed = Arc::new(AtomicBool::new(false));
+                let user = Arc::new(Mutex::new(None));
                 let svc = service_fn(move |req: Request<Incoming>| {
-                    let resp = handle(&state, &authed, &req);
+                    let resp = handle(&state, &authed, &user, &req);
                     async move { Ok::<_, Infallible>(resp) }
                 });
                 let builder = hyper::server::conn::http1::Builder::new();
@@ -186,12 +201,7 @@ async fn serve(state: Arc<Server>, tls: Option<Arc<rustls::ServerConfig>>) -> So
     addr
 }
 
-fn feed(
-    key: &Key,
-    dir: &tempfile::TempDir,
-    users: u32,
-    pac: Option<u32>,
-) -> Arc<kedge::benchclient::feed::Feed<bench_http::HttpToken>> {
+fn feed(key: &Key, dir: &tempfile::TempDir, users: u32, pac: Option<u32>, per: UserPer) -> Arc<HttpTokens> {
     let spn = credentials::parse_spn(SPN).unwrap();
     let cred = credentials::load(&write_keytab(dir, key), &spn, None, None).unwrap();
     assert_eq!(cred.kvno, 3);
@@ -203,7 +213,7 @@ fn feed(
     };
     let now = kedge::krb::time::unix_secs(SystemTime::now());
     let minter = Arc::new(TokenMinter::new(&cred, spec, now).unwrap());
-    Arc::new(bench_http::token_feed(minter, 1))
+    Arc::new(HttpTokens::new(minter, per, 1))
 }
 
 fn options(url: String, mode: AuthMode, requests: u64, connections: usize) -> HttpOptions {
@@ -234,7 +244,7 @@ async fn fresh_token_mode_sends_a_distinct_valid_token_on_every_request() {
     let key = Key::random(EncType::Aes256CtsHmacSha196);
     let state = server_state(&key);
     let addr = serve(state.clone(), None).await;
-    let feed = feed(&key, &dir, 50, Some(30));
+    let feed = feed(&key, &dir, 50, Some(30), UserPer::Connection);
     let opts = options(format!("http://{addr}/mapi/emsmdb"), AuthMode::FreshToken, 400, 4);
     let r = bench_http::run(opts, Some(feed.clone())).await.unwrap();
     feed.stop();
@@ -247,7 +257,28 @@ async fn fresh_token_mode_sends_a_distinct_valid_token_on_every_request() {
     assert_eq!(state.rejected.load(Ordering::Relaxed), 0);
     assert_eq!(state.tokens.lock().unwrap().len(), 400, "every token distinct");
     assert_eq!(r.connects, 4);
+    assert_eq!(
+        state.user_switches.load(Ordering::Relaxed),
+        0,
+        "one user per connection"
+    );
     assert!(r.latency_us.p50 > 0 && r.latency_us.max >= r.latency_us.p99);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_per_request_rotate_the_principal_on_every_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::random(EncType::Aes256CtsHmacSha196);
+    let state = server_state(&key);
+    let addr = serve(state.clone(), None).await;
+    let feed = feed(&key, &dir, 50, None, UserPer::Request);
+    let opts = options(format!("http://{addr}/"), AuthMode::FreshToken, 200, 2);
+    let r = bench_http::run(opts, Some(feed.clone())).await.unwrap();
+    feed.stop();
+    assert_eq!((r.ok, r.errors), (200, 0), "{:?}", r.errors_by_kind);
+    assert_eq!(state.tokens.lock().unwrap().len(), 200);
+    assert!(state.user_switches.load(Ordering::Relaxed) > 150);
+    assert!(r.mint.unwrap().minted_background >= 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,7 +287,7 @@ async fn per_connection_mode_sends_one_token_per_connection() {
     let key = Key::random(EncType::Aes256CtsHmacSha196);
     let state = server_state(&key);
     let addr = serve(state.clone(), None).await;
-    let feed = feed(&key, &dir, 10, None);
+    let feed = feed(&key, &dir, 10, None, UserPer::Connection);
     let opts = options(format!("http://{addr}/"), AuthMode::PerConnection, 300, 3);
     let r = bench_http::run(opts, Some(feed.clone())).await.unwrap();
     feed.stop();
@@ -299,7 +330,7 @@ async fn mutual_auth_checks_every_ap_rep_over_tls() {
         )
         .unwrap();
     let addr = serve(state.clone(), Some(Arc::new(server_cfg))).await;
-    let feed = feed(&key, &dir, 20, Some(10));
+    let feed = feed(&key, &dir, 20, Some(10), UserPer::Connection);
     let mut opts = options(
         format!("https://outlook.contoso.com:{}/ews/exchange.asmx", addr.port()),
         AuthMode::FreshToken,
@@ -322,7 +353,13 @@ async fn tokens_for_another_key_are_refused_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     let state = server_state(&Key::random(EncType::Aes256CtsHmacSha196));
     let addr = serve(state.clone(), None).await;
-    let feed = feed(&Key::random(EncType::Aes256CtsHmacSha196), &dir, 5, None);
+    let feed = feed(
+        &Key::random(EncType::Aes256CtsHmacSha196),
+        &dir,
+        5,
+        None,
+        UserPer::Request,
+    );
     let opts = options(format!("http://{addr}/"), AuthMode::FreshToken, 20, 2);
     let r = bench_http::run(opts, Some(feed.clone())).await.unwrap();
     feed.stop();
@@ -346,7 +383,7 @@ async fn sample_load_run() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
     for mode in [AuthMode::None, AuthMode::FreshToken, AuthMode::PerConnection] {
-        let feed = (mode != AuthMode::None).then(|| feed(&key, &dir, 1000, Some(30)));
+        let feed = (mode != AuthMode::None).then(|| feed(&key, &dir, 1000, Some(30), UserPer::Connection));
         let mut opts = options(format!("http://{addr}/mapi/emsmdb"), mode, 0, 32);
         opts.limits = Limits {
             duration: Some(Duration::from_secs(secs)),

@@ -79,7 +79,7 @@ fn reply(state: &Server, pdu: &[u8]) -> Vec<u8> {
             state.acked.fetch_add(1, Ordering::Relaxed);
             state.framings.lock().unwrap().insert(format!("{:?}", a.framing));
             let auth = bind.auth.clone().unwrap();
-            let rep = a.response_token.unwrap_or_default();
+            let rep = a.response_token().unwrap_or_default();
             let ack = BindAck {
                 ptype: PacketType::BindAck,
                 pfc_flags: 0x03,
@@ -193,12 +193,12 @@ fn bind_pdu_parses_back_with_its_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auth16_binds_each_on_a_new_connection_are_acked() {
+async fn auth16_binds_each_on_a_new_connection_are_acked_with_good_ap_reps() {
     let key = Key::random(EncType::Aes256CtsHmacSha196);
     let state = server_state(&key);
     let addr = serve(state.clone()).await;
     let feed = feed(&key, RpcAuth::Krb5, 30);
-    let r = rpc::run(options(addr, RpcAuth::Krb5, 200, false), feed.clone())
+    let r = rpc::run(options(addr, RpcAuth::Krb5, 200, true), feed.clone())
         .await
         .unwrap();
     feed.stop();
@@ -210,6 +210,10 @@ async fn auth16_binds_each_on_a_new_connection_are_acked() {
         r.errors_by_kind
     );
     assert_eq!(r.connects, 200, "one connection per bind");
+    assert_eq!(
+        r.mutual_verified, 200,
+        "bare AP-REPs check against the session key"
+    );
     assert_eq!(r.outcomes.get("bind_ack"), Some(&200));
     assert_eq!(state.acked.load(Ordering::Relaxed), 200);
     assert_eq!(state.tokens.lock().unwrap().len(), 200, "every token distinct");

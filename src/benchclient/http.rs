@@ -23,7 +23,7 @@ use tokio::sync::{watch, Barrier};
 use crate::krb::crypto::Key;
 use crate::krb::mint::verify_response;
 
-use super::feed::{Feed, Local};
+use super::feed::{Feed, FeedStats, Local};
 use super::limits::{Budget, Limits};
 use super::stats::{loadavg, Report, Tally};
 use super::tls::{client_config, server_name, Trust};
@@ -95,19 +95,95 @@ pub struct HttpToken {
     pub session_key: Key,
 }
 
-/// A feed of HTTP tokens from `minter`, `threads` mint threads (0: mint inline).
-pub fn token_feed(minter: Arc<TokenMinter>, threads: usize) -> Feed<HttpToken> {
-    let make = move || {
-        let t = minter.mint();
-        let b64 = base64::engine::general_purpose::STANDARD.encode(&t.bytes);
-        let header = HeaderValue::from_str(&format!("Negotiate {b64}"))
-            .unwrap_or_else(|_| HeaderValue::from_static("Negotiate"));
-        HttpToken {
-            header,
-            session_key: t.session_key,
+/// Whose token a request carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserPer {
+    /// Each connection is one user, as an Outlook or browser connection is: every token on it is
+    /// for that user (a new user on each new connection).
+    Connection,
+    /// Every request is for the next user, round robin: the worst case for a proxy that pins
+    /// an authenticated client connection to one user's backend connection.
+    Request,
+}
+
+impl UserPer {
+    /// Parses `connection` or `request`.
+    pub fn parse(s: &str) -> Result<Self, BenchError> {
+        match s {
+            "connection" => Ok(Self::Connection),
+            "request" => Ok(Self::Request),
+            _ => Err(BenchError::Invalid(format!(
+                "users per {s:?}: want connection or request"
+            ))),
         }
-    };
-    Feed::start(threads, 64, 64, Arc::new(make))
+    }
+}
+
+/// Where the HTTP driver's tokens come from. Per-request users come from a background [`Feed`];
+/// a connection's own user's tokens are minted on the spot (a fresh authenticator around the
+/// user's ticket costs about a microsecond, see `tokens`), and counted as inline mints.
+pub struct HttpTokens {
+    minter: Arc<TokenMinter>,
+    per: UserPer,
+    feed: Option<Feed<HttpToken>>,
+    inline: std::sync::atomic::AtomicU64,
+}
+
+fn http_token(t: crate::benchclient::tokens::Token) -> HttpToken {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&t.bytes);
+    let header = HeaderValue::from_str(&format!("Negotiate {b64}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("Negotiate"));
+    HttpToken {
+        header,
+        session_key: t.session_key,
+    }
+}
+
+impl HttpTokens {
+    /// Tokens from `minter`, users chosen `per` connection or request; `threads` mint threads
+    /// feed per-request tokens (0: minted inline).
+    pub fn new(minter: Arc<TokenMinter>, per: UserPer, threads: usize) -> Self {
+        let feed = (per == UserPer::Request).then(|| {
+            let m = minter.clone();
+            Feed::start(threads, 64, 64, Arc::new(move || http_token(m.mint())))
+        });
+        Self {
+            minter,
+            per,
+            feed,
+            inline: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self, local: &mut Local<HttpToken>, user: u32) -> HttpToken {
+        match (&self.feed, self.per) {
+            (Some(f), UserPer::Request) => f.next(local),
+            _ => {
+                self.inline.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                http_token(self.minter.mint_user_at(user, std::time::SystemTime::now()))
+            }
+        }
+    }
+
+    fn wait_ready(&self) {
+        if let Some(f) = &self.feed {
+            f.wait_full(Duration::from_secs(10));
+        }
+    }
+
+    /// Minting counters.
+    pub fn stats(&self) -> FeedStats {
+        let mut s = self.feed.as_ref().map(Feed::stats).unwrap_or_default();
+        s.minted_inline += self.inline.load(std::sync::atomic::Ordering::Relaxed);
+        s
+    }
+
+    /// Stops the mint threads.
+    pub fn stop(&self) {
+        if let Some(f) = &self.feed {
+            f.stop();
+        }
+    }
 }
 
 /// Where requests go, resolved once.
@@ -192,31 +268,34 @@ fn resolve_override(r: &str, host: &str, port: u16) -> Result<Option<SocketAddr>
 struct Ctx {
     opts: HttpOptions,
     target: Target,
-    feed: Option<Arc<Feed<HttpToken>>>,
+    tokens: Option<Arc<HttpTokens>>,
     budget: OnceLock<Budget>,
+    /// Connections opened so far: the next connection's user.
+    next_user: std::sync::atomic::AtomicU32,
 }
 
-/// Runs the load and returns its report. `feed` is required unless the mode is `none`.
-pub async fn run(opts: HttpOptions, feed: Option<Arc<Feed<HttpToken>>>) -> Result<Report, BenchError> {
+/// Runs the load and returns its report. `tokens` is required unless the mode is `none`.
+pub async fn run(opts: HttpOptions, tokens: Option<Arc<HttpTokens>>) -> Result<Report, BenchError> {
     opts.limits.validate()?;
     if opts.connections == 0 {
         return Err(BenchError::Invalid("--connections must be at least 1".into()));
     }
-    if opts.mode != AuthMode::None && feed.is_none() {
+    if opts.mode != AuthMode::None && tokens.is_none() {
         return Err(BenchError::Invalid(
             "an authenticated mode needs a token feed".into(),
         ));
     }
     let target = resolve_target(&opts).await?;
-    if let Some(f) = &feed {
-        f.wait_full(Duration::from_secs(10));
+    if let Some(t) = &tokens {
+        t.wait_ready();
     }
     let n = opts.connections;
     let ctx = Arc::new(Ctx {
         opts,
         target,
-        feed,
+        tokens,
         budget: OnceLock::new(),
+        next_user: std::sync::atomic::AtomicU32::new(0),
     });
     let ready = Arc::new(Barrier::new(n + 1));
     let (go_tx, go_rx) = watch::channel(false);
@@ -245,7 +324,7 @@ pub async fn run(opts: HttpOptions, feed: Option<Arc<Feed<HttpToken>>>) -> Resul
         elapsed,
         &tally,
     );
-    report.mint = ctx.feed.as_ref().map(|f| f.stats());
+    report.mint = ctx.tokens.as_ref().map(|t| t.stats());
     report.loadavg_start = load_start;
     report.loadavg_end = loadavg();
     Ok(report)
@@ -255,6 +334,8 @@ pub async fn run(opts: HttpOptions, feed: Option<Arc<Feed<HttpToken>>>) -> Resul
 struct Conn {
     sender: SendRequest<Empty<Bytes>>,
     authed: bool,
+    /// The user whose tokens this connection carries (with `UserPer::Connection`).
+    user: u32,
 }
 
 async fn connect(ctx: &Ctx, tally: &mut Tally) -> Option<Conn> {
@@ -303,6 +384,7 @@ async fn connect(ctx: &Ctx, tally: &mut Tally) -> Option<Conn> {
         Ok(sender) => Some(Conn {
             sender,
             authed: false,
+            user: ctx.next_user.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }),
         Err(e) => {
             tally.error_with("handshake", e);
@@ -352,8 +434,8 @@ async fn worker(ctx: Arc<Ctx>, ready: Arc<Barrier>, mut go: watch::Receiver<bool
             AuthMode::PerConnection => !c.authed,
             AuthMode::None => false,
         };
-        let token = match (&ctx.feed, send_token) {
-            (Some(f), true) => Some(f.next(&mut local)),
+        let token = match (&ctx.tokens, send_token) {
+            (Some(t), true) => Some(t.next(&mut local, c.user)),
             _ => None,
         };
         let mut req = Request::builder()

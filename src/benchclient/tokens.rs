@@ -137,7 +137,17 @@ impl TokenMinter {
     /// A fresh token for the next user (round robin), authenticator time `now`.
     pub fn mint_at(&self, now: SystemTime) -> Token {
         let n = self.next_user.fetch_add(1, Ordering::Relaxed);
-        let user = n % self.spec.user_count;
+        self.mint_user_at(n, now)
+    }
+
+    /// Number of users.
+    pub fn user_count(&self) -> u32 {
+        self.spec.user_count
+    }
+
+    /// A fresh token for user `user` (modulo the user count), authenticator time `now`.
+    pub fn mint_user_at(&self, user: u32, now: SystemTime) -> Token {
+        let user = user % self.spec.user_count;
         // Distinct cusec for every token of a second as long as fewer than 10^6 are minted per
         // second; the random confounder makes the ciphertext (and the replay tag) distinct anyway.
         let cusec = (self.cusec.fetch_add(1, Ordering::Relaxed) % 1_000_000) as u32;

@@ -14,7 +14,7 @@ use base64::Engine;
 use clap::{Args, Parser, Subcommand};
 
 use kedge::benchclient::credentials::{self, ServiceCredential};
-use kedge::benchclient::http::{self, AuthMode, HttpOptions};
+use kedge::benchclient::http::{self, AuthMode, HttpOptions, HttpTokens, UserPer};
 use kedge::benchclient::limits::{parse_duration, Limits, DEFAULT_MAX_TIME};
 use kedge::benchclient::rpc::{self, Interface, RpcAuth, RpcOptions};
 use kedge::benchclient::stats::Report;
@@ -92,7 +92,8 @@ struct RunArgs {
     /// A Windows-like PAC with this many groups in every ticket (AD-sized tokens); 0: no PAC.
     #[arg(long, default_value_t = 0)]
     pac_groups: u32,
-    /// Mint threads feeding ready tokens (0: mint inline in the load loops).
+    /// Mint threads feeding ready tokens where any user will do (rpc, http --users-per request;
+    /// 0: mint inline in the load loops). A connection's own user's tokens are minted inline.
     #[arg(long, default_value_t = 1)]
     mint_threads: usize,
     /// Verify the AP-REP that completes mutual authentication.
@@ -181,6 +182,10 @@ struct HttpArgs {
     /// The status that counts as success.
     #[arg(long, default_value_t = 200)]
     expect_status: u16,
+    /// connection: each connection is one user (as Outlook); request: every request is the next
+    /// user (forces a pinning proxy to switch backend connections).
+    #[arg(long, default_value = "connection")]
+    users_per: String,
 }
 
 #[derive(Args, Debug)]
@@ -259,7 +264,8 @@ fn run_http(a: HttpArgs) -> anyhow::Result<ExitCode> {
             let minter = a
                 .run
                 .minter(&cred, tokens::parse_framing(&a.framing)?, FLAGS_HTTP)?;
-            Some(Arc::new(http::token_feed(minter, a.run.mint_threads)))
+            let per = UserPer::parse(&a.users_per)?;
+            Some(Arc::new(HttpTokens::new(minter, per, a.run.mint_threads)))
         }
     };
     let trust = match (&a.ca, a.insecure) {
