@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod asa;
+pub mod benchclient;
 pub mod cli;
 pub mod config;
 pub mod edge;
