@@ -9,6 +9,7 @@ pub mod asa;
 pub mod cli;
 pub mod config;
 pub mod edge;
+pub mod fuzzing;
 pub mod krb;
 pub mod observe;
 pub mod pool;
