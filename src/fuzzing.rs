@@ -130,7 +130,10 @@ pub fn keytab(data: &[u8]) {
         let again = Keytab::parse(&kt.to_bytes()).expect("a re-encoded keytab parses");
         assert_eq!(again.entries.len(), kt.entries.len());
         for (a, b) in again.entries.iter().zip(&kt.entries) {
-            assert_eq!((&a.principal, a.kvno, a.timestamp), (&b.principal, b.kvno, b.timestamp));
+            assert_eq!(
+                (&a.principal, a.kvno, a.timestamp),
+                (&b.principal, b.kvno, b.timestamp)
+            );
             assert_eq!(a.key.etype(), b.key.etype());
             assert!(a.key.expose_bytes() == b.key.expose_bytes(), "key bytes changed");
         }

@@ -11,7 +11,9 @@ use kedge::fuzzing;
 const MUTATIONS_PER_SEED: usize = 2_000;
 
 fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/testdata")
+        .join(rel)
 }
 
 fn files(dir: &str, ext: &str) -> Vec<Vec<u8>> {
@@ -31,7 +33,11 @@ fn b64_tokens(rel: &str, n: usize) -> Vec<Vec<u8>> {
         .unwrap()
         .lines()
         .take(n)
-        .map(|l| base64::engine::general_purpose::STANDARD.decode(l.trim()).unwrap())
+        .map(|l| {
+            base64::engine::general_purpose::STANDARD
+                .decode(l.trim())
+                .unwrap()
+        })
         .collect()
 }
 
@@ -45,7 +51,9 @@ fn rpc_kerberos_tokens() -> Vec<Vec<u8>> {
         .iter()
         .filter_map(|pdu| {
             let bind = kedge::rpc::parse_bind(pdu).unwrap();
-            bind.token(pdu).filter(|t| !t.starts_with(b"NTLMSSP")).map(<[u8]>::to_vec)
+            bind.token(pdu)
+                .filter(|t| !t.starts_with(b"NTLMSSP"))
+                .map(<[u8]>::to_vec)
         })
         .collect()
 }
@@ -59,7 +67,10 @@ fn acceptor_seeds() -> Vec<Vec<u8>> {
 }
 
 fn gss_seeds() -> Vec<Vec<u8>> {
-    acceptor_seeds().into_iter().filter(|t| t.first() == Some(&0x60)).collect()
+    acceptor_seeds()
+        .into_iter()
+        .filter(|t| t.first() == Some(&0x60))
+        .collect()
 }
 
 /// NegotiationToken bodies: the inside of the GSS frame of every SPNEGO token.
@@ -103,7 +114,9 @@ impl Rng {
 }
 
 /// Values that sit on DER, length and offset boundaries.
-const INTERESTING: &[u8] = &[0x00, 0x01, 0x7f, 0x80, 0x81, 0x82, 0x84, 0x88, 0xff, 0x30, 0x60, 0xa0];
+const INTERESTING: &[u8] = &[
+    0x00, 0x01, 0x7f, 0x80, 0x81, 0x82, 0x84, 0x88, 0xff, 0x30, 0x60, 0xa0,
+];
 
 /// One to four libFuzzer-style edits: bit flip, random or boundary byte, insert, delete,
 /// truncate, duplicate a chunk.
@@ -152,7 +165,11 @@ fn hammer<R>(name: &str, seeds: &[Vec<u8>], target: impl Fn(&[u8]) -> R) -> usiz
                 target(&input);
             }));
             if caught.is_err() {
-                panic!("{name} panicked on {} bytes: {}", input.len(), hex::encode(&input));
+                panic!(
+                    "{name} panicked on {} bytes: {}",
+                    input.len(),
+                    hex::encode(&input)
+                );
             }
             runs += 1;
         }
@@ -165,7 +182,10 @@ fn every_acceptor_seed_is_accepted_so_mutations_start_from_the_deepest_path() {
     let seeds = acceptor_seeds();
     assert!(seeds.len() >= 15, "{} seeds", seeds.len());
     for (i, t) in seeds.iter().enumerate() {
-        assert!(fuzzing::acceptor(t), "seed {i} of the acceptor target was refused");
+        assert!(
+            fuzzing::acceptor(t),
+            "seed {i} of the acceptor target was refused"
+        );
     }
 }
 
