@@ -10,6 +10,7 @@ pub mod benchclient;
 pub mod cli;
 pub mod config;
 pub mod edge;
+pub mod fuzzing;
 pub mod krb;
 pub mod observe;
 pub mod pool;

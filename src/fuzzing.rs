@@ -1,0 +1,172 @@
+//! Fuzz entry points: one function per untrusted-input decoder, each taking arbitrary bytes and
+//! never panicking (ARCHITECTURE.md, "untrusted bytes reach only decoders that return errors").
+//!
+//! The `fuzz/` cargo-fuzz targets are one line around these, and `tests/fuzz_smoke.rs` runs the
+//! same functions on stable Rust over the captured test data with truncations and mutations, so
+//! a target that would crash under libFuzzer also fails `cargo test`. Besides "no panic", each
+//! entry point checks the cheap invariants a decoder promises (re-encoding round trips,
+//! zero-copy results borrowed from the input, size limits kept).
+//!
+//! The acceptor target validates against the throwaway test keytabs under `tests/testdata/`
+//! (compiled in; dead code in the `kedge` binary, which never calls these functions).
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+
+use crate::edge::http::negotiate::{parse_authorization, Credential};
+use crate::krb::acceptor::{AcceptCtx, Acceptor, AcceptorConfig, ANY_SERVICE};
+use crate::krb::keyset::KeySet;
+use crate::krb::keytab::Keytab;
+use crate::krb::pac::Pac;
+use crate::krb::replay::ReplayCache;
+use crate::krb::{gss, spnego};
+
+/// Keys of the real MIT-issued HTTP tokens (`tests/testdata/mit/`, realm `KEDGE.TEST`).
+const MIT_KEYTAB: &[u8] = include_bytes!("../tests/testdata/mit/asa.keytab");
+/// Capture facts of those tokens (`captured_at`).
+const MIT_META: &str = include_str!("../tests/testdata/mit/meta.json");
+/// Keys of the real impacket RPC binds (`tests/testdata/rpc/`, realm `CONTOSO.TEST`).
+const RPC_KEYTAB: &[u8] = include_bytes!("../tests/testdata/rpc/exchange.keytab");
+/// When the RPC binds were made (2026-11-25T13:38:50Z, `tests/testdata/rpc/README.md`).
+const RPC_CAPTURED_AT: u64 = 1_795_613_930;
+/// The `max_token_bytes` default of the HTTP edge.
+const MAX_TOKEN_BYTES: usize = 65_536;
+
+/// The acceptor of the `acceptor` target and the `now` it validates at.
+pub struct AcceptorHarness {
+    /// Both test keytabs merged; any realm; hosts `outlook.contoso.com`.
+    pub acceptor: Acceptor,
+    /// Midway between the two captures (580 s apart), so the authenticators of both lie within
+    /// the 300 s skew and every seed token is accepted: mutations start from the deepest path.
+    pub now: SystemTime,
+}
+
+/// The shared acceptor harness, built on first use.
+pub fn acceptor_harness() -> &'static AcceptorHarness {
+    static HARNESS: OnceLock<AcceptorHarness> = OnceLock::new();
+    HARNESS.get_or_init(|| {
+        let meta: serde_json::Value = serde_json::from_str(MIT_META).expect("meta.json is JSON");
+        let mit_at = meta["captured_at"].as_u64().expect("meta.json has captured_at");
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs((mit_at + RPC_CAPTURED_AT) / 2);
+        let mut keytab = Keytab::parse(MIT_KEYTAB).expect("the MIT test keytab parses");
+        let rpc = Keytab::parse(RPC_KEYTAB).expect("the RPC test keytab parses");
+        keytab.entries.extend(rpc.entries);
+        let cfg = AcceptorConfig {
+            realm: None,
+            hosts: vec!["outlook.contoso.com".into()],
+            skew: Duration::from_secs(300),
+            ..Default::default()
+        };
+        let keys = KeySet::from_keytab(&keytab, now, "fuzz");
+        AcceptorHarness {
+            acceptor: Acceptor::new(cfg, keys, Arc::new(ReplayCache::new(1024))),
+            now,
+        }
+    })
+}
+
+/// `acceptor` target: a whole initial context token (SPNEGO, GSS krb5 or bare AP-REQ) through
+/// [`Acceptor::accept`], replay cache off. Returns whether the token was accepted.
+pub fn acceptor(data: &[u8]) -> bool {
+    let h = acceptor_harness();
+    let ctx = AcceptCtx {
+        now: h.now,
+        service: ANY_SERVICE,
+        channel_binding: None,
+        groups: None,
+        check_replay: false,
+    };
+    match h.acceptor.accept(data, &ctx) {
+        Ok(accepted) => {
+            let _ = accepted.client.to_string();
+            true
+        }
+        Err(e) => {
+            // Errors are shown in logs and metrics: formatting must not panic either.
+            let _ = (e.to_string(), e.reason());
+            false
+        }
+    }
+}
+
+/// `spnego` target: [`spnego::inner_token`] on a NegotiationToken body. A Kerberos mechToken
+/// is borrowed from the input.
+pub fn spnego(data: &[u8]) {
+    if let Ok(spnego::SpnegoInner::Kerberos { token, .. }) = spnego::inner_token(data) {
+        assert!(is_within(token, data), "mechToken is not borrowed from the input");
+    }
+}
+
+/// `gss` target: [`gss::unwrap_initial`] (RFC 2743 §3.1 framing) and [`gss::shape`]. The OID and
+/// inner token are borrowed from the input.
+pub fn gss(data: &[u8]) {
+    let _ = gss::shape(data);
+    if let Ok((oid, inner)) = gss::unwrap_initial(data) {
+        assert!(is_within(oid, data) && is_within(inner, data));
+    }
+}
+
+/// `pac` target: [`Pac::parse`] (MS-PAC 2.3–2.12) and every accessor of a parsed PAC.
+pub fn pac(data: &[u8]) {
+    if let Ok(pac) = Pac::parse(data) {
+        assert_eq!(pac.as_bytes(), data);
+        for b in pac.buffers() {
+            let _ = pac.buffer(b.buffer_type);
+        }
+        if let Some(logon) = pac.logon_info() {
+            let _ = format!("{logon:?}");
+        }
+        let _ = (pac.client_info(), pac.upn_dns_info(), pac.requestor_sid());
+        let _ = (pac.server_signature(), pac.kdc_signature());
+    }
+}
+
+/// `keytab` target: [`Keytab::parse`] (MIT 0x0501/0x0502); a parsed keytab re-encodes to one
+/// that parses to the same entries.
+pub fn keytab(data: &[u8]) {
+    if let Ok(kt) = Keytab::parse(data) {
+        let again = Keytab::parse(&kt.to_bytes()).expect("a re-encoded keytab parses");
+        assert_eq!(again.entries.len(), kt.entries.len());
+        for (a, b) in again.entries.iter().zip(&kt.entries) {
+            assert_eq!(
+                (&a.principal, a.kvno, a.timestamp),
+                (&b.principal, b.kvno, b.timestamp)
+            );
+            assert_eq!(a.key.etype(), b.key.etype());
+            assert!(a.key.expose_bytes() == b.key.expose_bytes(), "key bytes changed");
+        }
+    }
+}
+
+/// `rpc_bind` target: [`crate::rpc::parse_bind`] (C706 12.6.4, MS-RPCE 2.2.2); a parsed bind
+/// re-encodes with its token to a PDU that parses to the same bind.
+pub fn rpc_bind(data: &[u8]) {
+    if let Ok(bind) = crate::rpc::parse_bind(data) {
+        let token = bind.token(data).unwrap_or_default();
+        let bytes = bind.to_bytes(token).expect("a parsed bind re-encodes");
+        let again = crate::rpc::parse_bind(&bytes).expect("a re-encoded bind parses");
+        assert_eq!(again.contexts, bind.contexts);
+        assert_eq!(again.call_id, bind.call_id);
+        assert_eq!(again.token(&bytes).unwrap_or_default(), token);
+    }
+}
+
+/// `negotiate_header` target: the HTTP edge's `Authorization` parsing
+/// ([`parse_authorization`]) with the default 64 KiB token limit.
+pub fn negotiate_header(data: &[u8]) {
+    let Ok(value) = HeaderValue::from_bytes(data) else {
+        return;
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(AUTHORIZATION, value);
+    if let Ok(Credential::Negotiate(token)) = parse_authorization(&headers, MAX_TOKEN_BYTES) {
+        assert!(!token.is_empty() && token.len() <= MAX_TOKEN_BYTES);
+    }
+}
+
+fn is_within(part: &[u8], whole: &[u8]) -> bool {
+    let (p, w) = (part.as_ptr() as usize, whole.as_ptr() as usize);
+    p >= w && p + part.len() <= w + whole.len()
+}

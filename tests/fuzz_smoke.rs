@@ -1,0 +1,228 @@
+//! The `fuzz/` targets on stable Rust: every entry point of `kedge::fuzzing` over the captured
+//! test data (the same seeds `fuzz/seed` puts in the cargo-fuzz corpora), every truncation of
+//! each seed, and 2,000 deterministic mutations per seed. A panic here is a crash libFuzzer
+//! would find; the real fuzzing runs with `cargo +nightly fuzz run <target>` (fuzz/README.md).
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use kedge::fuzzing;
+
+const MUTATIONS_PER_SEED: usize = 2_000;
+
+fn testdata(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/testdata")
+        .join(rel)
+}
+
+fn files(dir: &str, ext: &str) -> Vec<Vec<u8>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(testdata(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    paths.sort();
+    assert!(!paths.is_empty(), "no .{ext} files in tests/testdata/{dir}");
+    paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+/// The first `n` tokens of a one-base64-per-line capture file.
+fn b64_tokens(rel: &str, n: usize) -> Vec<Vec<u8>> {
+    std::fs::read_to_string(testdata(rel))
+        .unwrap()
+        .lines()
+        .take(n)
+        .map(|l| {
+            base64::engine::general_purpose::STANDARD
+                .decode(l.trim())
+                .unwrap()
+        })
+        .collect()
+}
+
+fn rpc_binds() -> Vec<Vec<u8>> {
+    files("rpc", "bin")
+}
+
+/// The Kerberos tokens of the RPC binds (auth 9 SPNEGO, auth 16 bare and GSS-wrapped).
+fn rpc_kerberos_tokens() -> Vec<Vec<u8>> {
+    rpc_binds()
+        .iter()
+        .filter_map(|pdu| {
+            let bind = kedge::rpc::parse_bind(pdu).unwrap();
+            bind.token(pdu)
+                .filter(|t| !t.starts_with(b"NTLMSSP"))
+                .map(<[u8]>::to_vec)
+        })
+        .collect()
+}
+
+fn acceptor_seeds() -> Vec<Vec<u8>> {
+    let mut seeds = b64_tokens("mit/spnego.b64", 3);
+    seeds.extend(b64_tokens("mit/krb5.b64", 3));
+    seeds.extend(b64_tokens("mit/mdb.b64", 2));
+    seeds.extend(rpc_kerberos_tokens());
+    seeds
+}
+
+fn gss_seeds() -> Vec<Vec<u8>> {
+    acceptor_seeds()
+        .into_iter()
+        .filter(|t| t.first() == Some(&0x60))
+        .collect()
+}
+
+/// NegotiationToken bodies: the inside of the GSS frame of every SPNEGO token.
+fn spnego_seeds() -> Vec<Vec<u8>> {
+    gss_seeds()
+        .iter()
+        .filter_map(|t| {
+            let (oid, body) = kedge::krb::gss::unwrap_initial(t).unwrap();
+            (oid == kedge::krb::gss::OID_SPNEGO).then(|| body.to_vec())
+        })
+        .collect()
+}
+
+fn header_seeds() -> Vec<Vec<u8>> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut seeds: Vec<Vec<u8>> = b64_tokens("mit/spnego.b64", 2)
+        .iter()
+        .chain(&b64_tokens("mit/krb5.b64", 1))
+        .map(|t| format!("Negotiate {}", b64.encode(t)).into_bytes())
+        .collect();
+    seeds.push(b"Negotiate TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAKAGFKAAAADw==".to_vec());
+    seeds.push(b"NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAKAGFKAAAADw".to_vec());
+    seeds.push(b"Basic YWxpY2U6c2VjcmV0".to_vec());
+    seeds.push(b"Negotiate".to_vec());
+    seeds
+}
+
+/// xorshift64*: deterministic, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Values that sit on DER, length and offset boundaries.
+const INTERESTING: &[u8] = &[
+    0x00, 0x01, 0x7f, 0x80, 0x81, 0x82, 0x84, 0x88, 0xff, 0x30, 0x60, 0xa0,
+];
+
+/// One to four libFuzzer-style edits: bit flip, random or boundary byte, insert, delete,
+/// truncate, duplicate a chunk.
+fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
+    let mut m = seed.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        if m.is_empty() {
+            m.push(rng.next() as u8);
+            continue;
+        }
+        let i = rng.below(m.len());
+        match rng.below(7) {
+            0 => m[i] ^= 1 << rng.below(8),
+            1 => m[i] = rng.next() as u8,
+            2 => m[i] = INTERESTING[rng.below(INTERESTING.len())],
+            3 => m.insert(i, rng.next() as u8),
+            4 => {
+                m.remove(i);
+            }
+            5 => m.truncate(i),
+            _ => {
+                let len = 1 + rng.below((m.len() - i).min(64));
+                let chunk = m[i..i + len].to_vec();
+                let at = rng.below(m.len() + 1);
+                m.splice(at..at, chunk);
+            }
+        }
+    }
+    m
+}
+
+/// Runs `target` over every seed, every truncation of it and its mutations; returns how many
+/// inputs ran.
+fn hammer<R>(name: &str, seeds: &[Vec<u8>], target: impl Fn(&[u8]) -> R) -> usize {
+    assert!(!seeds.is_empty(), "{name}: no seeds");
+    let mut rng = Rng(0x6b65_6467_655f_667a ^ name.len() as u64);
+    let mut runs = 0;
+    for seed in seeds {
+        for end in 0..=seed.len() {
+            target(&seed[..end]);
+            runs += 1;
+        }
+        for _ in 0..MUTATIONS_PER_SEED {
+            let input = mutate(seed, &mut rng);
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                target(&input);
+            }));
+            if caught.is_err() {
+                panic!(
+                    "{name} panicked on {} bytes: {}",
+                    input.len(),
+                    hex::encode(&input)
+                );
+            }
+            runs += 1;
+        }
+    }
+    runs
+}
+
+#[test]
+fn every_acceptor_seed_is_accepted_so_mutations_start_from_the_deepest_path() {
+    let seeds = acceptor_seeds();
+    assert!(seeds.len() >= 15, "{} seeds", seeds.len());
+    for (i, t) in seeds.iter().enumerate() {
+        assert!(
+            fuzzing::acceptor(t),
+            "seed {i} of the acceptor target was refused"
+        );
+    }
+}
+
+#[test]
+fn acceptor_survives_truncated_and_mutated_tokens() {
+    hammer("acceptor", &acceptor_seeds(), fuzzing::acceptor);
+}
+
+#[test]
+fn spnego_survives_truncated_and_mutated_bodies() {
+    hammer("spnego", &spnego_seeds(), fuzzing::spnego);
+}
+
+#[test]
+fn gss_survives_truncated_and_mutated_tokens() {
+    hammer("gss", &gss_seeds(), fuzzing::gss);
+}
+
+#[test]
+fn pac_survives_truncated_and_mutated_pacs() {
+    hammer("pac", &files("pac", "bin"), fuzzing::pac);
+}
+
+#[test]
+fn keytab_survives_truncated_and_mutated_keytabs_and_round_trips() {
+    let mut seeds = files("keytab", "keytab");
+    seeds.push(std::fs::read(testdata("mit/asa.keytab")).unwrap());
+    seeds.push(std::fs::read(testdata("rpc/exchange.keytab")).unwrap());
+    hammer("keytab", &seeds, fuzzing::keytab);
+}
+
+#[test]
+fn rpc_bind_survives_truncated_and_mutated_pdus_and_round_trips() {
+    hammer("rpc_bind", &rpc_binds(), fuzzing::rpc_bind);
+}
+
+#[test]
+fn negotiate_header_survives_truncated_and_mutated_headers() {
+    hammer("negotiate_header", &header_seeds(), fuzzing::negotiate_header);
+}
