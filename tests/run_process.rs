@@ -103,10 +103,11 @@ fn start(cfg_path: &Path) -> Running {
     let (mut http, mut admin) = (None, None);
     let deadline = Instant::now() + Duration::from_secs(20);
     while http.is_none() || admin.is_none() {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("kedge started");
-        eprintln!("kedge: {line}");
+        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("kedge did not report its listeners within 20 s");
+        };
         let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
         if v["fields"]["message"] == "listening" {
             let addr: SocketAddr = v["fields"]["addr"].as_str().unwrap().parse().unwrap();
