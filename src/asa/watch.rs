@@ -244,7 +244,16 @@ async fn run(inner: Arc<Inner>) {
         use notify::Watcher as _;
         let handler = move |res: notify::Result<notify::Event>| {
             let relevant = match &res {
-                Ok(ev) => ev.paths.is_empty() || ev.paths.iter().any(|p| p.file_name() == name.as_deref()),
+                // The file itself, or Kubernetes' projected-volume swap (`..data` symlink), whose
+                // events never name the file.
+                Ok(ev) => {
+                    ev.paths.is_empty()
+                        || ev.paths.iter().any(|p| {
+                            p.file_name() == name.as_deref()
+                                || p.file_name()
+                                    .is_some_and(|n| n.to_string_lossy().starts_with(".."))
+                        })
+                }
                 Err(_) => true,
             };
             if relevant {
