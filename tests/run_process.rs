@@ -255,6 +255,25 @@ fn kedge_run_serves_counts_and_reloads_on_sighup() {
     );
     let (_, status) = get(k.admin, "/status", None);
     assert!(status.contains("cas2"), "{status}");
+    // `kedge status` shows the ASA credential (Latest, kvno 2) and every member's health.
+    let out = Command::new(env!("CARGO_BIN_EXE_kedge"))
+        .args(["status", "--admin", &k.admin.to_string()])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    let latest = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("Latest"))
+        .unwrap_or_default();
+    assert!(
+        latest.contains(SPN) && latest.contains(" 2 ") && latest.contains("aes256"),
+        "{table}"
+    );
+    assert!(
+        table.contains("cas1") && table.contains("cas2") && table.contains("up"),
+        "{table}"
+    );
     // Every user lands on a member that is in the pool; across many users both are used.
     let mut seen = std::collections::BTreeSet::new();
     for i in 0..40 {
