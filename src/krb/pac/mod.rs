@@ -229,11 +229,6 @@ impl Pac {
     }
 
     /// The decoded PAC_CLIENT_INFO (MS-PAC 2.7), if present.
-    pub fn into_logon_info(self) -> Option<LogonInfo> {
-        self.logon_info
-    }
-
-    /// The client info buffer (MS-PAC 2.7), if present.
     pub fn client_info(&self) -> Option<&ClientInfo> {
         self.client_info.as_ref()
     }
@@ -265,23 +260,20 @@ impl Pac {
     /// -138 for rc4), and the keyed checksum (key usage 17) over the whole PAC, with everything
     /// after the SignatureType of both signature buffers zeroed, must match.
     pub fn verify_server_signature(&self, service_key: &Key) -> Result<(), PacError> {
-        let sig = self
-            .server_signature
-            .as_ref()
-            .ok_or(PacError::MissingBuffer("server signature"))?;
-        if self.kdc_signature.is_none() {
-            return Err(PacError::MissingBuffer("KDC signature"));
-        }
-        let mut copy = self.bytes.clone();
-        for t in [PAC_SERVER_CHECKSUM, PAC_PRIVSVR_CHECKSUM] {
-            zero_signature(&mut copy, &self.buffers, t);
-        }
-        signature::verify("server", service_key, sig, &copy)
+        let (sig, zeroed) = self.server_signed_bytes()?;
+        signature::verify("server", service_key, sig, &zeroed)
     }
 
     /// [`Pac::verify_server_signature`] with the service key's usage-17 ([`KERB_NON_KERB_CKSUM_SALT`])
     /// keys already derived, as the acceptor caches them.
     pub fn verify_server_signature_with(&self, keys: &crate::krb::crypto::UsageKeys) -> Result<(), PacError> {
+        let (sig, zeroed) = self.server_signed_bytes()?;
+        signature::verify_with("server", keys, sig, &zeroed)
+    }
+
+    /// The server signature and the bytes it covers: the PAC with both signatures' Signature
+    /// fields zeroed. Both signature buffers must exist.
+    fn server_signed_bytes(&self) -> Result<(&SignatureData, Vec<u8>), PacError> {
         let sig = self
             .server_signature
             .as_ref()
@@ -293,7 +285,7 @@ impl Pac {
         for t in [PAC_SERVER_CHECKSUM, PAC_PRIVSVR_CHECKSUM] {
             zero_signature(&mut copy, &self.buffers, t);
         }
-        signature::verify_with("server", keys, sig, &copy)
+        Ok((sig, copy))
     }
 
     /// Verifies the KDC signature (MS-PAC 2.8.2): the keyed checksum, with the krbtgt key and key
