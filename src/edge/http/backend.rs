@@ -1,8 +1,13 @@
 //! Opening an HTTP/1.1 connection to a backend member: a connection from the pool (which
 //! chooses the member and fails over), TLS where the pool has it, then hyper's client handshake.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures_util::future::AbortHandle;
 
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
@@ -13,13 +18,39 @@ use tokio::task::JoinHandle;
 use super::error::{EdgeError, ErrorKind};
 use crate::pool::{MemberLease, Pool, PoolError};
 
+/// A backend connection's driver future, run by the client connection's own task.
+pub type LocalDriver = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Where a client connection's task takes the drivers of its pinned backend connections, so that
+/// a passthrough exchange never hops between tasks (or worker threads): the client connection and
+/// its backend connection are polled together.
+#[derive(Clone, Debug)]
+pub struct LocalDrivers(pub tokio::sync::mpsc::UnboundedSender<LocalDriver>);
+
+tokio::task_local! {
+    /// Set by the client connection's task around every poll of its HTTP connection.
+    pub static LOCAL_DRIVERS: LocalDrivers;
+}
+
+/// How a backend connection is driven.
+#[derive(Debug)]
+enum Driver {
+    /// Its own task (assert mode's shared connections; or no connection task to join).
+    Task(JoinHandle<()>),
+    /// The client connection's task (passthrough).
+    Local {
+        abort: AbortHandle,
+        done: Arc<AtomicBool>,
+    },
+}
+
 /// One HTTP/1.1 connection to a member. Dropping it closes the connection.
 #[derive(Debug)]
 pub struct BackendLink {
     /// Sends requests on this connection.
     pub sender: SendRequest<Incoming>,
     lease: MemberLease,
-    driver: JoinHandle<()>,
+    driver: Driver,
 }
 
 impl BackendLink {
@@ -30,13 +61,20 @@ impl BackendLink {
 
     /// Whether the connection is gone (closed by the member, or failed).
     pub fn is_closed(&self) -> bool {
-        self.sender.is_closed() || self.driver.is_finished()
+        self.sender.is_closed()
+            || match &self.driver {
+                Driver::Task(t) => t.is_finished(),
+                Driver::Local { done, .. } => done.load(Ordering::Acquire),
+            }
     }
 }
 
 impl Drop for BackendLink {
     fn drop(&mut self) {
-        self.driver.abort();
+        match &self.driver {
+            Driver::Task(t) => t.abort(),
+            Driver::Local { abort, .. } => abort.abort(),
+        }
     }
 }
 
@@ -66,7 +104,7 @@ impl Backend {
                     format!("{}: no valid TLS server name", member.name),
                 ))
             }
-            None => handshake(conn.stream).await?,
+            None => handshake(conn.stream, mode == "passthrough").await?,
             Some((config, name)) => {
                 let connector = tokio_rustls::TlsConnector::from(config);
                 let stream = tokio::time::timeout(timeout, connector.connect(name, conn.stream))
@@ -77,7 +115,7 @@ impl Backend {
                     .map_err(|e| {
                         EdgeError::backend(ErrorKind::Handshake, format!("{}: TLS: {e}", member.name))
                     })?;
-                handshake(stream).await?
+                handshake(stream, mode == "passthrough").await?
             }
         };
         Ok(BackendLink {
@@ -98,7 +136,10 @@ pub fn exchange_error(e: hyper::Error) -> EdgeError {
     }
 }
 
-async fn handshake<T>(io: T) -> Result<(SendRequest<Incoming>, JoinHandle<()>), EdgeError>
+/// hyper's client handshake; the connection is driven by the client connection's task when
+/// `local` (passthrough: the link lives and dies with that connection) and that task takes
+/// drivers, else by a task of its own.
+async fn handshake<T>(io: T, local: bool) -> Result<(SendRequest<Incoming>, Driver), EdgeError>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -107,10 +148,28 @@ where
         .handshake(TokioIo::new(io))
         .await
         .map_err(|e| EdgeError::backend(ErrorKind::Handshake, format!("HTTP handshake: {e}")))?;
-    let driver = tokio::spawn(async move {
+    let run = async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "backend connection ended with an error");
         }
-    });
-    Ok((sender, driver))
+    };
+    let local_tx = if local {
+        LOCAL_DRIVERS.try_with(|d| d.0.clone()).ok()
+    } else {
+        None
+    };
+    if let Some(tx) = local_tx {
+        let (run, abort) = futures_util::future::abortable(run);
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = done.clone();
+        let driver: LocalDriver = Box::pin(async move {
+            let _ = run.await;
+            flag.store(true, Ordering::Release);
+        });
+        match tx.send(driver) {
+            Ok(()) => return Ok((sender, Driver::Local { abort, done })),
+            Err(back) => return Ok((sender, Driver::Task(tokio::spawn(back.0)))),
+        }
+    }
+    Ok((sender, Driver::Task(tokio::spawn(run))))
 }

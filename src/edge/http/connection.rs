@@ -15,6 +15,10 @@ use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use std::future::Future as _;
+
+use super::backend::{LocalDriver, LocalDrivers, LOCAL_DRIVERS};
 use super::handler::{ListenerShared, Session};
 use super::limits::{ConnClock, Expiry, WatchedIo};
 use super::passthrough::Origin;
@@ -84,6 +88,10 @@ where
         .header_read_timeout(None)
         .serve_connection(TokioIo::new(WatchedIo::new(io, clock.clone())), service);
     tokio::pin!(conn);
+    // Pinned backend connections are driven here, on this task, next to the client connection.
+    let (driver_tx, mut driver_rx) = tokio::sync::mpsc::unbounded_channel();
+    let local = LocalDrivers(driver_tx);
+    let mut drivers: FuturesUnordered<LocalDriver> = FuturesUnordered::new();
     let mut draining = false;
     loop {
         let next = match clock.check(Instant::now(), head, idle) {
@@ -99,12 +107,14 @@ where
             }
         };
         tokio::select! {
-            res = conn.as_mut() => {
+            res = std::future::poll_fn(|cx| LOCAL_DRIVERS.sync_scope(local.clone(), || conn.as_mut().poll(cx))) => {
                 if let Err(e) = res {
                     connection_error(&listener.name, peer, &e);
                 }
                 return;
             }
+            Some(d) = driver_rx.recv() => drivers.push(d),
+            _ = drivers.next(), if !drivers.is_empty() => {}
             _ = tokio::time::sleep_until(next) => {}
             _ = clock.head_began() => {}
             _ = drain.draining(), if !draining => {
