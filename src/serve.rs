@@ -275,12 +275,11 @@ impl Kedge {
             .map_err(|e| ServeError::Pool(e.to_string()))?;
         report.pools_applied = true;
         report.keys_reloaded = matches!(self.watcher.check_now(), Ok(true));
-        let ser = |v: &dyn erased::Ser| v.json();
         for (what, changed) in [
-            ("http listeners and routes", ser(&cur.http) != ser(&new.http)),
-            ("rpc listeners", ser(&cur.rpc) != ser(&new.rpc)),
-            ("admin listener", ser(&cur.admin) != ser(&new.admin)),
-            ("kerberos settings", ser(&cur.kerberos) != ser(&new.kerberos)),
+            ("http listeners and routes", json(&cur.http) != json(&new.http)),
+            ("rpc listeners", json(&cur.rpc) != json(&new.rpc)),
+            ("admin listener", json(&cur.admin) != json(&new.admin)),
+            ("kerberos settings", json(&cur.kerberos) != json(&new.kerberos)),
         ] {
             if changed {
                 report.needs_restart.push(what.to_string());
@@ -297,16 +296,9 @@ impl Kedge {
     }
 }
 
-/// Serializing config sections to compare them without requiring `PartialEq` everywhere.
-mod erased {
-    pub trait Ser {
-        fn json(&self) -> String;
-    }
-    impl<T: serde::Serialize> Ser for T {
-        fn json(&self) -> String {
-            serde_json::to_string(self).unwrap_or_default()
-        }
-    }
+/// A config section as JSON, to compare sections without requiring `PartialEq` everywhere.
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
 }
 
 fn listener_status(cfg: &Config) -> Vec<ListenerStatus> {

@@ -9,13 +9,15 @@ use rasn_kerberos::{ApReq, Authenticator, EncTicketPart, PrincipalName};
 
 use super::crypto::{EncType, Key, UsageKeys};
 use super::error::AuthError;
-use super::gss::{self, TokenShape};
+use super::gss;
 use super::keyset::KeySet;
-use super::pac::{LogonInfo, Sid};
 use super::principal::Principal;
 use super::replay::{ReplayCache, ReplayKey, ReplayVerdict};
-use super::spnego::{self, SpnegoInner};
+use super::spnego;
 use super::{aprep, authz, gss_checksum, time};
+
+pub use super::framing::{unframe, Framing};
+pub use super::pac_identity::PacIdentity;
 
 /// How channel bindings (Extended Protection, RFC 5929 `tls-server-end-point`) are treated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -89,141 +91,6 @@ pub struct AcceptCtx<'a> {
     pub groups: Option<&'a GroupRules>,
     /// Replay-cache the authenticator (off only for tools such as `kedge token verify --no-replay`).
     pub check_replay: bool,
-}
-
-/// How the token was framed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Framing {
-    /// SPNEGO NegTokenInit (GSS-wrapped) carrying a Kerberos mechToken.
-    Spnego { legacy_oid: bool },
-    /// RFC 4121 initial context token (`60 … 1.2.840.113554.1.2.2 01 00 AP-REQ`).
-    Gss,
-    /// A bare AP-REQ (`6e …`), as Microsoft RPC sends for DCE style.
-    Bare,
-}
-
-/// Identity taken from the PAC. LOGON_INFO stays encoded until a caller asks for SIDs (group
-/// rules, assert-mode headers, status); it is decoded once and kept, so validation pays nothing
-/// for a large group list on routes that never look at it.
-#[derive(Clone, Debug, Default)]
-pub struct PacIdentity {
-    /// Whether the server signature was verified.
-    pub server_signature_verified: bool,
-    logon_raw: Option<Arc<[u8]>>,
-    logon: std::sync::OnceLock<Result<LogonInfo, String>>,
-    fixed: Option<FixedSids>,
-}
-
-impl PartialEq for PacIdentity {
-    fn eq(&self, other: &Self) -> bool {
-        self.server_signature_verified == other.server_signature_verified
-            && self.logon_raw == other.logon_raw
-            && self.fixed == other.fixed
-    }
-}
-
-impl Eq for PacIdentity {}
-
-/// SIDs given as text (other `Authenticate` implementations and test doubles).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct FixedSids {
-    user: Option<String>,
-    groups: Vec<String>,
-    domain: Option<String>,
-}
-
-impl PacIdentity {
-    /// From a PAC's encoded LOGON_INFO buffer (MS-PAC §2.5), if it had one.
-    pub fn from_logon_info_raw(raw: Option<&[u8]>, server_signature_verified: bool) -> Self {
-        Self {
-            server_signature_verified,
-            logon_raw: raw.map(Arc::from),
-            ..Default::default()
-        }
-    }
-    /// From SIDs as text.
-    pub fn from_sids(
-        user_sid: Option<String>,
-        group_sids: Vec<String>,
-        logon_domain: Option<String>,
-    ) -> Self {
-        Self {
-            server_signature_verified: true,
-            fixed: Some(FixedSids {
-                user: user_sid,
-                groups: group_sids,
-                domain: logon_domain,
-            }),
-            ..Default::default()
-        }
-    }
-    /// The decoded LOGON_INFO: `Ok(None)` without one, `Err` when it does not decode.
-    pub fn logon_info(&self) -> Result<Option<&LogonInfo>, String> {
-        let Some(raw) = &self.logon_raw else {
-            return Ok(None);
-        };
-        match self
-            .logon
-            .get_or_init(|| super::pac::decode_logon_info(raw).map_err(|e| e.to_string()))
-        {
-            Ok(li) => Ok(Some(li)),
-            Err(e) => Err(e.clone()),
-        }
-    }
-    fn logon(&self) -> Option<&LogonInfo> {
-        self.logon_info().ok().flatten()
-    }
-    /// The user's SID (`S-1-5-21-…-RID`).
-    pub fn user_sid(&self) -> Option<String> {
-        match (self.logon(), &self.fixed) {
-            (Some(li), _) => Some(li.user_sid().to_string()),
-            (None, Some(f)) => f.user.clone(),
-            _ => None,
-        }
-    }
-    /// Group SIDs: domain groups, extra SIDs and resource groups (MS-PAC §3.3.1.1 order).
-    pub fn group_sids(&self) -> Vec<String> {
-        match (self.logon(), &self.fixed) {
-            (Some(li), _) => li.all_group_sids().iter().map(|s| s.to_string()).collect(),
-            (None, Some(f)) => f.groups.clone(),
-            _ => Vec::new(),
-        }
-    }
-    /// Logon domain (NetBIOS) name.
-    pub fn logon_domain(&self) -> Option<String> {
-        match (self.logon(), &self.fixed) {
-            (Some(li), _) => Some(li.logon_domain_name().to_string()),
-            (None, Some(f)) => f.domain.clone(),
-            _ => None,
-        }
-    }
-    /// Whether the user is, or is a member of, `sid` (text form, compared structurally; no
-    /// formatting of the PAC's SIDs).
-    pub fn holds(&self, sid: &str) -> bool {
-        match (self.logon(), &self.fixed) {
-            (Some(li), _) => sid.parse::<Sid>().is_ok_and(|s| logon_holds(li, &s)),
-            (None, Some(f)) => {
-                f.user.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(sid))
-                    || f.groups.iter().any(|g| g.eq_ignore_ascii_case(sid))
-            }
-            _ => false,
-        }
-    }
-}
-
-/// Structural membership: the user SID, a domain group (domain SID + RID), an extra SID, or a
-/// resource group (resource domain SID + RID).
-fn logon_holds(li: &LogonInfo, sid: &Sid) -> bool {
-    let subs = sid.sub_authorities();
-    let Some((&rid, prefix)) = subs.split_last() else {
-        return false;
-    };
-    let under = |domain: &Sid| domain.authority() == sid.authority() && domain.sub_authorities() == prefix;
-    (under(li.domain_sid()) && (li.user_id() == rid || li.group_ids().iter().any(|g| g.rid == rid)))
-        || li.extra_sids_with_attributes().iter().any(|e| &e.sid == sid)
-        || li
-            .resource_group_domain_sid()
-            .is_some_and(|d| under(d) && li.resource_group_ids().iter().any(|g| g.rid == rid))
 }
 
 /// A validated AP-REQ.
@@ -358,75 +225,6 @@ impl Acceptor {
         let (ap_req_bytes, framing) = unframe(token)?;
         let keys = self.keys.load();
         validate(&self.cfg, &keys, &self.replay, ap_req_bytes, framing, ctx)
-    }
-}
-
-/// Strips GSS/SPNEGO framing down to the DER AP-REQ (RFC 2743 §3.1, RFC 4178, RFC 4121 §4.1).
-pub fn unframe(token: &[u8]) -> Result<(&[u8], Framing), AuthError> {
-    match gss::shape(token) {
-        TokenShape::Ntlm => Err(AuthError::Ntlm),
-        TokenShape::BareApReq => Ok((token, Framing::Bare)),
-        TokenShape::Gss => {
-            let (oid, inner) = gss::unwrap_initial(token)?;
-            if gss::is_krb5_oid(oid) {
-                Ok((krb5_ap_req(inner)?, Framing::Gss))
-            } else if oid == gss::OID_SPNEGO {
-                spnego_ap_req(inner)
-            } else if oid == gss::OID_NTLM {
-                Err(AuthError::Ntlm)
-            } else {
-                Err(AuthError::malformed("gss", "unknown mechanism OID"))
-            }
-        }
-        TokenShape::BareSpnegoInit => spnego_ap_req(token),
-        TokenShape::SpnegoResp => Err(AuthError::malformed(
-            "spnego",
-            "NegTokenResp is a continuation, not an initial token",
-        )),
-        TokenShape::Unknown => Err(AuthError::malformed(
-            "gss",
-            "not a GSS, SPNEGO, AP-REQ or NTLM token",
-        )),
-    }
-}
-
-/// The AP-REQ inside a krb5 mechanism token: `01 00` then the message (RFC 4121 §4.1).
-fn krb5_ap_req(inner: &[u8]) -> Result<&[u8], AuthError> {
-    match inner {
-        [0x01, 0x00, rest @ ..] => Ok(rest),
-        [a, b, ..] => Err(AuthError::malformed(
-            "gss",
-            format!("krb5 token ID {a:02x}{b:02x} is not an AP-REQ"),
-        )),
-        _ => Err(AuthError::malformed("gss", "krb5 token ID missing")),
-    }
-}
-
-/// Finds the AP-REQ in a SPNEGO NegTokenInit (zero-copy).
-fn spnego_ap_req(body: &[u8]) -> Result<(&[u8], Framing), AuthError> {
-    match spnego::inner_token(body)? {
-        SpnegoInner::Ntlm => Err(AuthError::Ntlm),
-        SpnegoInner::Kerberos {
-            token: mech,
-            legacy_oid,
-        } => {
-            let framing = Framing::Spnego { legacy_oid };
-            match gss::shape(mech) {
-                TokenShape::Gss => {
-                    let (oid, inner) = gss::unwrap_initial(mech)?;
-                    if !gss::is_krb5_oid(oid) {
-                        return Err(AuthError::malformed("spnego", "mechToken is not a krb5 token"));
-                    }
-                    Ok((krb5_ap_req(inner)?, framing))
-                }
-                TokenShape::BareApReq => Ok((mech, framing)),
-                TokenShape::Ntlm => Err(AuthError::Ntlm),
-                _ => Err(AuthError::malformed(
-                    "spnego",
-                    "mechToken is neither GSS krb5 nor an AP-REQ",
-                )),
-            }
-        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! AD-IF-RELEVANT, checking it (MS-PAC §2.8 server signature, §2.7 client info) and applying
 //! group rules.
 
+use rasn::types::OctetString;
 use rasn_kerberos::AuthorizationData;
 
 use super::acceptor::{GroupRules, PacIdentity};
@@ -15,9 +16,9 @@ pub const AD_WIN2K_PAC: i32 = 128;
 
 /// Finds the PAC bytes in a ticket's authorization data: inside AD-IF-RELEVANT, as MS-KILE puts
 /// it. More than one PAC is refused (MIT does the same).
-pub fn find_pac(ad: Option<&AuthorizationData>) -> Result<Option<Vec<u8>>, AuthError> {
+pub fn find_pac(ad: Option<&AuthorizationData>) -> Result<Option<OctetString>, AuthError> {
     let Some(ad) = ad else { return Ok(None) };
-    let mut found: Option<Vec<u8>> = None;
+    let mut found: Option<OctetString> = None;
     for el in ad {
         if el.r#type != AD_IF_RELEVANT {
             continue;
@@ -29,7 +30,7 @@ pub fn find_pac(ad: Option<&AuthorizationData>) -> Result<Option<Vec<u8>>, AuthE
                 if found.is_some() {
                     return Err(AuthError::Pac("ticket carries more than one PAC".into()));
                 }
-                found = Some(i.data.to_vec());
+                found = Some(i.data); // shares the decoded buffer: no copy
             }
         }
     }
