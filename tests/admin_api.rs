@@ -81,9 +81,15 @@ fn credentials() -> CredentialStatus {
 }
 
 async fn pools_of(backends: &[&Backend], kind: HealthKind) -> Arc<Pools> {
+    pools_named("owa", backends, kind).await
+}
+
+/// Metrics are process-global and the tests of this file run in parallel: a test that asserts
+/// on a pool's gauges gives its pool a name no other test uses.
+async fn pools_named(pool: &str, backends: &[&Backend], kind: HealthKind) -> Arc<Pools> {
     let names: Vec<&str> = backends.iter().map(|b| b.name.as_str()).collect();
     let cfg = pool_config(&names, health(kind, 1, 1, 1_000));
-    let pools = Pools::from_config(&table(backends), &[("owa".to_owned(), cfg)].into()).unwrap();
+    let pools = Pools::from_config(&table(backends), &[(pool.to_owned(), cfg)].into()).unwrap();
     for p in pools.all() {
         p.check_now().await;
     }
@@ -109,7 +115,8 @@ async fn metrics_expose_recorded_auth_attempts_in_valid_prometheus_text() {
     kedge::observe::keytab_kvno(kedge::observe::KvnoSlot::Latest, Some(7));
 
     let a = Backend::start("cas1").await;
-    let admin = Admin::start(AdminState::new(pools_of(&[&a], HealthKind::Http).await)).await;
+    let pools = pools_named("metrics-owa", &[&a], HealthKind::Http).await;
+    let admin = Admin::start(AdminState::new(pools)).await;
     let (code, body) = admin.get("/metrics").await;
     assert_eq!(code, 200);
     let scrape =
@@ -152,7 +159,7 @@ async fn metrics_expose_recorded_auth_attempts_in_valid_prometheus_text() {
     );
     assert_eq!(value("kedge_keytab_kvno", &[("slot", "latest")]), Some(7.0));
     assert_eq!(
-        value("kedge_backend_up", &[("pool", "owa"), ("member", "cas1")]),
+        value("kedge_backend_up", &[("pool", "metrics-owa"), ("member", "cas1")]),
         Some(1.0)
     );
 
