@@ -30,6 +30,43 @@ pub struct Config {
     /// Pools by name.
     #[serde(default)]
     pub pools: BTreeMap<String, PoolConfig>,
+    /// Threads and scheduling.
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+}
+
+/// How client connections are scheduled on threads.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scheduler {
+    /// One current-thread runtime per worker thread; each connection stays on one worker for
+    /// its life (no work stealing, no cross-thread wakeups per request). The default.
+    #[default]
+    PerCore,
+    /// tokio's work-stealing multi-thread scheduler for everything.
+    WorkStealing,
+}
+
+/// Threads and scheduling (`[runtime]`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// `per-core` (default) or `work-stealing`.
+    #[serde(default)]
+    pub scheduler: Scheduler,
+    /// Worker threads for connections; 0 (default) means one per CPU.
+    #[serde(default)]
+    pub workers: usize,
+}
+
+impl RuntimeConfig {
+    /// Worker threads to start: `workers`, or the number of CPUs when that is 0.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
 }
 
 /// Kerberos acceptor settings.
@@ -376,6 +413,12 @@ impl Config {
     /// Every semantic problem, with its path.
     pub fn validate(&self) -> Vec<String> {
         let mut p = Vec::new();
+        if self.runtime.workers > 1024 {
+            p.push(format!(
+                "runtime.workers: {} is more than 1024",
+                self.runtime.workers
+            ));
+        }
         if self.kerberos.skew_secs > 3600 {
             p.push(format!(
                 "kerberos.skew_secs: {} is more than an hour",

@@ -13,9 +13,10 @@ use tokio::task::JoinSet;
 
 use crate::admin::{self, status::ListenerStatus, AdminState};
 use crate::asa::{KeytabWatcher, WatchConfig};
-use crate::config::Config;
+use crate::config::{Config, Scheduler};
 use crate::edge::http::{serve_http, EdgeContext, ServerTls};
 use crate::edge::rpc::{serve_rpc, RpcEdgeContext};
+use crate::edge::workers::Workers;
 use crate::krb::acceptor::{Acceptor, AcceptorConfig};
 use crate::krb::keyset::KeySet;
 use crate::krb::replay::ReplayCache;
@@ -44,6 +45,9 @@ pub enum ServeError {
     /// A listener refused its configuration.
     #[error("listener {name}: {msg}")]
     Listener { name: String, msg: String },
+    /// The connection worker threads could not start.
+    #[error("runtime: cannot start worker threads: {0}")]
+    Runtime(String),
 }
 
 /// Listeners bound for a config, in config order.
@@ -121,6 +125,7 @@ pub struct Kedge {
     watcher: KeytabWatcher,
     shutdown_tx: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    workers: Option<Arc<Workers>>,
     addresses: Vec<(&'static str, String, SocketAddr)>,
 }
 
@@ -176,8 +181,17 @@ impl Kedge {
             .into_iter()
             .map(|p| (p.name().to_string(), p))
             .collect();
+        let workers = match cfg.runtime.scheduler {
+            Scheduler::PerCore => Some(
+                Workers::start(cfg.runtime.worker_count()).map_err(|e| ServeError::Runtime(e.to_string()))?,
+            ),
+            Scheduler::WorkStealing => None,
+        };
         for (listener, lcfg) in bound.http.into_iter().zip(cfg.http.iter().cloned()) {
             let mut ctx = EdgeContext::new(acceptor.clone(), pool_map.clone());
+            if let Some(w) = &workers {
+                ctx = ctx.with_workers(w.clone());
+            }
             if let Some(t) = &lcfg.tls {
                 let tls = ServerTls::load(t).map_err(|e| ServeError::Tls {
                     name: lcfg.name.clone(),
@@ -198,11 +212,14 @@ impl Kedge {
                 name: lcfg.name.clone(),
                 msg: format!("no pool named {:?}", lcfg.pool),
             })?;
-            let ctx =
+            let mut ctx =
                 RpcEdgeContext::new(acceptor.clone(), pool, &lcfg).map_err(|e| ServeError::Listener {
                     name: lcfg.name.clone(),
                     msg: e.to_string(),
                 })?;
+            if let Some(w) = &workers {
+                ctx = ctx.with_workers(w.clone());
+            }
             let shutdown = signalled(shutdown_rx.clone());
             tasks.spawn(async move { serve_rpc(listener, Arc::new(lcfg), Arc::new(ctx), shutdown).await });
         }
@@ -240,6 +257,7 @@ impl Kedge {
             watcher,
             shutdown_tx,
             tasks,
+            workers,
             addresses,
         })
     }
@@ -280,6 +298,7 @@ impl Kedge {
             ("rpc listeners", json(&cur.rpc) != json(&new.rpc)),
             ("admin listener", json(&cur.admin) != json(&new.admin)),
             ("kerberos settings", json(&cur.kerberos) != json(&new.kerberos)),
+            ("runtime", json(&cur.runtime) != json(&new.runtime)),
         ] {
             if changed {
                 report.needs_restart.push(what.to_string());
@@ -293,6 +312,10 @@ impl Kedge {
     pub async fn shutdown(mut self) {
         let _ = self.shutdown_tx.send(true);
         while self.tasks.join_next().await.is_some() {}
+        if let Some(w) = self.workers.take() {
+            // Every connection has ended: the worker threads exit at once.
+            let _ = tokio::task::spawn_blocking(move || w.stop()).await;
+        }
     }
 }
 

@@ -100,15 +100,17 @@ async fn pools_named(pool: &str, backends: &[&Backend], kind: HealthKind) -> Arc
 async fn metrics_expose_recorded_auth_attempts_in_valid_prometheus_text() {
     kedge::observe::install();
     for _ in 0..3 {
-        kedge::observe::auth_attempt("metrics-test", "http", "ok", "ok", 0.000_012);
+        kedge::observe::auth_attempt("metrics-test", "http", "ok", "ok", Some(0.000_012));
     }
-    kedge::observe::auth_attempt("metrics-test", "http", "fail", "KRB_AP_ERR_SKEW", 0.000_02);
+    kedge::observe::auth_attempt("metrics-test", "http", "fail", "KRB_AP_ERR_SKEW", Some(0.000_02));
+    // Refused before any validation ran (NTLM by policy): counted, kept out of the histogram.
+    kedge::observe::auth_attempt("metrics-prevalidation", "http", "fail", "ntlm", None);
     kedge::observe::auth_attempt(
         "metrics-test",
         "exchangeMDB",
         "fail",
         "KRB_AP_ERR_MODIFIED",
-        0.003,
+        Some(0.003),
     );
     kedge::observe::ntlm_rejected("metrics-test");
     let _conn = kedge::observe::connection_opened("metrics-test");
@@ -184,6 +186,16 @@ async fn metrics_expose_recorded_auth_attempts_in_valid_prometheus_text() {
         }
         other => panic!("kedge_auth_duration_seconds is not a histogram: {other:?}"),
     }
+    let pre = [("protocol", "metrics-prevalidation"), ("reason", "ntlm")];
+    assert_eq!(value(auth, &pre), Some(1.0));
+    assert!(
+        !scrape
+            .samples
+            .iter()
+            .any(|s| s.metric == "kedge_auth_duration_seconds"
+                && s.labels.get("protocol") == Some("metrics-prevalidation")),
+        "a refusal before validation is not a latency sample"
+    );
     assert!(scrape.docs.contains_key("kedge_auth_total"), "help text present");
     assert!(!body.contains("alice"), "no principal in labels");
     admin.stop().await;

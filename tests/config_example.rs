@@ -40,3 +40,44 @@ port = "http"
         assert!(e.contains(want), "missing {want:?} in:\n{e}");
     }
 }
+
+#[test]
+fn runtime_section_defaults_to_per_core_and_rejects_bad_values() {
+    use kedge::config::Scheduler;
+    let text = include_str!("../config/example.toml");
+    let cfg = Config::from_toml(text, "config/example.toml").unwrap();
+    assert_eq!(cfg.runtime.scheduler, Scheduler::PerCore);
+    assert!(cfg.runtime.worker_count() >= 1, "0 means one per CPU");
+
+    let minimal = Config::from_toml("[kerberos]\nkeytab = \"k\"\n", "min.toml").unwrap();
+    assert_eq!(minimal.runtime.scheduler, Scheduler::PerCore);
+    assert_eq!(minimal.runtime.workers, 0);
+
+    let ws = Config::from_toml(
+        "[kerberos]\nkeytab = \"k\"\n[runtime]\nscheduler = \"work-stealing\"\nworkers = 3\n",
+        "ws.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        (ws.runtime.scheduler, ws.runtime.worker_count()),
+        (Scheduler::WorkStealing, 3)
+    );
+
+    let e = Config::from_toml(
+        "[kerberos]\nkeytab = \"k\"\n[runtime]\nscheduler = \"round-robin\"\n",
+        "bad.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("bad.toml") && e.contains("round-robin") && e.contains("per-core"),
+        "{e}"
+    );
+    let e = Config::from_toml(
+        "[kerberos]\nkeytab = \"k\"\n[runtime]\nworkers = 5000\n",
+        "bad.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("runtime.workers"), "{e}");
+}

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::config::Config;
+use crate::config::{Config, Scheduler};
 use crate::serve::{bind, Kedge};
 
 #[derive(Args, Debug)]
@@ -46,10 +46,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    match cfg.runtime.scheduler {
+        // Connections run on their own per-core workers (Kedge::start); this runtime keeps the
+        // accept loops, health checks, keytab watcher and admin listener.
+        Scheduler::PerCore => builder.worker_threads(1),
+        Scheduler::WorkStealing => builder.worker_threads(cfg.runtime.worker_count()),
+    };
+    let rt = builder.enable_all().build().context("starting the runtime")?;
     rt.block_on(serve_until_signalled(cfg, &args.config))?;
     Ok(ExitCode::SUCCESS)
 }

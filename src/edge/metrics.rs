@@ -9,13 +9,14 @@ use metrics::counter;
 pub use crate::observe::{ByteMeter, ConnectionGuard};
 
 /// One authentication attempt: `result` is `ok` or `refused`, `reason` the stable label
-/// (`ok`, an [`AuthError::reason`](crate::krb::error::AuthError::reason), `bad_base64`, …).
+/// (`ok`, an [`AuthError::reason`](crate::krb::error::AuthError::reason), `bad_base64`, …);
+/// `seconds` the validation time, `None` when no validation ran.
 pub fn auth_attempt(
     protocol: &'static str,
     service: &str,
     result: &'static str,
     reason: &'static str,
-    seconds: f64,
+    seconds: Option<f64>,
 ) {
     crate::observe::auth_attempt(protocol, &service.to_ascii_lowercase(), result, reason, seconds);
     if reason == "KRB_AP_ERR_REPEAT" {

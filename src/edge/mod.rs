@@ -9,6 +9,7 @@ pub mod http;
 pub mod metrics;
 pub mod rpc;
 pub mod shutdown;
+pub mod workers;
 
 pub use authenticate::Authenticate;
 pub use http::{serve_http, EdgeContext, ServeError};

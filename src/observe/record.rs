@@ -7,15 +7,19 @@ use super::tally::{bump, tally};
 use std::sync::atomic::Ordering;
 
 /// One authentication attempt: `result` is `ok` or `fail`, `reason` the error's `reason()`
-/// (`ok` on success); `seconds` the validation time.
-pub fn auth_attempt(protocol: &str, service: &str, result: &str, reason: &str, seconds: f64) {
+/// (`ok` on success); `seconds` the validation time, `None` for a credential refused before any
+/// validation ran (NTLM by policy, bad base64, an unsupported scheme): those are counted but stay
+/// out of the latency histogram, which they would drag towards zero.
+pub fn auth_attempt(protocol: &str, service: &str, result: &str, reason: &str, seconds: Option<f64>) {
     let ok = result == "ok";
     bump(if ok { &tally().auth_ok } else { &tally().auth_fail }, 1);
     let result: SharedString = if ok { "ok".into() } else { "fail".into() };
     counter!(AUTH_TOTAL, "protocol" => protocol.to_owned(), "service" => service.to_owned(),
         "result" => result, "reason" => reason.to_owned())
     .increment(1);
-    histogram!(AUTH_DURATION, "protocol" => protocol.to_owned()).record(seconds);
+    if let Some(seconds) = seconds {
+        histogram!(AUTH_DURATION, "protocol" => protocol.to_owned()).record(seconds);
+    }
 }
 
 /// An NTLM offer refused by policy.

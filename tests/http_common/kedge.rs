@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use kedge::config::HttpListenerConfig;
 use kedge::edge::http::ServerTls;
+use kedge::edge::workers::Workers;
 use kedge::edge::{serve_http, Authenticate, EdgeContext, ServeError};
 use kedge::pool::{BackendTlsConfig, MemberConfig, Pool, PoolConfig};
 use tokio::net::TcpListener;
@@ -72,7 +73,9 @@ pub async fn start(
             Arc::new(Pool::new(spec.name, &pc, &members).expect("pool")),
         );
     }
-    let mut ctx = EdgeContext::new(auth, built);
+    // Connections run on per-core workers, as `kedge run` does by default.
+    let workers = Workers::start(2).expect("worker threads");
+    let mut ctx = EdgeContext::new(auth, built).with_workers(workers);
     if let Some(t) = tls {
         ctx = ctx.with_tls(t);
     }

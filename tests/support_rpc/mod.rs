@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use kedge::config::{NtlmPolicy, RpcListenerConfig};
 use kedge::edge::rpc::{serve_rpc, RpcEdgeContext};
+use kedge::edge::workers::Workers;
 use kedge::krb::acceptor::{Acceptor, AcceptorConfig};
 use kedge::krb::keyset::KeySet;
 use kedge::krb::keytab::Keytab;
@@ -257,7 +258,13 @@ impl Edge {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let pool = pool_to(&cfg.name, backend);
-        let ctx = Arc::new(RpcEdgeContext::new(acceptor, pool, &cfg).unwrap());
+        // Connections run on per-core workers, as `kedge run` does by default.
+        let workers = Workers::start(2).expect("worker threads");
+        let ctx = Arc::new(
+            RpcEdgeContext::new(acceptor, pool, &cfg)
+                .unwrap()
+                .with_workers(workers),
+        );
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(serve_rpc(listener, Arc::new(cfg), ctx, async move {
             let _ = rx.await;

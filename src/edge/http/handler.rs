@@ -101,7 +101,7 @@ impl Session {
                 if e.kind == ErrorKind::TooLarge {
                     metrics::limit_exceeded(&self.listener.name, "token_bytes");
                 }
-                metrics::auth_attempt("http", &route.cfg.service, "refused", e.disposition().label, 0.0);
+                metrics::auth_attempt("http", &route.cfg.service, "refused", e.disposition().label, None);
                 st.reset();
                 return Err(e);
             }
@@ -136,7 +136,7 @@ impl Session {
             },
             Credential::Ntlm => self.ntlm(&mut st, &route)?,
             Credential::Other(scheme) if !route.cfg.anonymous => {
-                metrics::auth_attempt("http", &route.cfg.service, "refused", "unsupported_scheme", 0.0);
+                metrics::auth_attempt("http", &route.cfg.service, "refused", "unsupported_scheme", None);
                 return Err(EdgeError::client(
                     ErrorKind::AuthRefused("unsupported_scheme"),
                     format!("Authorization scheme {scheme:?}"),
@@ -178,7 +178,7 @@ impl Session {
         let secs = started.elapsed().as_secs_f64();
         match &res {
             Ok(acc) => {
-                metrics::auth_attempt("http", &route.cfg.service, "ok", "ok", secs);
+                metrics::auth_attempt("http", &route.cfg.service, "ok", "ok", Some(secs));
                 tracing::debug!(
                     listener = %self.listener.name, peer = %self.origin.peer, principal = %acc.client,
                     service = %route.cfg.service, mutual = acc.mutual, "Negotiate token accepted"
@@ -187,7 +187,7 @@ impl Session {
             // Counted where NTLM policy is applied.
             Err(AuthError::Ntlm) => {}
             Err(e) => {
-                metrics::auth_attempt("http", &route.cfg.service, "refused", e.reason(), secs);
+                metrics::auth_attempt("http", &route.cfg.service, "refused", e.reason(), Some(secs));
                 tracing::info!(
                     listener = %self.listener.name, peer = %self.origin.peer, service = %route.cfg.service,
                     reason = e.reason(), error = %e, "Negotiate token refused"
@@ -205,7 +205,7 @@ impl Session {
         }
         st.reset();
         metrics::ntlm_rejected("http");
-        metrics::auth_attempt("http", &route.cfg.service, "refused", "ntlm", 0.0);
+        metrics::auth_attempt("http", &route.cfg.service, "refused", "ntlm", None);
         Err(EdgeError::client(
             ErrorKind::NtlmRejected,
             "NTLM refused by policy",

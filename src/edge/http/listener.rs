@@ -15,6 +15,7 @@ use super::{connection, EdgeContext, ServeError};
 use crate::config::HttpListenerConfig;
 use crate::edge::metrics;
 use crate::edge::shutdown::{self, Drain};
+use crate::edge::workers::spawn_connection;
 
 /// Serves HTTP(S) on `listener` until `shutdown` resolves, then drains: no new connections,
 /// in-flight exchanges finish (idle keep-alive connections close at once), and whatever is still
@@ -37,6 +38,7 @@ pub async fn serve_http(
         tls: ctx.tls().cloned(),
     });
     let tls = shared.tls.is_some();
+    let workers = ctx.workers().cloned();
     let permits = Arc::new(Semaphore::new(cfg.limits.max_connections));
     let drain = Drain::new();
     let mut tasks = JoinSet::new();
@@ -50,7 +52,10 @@ pub async fn serve_http(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => match permits.clone().try_acquire_owned() {
                     Ok(permit) => {
-                        tasks.spawn(connection::serve(stream, peer, shared.clone(), drain.signal(), permit));
+                        let (shared, signal) = (shared.clone(), drain.signal());
+                        spawn_connection(&mut tasks, workers.as_deref(), stream, move |stream| {
+                            connection::serve(stream, peer, shared, signal, permit)
+                        });
                     }
                     Err(_) => {
                         metrics::limit_exceeded(&cfg.name, "max_connections");

@@ -42,6 +42,7 @@ pub use tls::{ServerTls, TlsError};
 
 use self::assert::AssertPool;
 use self::backend::Backend;
+use crate::edge::workers::Workers;
 use crate::edge::Authenticate;
 use crate::pool::Pool;
 
@@ -54,6 +55,7 @@ pub struct EdgeContext {
     tls: Option<ServerTls>,
     backends: BTreeMap<String, Backend>,
     assert_pools: BTreeMap<String, Arc<AssertPool>>,
+    workers: Option<Arc<Workers>>,
 }
 
 impl std::fmt::Debug for EdgeContext {
@@ -82,7 +84,19 @@ impl EdgeContext {
             tls: None,
             backends,
             assert_pools,
+            workers: None,
         }
+    }
+
+    /// Serves connections on per-core workers instead of the current runtime.
+    pub fn with_workers(mut self, workers: Arc<Workers>) -> Self {
+        self.workers = Some(workers);
+        self
+    }
+
+    /// The per-core workers, when connections run on them.
+    pub fn workers(&self) -> Option<&Arc<Workers>> {
+        self.workers.as_ref()
     }
 
     /// Adds the listener's TLS (required when its config has `tls`).

@@ -30,7 +30,7 @@ struct Facts {
     interface: Option<String>,
     service: Option<Arc<str>>,
     principal: Option<String>,
-    auth_secs: f64,
+    auth_secs: Option<f64>,
 }
 
 /// Serves one accepted connection to its end.
@@ -117,7 +117,7 @@ async fn run(
     facts.service = Some(service_label(Some(&req)));
     let started = Instant::now();
     let admitted = admit(pdu, &bind, &req, cfg, &ctx.acceptor, SystemTime::now());
-    facts.auth_secs = started.elapsed().as_secs_f64();
+    facts.auth_secs = Some(started.elapsed().as_secs_f64());
     let admission = admitted?;
     if let Admission::Kerberos { principal } = &admission {
         let service = facts.service.as_deref().unwrap_or("unknown");
@@ -166,7 +166,7 @@ async fn end_with(
 }
 
 /// Moves the metric an outcome names (the one place RPC endings touch metrics).
-fn record(outcome: &Outcome, listener: &str, service: &str, auth_secs: f64) {
+fn record(outcome: &Outcome, listener: &str, service: &str, auth_secs: Option<f64>) {
     match outcome.metric {
         Metric::Limit(limit) => observe::limit_exceeded(listener, limit),
         Metric::AuthFail => observe::auth_attempt(PROTOCOL, service, "fail", outcome.reason, auth_secs),
@@ -186,7 +186,7 @@ fn record(outcome: &Outcome, listener: &str, service: &str, auth_secs: f64) {
 pub(super) fn refuse_over_limit(listener: &str, peer: SocketAddr) {
     let err = RpcEdgeError::TooManyConnections;
     let outcome = classify(&err);
-    record(&outcome, listener, "unknown", 0.0);
+    record(&outcome, listener, "unknown", None);
     tracing::warn!(listener, %peer, reason = outcome.reason, side = outcome.side.as_str(), "rpc connection refused");
 }
 

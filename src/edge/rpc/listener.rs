@@ -12,6 +12,7 @@ use super::connection::{refuse_over_limit, serve_connection};
 use super::splice::Meters;
 use super::RpcEdgeContext;
 use crate::config::RpcListenerConfig;
+use crate::edge::workers::spawn_connection;
 use crate::observe::{self, Direction};
 
 /// Pause after a failed `accept` (out of file descriptors, …) so the loop does not spin.
@@ -50,7 +51,8 @@ pub async fn serve_rpc(
                 Ok((stream, peer)) => match limit.clone().try_acquire_owned() {
                     Ok(permit) => {
                         let (cfg, ctx, meters) = (cfg.clone(), ctx.clone(), meters.clone());
-                        conns.spawn(async move {
+                        let workers = ctx.workers.clone();
+                        spawn_connection(&mut conns, workers.as_deref(), stream, move |stream| async move {
                             serve_connection(stream, peer, cfg, ctx, meters).await;
                             drop(permit);
                         });

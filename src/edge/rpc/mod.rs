@@ -22,6 +22,7 @@ pub mod splice;
 use std::sync::Arc;
 
 use crate::config::RpcListenerConfig;
+use crate::edge::workers::Workers;
 use crate::krb::acceptor::Acceptor;
 use crate::pool::Pool;
 use crate::rpc::{InterfaceMap, RpcError};
@@ -41,6 +42,8 @@ pub struct RpcEdgeContext {
     pub pool: Arc<Pool>,
     /// Interface → SPN service (Exchange defaults plus the listener's `interfaces`).
     pub interfaces: InterfaceMap,
+    /// Per-core workers the connections run on (`None`: the current runtime).
+    pub workers: Option<Arc<Workers>>,
 }
 
 impl RpcEdgeContext {
@@ -53,6 +56,13 @@ impl RpcEdgeContext {
             acceptor,
             pool,
             interfaces,
+            workers: None,
         })
+    }
+
+    /// Serves connections on per-core workers instead of the current runtime.
+    pub fn with_workers(mut self, workers: Arc<Workers>) -> Self {
+        self.workers = Some(workers);
+        self
     }
 }
