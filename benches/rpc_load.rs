@@ -22,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use hdrhistogram::Histogram;
 use kedge::config::{NtlmPolicy, RpcListenerConfig};
 use kedge::edge::rpc::{serve_rpc, RpcEdgeContext};
+use kedge::edge::workers::Workers;
 use kedge::krb::acceptor::{Acceptor, AcceptorConfig, Framing};
 use kedge::krb::crypto::EncType;
 use kedge::krb::keyset::KeySet;
@@ -268,8 +269,17 @@ fn start_kedge(name: &str, backend: SocketAddr, acceptor: Arc<Acceptor>) -> Sock
         max_connections: 20_000,
         shutdown_grace_secs: 1,
     };
-    let ctx = Arc::new(RpcEdgeContext::new(acceptor, pool, &cfg).unwrap());
-    spawn_server(name, 2, move |l| {
+    // As `kedge run` does: per-core workers (2) serve the connections, one thread accepts;
+    // KEDGE_SCHEDULER=work-stealing runs everything on a 2-thread work-stealing runtime instead.
+    let mut ctx = RpcEdgeContext::new(acceptor, pool, &cfg).unwrap();
+    let accept_threads = if std::env::var("KEDGE_SCHEDULER").as_deref() == Ok("work-stealing") {
+        2
+    } else {
+        ctx = ctx.with_workers(Workers::start(2).unwrap());
+        1
+    };
+    let ctx = Arc::new(ctx);
+    spawn_server(name, accept_threads, move |l| {
         serve_rpc(l, Arc::new(cfg), ctx, std::future::pending::<()>())
     })
 }
@@ -520,7 +530,7 @@ fn main() {
         a.concurrency,
         Duration::from_secs(a.seconds),
     );
-    let cpu0 = thread_cpu_secs("bench-binds");
+    let cpu0 = thread_cpu_secs(KEDGE_THREADS);
     let r = run_binds(
         kedge_binds,
         binds.clone(),
@@ -528,7 +538,7 @@ fn main() {
         a.concurrency,
         Duration::from_secs(a.seconds),
     );
-    let kedge_cpu = thread_cpu_secs("bench-binds") - cpu0;
+    let kedge_cpu = thread_cpu_secs(KEDGE_THREADS) - cpu0;
     let q = |p: f64| r.hist.value_at_quantile(p) as f64 / 1000.0;
     println!(
         "binds: {} ok, {} failed in {:.2?} = {:.0} binds/s (concurrency {}), latency ms p50 {:.2} p90 {:.2} \
@@ -600,9 +610,12 @@ fn main() {
     std::process::exit(0);
 }
 
+/// The threads of the kedge under test: its accept runtime and its per-core workers.
+const KEDGE_THREADS: &[&str] = &["bench-binds", "kedge-worker"];
+
 /// CPU seconds (user + system) spent so far by this process's threads whose name starts with
-/// `prefix` (from /proc/self/task/*/stat; clock ticks from `getconf CLK_TCK`).
-fn thread_cpu_secs(prefix: &str) -> f64 {
+/// one of `prefixes` (from /proc/self/task/*/stat; clock ticks from `getconf CLK_TCK`).
+fn thread_cpu_secs(prefixes: &[&str]) -> f64 {
     let tck: f64 = Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -620,7 +633,7 @@ fn thread_cpu_secs(prefix: &str) -> f64 {
             let name = &stat[open + 1..close];
             let f: Vec<&str> = stat[close + 2..].split(' ').collect();
             let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-            name.starts_with(prefix).then_some(ticks)
+            prefixes.iter().any(|p| name.starts_with(p)).then_some(ticks)
         })
         .sum::<f64>()
         / tck

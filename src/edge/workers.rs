@@ -1,14 +1,14 @@
 //! Per-core connection workers (pingora's "no steal" runtime): N OS threads, each running a
-//! current-thread tokio runtime. An accepted connection is handed to one of them, round robin,
-//! and lives there to its end: its client socket, its pinned backend socket and its timers share
-//! one thread, so a request never wakes another thread and no worker steals another's tasks.
-//! Accept loops, health checks and the admin listener stay on the main runtime.
+//! current-thread tokio runtime with its own accept loop on every listener. A connection is
+//! accepted by a worker and lives there to its end: its client socket, its pinned backend socket
+//! and its timers share one thread, so a request never wakes another thread and no worker steals
+//! another's tasks. Health checks, the keytab watcher and the admin listener stay on the main
+//! runtime.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tokio::net::TcpStream;
+use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -17,7 +17,6 @@ use tokio::task::JoinSet;
 #[derive(Debug)]
 pub struct Workers {
     handles: Vec<Handle>,
-    next: AtomicUsize,
     stop: watch::Sender<bool>,
     threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
@@ -47,7 +46,6 @@ impl Workers {
         }
         Ok(Arc::new(Self {
             handles,
-            next: AtomicUsize::new(0),
             stop,
             threads: std::sync::Mutex::new(threads),
         }))
@@ -61,11 +59,6 @@ impl Workers {
     /// Never true: there is always at least one worker.
     pub fn is_empty(&self) -> bool {
         self.handles.is_empty()
-    }
-
-    fn pick(&self) -> &Handle {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
-        &self.handles[i]
     }
 
     /// Stops the workers and waits for their threads (call once every connection has ended).
@@ -85,125 +78,222 @@ impl Drop for Workers {
     }
 }
 
-/// Runs `serve(stream)` as a task of `set`: on a worker when there are workers (the socket moves
-/// to that worker's reactor), otherwise on the current runtime.
-pub fn spawn_connection<F, Fut>(set: &mut JoinSet<()>, workers: Option<&Workers>, stream: TcpStream, serve: F)
+/// Resolves once the listener is told to stop; given to each accept loop.
+#[derive(Clone, Debug)]
+pub struct Stop(watch::Receiver<bool>);
+
+impl Stop {
+    /// Resolves when the listener stops accepting (at once if it already has).
+    pub async fn stopped(&mut self) {
+        // An error means the listener itself is gone: a stop too.
+        let _ = self.0.wait_for(|s| *s).await;
+    }
+}
+
+/// Runs a listener's accept loop on every worker, each over its own registration of the same
+/// listening socket, so a connection is accepted by the thread that will serve it (no hand-off,
+/// no second wakeup); without workers, one loop runs on the current runtime. When `shutdown`
+/// resolves every loop is told to stop; returns what each loop returned, once all have.
+pub async fn accept_loops<T, F, Fut>(
+    listener: TcpListener,
+    workers: Option<&Workers>,
+    shutdown: impl Future,
+    accept_loop: F,
+) -> std::io::Result<Vec<T>>
 where
-    F: FnOnce(TcpStream) -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
+    T: Send + 'static,
+    F: Fn(TcpListener, Stop) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = T> + Send + 'static,
 {
-    let Some(workers) = workers else {
-        set.spawn(serve(stream));
-        return;
-    };
-    let std_stream = match stream.into_std() {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not hand a connection to a worker");
-            return;
+    let (tx, rx) = watch::channel(false);
+    let mut loops = JoinSet::new();
+    match workers {
+        None => {
+            let stop = Stop(rx);
+            loops.spawn(async move { Ok::<T, std::io::Error>(accept_loop(listener, stop).await) });
         }
-    };
-    set.spawn_on(
-        async move {
-            match TcpStream::from_std(std_stream) {
-                Ok(stream) => serve(stream).await,
-                Err(e) => tracing::warn!(error = %e, "worker could not register a connection"),
+        Some(workers) => {
+            let socket = listener.into_std()?;
+            for handle in &workers.handles {
+                let (socket, stop, accept_loop) =
+                    (socket.try_clone()?, Stop(rx.clone()), accept_loop.clone());
+                loops.spawn_on(
+                    async move {
+                        // Registers the socket with this worker's reactor.
+                        let listener = TcpListener::from_std(socket)?;
+                        Ok::<T, std::io::Error>(accept_loop(listener, stop).await)
+                    },
+                    handle,
+                );
             }
-        },
-        workers.pick(),
-    );
+        }
+    }
+    tokio::pin!(shutdown);
+    let mut out = Vec::new();
+    let mut first_error = None;
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            _ = &mut shutdown, if !stopping => {
+                stopping = true;
+                let _ = tx.send(true);
+            }
+            done = loops.join_next() => match done {
+                Some(Ok(Ok(v))) => out.push(v),
+                Some(Ok(Err(e))) => {
+                    tracing::error!(error = %e, "accept loop could not start on a worker");
+                    first_error.get_or_insert(e);
+                    // The others stop too: a listener serves on all its workers or on none.
+                    stopping = true;
+                    let _ = tx.send(true);
+                }
+                Some(Err(e)) => {
+                    if e.is_panic() {
+                        tracing::error!(error = %e, "accept loop panicked");
+                    }
+                }
+                None => break,
+            },
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
+    use tokio::net::TcpStream;
 
-    /// Echoes one line back with the name of the thread that served it.
-    async fn echo_thread(mut s: TcpStream) {
-        let mut buf = [0u8; 64];
-        let n = s.read(&mut buf).await.unwrap_or(0);
-        let name = std::thread::current().name().unwrap_or("?").to_owned();
-        let _ = s.write_all(&buf[..n]).await;
-        let _ = s.write_all(format!(" {name}").as_bytes()).await;
+    /// An accept loop that answers each connection with the name of the thread that accepted
+    /// it, and returns how many it served.
+    async fn name_thread(listener: TcpListener, mut stop: Stop) -> usize {
+        let mut served = 0;
+        loop {
+            tokio::select! {
+                _ = stop.stopped() => return served,
+                accepted = listener.accept() => {
+                    let (mut s, _) = accepted.unwrap();
+                    let name = std::thread::current().name().unwrap_or("?").to_owned();
+                    let _ = s.write_all(name.as_bytes()).await;
+                    served += 1;
+                }
+            }
+        }
     }
 
-    async fn round_trip(addr: std::net::SocketAddr) -> String {
+    async fn thread_of(addr: std::net::SocketAddr) -> String {
         let mut c = TcpStream::connect(addr).await.unwrap();
-        c.write_all(b"hi").await.unwrap();
         let mut out = String::new();
         c.read_to_string(&mut out).await.unwrap();
         out
     }
 
     #[tokio::test]
-    async fn connections_are_served_on_the_workers_round_robin() {
+    async fn every_worker_accepts_and_serves_on_its_own_thread() {
         let workers = Workers::start(2).unwrap();
         assert_eq!(workers.len(), 2);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut set = JoinSet::new();
-        let mut seen = Vec::new();
-        for _ in 0..4 {
-            let client = tokio::spawn(round_trip(addr));
-            let (s, _) = listener.accept().await.unwrap();
-            spawn_connection(&mut set, Some(&workers), s, echo_thread);
-            seen.push(client.await.unwrap());
-        }
-        while set.join_next().await.is_some() {}
-        assert_eq!(
-            seen,
-            [
-                "hi kedge-worker-0",
-                "hi kedge-worker-1",
-                "hi kedge-worker-0",
-                "hi kedge-worker-1"
-            ]
-        );
-        tokio::task::spawn_blocking(move || workers.stop()).await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn without_workers_the_current_runtime_serves() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut set = JoinSet::new();
-        let client = tokio::spawn(round_trip(addr));
-        let (s, _) = listener.accept().await.unwrap();
-        spawn_connection(&mut set, None, s, echo_thread);
-        let out = client.await.unwrap();
-        assert!(out.starts_with("hi ") && !out.contains("kedge-worker"), "{out}");
-    }
-
-    #[tokio::test]
-    async fn aborting_the_set_ends_connections_on_workers_and_stop_joins_the_threads() {
-        let workers = Workers::start(1).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut set = JoinSet::new();
-        let mut client = TcpStream::connect(addr).await.unwrap();
-        let (s, _) = listener.accept().await.unwrap();
-        // A connection that would wait forever for a byte that never comes.
-        spawn_connection(&mut set, Some(&workers), s, |mut s| async move {
-            let mut b = [0u8; 1];
-            let _ = s.read(&mut b).await;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let loops = tokio::spawn({
+            let workers = workers.clone();
+            async move {
+                accept_loops(
+                    listener,
+                    Some(&workers),
+                    async move {
+                        let _ = rx.await;
+                    },
+                    name_thread,
+                )
+                .await
+            }
         });
-        set.abort_all();
-        while set.join_next().await.is_some() {}
-        // The worker dropped its socket: the client sees the close.
-        let mut b = [0u8; 1];
-        let n = tokio::time::timeout(std::time::Duration::from_secs(5), client.read(&mut b))
+        for _ in 0..20 {
+            let name = thread_of(addr).await;
+            assert!(name.starts_with("kedge-worker-"), "accepted on {name}");
+        }
+        tx.send(()).unwrap();
+        let served = tokio::time::timeout(Duration::from_secs(5), loops)
             .await
-            .expect("closed after abort")
-            .unwrap_or(0);
-        assert_eq!(n, 0);
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(served.len(), 2, "one loop per worker");
+        assert_eq!(served.iter().sum::<usize>(), 20);
+        // Every loop has dropped its registration: the socket is closed.
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "listener closed after shutdown"
+        );
         tokio::time::timeout(
-            std::time::Duration::from_secs(5),
+            Duration::from_secs(5),
             tokio::task::spawn_blocking(move || workers.stop()),
         )
         .await
         .expect("worker threads exit")
         .unwrap();
+    }
+
+    #[tokio::test]
+    async fn without_workers_one_loop_runs_on_the_current_runtime() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let loops = tokio::spawn(accept_loops(
+            listener,
+            None,
+            async move {
+                let _ = rx.await;
+            },
+            name_thread,
+        ));
+        let name = thread_of(addr).await;
+        assert!(!name.starts_with("kedge-worker"), "{name}");
+        tx.send(()).unwrap();
+        let served = loops.await.unwrap().unwrap();
+        assert_eq!(served, vec![1]);
+    }
+
+    #[tokio::test]
+    async fn dropping_the_listener_task_ends_the_loops_on_the_workers() {
+        let workers = Workers::start(1).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let loops = tokio::spawn({
+            let workers = workers.clone();
+            async move {
+                accept_loops(
+                    listener,
+                    Some(&workers),
+                    std::future::pending::<()>(),
+                    name_thread,
+                )
+                .await
+            }
+        });
+        assert!(thread_of(addr).await.starts_with("kedge-worker-0"));
+        loops.abort();
+        let _ = loops.await;
+        // The aborted loop's task on the worker is gone with its registration.
+        let refused = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if TcpStream::connect(addr).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(
+            refused.is_ok(),
+            "listener still open after the loops were aborted"
+        );
+        drop(workers);
     }
 }

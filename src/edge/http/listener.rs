@@ -1,5 +1,6 @@
-//! The accept loop of an HTTP(S) listener: a connection limit, one task per connection, and
-//! graceful shutdown (stop accepting, let connections finish up to the grace period, cut the rest).
+//! The accept loops of an HTTP(S) listener (one per worker thread): a connection limit, one task
+//! per connection, and graceful shutdown (stop accepting, let connections finish up to the grace
+//! period, cut the rest).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use super::{connection, EdgeContext, ServeError};
 use crate::config::HttpListenerConfig;
 use crate::edge::metrics;
 use crate::edge::shutdown::{self, Drain};
-use crate::edge::workers::spawn_connection;
+use crate::edge::workers::{accept_loops, Stop};
 
 /// Serves HTTP(S) on `listener` until `shutdown` resolves, then drains: no new connections,
 /// in-flight exchanges finish (idle keep-alive connections close at once), and whatever is still
@@ -38,35 +39,56 @@ pub async fn serve_http(
         tls: ctx.tls().cloned(),
     });
     let tls = shared.tls.is_some();
-    let workers = ctx.workers().cloned();
+    // Shared by every accept loop: one connection limit, one drain switch per listener.
     let permits = Arc::new(Semaphore::new(cfg.limits.max_connections));
-    let drain = Drain::new();
-    let mut tasks = JoinSet::new();
-    tracing::info!(listener = %cfg.name, addr = ?listener.local_addr().ok(), tls, "HTTP listener serving");
+    let drain = Arc::new(Drain::new());
+    tracing::info!(listener = %cfg.name, addr = ?listener.local_addr().ok(), tls,
+        workers = ctx.workers().map_or(0, |w| w.len()), "HTTP listener serving");
 
-    tokio::pin!(shutdown);
+    let cut = accept_loops(listener, ctx.workers().map(|w| &**w), shutdown, move |l, stop| {
+        accept_loop(l, stop, shared.clone(), permits.clone(), drain.clone())
+    })
+    .await
+    .map_err(|source| ServeError::Workers {
+        name: cfg.name.clone(),
+        source,
+    })?
+    .into_iter()
+    .sum::<usize>();
+    tracing::info!(listener = %cfg.name, cut, "HTTP listener stopped");
+    Ok(())
+}
+
+/// One accept loop and the connections it accepted; returns how many were cut at shutdown.
+async fn accept_loop(
+    listener: TcpListener,
+    mut stop: Stop,
+    shared: Arc<ListenerShared>,
+    permits: Arc<Semaphore>,
+    drain: Arc<Drain>,
+) -> usize {
+    let name = shared.name.clone();
+    let tls = shared.tls.is_some();
+    let mut tasks = JoinSet::new();
     loop {
         tokio::select! {
-            _ = &mut shutdown => break,
+            _ = stop.stopped() => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => match permits.clone().try_acquire_owned() {
                     Ok(permit) => {
-                        let (shared, signal) = (shared.clone(), drain.signal());
-                        spawn_connection(&mut tasks, workers.as_deref(), stream, move |stream| {
-                            connection::serve(stream, peer, shared, signal, permit)
-                        });
+                        tasks.spawn(connection::serve(stream, peer, shared.clone(), drain.signal(), permit));
                     }
                     Err(_) => {
-                        metrics::limit_exceeded(&cfg.name, "max_connections");
-                        metrics::edge_error(&cfg.name, "internal", "overloaded");
-                        tracing::debug!(listener = %cfg.name, %peer, "connection limit reached");
+                        metrics::limit_exceeded(&name, "max_connections");
+                        metrics::edge_error(&name, "internal", "overloaded");
+                        tracing::debug!(listener = %name, %peer, "connection limit reached");
                         tasks.spawn(connection::refuse(stream, tls));
                     }
                 },
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(listener = %cfg.name, error = %e, "accept failed");
+                    tracing::warn!(listener = %name, error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
@@ -74,10 +96,11 @@ pub async fn serve_http(
     }
 
     drop(listener);
-    let open = tasks.len();
-    tracing::info!(listener = %cfg.name, open, "HTTP listener draining");
+    tracing::debug!(listener = %name, open = tasks.len(), "HTTP accept loop draining");
     drain.start();
-    let cut = shutdown::finish(&mut tasks, Duration::from_secs(cfg.limits.shutdown_grace_secs)).await;
-    tracing::info!(listener = %cfg.name, cut, "HTTP listener stopped");
-    Ok(())
+    shutdown::finish(
+        &mut tasks,
+        Duration::from_secs(shared.cfg.limits.shutdown_grace_secs),
+    )
+    .await
 }

@@ -143,4 +143,12 @@ pub enum ServeError {
         /// Why.
         reason: String,
     },
+    /// The listening socket could not be shared with the worker threads.
+    #[error("listener {name}: cannot serve on the worker threads: {source}")]
+    Workers {
+        /// The listener.
+        name: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }

@@ -12,7 +12,7 @@ use super::connection::{refuse_over_limit, serve_connection};
 use super::splice::Meters;
 use super::RpcEdgeContext;
 use crate::config::RpcListenerConfig;
-use crate::edge::workers::spawn_connection;
+use crate::edge::workers::{accept_loops, Stop};
 use crate::observe::{self, Direction};
 
 /// Pause after a failed `accept` (out of file descriptors, …) so the loop does not spin.
@@ -38,21 +38,45 @@ pub async fn serve_rpc(
         up: observe::byte_meter(&cfg.name, Direction::ClientToBackend),
         down: observe::byte_meter(&cfg.name, Direction::BackendToClient),
     });
-    let mut conns = JoinSet::new();
-    tokio::pin!(shutdown);
     tracing::info!(listener = %cfg.name, addr = ?listener.local_addr().ok(), pool = ctx.pool.name(),
-        "rpc listener started");
+        workers = ctx.workers.as_ref().map_or(0, |w| w.len()), "rpc listener started");
+    let name = cfg.name.clone();
+    let workers = ctx.workers.clone();
+    let loops = accept_loops(listener, workers.as_deref(), shutdown, move |l, stop| {
+        accept_loop(l, stop, cfg.clone(), ctx.clone(), limit.clone(), meters.clone())
+    })
+    .await;
+    match loops {
+        Ok(cut) => {
+            let cut: usize = cut.into_iter().sum();
+            tracing::info!(listener = %name, cut, "rpc listener stopped");
+        }
+        Err(e) => {
+            tracing::error!(listener = %name, error = %e, "rpc listener could not serve on the worker threads")
+        }
+    }
+}
+
+/// One accept loop and its connections; returns how many were cut when the grace period ran out.
+async fn accept_loop(
+    listener: TcpListener,
+    mut stop: Stop,
+    cfg: Arc<RpcListenerConfig>,
+    ctx: Arc<RpcEdgeContext>,
+    limit: Arc<Semaphore>,
+    meters: Arc<Meters>,
+) -> usize {
+    let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             biased;
-            _ = &mut shutdown => break,
+            _ = stop.stopped() => break,
             Some(done) = conns.join_next(), if !conns.is_empty() => log_join(&cfg.name, done),
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => match limit.clone().try_acquire_owned() {
                     Ok(permit) => {
                         let (cfg, ctx, meters) = (cfg.clone(), ctx.clone(), meters.clone());
-                        let workers = ctx.workers.clone();
-                        spawn_connection(&mut conns, workers.as_deref(), stream, move |stream| async move {
+                        conns.spawn(async move {
                             serve_connection(stream, peer, cfg, ctx, meters).await;
                             drop(permit);
                         });
@@ -81,11 +105,13 @@ pub async fn serve_rpc(
     })
     .await
     .is_ok();
-    if !drained {
-        tracing::warn!(listener = %cfg.name, cut = conns.len(), "shutdown grace expired; closing connections");
-        conns.shutdown().await;
+    if drained {
+        return 0;
     }
-    tracing::info!(listener = %cfg.name, "rpc listener stopped");
+    let cut = conns.len();
+    tracing::warn!(listener = %cfg.name, cut, "shutdown grace expired; closing connections");
+    conns.shutdown().await;
+    cut
 }
 
 fn log_join(listener: &str, done: Result<(), tokio::task::JoinError>) {
