@@ -6,9 +6,10 @@
 //! runtime.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -17,6 +18,8 @@ use tokio::task::JoinSet;
 #[derive(Debug)]
 pub struct Workers {
     handles: Vec<Handle>,
+    /// Open connections per worker, for balancing long-lived connections.
+    active: Vec<AtomicUsize>,
     stop: watch::Sender<bool>,
     threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
@@ -45,6 +48,7 @@ impl Workers {
             );
         }
         Ok(Arc::new(Self {
+            active: handles.iter().map(|_| AtomicUsize::new(0)).collect(),
             handles,
             stop,
             threads: std::sync::Mutex::new(threads),
@@ -61,6 +65,28 @@ impl Workers {
         self.handles.is_empty()
     }
 
+    /// Open connections on each worker.
+    pub fn active(&self) -> Vec<usize> {
+        self.active.iter().map(|a| a.load(Ordering::Relaxed)).collect()
+    }
+
+    /// Where a connection accepted on worker `mine` should run: there, unless another worker
+    /// has clearly fewer open connections (more than one in eight fewer), which happens when a
+    /// few long-lived connections (spliced RPC, Outlook Anywhere channels) landed on one thread.
+    fn place(&self, mine: usize) -> usize {
+        let load = |i: usize| self.active[i].load(Ordering::Relaxed);
+        let (least, min) = (0..self.active.len())
+            .map(|i| (i, load(i)))
+            .min_by_key(|&(_, n)| n)
+            .unwrap_or((mine, 0));
+        let own = load(mine);
+        if own > min && (own - min) * 8 > own {
+            least
+        } else {
+            mine
+        }
+    }
+
     /// Stops the workers and waits for their threads (call once every connection has ended).
     pub fn stop(&self) {
         let _ = self.stop.send(true);
@@ -75,6 +101,70 @@ impl Drop for Workers {
     /// The last owner gone (every listener has stopped): the worker threads exit on their own.
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+    }
+}
+
+/// Counts one open connection on a worker while it lives.
+struct ActiveGuard {
+    workers: Arc<Workers>,
+    index: usize,
+}
+
+impl ActiveGuard {
+    fn new(workers: Arc<Workers>, index: usize) -> Self {
+        workers.active[index].fetch_add(1, Ordering::Relaxed);
+        Self { workers, index }
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.workers.active[self.index].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Where an accept loop runs: on worker `index`, or on the current runtime.
+#[derive(Clone, Debug)]
+pub struct Seat(Option<(Arc<Workers>, usize)>);
+
+impl Seat {
+    /// Runs `serve(stream)` as a task of `set`: on this loop's worker, or, when another worker
+    /// has clearly fewer connections, on that one (the socket moves to its reactor).
+    pub fn spawn<F, Fut>(&self, set: &mut JoinSet<()>, stream: TcpStream, serve: F)
+    where
+        F: FnOnce(TcpStream) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let Some((workers, mine)) = &self.0 else {
+            set.spawn(serve(stream));
+            return;
+        };
+        let target = workers.place(*mine);
+        let guard = ActiveGuard::new(workers.clone(), target);
+        if target == *mine {
+            set.spawn(async move {
+                let _guard = guard;
+                serve(stream).await
+            });
+            return;
+        }
+        let socket = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not move a connection to another worker");
+                return;
+            }
+        };
+        set.spawn_on(
+            async move {
+                let _guard = guard;
+                match TcpStream::from_std(socket) {
+                    Ok(stream) => serve(stream).await,
+                    Err(e) => tracing::warn!(error = %e, "worker could not register a moved connection"),
+                }
+            },
+            &workers.handles[target],
+        );
     }
 }
 
@@ -96,13 +186,13 @@ impl Stop {
 /// resolves every loop is told to stop; returns what each loop returned, once all have.
 pub async fn accept_loops<T, F, Fut>(
     listener: TcpListener,
-    workers: Option<&Workers>,
+    workers: Option<&Arc<Workers>>,
     shutdown: impl Future,
     accept_loop: F,
 ) -> std::io::Result<Vec<T>>
 where
     T: Send + 'static,
-    F: Fn(TcpListener, Stop) -> Fut + Clone + Send + 'static,
+    F: Fn(TcpListener, Stop, Seat) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = T> + Send + 'static,
 {
     let (tx, rx) = watch::channel(false);
@@ -110,18 +200,20 @@ where
     match workers {
         None => {
             let stop = Stop(rx);
-            loops.spawn(async move { Ok::<T, std::io::Error>(accept_loop(listener, stop).await) });
+            loops
+                .spawn(async move { Ok::<T, std::io::Error>(accept_loop(listener, stop, Seat(None)).await) });
         }
         Some(workers) => {
             let socket = listener.into_std()?;
-            for handle in &workers.handles {
+            for (index, handle) in workers.handles.iter().enumerate() {
                 let (socket, stop, accept_loop) =
                     (socket.try_clone()?, Stop(rx.clone()), accept_loop.clone());
+                let seat = Seat(Some((workers.clone(), index)));
                 loops.spawn_on(
                     async move {
                         // Registers the socket with this worker's reactor.
                         let listener = TcpListener::from_std(socket)?;
-                        Ok::<T, std::io::Error>(accept_loop(listener, stop).await)
+                        Ok::<T, std::io::Error>(accept_loop(listener, stop, seat).await)
                     },
                     handle,
                 );
@@ -171,7 +263,7 @@ mod tests {
 
     /// An accept loop that answers each connection with the name of the thread that accepted
     /// it, and returns how many it served.
-    async fn name_thread(listener: TcpListener, mut stop: Stop) -> usize {
+    async fn name_thread(listener: TcpListener, mut stop: Stop, _seat: Seat) -> usize {
         let mut served = 0;
         loop {
             tokio::select! {
@@ -295,5 +387,59 @@ mod tests {
             "listener still open after the loops were aborted"
         );
         drop(workers);
+    }
+
+    #[test]
+    fn long_lived_connections_are_spread_and_short_imbalance_is_tolerated() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let _enter = rt.enter();
+        let workers = Workers::start(2).unwrap();
+        let set = |a: usize, b: usize| {
+            workers.active[0].store(a, Ordering::Relaxed);
+            workers.active[1].store(b, Ordering::Relaxed);
+        };
+        for (a, b, placed) in [
+            (0, 0, 0),
+            (1, 0, 1),
+            (1, 1, 0),
+            (2, 1, 1),
+            (33, 31, 0),
+            (40, 31, 1),
+        ] {
+            set(a, b);
+            assert_eq!(
+                workers.place(0),
+                placed,
+                "worker 0 with {a} open, worker 1 with {b}"
+            );
+        }
+        set(0, 0);
+        workers.stop();
+    }
+
+    #[tokio::test]
+    async fn a_connection_moves_to_the_less_loaded_worker_and_is_counted_there() {
+        let workers = Workers::start(2).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Worker 0 already serves one long-lived connection.
+        workers.active[0].store(1, Ordering::Relaxed);
+        let seat = Seat(Some((workers.clone(), 0)));
+        let mut set = JoinSet::new();
+        let client = tokio::spawn(thread_of(addr));
+        let (stream, _) = listener.accept().await.unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        seat.spawn(&mut set, stream, |mut s| async move {
+            let name = std::thread::current().name().unwrap_or("?").to_owned();
+            let _ = rx.await;
+            let _ = s.write_all(name.as_bytes()).await;
+        });
+        // Counted at once, on the worker it went to.
+        assert_eq!(workers.active(), vec![1, 1], "counted on worker 1 while open");
+        tx.send(()).unwrap();
+        assert_eq!(client.await.unwrap(), "kedge-worker-1");
+        while set.join_next().await.is_some() {}
+        assert_eq!(workers.active(), vec![1, 0], "uncounted when it ends");
+        workers.active[0].store(0, Ordering::Relaxed);
     }
 }

@@ -16,7 +16,7 @@ use super::{connection, EdgeContext, ServeError};
 use crate::config::HttpListenerConfig;
 use crate::edge::metrics;
 use crate::edge::shutdown::{self, Drain};
-use crate::edge::workers::{accept_loops, Stop};
+use crate::edge::workers::{accept_loops, Seat, Stop};
 
 /// Serves HTTP(S) on `listener` until `shutdown` resolves, then drains: no new connections,
 /// in-flight exchanges finish (idle keep-alive connections close at once), and whatever is still
@@ -45,8 +45,8 @@ pub async fn serve_http(
     tracing::info!(listener = %cfg.name, addr = ?listener.local_addr().ok(), tls,
         workers = ctx.workers().map_or(0, |w| w.len()), "HTTP listener serving");
 
-    let cut = accept_loops(listener, ctx.workers().map(|w| &**w), shutdown, move |l, stop| {
-        accept_loop(l, stop, shared.clone(), permits.clone(), drain.clone())
+    let cut = accept_loops(listener, ctx.workers(), shutdown, move |l, stop, seat| {
+        accept_loop(l, stop, seat, shared.clone(), permits.clone(), drain.clone())
     })
     .await
     .map_err(|source| ServeError::Workers {
@@ -63,6 +63,7 @@ pub async fn serve_http(
 async fn accept_loop(
     listener: TcpListener,
     mut stop: Stop,
+    seat: Seat,
     shared: Arc<ListenerShared>,
     permits: Arc<Semaphore>,
     drain: Arc<Drain>,
@@ -77,7 +78,10 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => match permits.clone().try_acquire_owned() {
                     Ok(permit) => {
-                        tasks.spawn(connection::serve(stream, peer, shared.clone(), drain.signal(), permit));
+                        let (shared, signal) = (shared.clone(), drain.signal());
+                        seat.spawn(&mut tasks, stream, move |stream| {
+                            connection::serve(stream, peer, shared, signal, permit)
+                        });
                     }
                     Err(_) => {
                         metrics::limit_exceeded(&name, "max_connections");

@@ -12,7 +12,7 @@ use super::connection::{refuse_over_limit, serve_connection};
 use super::splice::Meters;
 use super::RpcEdgeContext;
 use crate::config::RpcListenerConfig;
-use crate::edge::workers::{accept_loops, Stop};
+use crate::edge::workers::{accept_loops, Seat, Stop};
 use crate::observe::{self, Direction};
 
 /// Pause after a failed `accept` (out of file descriptors, …) so the loop does not spin.
@@ -42,8 +42,16 @@ pub async fn serve_rpc(
         workers = ctx.workers.as_ref().map_or(0, |w| w.len()), "rpc listener started");
     let name = cfg.name.clone();
     let workers = ctx.workers.clone();
-    let loops = accept_loops(listener, workers.as_deref(), shutdown, move |l, stop| {
-        accept_loop(l, stop, cfg.clone(), ctx.clone(), limit.clone(), meters.clone())
+    let loops = accept_loops(listener, workers.as_ref(), shutdown, move |l, stop, seat| {
+        accept_loop(
+            l,
+            stop,
+            seat,
+            cfg.clone(),
+            ctx.clone(),
+            limit.clone(),
+            meters.clone(),
+        )
     })
     .await;
     match loops {
@@ -61,6 +69,7 @@ pub async fn serve_rpc(
 async fn accept_loop(
     listener: TcpListener,
     mut stop: Stop,
+    seat: Seat,
     cfg: Arc<RpcListenerConfig>,
     ctx: Arc<RpcEdgeContext>,
     limit: Arc<Semaphore>,
@@ -76,7 +85,7 @@ async fn accept_loop(
                 Ok((stream, peer)) => match limit.clone().try_acquire_owned() {
                     Ok(permit) => {
                         let (cfg, ctx, meters) = (cfg.clone(), ctx.clone(), meters.clone());
-                        conns.spawn(async move {
+                        seat.spawn(&mut conns, stream, move |stream| async move {
                             serve_connection(stream, peer, cfg, ctx, meters).await;
                             drop(permit);
                         });
