@@ -2,14 +2,15 @@
 //! `kadmind -nofork`) on free loopback ports, configured only through files in a temp directory.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
+use std::fs;
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+
+use super::daemon::{free_port, Daemon};
 
 /// The test realm.
 pub const REALM: &str = "KEDGE.TEST";
@@ -32,20 +33,6 @@ const SUPPORT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support");
 const INSTALL_HINT: &str = "The kedge tests need a real MIT Kerberos KDC and GSS clients: run \
      `scripts/test` (it installs krb5-kdc krb5-admin-server krb5-user python3-gssapi \
      python3-impacket curl with apt-get and then runs cargo test)";
-
-/// Supervisor for a daemon: runs it in the background, writes its pid, and kills it as soon as
-/// its stdin (a pipe whose only writer is the test process) reaches EOF, i.e. when the `Kdc` is
-/// dropped or the test process dies in any way. Exits when the daemon exits.
-/// Arguments: `<dir to remove after the kill, or ""> <pidfile> <program> <args...>`.
-/// (An asynchronous list's stdin is /dev/null unless redirected, hence the copy on fd 3.)
-const SUPERVISOR: &str = r#"rmdir=$1; pidfile=$2; shift 2
-exec 3<&0
-"$@" </dev/null 3<&- &
-pid=$!
-echo "$pid" >"$pidfile"
-{ while read -r _; do :; done; kill -KILL "$pid" 2>/dev/null; [ -z "$rmdir" ] || rm -rf "$rmdir"; } <&3 3<&- &
-exec 3<&-
-wait "$pid""#;
 
 /// How a new principal gets its keys.
 #[derive(Clone, Copy, Debug)]
@@ -534,7 +521,7 @@ fn write_config(dir: &Path, realm: &str, ports: Ports, max_life: &str, max_renew
     fs::write(dir.join("kadm5.acl"), format!("*/admin@{realm} *\n")).expect("write kadm5.acl");
 }
 
-fn logs_in(dir: &Path) -> String {
+pub(crate) fn logs_in(dir: &Path) -> String {
     let mut s = String::new();
     for f in ["krb5kdc.out", "kdc.log", "kadmind.out", "kadmind.log"] {
         if let Ok(text) = fs::read_to_string(dir.join(f)) {
@@ -546,20 +533,6 @@ fn logs_in(dir: &Path) -> String {
 
 fn strip_realm(name: &str) -> &str {
     name.strip_suffix(&format!("@{REALM}")[..]).unwrap_or(name)
-}
-
-/// A loopback port free for TCP (and UDP when asked); the sockets hold it until dropped.
-fn free_port(udp: bool) -> ((TcpListener, Option<UdpSocket>), u16) {
-    loop {
-        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = tcp.local_addr().unwrap().port();
-        if !udp {
-            return ((tcp, None), port);
-        }
-        if let Ok(u) = UdpSocket::bind(("127.0.0.1", port)) {
-            return ((tcp, Some(u)), port);
-        }
-    }
 }
 
 /// Absolute path of an MIT tool; panics naming its Debian package when it is missing.
@@ -612,114 +585,4 @@ pub(crate) fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> std::process::O
     let out = child.wait_with_output().expect("wait for child");
     let _ = writer.join();
     out
-}
-
-/// A daemon under the pipe-watching supervisor.
-struct Daemon {
-    name: &'static str,
-    shell: Option<Child>,
-    stdin: Option<ChildStdin>,
-    pid: u32,
-}
-
-impl Daemon {
-    fn placeholder() -> Daemon {
-        Daemon {
-            name: "",
-            shell: None,
-            stdin: None,
-            pid: 0,
-        }
-    }
-
-    fn spawn(name: &'static str, cmd: &mut Command, dir: &Path, rmdir: Option<&Path>) -> Daemon {
-        let log = File::create(dir.join(format!("{name}.out"))).expect("create daemon log");
-        let pidfile = dir.join(format!("{name}.pid"));
-        let mut sh = Command::new("/bin/sh");
-        sh.arg("-c")
-            .arg(SUPERVISOR)
-            .arg("kedge-supervisor")
-            .arg(rmdir.map(|p| p.as_os_str().to_owned()).unwrap_or_default())
-            .arg(&pidfile)
-            .arg(cmd.get_program())
-            .args(cmd.get_args())
-            .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
-            .stdin(Stdio::piped())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        let mut shell = sh.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-        let stdin = shell.stdin.take();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let pid = loop {
-            if let Some(pid) = fs::read_to_string(&pidfile)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-            {
-                break pid;
-            }
-            assert!(Instant::now() < deadline, "{name} supervisor wrote no pid");
-            std::thread::sleep(Duration::from_millis(1));
-        };
-        Daemon {
-            name,
-            shell: Some(shell),
-            stdin,
-            pid,
-        }
-    }
-
-    /// Waits until every port accepts TCP connections; fails if the daemon exits first.
-    fn wait_listening(&mut self, ports: &[u16], dir: &Path) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let mut pending: Vec<u16> = ports.to_vec();
-        while !pending.is_empty() {
-            pending.retain(|&p| {
-                TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], p)), Duration::from_millis(200))
-                    .is_err()
-            });
-            if pending.is_empty() {
-                break;
-            }
-            if let Some(Ok(Some(status))) = self.shell.as_mut().map(Child::try_wait) {
-                let logs = logs_in(dir);
-                return Err(format!(
-                    "{} exited ({status}) before listening on {ports:?}:\n{logs}",
-                    self.name
-                ));
-            }
-            if Instant::now() > deadline {
-                let logs = logs_in(dir);
-                return Err(format!(
-                    "{} not listening on {pending:?} after 15 s:\n{logs}",
-                    self.name
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let Some(mut shell) = self.shell.take() else {
-            return;
-        };
-        drop(self.stdin.take()); // EOF: the supervisor kills the daemon, then exits.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match shell.try_wait() {
-                Ok(Some(_)) => return,
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
-                _ => {
-                    let _ = Command::new("kill")
-                        .args(["-KILL", &self.pid.to_string()])
-                        .status();
-                    let _ = shell.kill();
-                    let _ = shell.wait();
-                    return;
-                }
-            }
-        }
-    }
 }

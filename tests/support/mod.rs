@@ -19,6 +19,7 @@
 //! `scripts/test`; a test never passes without a real KDC.
 #![allow(dead_code, unused_imports)]
 
+mod daemon;
 mod gss;
 mod kdc;
 

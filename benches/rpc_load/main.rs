@@ -14,10 +14,16 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+mod haproxy;
+mod procstat;
+
+use haproxy::start_haproxy;
+use procstat::{loadavg, num_cpus, thread_cpu_secs, KEDGE_THREADS};
 
 use hdrhistogram::Histogram;
 use kedge::config::{NtlmPolicy, RpcListenerConfig};
@@ -38,7 +44,7 @@ use kedge::rpc::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const KEYTAB: &[u8] = include_bytes!("../tests/testdata/rpc/exchange.keytab");
+const KEYTAB: &[u8] = include_bytes!("../../tests/testdata/rpc/exchange.keytab");
 const REALM: &str = "CONTOSO.TEST";
 const FQDN: &str = "outlook.contoso.com";
 const CHUNK: usize = 64 * 1024;
@@ -98,12 +104,6 @@ fn args() -> Args {
         }
     }
     a
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
 }
 
 fn bind_info(auth: bool) -> BindInfo {
@@ -445,59 +445,6 @@ fn run_bulk(addr: SocketAddr, bind: Arc<Vec<u8>>, streams: usize, mib: usize) ->
     })
 }
 
-struct Haproxy {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_haproxy(backend: SocketAddr) -> Option<Haproxy> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let dir = tempfile::tempdir().ok()?;
-    let cfg = dir.path().join("haproxy.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
-            "global\n  maxconn 4000\n  nbthread 2\n\ndefaults\n  mode tcp\n  timeout connect 5s\n  \
-             timeout client 60s\n  timeout server 60s\n\nlisten rpc\n  bind 127.0.0.1:{port}\n  \
-             server cas1 {backend}\n"
-        ),
-    )
-    .ok()?;
-    let child = Command::new("haproxy")
-        .arg("-db")
-        .arg("-f")
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let hp = Haproxy {
-        child,
-        addr,
-        _dir: dir,
-    };
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(addr).is_ok() {
-            return Some(hp);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    None
-}
-
 fn main() {
     let a = args();
     println!(
@@ -608,37 +555,4 @@ fn main() {
     }
     drop(haproxy);
     std::process::exit(0);
-}
-
-/// The threads of the kedge under test: its accept runtime and its per-core workers.
-const KEDGE_THREADS: &[&str] = &["bench-binds", "kedge-worker"];
-
-/// CPU seconds (user + system) spent so far by this process's threads whose name starts with
-/// one of `prefixes` (from /proc/self/task/*/stat; clock ticks from `getconf CLK_TCK`).
-fn thread_cpu_secs(prefixes: &[&str]) -> f64 {
-    let tck: f64 = Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0);
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return 0.0;
-    };
-    dir.filter_map(Result::ok)
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter_map(|stat| {
-            let open = stat.find('(')?;
-            let close = stat.rfind(')')?;
-            let name = &stat[open + 1..close];
-            let f: Vec<&str> = stat[close + 2..].split(' ').collect();
-            let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-            prefixes.iter().any(|p| name.starts_with(p)).then_some(ticks)
-        })
-        .sum::<f64>()
-        / tck
-}
-
-fn num_cpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
