@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
@@ -44,7 +45,7 @@ fn roots(path: &Path) -> Result<RootCertStore, BenchError> {
     let what = |m: String| BenchError::Tls(format!("--ca {}: {m}", path.display()));
     let pem = std::fs::read(path).map_err(|e| what(e.to_string()))?;
     let mut roots = RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+    for cert in CertificateDer::pem_slice_iter(&pem) {
         let cert = cert.map_err(|e| what(e.to_string()))?;
         roots.add(cert).map_err(|e| what(e.to_string()))?;
     }

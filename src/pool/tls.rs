@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 
 use super::config::BackendTlsConfig;
@@ -41,7 +42,7 @@ impl BackendTls {
             source,
         })?;
         let mut roots = RootCertStore::empty();
-        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        for cert in CertificateDer::pem_slice_iter(&pem) {
             let cert = cert.map_err(|e| TlsError::Certs {
                 path: cfg.ca.clone(),
                 msg: e.to_string(),

@@ -17,6 +17,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 
 /// A token → owner function (fake tokens, or a real acceptor of the backend's own).
@@ -74,12 +76,10 @@ impl TestBackend {
 
     /// A TLS backend (fake tokens) with the given certificate.
     pub async fn start_tls(cert_pem: &str, key_pem: &str) -> Self {
-        let certs = rustls_pemfile::certs(&mut cert_pem.as_bytes())
+        let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()
             .expect("certs");
-        let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())
-            .expect("key")
-            .expect("key");
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("key");
         let cfg =
             rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
                 .with_safe_default_protocol_versions()

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
 use sha2::{Digest, Sha256, Sha384, Sha512};
@@ -22,6 +23,14 @@ pub enum TlsError {
         path: String,
         /// Why.
         source: std::io::Error,
+    },
+    /// A PEM file is malformed.
+    #[error("{path}: {msg}")]
+    Pem {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        msg: String,
     },
     /// The PEM holds no certificate.
     #[error("{0}: no certificate found")]
@@ -62,12 +71,16 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 fn parse_certs(pem: &[u8], origin: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = rustls_pemfile::certs(&mut &pem[..])
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| TlsError::Io {
-            path: origin.into(),
-            source,
-        })?;
+    let certs = match CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>() {
+        Ok(certs) => certs,
+        Err(pem::Error::NoItemsFound) => Vec::new(),
+        Err(e) => {
+            return Err(TlsError::Pem {
+                path: origin.into(),
+                msg: e.to_string(),
+            })
+        }
+    };
     if certs.is_empty() {
         return Err(TlsError::NoCertificate(origin.into()));
     }
@@ -94,12 +107,13 @@ impl ServerTls {
 
     fn from_pem_named(chain: &[u8], key: &[u8], chain_name: &str, key_name: &str) -> Result<Self, TlsError> {
         let certs = parse_certs(chain, chain_name)?;
-        let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut &key[..])
-            .map_err(|source| TlsError::Io {
+        let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| match e {
+            pem::Error::NoItemsFound => TlsError::NoKey(key_name.into()),
+            e => TlsError::Pem {
                 path: key_name.into(),
-                source,
-            })?
-            .ok_or_else(|| TlsError::NoKey(key_name.into()))?;
+                msg: e.to_string(),
+            },
+        })?;
         let channel_binding = tls_server_end_point(&certs[0])?;
         let mut config = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?
@@ -206,6 +220,28 @@ fn pss_hash(params: &[u8]) -> Option<Hash> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pem_problems_are_named_with_the_file() {
+        let ck = rcgen::generate_simple_self_signed(vec!["kedge.test".into()]).expect("cert");
+        let (chain, key) = (ck.cert.pem(), ck.key_pair.serialize_pem());
+        assert!(ServerTls::from_pem(chain.as_bytes(), key.as_bytes()).is_ok());
+        // Key and certificate swapped, or a file with neither.
+        let e = ServerTls::from_pem_named(key.as_bytes(), key.as_bytes(), "a.pem", "a.key").unwrap_err();
+        assert!(matches!(&e, TlsError::NoCertificate(p) if p == "a.pem"), "{e}");
+        let e = ServerTls::from_pem_named(chain.as_bytes(), chain.as_bytes(), "a.pem", "a.key").unwrap_err();
+        assert!(matches!(&e, TlsError::NoKey(p) if p == "a.key"), "{e}");
+        let e = ServerTls::from_pem_named(b"", key.as_bytes(), "empty.pem", "a.key").unwrap_err();
+        assert_eq!(e.to_string(), "empty.pem: no certificate found");
+        // Broken base64 between the markers.
+        let broken = "-----BEGIN CERTIFICATE-----\n!!!not base64!!!\n-----END CERTIFICATE-----\n";
+        let e = ServerTls::from_pem_named(broken.as_bytes(), key.as_bytes(), "bad.pem", "a.key").unwrap_err();
+        assert!(
+            matches!(&e, TlsError::Pem { path, .. } if path == "bad.pem"),
+            "{e}"
+        );
+        assert!(e.to_string().starts_with("bad.pem: "), "{e}");
+    }
 
     #[test]
     fn channel_binding_of_an_ecdsa_sha256_certificate_is_its_sha256() {
