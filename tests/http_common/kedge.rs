@@ -48,34 +48,58 @@ pub async fn start(
     auth: Arc<dyn Authenticate>,
     tls: Option<ServerTls>,
 ) -> Kedge {
-    let cfg: HttpListenerConfig =
-        toml::from_str(&format!("listen = \"127.0.0.1:0\"\n{listener_toml}")).expect("listener config");
     let mut built = BTreeMap::new();
     for spec in pools {
-        let mut members = BTreeMap::new();
-        members.insert(
-            format!("{}-m1", spec.name),
-            MemberConfig {
-                address: spec.addr.ip().to_string(),
-                weight: 100,
-                ports: [("http".to_string(), spec.addr.port())].into_iter().collect(),
-                drain: false,
-            },
-        );
-        let pc: PoolConfig = toml::from_str(&format!(
-            "members = [\"{}-m1\"]\nport = \"http\"\n[health]\nkind = \"none\"\n",
-            spec.name
-        ))
-        .expect("pool config");
-        let pc = PoolConfig { tls: spec.tls, ..pc };
-        built.insert(
-            spec.name.to_string(),
-            Arc::new(Pool::new(spec.name, &pc, &members).expect("pool")),
-        );
+        let members = [(format!("{}-m1", spec.name), spec.addr)];
+        built.insert(spec.name.to_string(), build_pool(spec.name, &members, spec.tls));
     }
+    start_over(listener_toml, built, auth, tls).await
+}
+
+/// A plain-HTTP pool `name` of several members (`(member name, address)`, in that order):
+/// weight 100 each, no active health check, rendezvous affinity on the principal. The test keeps
+/// the `Arc` to drain members while kedge uses the pool.
+pub fn multi_member_pool(name: &str, members: &[(&str, SocketAddr)]) -> Arc<Pool> {
+    let members: Vec<(String, SocketAddr)> = members.iter().map(|(m, a)| (m.to_string(), *a)).collect();
+    build_pool(name, &members, None)
+}
+
+fn build_pool(name: &str, members: &[(String, SocketAddr)], tls: Option<BackendTlsConfig>) -> Arc<Pool> {
+    let table: BTreeMap<String, MemberConfig> = members
+        .iter()
+        .map(|(m, addr)| {
+            let mc = MemberConfig {
+                address: addr.ip().to_string(),
+                weight: 100,
+                ports: [("http".to_string(), addr.port())].into_iter().collect(),
+                drain: false,
+            };
+            (m.clone(), mc)
+        })
+        .collect();
+    let names: Vec<String> = members.iter().map(|(m, _)| format!("{m:?}")).collect();
+    let pc: PoolConfig = toml::from_str(&format!(
+        "members = [{}]\nport = \"http\"\n[health]\nkind = \"none\"\n",
+        names.join(", ")
+    ))
+    .expect("pool config");
+    let pc = PoolConfig { tls, ..pc };
+    Arc::new(Pool::new(name, &pc, &table).expect("pool"))
+}
+
+/// Starts a listener from TOML (the `listen` line is filled in) over pools already built (see
+/// [`multi_member_pool`]).
+pub async fn start_over(
+    listener_toml: &str,
+    pools: BTreeMap<String, Arc<Pool>>,
+    auth: Arc<dyn Authenticate>,
+    tls: Option<ServerTls>,
+) -> Kedge {
+    let cfg: HttpListenerConfig =
+        toml::from_str(&format!("listen = \"127.0.0.1:0\"\n{listener_toml}")).expect("listener config");
     // Connections run on per-core workers, as `kedge run` does by default.
     let workers = Workers::start(2).expect("worker threads");
-    let mut ctx = EdgeContext::new(auth, built).with_workers(workers);
+    let mut ctx = EdgeContext::new(auth, pools).with_workers(workers);
     if let Some(t) = tls {
         ctx = ctx.with_tls(t);
     }
