@@ -2,7 +2,7 @@
 //! started them and with the test process, even on SIGKILL), and free loopback ports for them.
 
 use std::fs::{self, File};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{TcpListener, UdpSocket};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -91,15 +91,15 @@ impl Daemon {
         }
     }
 
-    /// Waits until every port accepts TCP connections; fails if the daemon exits first.
+    /// Waits until the daemon itself listens on every port (a listening socket on the port that
+    /// is one of the daemon's own file descriptors: another process that took the port between
+    /// our probe and the daemon's bind does not count); fails if the daemon exits first.
     pub(crate) fn wait_listening(&mut self, ports: &[u16], dir: &Path) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(15);
         let mut pending: Vec<u16> = ports.to_vec();
         while !pending.is_empty() {
-            pending.retain(|&p| {
-                TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], p)), Duration::from_millis(200))
-                    .is_err()
-            });
+            let own = socket_inodes(self.pid);
+            pending.retain(|&p| !listening_inodes(p).iter().any(|i| own.contains(i)));
             if pending.is_empty() {
                 break;
             }
@@ -121,6 +121,47 @@ impl Daemon {
         }
         Ok(())
     }
+}
+
+/// Inodes of the TCP sockets listening on `port` (any local address, IPv4 or IPv6).
+fn listening_inodes(port: u16) -> Vec<u64> {
+    let mut out = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            let (Some(local), Some(state), Some(inode)) = (f.get(1), f.get(3), f.get(9)) else {
+                continue;
+            };
+            let on_port = local
+                .rsplit_once(':')
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+                == Some(port);
+            if on_port && *state == "0A" {
+                if let Ok(i) = inode.parse() {
+                    out.push(i);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Inodes of the sockets process `pid` holds open.
+fn socket_inodes(pid: u32) -> Vec<u64> {
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    fds.filter_map(Result::ok)
+        .filter_map(|e| fs::read_link(e.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            l.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .collect()
 }
 
 impl Drop for Daemon {
