@@ -9,21 +9,30 @@ use super::member::Member;
 use crate::observe::{self, SessionGuard};
 
 /// Counts one session on a member for as long as it lives; a drained or removed member stays
-/// usable through the leases it already gave out.
+/// usable through the leases it already gave out. A lease is taken when the connect starts (so
+/// least-connections sees members with connects in flight) and counts as a session in the
+/// metrics only once the connect succeeded.
 #[derive(Debug)]
 pub struct MemberLease {
     member: Arc<Member>,
-    _session: SessionGuard,
+    session: Option<SessionGuard>,
 }
 
 impl MemberLease {
     pub(super) fn new(member: Arc<Member>) -> Self {
         member.acquire();
-        let session = observe::session_opened(member.pool_label());
         Self {
             member,
-            _session: session,
+            session: None,
         }
+    }
+
+    /// The connect succeeded: from now on this is a session (`kedge_backend_sessions_*`).
+    pub(super) fn established(mut self) -> Self {
+        if self.session.is_none() {
+            self.session = Some(observe::session_opened(self.member.pool_label()));
+        }
+        self
     }
 
     /// The member this session went to.

@@ -178,7 +178,11 @@ impl Pool {
                         observe::backend_connect_duration(self.name.clone(), started.elapsed().as_secs_f64());
                         observe::backend_selected(self.name.clone(), m.label());
                         m.connect_succeeded();
-                        return Ok(BackendConn { stream, addr, lease });
+                        return Ok(BackendConn {
+                            stream,
+                            addr,
+                            lease: lease.established(),
+                        });
                     }
                     Err(e) => e.to_string(),
                 },
