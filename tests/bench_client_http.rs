@@ -226,6 +226,7 @@ fn options(url: String, mode: AuthMode, requests: u64, connections: usize) -> Ht
             duration: None,
             count: Some(requests),
             max_time: Duration::from_secs(60),
+            rate: None,
         },
         mode,
         expect_status: 200,
@@ -279,6 +280,31 @@ async fn users_per_request_rotate_the_principal_on_every_request() {
     assert_eq!(state.tokens.lock().unwrap().len(), 200);
     assert!(state.user_switches.load(Ordering::Relaxed) > 150);
     assert!(r.mint.unwrap().minted_background >= 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paced_run_never_exceeds_its_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::random(EncType::Aes256CtsHmacSha196);
+    let state = server_state(&key);
+    let addr = serve(state.clone(), None).await;
+    let feed = feed(&key, &dir, 10, None, UserPer::Connection);
+    let mut opts = options(format!("http://{addr}/mapi/emsmdb"), AuthMode::FreshToken, 0, 4);
+    // 100/s for 0.3 s: slots at 0, 10, …, 290 ms (30), plus at most one late slot per connection
+    // taken before the deadline check; an unpaced run would do thousands here.
+    opts.limits = Limits {
+        duration: Some(Duration::from_millis(300)),
+        count: None,
+        max_time: Duration::from_secs(60),
+        rate: Some(100.0),
+    };
+    let r = bench_http::run(opts, Some(feed.clone())).await.unwrap();
+    feed.stop();
+    show(&r);
+    assert_eq!(r.paced_rate, Some(100.0));
+    assert!(r.completed >= 1 && r.completed <= 30 + 4, "completed {}", r.completed);
+    assert_eq!(r.errors, 0, "{:?}", r.errors_by_kind);
+    assert!(format!("{r}").contains("paced at 100/s"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -389,6 +415,7 @@ async fn sample_load_run() {
             duration: Some(Duration::from_secs(secs)),
             count: None,
             max_time: Duration::from_secs(secs + 30),
+            rate: None,
         };
         if mode == AuthMode::None {
             opts.expect_status = 401;

@@ -172,6 +172,7 @@ fn options(addr: SocketAddr, auth: RpcAuth, binds: u64, mutual: bool) -> RpcOpti
             duration: None,
             count: Some(binds),
             max_time: Duration::from_secs(60),
+            rate: None,
         },
         mutual,
         timeout: Duration::from_secs(10),
@@ -275,6 +276,7 @@ async fn sample_load_run() {
             duration: Some(Duration::from_secs(secs)),
             count: None,
             max_time: Duration::from_secs(secs + 30),
+            rate: None,
         };
         let r = rpc::run(opts, feed.clone()).await.unwrap();
         feed.stop();

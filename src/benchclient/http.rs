@@ -326,6 +326,7 @@ pub async fn run(opts: HttpOptions, tokens: Option<Arc<HttpTokens>>) -> Result<R
     );
     report.mint = ctx.tokens.as_ref().map(|t| t.stats());
     report.loadavg_start = load_start;
+    report.paced_rate = ctx.opts.limits.rate;
     report.loadavg_end = loadavg();
     Ok(report)
 }
@@ -450,7 +451,7 @@ async fn worker(ctx: Arc<Ctx>, ready: Arc<Barrier>, mut go: watch::Receiver<bool
             tally.error("request");
             continue;
         };
-        let t0 = Instant::now();
+        let t0 = budget.pace().await;
         let exchange = async {
             let resp = c.sender.send_request(req).await?;
             let (parts, body) = resp.into_parts();

@@ -18,6 +18,9 @@ pub struct Limits {
     pub count: Option<u64>,
     /// Hard cap on the measured phase, whatever the above say.
     pub max_time: Duration,
+    /// Paced load: start requests at this many per second in all, at fixed intervals (open
+    /// loop, as wrk2), instead of as fast as the connections allow.
+    pub rate: Option<f64>,
 }
 
 impl Limits {
@@ -28,6 +31,13 @@ impl Limits {
         }
         if self.max_time.is_zero() {
             return Err(BenchError::Invalid("--max-time must be positive".into()));
+        }
+        if let Some(r) = self.rate {
+            if !(r.is_finite() && r > 0.0) {
+                return Err(BenchError::Invalid(format!(
+                    "--rate {r}: must be a positive number of requests per second"
+                )));
+            }
         }
         Ok(())
     }
@@ -42,8 +52,10 @@ impl Limits {
 /// The shared budget of a running load: every request asks it first.
 pub struct Budget {
     limits: Limits,
+    start: Instant,
     deadline: Instant,
     taken: AtomicU64,
+    slots: AtomicU64,
 }
 
 impl Budget {
@@ -51,8 +63,10 @@ impl Budget {
     pub fn start(limits: Limits, start: Instant) -> Self {
         Self {
             limits,
+            start,
             deadline: limits.deadline(start),
             taken: AtomicU64::new(0),
+            slots: AtomicU64::new(0),
         }
     }
 
@@ -64,6 +78,26 @@ impl Budget {
         match self.limits.count {
             Some(n) => self.taken.fetch_add(1, Ordering::Relaxed) < n,
             None => true,
+        }
+    }
+
+    /// With `rate`, when the next request is due: slot n of the run starts at n / rate seconds.
+    /// Latency is measured from this time, not from when the request actually went out, so a
+    /// stalled server is charged for every request it delayed (no coordinated omission).
+    pub fn next_slot(&self) -> Option<Instant> {
+        let rate = self.limits.rate?;
+        let n = self.slots.fetch_add(1, Ordering::Relaxed);
+        Some(self.start + Duration::from_secs_f64(n as f64 / rate))
+    }
+
+    /// Waits for the next slot of a paced run and returns it; without a rate, returns now.
+    pub async fn pace(&self) -> Instant {
+        match self.next_slot() {
+            Some(at) => {
+                tokio::time::sleep_until(at.into()).await;
+                at
+            }
+            None => Instant::now(),
         }
     }
 
@@ -116,9 +150,49 @@ mod tests {
             duration: None,
             count: Some(3),
             max_time: Duration::from_secs(60),
+            rate: None,
         };
         let b = Budget::start(limits, Instant::now());
         assert!(b.take() && b.take() && b.take());
         assert!(!b.take());
+        assert_eq!(b.next_slot(), None, "unpaced");
+    }
+
+    #[test]
+    fn paced_slots_are_evenly_spaced_from_the_start() {
+        let start = Instant::now();
+        let limits = Limits {
+            duration: Some(Duration::from_secs(1)),
+            count: None,
+            max_time: Duration::from_secs(60),
+            rate: Some(4.0),
+        };
+        limits.validate().unwrap();
+        let b = Budget::start(limits, start);
+        let slots: Vec<Duration> = (0..5).map(|_| b.next_slot().unwrap() - start).collect();
+        assert_eq!(slots, [0, 250, 500, 750, 1000].map(Duration::from_millis));
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let l = Limits {
+                rate: Some(bad),
+                ..limits
+            };
+            assert!(l.validate().is_err(), "rate {bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn pace_waits_for_the_slot_and_reports_it() {
+        let start = Instant::now();
+        let limits = Limits {
+            duration: Some(Duration::from_secs(10)),
+            count: None,
+            max_time: Duration::from_secs(60),
+            rate: Some(100.0),
+        };
+        let b = Budget::start(limits, start);
+        assert_eq!(b.pace().await, start);
+        let second = b.pace().await;
+        assert_eq!(second - start, Duration::from_millis(10));
+        assert!(Instant::now() >= second, "slept until the slot");
     }
 }

@@ -235,6 +235,7 @@ pub async fn run(opts: RpcOptions, feed: Arc<Feed<RpcBind>>) -> Result<Report, B
     );
     report.mint = Some(feed.stats());
     report.loadavg_start = load_start;
+    report.paced_rate = opts.limits.rate;
     report.loadavg_end = loadavg();
     Ok(report)
 }
@@ -244,7 +245,7 @@ async fn worker(opts: &RpcOptions, budget: &Budget, feed: &Feed<RpcBind>) -> Tal
     let mut local = Local::default();
     while budget.take() {
         let bind = feed.next(&mut local);
-        let t0 = Instant::now();
+        let t0 = budget.pace().await;
         let r = tokio::time::timeout(opts.timeout, exchange(opts.addr, &bind.pdu, &mut tally)).await;
         let outcome = match r {
             Err(_) => {

@@ -187,6 +187,9 @@ pub struct Report {
     pub loadavg_start: Option<String>,
     /// See `loadavg_start`.
     pub loadavg_end: Option<String>,
+    /// The paced rate (`--rate`), when the run was paced; latency then counts from each
+    /// request's scheduled time.
+    pub paced_rate: Option<f64>,
 }
 
 /// The first three fields of `/proc/loadavg`, where there is one.
@@ -228,6 +231,7 @@ impl Report {
             mint: None,
             loadavg_start: None,
             loadavg_end: None,
+            paced_rate: None,
         }
     }
 }
@@ -258,8 +262,12 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  throughput   {:.0} {unit}/s (ok {:.0} {unit}/s)",
-            self.throughput, self.ok_throughput
+            "  throughput   {:.0} {unit}/s (ok {:.0} {unit}/s){}",
+            self.throughput,
+            self.ok_throughput,
+            self.paced_rate
+                .map(|r| format!(", paced at {r:.0}/s (latency from each scheduled start)"))
+                .unwrap_or_default()
         )?;
         let l = &self.latency_us;
         writeln!(

@@ -83,6 +83,10 @@ struct RunArgs {
     /// Hard cap on the run's wall time, whatever else is set.
     #[arg(long, default_value = "600s")]
     max_time: String,
+    /// Paced (open-loop) load: this many requests (binds) per second in all, at fixed intervals;
+    /// latency counts from each request's scheduled time. Default: as fast as possible.
+    #[arg(long)]
+    rate: Option<f64>,
     /// Per-request (per-bind) timeout.
     #[arg(long, default_value = "10s")]
     timeout: String,
@@ -119,6 +123,7 @@ impl RunArgs {
             } else {
                 parse_duration(&self.max_time)?
             },
+            rate: self.rate,
         })
     }
 
