@@ -302,7 +302,11 @@ async fn a_paced_run_never_exceeds_its_rate() {
     feed.stop();
     show(&r);
     assert_eq!(r.paced_rate, Some(100.0));
-    assert!(r.completed >= 1 && r.completed <= 30 + 4, "completed {}", r.completed);
+    assert!(
+        r.completed >= 1 && r.completed <= 30 + 4,
+        "completed {}",
+        r.completed
+    );
     assert_eq!(r.errors, 0, "{:?}", r.errors_by_kind);
     assert!(format!("{r}").contains("paced at 100/s"));
 }

@@ -82,21 +82,24 @@ impl Budget {
     }
 
     /// With `rate`, when the next request is due: slot n of the run starts at n / rate seconds.
-    /// Latency is measured from this time, not from when the request actually went out, so a
-    /// stalled server is charged for every request it delayed (no coordinated omission).
     pub fn next_slot(&self) -> Option<Instant> {
         let rate = self.limits.rate?;
         let n = self.slots.fetch_add(1, Ordering::Relaxed);
         Some(self.start + Duration::from_secs_f64(n as f64 / rate))
     }
 
-    /// Waits for the next slot of a paced run and returns it; without a rate, returns now.
+    /// Waits for the next slot of a paced run and returns the time latency counts from; without
+    /// a rate, returns now. When the slot has already passed (this connection's previous request
+    /// came back late), latency counts from the slot, so a stalled server is charged for every
+    /// request it delayed (no coordinated omission); when the client sleeps for the slot, it
+    /// counts from the wakeup, so the timer's millisecond granularity is not charged to the server.
     pub async fn pace(&self) -> Instant {
         match self.next_slot() {
-            Some(at) => {
+            Some(at) if at > Instant::now() => {
                 tokio::time::sleep_until(at.into()).await;
-                at
+                Instant::now()
             }
+            Some(at) => at,
             None => Instant::now(),
         }
     }
@@ -190,9 +193,17 @@ mod tests {
             rate: Some(100.0),
         };
         let b = Budget::start(limits, start);
+        // Slot 0 has passed: latency counts from it.
         assert_eq!(b.pace().await, start);
+        // Slot 1 (10 ms) is ahead: the client sleeps and counts from its wakeup.
         let second = b.pace().await;
-        assert_eq!(second - start, Duration::from_millis(10));
-        assert!(Instant::now() >= second, "slept until the slot");
+        assert!(
+            second - start >= Duration::from_millis(10),
+            "slept until the slot"
+        );
+        // Far behind schedule: the missed slots count from when they were due.
+        let (_, _) = (b.next_slot(), b.next_slot());
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(b.pace().await - start, Duration::from_millis(40));
     }
 }

@@ -266,7 +266,7 @@ impl fmt::Display for Report {
             self.throughput,
             self.ok_throughput,
             self.paced_rate
-                .map(|r| format!(", paced at {r:.0}/s (latency from each scheduled start)"))
+                .map(|r| format!(", paced at {r:.0}/s (a late request counts from its scheduled start)"))
                 .unwrap_or_default()
         )?;
         let l = &self.latency_us;

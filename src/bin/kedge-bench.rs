@@ -84,7 +84,8 @@ struct RunArgs {
     #[arg(long, default_value = "600s")]
     max_time: String,
     /// Paced (open-loop) load: this many requests (binds) per second in all, at fixed intervals;
-    /// latency counts from each request's scheduled time. Default: as fast as possible.
+    /// a request sent late because the previous one was slow counts from its scheduled time.
+    /// Default: as fast as possible.
     #[arg(long)]
     rate: Option<f64>,
     /// Per-request (per-bind) timeout.
