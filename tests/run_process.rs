@@ -198,19 +198,7 @@ fn metric(admin: SocketAddr, name: &str, labels: &[(&str, &str)]) -> f64 {
 #[test]
 fn kedge_run_serves_counts_and_reloads_on_sighup() {
     let dir = tempfile::tempdir().unwrap();
-    let key = Key::random(EncType::Aes256CtsHmacSha196);
-    let kt = Keytab {
-        entries: vec![KeytabEntry {
-            principal: Principal::parse(SPN, "").unwrap(),
-            timestamp: 0,
-            kvno: 2,
-            key: key.clone(),
-        }],
-        skipped_unsupported: 0,
-    };
-    let kt_path = dir.path().join("asa.keytab");
-    std::fs::write(&kt_path, kt.to_bytes()).unwrap();
-    std::fs::set_permissions(&kt_path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let (key, kt_path) = asa_keytab(dir.path());
     let cas1 = backend("cas1");
     let cas2 = backend("cas2");
     let cfg_path = dir.path().join("kedge.toml");
@@ -292,7 +280,29 @@ fn kedge_run_serves_counts_and_reloads_on_sighup() {
     );
 
     // SIGTERM drains and exits 0.
-    let mut k = k;
+    terminate(k);
+}
+
+/// A random aes256 ASA key at kvno 2 for the SPN, written as `asa.keytab` (mode 0600) in `dir`.
+fn asa_keytab(dir: &Path) -> (Key, std::path::PathBuf) {
+    let key = Key::random(EncType::Aes256CtsHmacSha196);
+    let kt = Keytab {
+        entries: vec![KeytabEntry {
+            principal: Principal::parse(SPN, "").unwrap(),
+            timestamp: 0,
+            kvno: 2,
+            key: key.clone(),
+        }],
+        skipped_unsupported: 0,
+    };
+    let kt_path = dir.join("asa.keytab");
+    std::fs::write(&kt_path, kt.to_bytes()).unwrap();
+    std::fs::set_permissions(&kt_path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    (key, kt_path)
+}
+
+/// SIGTERM: kedge drains and exits 0 within 15 s.
+fn terminate(mut k: Running) {
     Command::new("kill")
         .args(["-TERM", &k.child.id().to_string()])
         .status()
@@ -305,5 +315,34 @@ fn kedge_run_serves_counts_and_reloads_on_sighup() {
         }
         assert!(Instant::now() < deadline, "kedge did not stop on SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn both_schedulers_serve_and_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, kt_path) = asa_keytab(dir.path());
+    let cas1 = backend("cas1");
+    for (i, runtime) in [
+        "scheduler = \"work-stealing\"\nworkers = 3",
+        "scheduler = \"per-core\"\nworkers = 3",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let cfg_path = dir.path().join(format!("kedge{i}.toml"));
+        let cfg = format!("[runtime]\n{runtime}\n\n{}", config(&kt_path, &[("cas1", cas1)]));
+        std::fs::write(&cfg_path, cfg).unwrap();
+        let k = start(&cfg_path);
+        assert_eq!(get(k.http, "/owa/", None).0, 401, "{runtime}");
+        for n in 0..8 {
+            let t = token(&key, &format!("user{n}@CONTOSO.COM"));
+            assert_eq!(
+                get(k.http, "/owa/", Some(&t)),
+                (200, "cas1\n".to_owned()),
+                "{runtime}"
+            );
+        }
+        terminate(k);
     }
 }
