@@ -380,7 +380,8 @@ fn kdc_dies_when_the_test_process_dies_even_on_panic() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout
         .lines()
-        .find_map(|l| l.strip_prefix("PIDS "))
+        // Anywhere in a line: run with one test thread, libtest prints "test <name> ... " first.
+        .find_map(|l| l.split_once("PIDS ").map(|(_, pids)| pids))
         .expect("child printed no pids");
     let pids: Vec<u32> = line
         .trim_matches(|c| c == '[' || c == ']')
