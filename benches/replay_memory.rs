@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use kedge::krb::principal::Principal;
 use kedge::krb::replay::{ReplayCache, ReplayKey, ReplayVerdict};
 
 fn rss_kib() -> u64 {
@@ -25,11 +26,14 @@ fn main() {
     let before = rss_kib();
     let cache = ReplayCache::new(2_000_000);
     let tag = [7u8; 12];
-    let clients: Vec<String> = (0..1000).map(|i| format!("user{i}@CONTOSO.COM")).collect();
+    let server = Principal::parse("http/outlook.contoso.com@CONTOSO.COM", "CONTOSO.COM").unwrap();
+    let clients: Vec<Principal> = (0..1000)
+        .map(|i| Principal::parse(&format!("user{i}@CONTOSO.COM"), "CONTOSO.COM").unwrap())
+        .collect();
     let start = Instant::now();
     for i in 0..n {
         let key = ReplayKey {
-            server: "http/outlook.contoso.com@CONTOSO.COM",
+            server: &server,
             client: &clients[i % clients.len()],
             ctime: 1_790_000_000 + (i / 1000) as i64 % 300,
             cusec: (i % 1_000_000) as u32,

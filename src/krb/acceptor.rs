@@ -432,18 +432,20 @@ fn validate(
     if ctx.check_replay {
         let c = &req.authenticator.cipher;
         let tag = &c[c.len().saturating_sub(16)..];
-        let server = sname.to_string();
-        let client_s = client.to_string();
         let key = ReplayKey {
-            server: &server,
-            client: &client_s,
+            server: &sname,
+            client: &client,
             ctime,
             cusec,
             tag,
         };
         match replay.check_and_insert(&key, now, 2 * skew) {
             ReplayVerdict::Fresh => {}
-            ReplayVerdict::Replay => return Err(AuthError::Replay { client: client_s }),
+            ReplayVerdict::Replay => {
+                return Err(AuthError::Replay {
+                    client: client.to_string(),
+                })
+            }
             ReplayVerdict::Full => return Err(AuthError::ReplayCacheFull(replay.len())),
         }
     }

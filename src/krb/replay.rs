@@ -14,6 +14,8 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use super::principal::Principal;
+
 const SHARDS: usize = 64;
 
 /// Result of recording an authenticator.
@@ -30,10 +32,11 @@ pub enum ReplayVerdict {
 /// The fields that identify one authenticator.
 #[derive(Clone, Copy, Debug)]
 pub struct ReplayKey<'a> {
-    /// Server principal (ticket sname, components joined) and realm.
-    pub server: &'a str,
+    /// Server principal (ticket sname) with its realm; hashed by components and realm (no
+    /// string is built per token).
+    pub server: &'a Principal,
     /// Client principal and realm.
-    pub client: &'a str,
+    pub client: &'a Principal,
     /// Authenticator ctime, Unix seconds.
     pub ctime: i64,
     /// Authenticator cusec.
@@ -93,8 +96,11 @@ impl ReplayCache {
 
     fn fingerprint(&self, k: &ReplayKey<'_>) -> u64 {
         let mut h = self.hasher.build_hasher();
-        k.server.hash(&mut h);
-        k.client.hash(&mut h);
+        // Vec<String> hashes its length and each string with a terminator: unambiguous.
+        k.server.components.hash(&mut h);
+        k.server.realm.hash(&mut h);
+        k.client.components.hash(&mut h);
+        k.client.realm.hash(&mut h);
         k.ctime.hash(&mut h);
         k.cusec.hash(&mut h);
         k.tag.hash(&mut h);
@@ -180,10 +186,15 @@ impl ReplayCache {
 mod tests {
     use super::*;
 
+    static SERVER: std::sync::LazyLock<Principal> =
+        std::sync::LazyLock::new(|| Principal::parse("http/outlook.contoso.com@R", "R").unwrap());
+    static CLIENT: std::sync::LazyLock<Principal> =
+        std::sync::LazyLock::new(|| Principal::parse("alice@R", "R").unwrap());
+
     fn key(i: u32) -> ReplayKey<'static> {
         ReplayKey {
-            server: "http/outlook.contoso.com@R",
-            client: "alice@R",
+            server: &SERVER,
+            client: &CLIENT,
             ctime: 1000,
             cusec: i,
             tag: b"tagtagtagtag",
