@@ -246,41 +246,20 @@ async fn ntlm_passes_through_on_one_pinned_connection_where_allowed() {
 async fn a_new_principal_on_the_same_connection_gets_its_own_backend_connection() {
     let (backend, kedge) = setup().await;
     let mut c = Conn::plain(kedge.addr).await;
+    assert_eq!(c.get_as("alice", "/a", "alice").await.status, 200);
     assert_eq!(
-        bounded(
-            "alice",
-            c.get("/a", &[("authorization", &fake::header("alice", ""))])
-        )
-        .await
-        .status,
-        200
-    );
-    assert_eq!(
-        bounded("alice2", c.get("/a2", &[])).await.body,
+        c.get_plain("alice2", "/a2").await.body,
         "conn=1 owner=alice@KEDGE.TEST path=/a2"
     );
+    assert_eq!(c.get_as("bob", "/b", "bob").await.status, 200);
     assert_eq!(
-        bounded("bob", c.get("/b", &[("authorization", &fake::header("bob", ""))]))
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        bounded("bob2", c.get("/b2", &[])).await.body,
+        c.get_plain("bob2", "/b2").await.body,
         "conn=2 owner=bob@KEDGE.TEST path=/b2"
     );
     // The same principal again keeps its connection.
+    assert_eq!(c.get_as("bob3", "/b3", "bob").await.status, 200);
     assert_eq!(
-        bounded(
-            "bob3",
-            c.get("/b3", &[("authorization", &fake::header("bob", ""))])
-        )
-        .await
-        .status,
-        200
-    );
-    assert_eq!(
-        bounded("bob4", c.get("/b4", &[])).await.body,
+        c.get_plain("bob4", "/b4").await.body,
         "conn=2 owner=bob@KEDGE.TEST path=/b4"
     );
     assert_eq!(backend.connections(), 2);
@@ -290,22 +269,14 @@ async fn a_new_principal_on_the_same_connection_gets_its_own_backend_connection(
 async fn a_refused_token_on_an_authenticated_connection_unauthenticates_it() {
     let (backend, kedge) = setup().await;
     let mut c = Conn::plain(kedge.addr).await;
-    assert_eq!(
-        bounded(
-            "alice",
-            c.get("/", &[("authorization", &fake::header("alice", ""))])
-        )
-        .await
-        .status,
-        200
-    );
+    assert_eq!(c.get_as("alice", "/", "alice").await.status, 200);
     assert_eq!(
         bounded("bad", c.get("/", &[("authorization", &fake::negotiate(b"nope"))]))
             .await
             .status,
         401
     );
-    assert_eq!(bounded("after", c.get("/", &[])).await.status, 401);
+    assert_eq!(c.get_plain("after", "/").await.status, 401);
     assert_eq!(backend.seen().len(), 1);
 }
 

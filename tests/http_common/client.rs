@@ -148,6 +148,17 @@ impl Conn {
         read(resp).await
     }
 
+    /// `GET path` carrying a fresh fake Negotiate token for `user`, bounded in time.
+    pub async fn get_as(&mut self, what: &str, path: &str, user: &str) -> Reply {
+        let authz = super::fake::header(user, "");
+        super::bounded(what, self.get(path, &[("authorization", &authz)])).await
+    }
+
+    /// `GET path` with no credentials, bounded in time.
+    pub async fn get_plain(&mut self, what: &str, path: &str) -> Reply {
+        super::bounded(what, self.get(path, &[])).await
+    }
+
     /// Whether the server closed the connection.
     pub fn is_closed(&self) -> bool {
         self.sender.is_closed() || self.driver.is_finished()
