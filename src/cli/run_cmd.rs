@@ -48,8 +48,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     match cfg.runtime.scheduler {
-        // Connections run on their own per-core workers (Kedge::start); this runtime keeps the
-        // accept loops, health checks, keytab watcher and admin listener.
+        // Connections, and the accept loops that take them, run on the per-core workers
+        // (Kedge::start); this runtime keeps health checks, the keytab watcher and admin.
         Scheduler::PerCore => builder.worker_threads(1),
         Scheduler::WorkStealing => builder.worker_threads(cfg.runtime.worker_count()),
     };

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 
 /// The listener's side: tells connections to drain.
 #[derive(Debug)]
@@ -58,13 +58,25 @@ impl DrainSignal {
 }
 
 /// Waits for every task up to `grace`, then aborts the rest; returns how many were cut.
-pub async fn finish(tasks: &mut JoinSet<()>, grace: Duration) -> usize {
-    let waited = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+/// `on_done` sees how each task ended (a panic, say), the cut ones included.
+pub async fn finish(
+    tasks: &mut JoinSet<()>,
+    grace: Duration,
+    mut on_done: impl FnMut(Result<(), JoinError>),
+) -> usize {
+    let waited = tokio::time::timeout(grace, async {
+        while let Some(done) = tasks.join_next().await {
+            on_done(done);
+        }
+    })
+    .await;
     if waited.is_ok() {
         return 0;
     }
     let cut = tasks.len();
     tasks.abort_all();
-    while tasks.join_next().await.is_some() {}
+    while let Some(done) = tasks.join_next().await {
+        on_done(done);
+    }
     cut
 }

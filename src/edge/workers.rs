@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
+
+use super::shutdown::{Drain, DrainSignal};
 
 /// The worker threads and their runtimes' handles.
 #[derive(Debug)]
@@ -20,14 +21,14 @@ pub struct Workers {
     handles: Vec<Handle>,
     /// Open connections per worker, for balancing long-lived connections.
     active: Vec<AtomicUsize>,
-    stop: watch::Sender<bool>,
+    stop: Drain,
     threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl Workers {
     /// Starts `n` worker threads (at least one), named `kedge-worker-<i>`.
     pub fn start(n: usize) -> std::io::Result<Arc<Self>> {
-        let (stop, _) = watch::channel(false);
+        let stop = Drain::new();
         let mut handles = Vec::new();
         let mut threads = Vec::new();
         for i in 0..n.max(1) {
@@ -35,14 +36,12 @@ impl Workers {
                 .enable_all()
                 .build()?;
             handles.push(rt.handle().clone());
-            let mut stopped = stop.subscribe();
+            let mut stopped = stop.signal();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("kedge-worker-{i}"))
                     .spawn(move || {
-                        rt.block_on(async move {
-                            let _ = stopped.wait_for(|s| *s).await;
-                        });
+                        rt.block_on(stopped.draining());
                         // Whatever is still running on this worker is dropped with its runtime.
                     })?,
             );
@@ -89,7 +88,7 @@ impl Workers {
 
     /// Stops the workers and waits for their threads (call once every connection has ended).
     pub fn stop(&self) {
-        let _ = self.stop.send(true);
+        self.stop.start();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for t in threads {
             let _ = t.join();
@@ -100,7 +99,7 @@ impl Workers {
 impl Drop for Workers {
     /// The last owner gone (every listener has stopped): the worker threads exit on their own.
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        self.stop.start();
     }
 }
 
@@ -168,22 +167,10 @@ impl Seat {
     }
 }
 
-/// Resolves once the listener is told to stop; given to each accept loop.
-#[derive(Clone, Debug)]
-pub struct Stop(watch::Receiver<bool>);
-
-impl Stop {
-    /// Resolves when the listener stops accepting (at once if it already has).
-    pub async fn stopped(&mut self) {
-        // An error means the listener itself is gone: a stop too.
-        let _ = self.0.wait_for(|s| *s).await;
-    }
-}
-
 /// Runs a listener's accept loop on every worker, each over its own registration of the same
 /// listening socket, so a connection is accepted by the thread that will serve it (no hand-off,
 /// no second wakeup); without workers, one loop runs on the current runtime. When `shutdown`
-/// resolves every loop is told to stop; returns what each loop returned, once all have.
+/// resolves every loop's [`DrainSignal`] fires; returns what each loop returned, once all have.
 pub async fn accept_loops<T, F, Fut>(
     listener: TcpListener,
     workers: Option<&Arc<Workers>>,
@@ -192,22 +179,21 @@ pub async fn accept_loops<T, F, Fut>(
 ) -> std::io::Result<Vec<T>>
 where
     T: Send + 'static,
-    F: Fn(TcpListener, Stop, Seat) -> Fut + Clone + Send + 'static,
+    F: Fn(TcpListener, DrainSignal, Seat) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = T> + Send + 'static,
 {
-    let (tx, rx) = watch::channel(false);
+    let stop = Drain::new();
     let mut loops = JoinSet::new();
     match workers {
         None => {
-            let stop = Stop(rx);
+            let stop = stop.signal();
             loops
                 .spawn(async move { Ok::<T, std::io::Error>(accept_loop(listener, stop, Seat(None)).await) });
         }
         Some(workers) => {
             let socket = listener.into_std()?;
             for (index, handle) in workers.handles.iter().enumerate() {
-                let (socket, stop, accept_loop) =
-                    (socket.try_clone()?, Stop(rx.clone()), accept_loop.clone());
+                let (socket, stop, accept_loop) = (socket.try_clone()?, stop.signal(), accept_loop.clone());
                 let seat = Seat(Some((workers.clone(), index)));
                 loops.spawn_on(
                     async move {
@@ -228,7 +214,7 @@ where
         tokio::select! {
             _ = &mut shutdown, if !stopping => {
                 stopping = true;
-                let _ = tx.send(true);
+                stop.start();
             }
             done = loops.join_next() => match done {
                 Some(Ok(Ok(v))) => out.push(v),
@@ -237,7 +223,7 @@ where
                     first_error.get_or_insert(e);
                     // The others stop too: a listener serves on all its workers or on none.
                     stopping = true;
-                    let _ = tx.send(true);
+                    stop.start();
                 }
                 Some(Err(e)) => {
                     if e.is_panic() {
@@ -263,11 +249,11 @@ mod tests {
 
     /// An accept loop that answers each connection with the name of the thread that accepted
     /// it, and returns how many it served.
-    async fn name_thread(listener: TcpListener, mut stop: Stop, _seat: Seat) -> usize {
+    async fn name_thread(listener: TcpListener, mut stop: DrainSignal, _seat: Seat) -> usize {
         let mut served = 0;
         loop {
             tokio::select! {
-                _ = stop.stopped() => return served,
+                _ = stop.draining() => return served,
                 accepted = listener.accept() => {
                     let (mut s, _) = accepted.unwrap();
                     let name = std::thread::current().name().unwrap_or("?").to_owned();

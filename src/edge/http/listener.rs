@@ -15,8 +15,8 @@ use super::routes::RouteTable;
 use super::{connection, EdgeContext, ServeError};
 use crate::config::HttpListenerConfig;
 use crate::edge::metrics;
-use crate::edge::shutdown::{self, Drain};
-use crate::edge::workers::{accept_loops, Seat, Stop};
+use crate::edge::shutdown::{self, Drain, DrainSignal};
+use crate::edge::workers::{accept_loops, Seat};
 
 /// Serves HTTP(S) on `listener` until `shutdown` resolves, then drains: no new connections,
 /// in-flight exchanges finish (idle keep-alive connections close at once), and whatever is still
@@ -62,7 +62,7 @@ pub async fn serve_http(
 /// One accept loop and the connections it accepted; returns how many were cut at shutdown.
 async fn accept_loop(
     listener: TcpListener,
-    mut stop: Stop,
+    mut stop: DrainSignal,
     seat: Seat,
     shared: Arc<ListenerShared>,
     permits: Arc<Semaphore>,
@@ -73,7 +73,7 @@ async fn accept_loop(
     let mut tasks = JoinSet::new();
     loop {
         tokio::select! {
-            _ = stop.stopped() => break,
+            _ = stop.draining() => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => match permits.clone().try_acquire_owned() {
@@ -105,6 +105,7 @@ async fn accept_loop(
     shutdown::finish(
         &mut tasks,
         Duration::from_secs(shared.cfg.limits.shutdown_grace_secs),
+        |_| {},
     )
     .await
 }

@@ -12,7 +12,8 @@ use super::connection::{refuse_over_limit, serve_connection};
 use super::splice::Meters;
 use super::RpcEdgeContext;
 use crate::config::RpcListenerConfig;
-use crate::edge::workers::{accept_loops, Seat, Stop};
+use crate::edge::shutdown::{self, DrainSignal};
+use crate::edge::workers::{accept_loops, Seat};
 use crate::observe::{self, Direction};
 
 /// Pause after a failed `accept` (out of file descriptors, …) so the loop does not spin.
@@ -68,7 +69,7 @@ pub async fn serve_rpc(
 /// One accept loop and its connections; returns how many were cut when the grace period ran out.
 async fn accept_loop(
     listener: TcpListener,
-    mut stop: Stop,
+    mut stop: DrainSignal,
     seat: Seat,
     cfg: Arc<RpcListenerConfig>,
     ctx: Arc<RpcEdgeContext>,
@@ -79,7 +80,7 @@ async fn accept_loop(
     loop {
         tokio::select! {
             biased;
-            _ = stop.stopped() => break,
+            _ = stop.draining() => break,
             Some(done) = conns.join_next(), if !conns.is_empty() => log_join(&cfg.name, done),
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => match limit.clone().try_acquire_owned() {
@@ -107,19 +108,10 @@ async fn accept_loop(
     tracing::info!(listener = %cfg.name, open, grace_secs = cfg.shutdown_grace_secs,
         "rpc listener stopped accepting; waiting for open connections");
     let grace = Duration::from_secs(cfg.shutdown_grace_secs);
-    let drained = tokio::time::timeout(grace, async {
-        while let Some(done) = conns.join_next().await {
-            log_join(&cfg.name, done);
-        }
-    })
-    .await
-    .is_ok();
-    if drained {
-        return 0;
+    let cut = shutdown::finish(&mut conns, grace, |done| log_join(&cfg.name, done)).await;
+    if cut > 0 {
+        tracing::warn!(listener = %cfg.name, cut, "shutdown grace expired; connections closed");
     }
-    let cut = conns.len();
-    tracing::warn!(listener = %cfg.name, cut, "shutdown grace expired; closing connections");
-    conns.shutdown().await;
     cut
 }
 
