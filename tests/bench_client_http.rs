@@ -235,16 +235,41 @@ fn options(url: String, mode: AuthMode, requests: u64, connections: usize) -> Ht
     }
 }
 
+/// A plain-HTTP test server accepting tokens for a fresh random key, and a directory for its
+/// keytab.
+struct Target {
+    dir: tempfile::TempDir,
+    key: Key,
+    state: Arc<Server>,
+    addr: SocketAddr,
+}
+
+impl Target {
+    async fn start() -> Self {
+        let key = Key::random(EncType::Aes256CtsHmacSha196);
+        let state = server_state(&key);
+        let addr = serve(state.clone(), None).await;
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            key,
+            state,
+            addr,
+        }
+    }
+}
+
 fn show(r: &Report) {
     eprint!("{r}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fresh_token_mode_sends_a_distinct_valid_token_on_every_request() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = Key::random(EncType::Aes256CtsHmacSha196);
-    let state = server_state(&key);
-    let addr = serve(state.clone(), None).await;
+    let Target {
+        dir,
+        key,
+        state,
+        addr,
+    } = Target::start().await;
     let feed = feed(&key, &dir, 50, Some(30), UserPer::Connection);
     let opts = options(format!("http://{addr}/mapi/emsmdb"), AuthMode::FreshToken, 400, 4);
     let r = bench_http::run(opts, Some(feed.clone())).await.unwrap();
@@ -268,10 +293,12 @@ async fn fresh_token_mode_sends_a_distinct_valid_token_on_every_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_per_request_rotate_the_principal_on_every_request() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = Key::random(EncType::Aes256CtsHmacSha196);
-    let state = server_state(&key);
-    let addr = serve(state.clone(), None).await;
+    let Target {
+        dir,
+        key,
+        state,
+        addr,
+    } = Target::start().await;
     let feed = feed(&key, &dir, 50, None, UserPer::Request);
     let opts = options(format!("http://{addr}/"), AuthMode::FreshToken, 200, 2);
     let r = bench_http::run(opts, Some(feed.clone())).await.unwrap();
@@ -284,10 +311,7 @@ async fn users_per_request_rotate_the_principal_on_every_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paced_run_never_exceeds_its_rate() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = Key::random(EncType::Aes256CtsHmacSha196);
-    let state = server_state(&key);
-    let addr = serve(state.clone(), None).await;
+    let Target { dir, key, addr, .. } = Target::start().await;
     let feed = feed(&key, &dir, 10, None, UserPer::Connection);
     let mut opts = options(format!("http://{addr}/mapi/emsmdb"), AuthMode::FreshToken, 0, 4);
     // 100/s for 0.3 s: slots at 0, 10, …, 290 ms (30), plus at most one late slot per connection
@@ -313,10 +337,12 @@ async fn a_paced_run_never_exceeds_its_rate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_connection_mode_sends_one_token_per_connection() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = Key::random(EncType::Aes256CtsHmacSha196);
-    let state = server_state(&key);
-    let addr = serve(state.clone(), None).await;
+    let Target {
+        dir,
+        key,
+        state,
+        addr,
+    } = Target::start().await;
     let feed = feed(&key, &dir, 10, None, UserPer::Connection);
     let opts = options(format!("http://{addr}/"), AuthMode::PerConnection, 300, 3);
     let r = bench_http::run(opts, Some(feed.clone())).await.unwrap();
