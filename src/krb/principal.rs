@@ -71,6 +71,32 @@ impl Principal {
     pub fn name(&self) -> String {
         self.components.join("/")
     }
+
+    /// The one form kedge compares, hashes and states principals in (affinity, replay keys,
+    /// "same principal" checks, identity headers): components lower-cased, the realm
+    /// upper-cased, and `\`, `/` and `@` inside a component escaped as MIT writes them, so two
+    /// different principals never share a canonical form. Active Directory compares account
+    /// names and realms case-insensitively (MS-KILE §3.3.5.1.1), so `Alice@contoso.com` and
+    /// `alice@CONTOSO.COM` are one account and must be one principal to kedge too.
+    pub fn canonical(&self) -> String {
+        let mut out = String::with_capacity(
+            self.realm.len() + 1 + self.components.iter().map(|c| c.len() + 1).sum::<usize>(),
+        );
+        for (i, c) in self.components.iter().enumerate() {
+            if i > 0 {
+                out.push('/');
+            }
+            for ch in c.chars().flat_map(char::to_lowercase) {
+                if matches!(ch, '\\' | '/' | '@') {
+                    out.push('\\');
+                }
+                out.push(ch);
+            }
+        }
+        out.push('@');
+        out.extend(self.realm.chars().flat_map(char::to_uppercase));
+        out
+    }
 }
 
 impl fmt::Display for Principal {
@@ -97,6 +123,32 @@ mod tests {
         let p = Principal::parse("alice", "CONTOSO.COM").unwrap();
         assert_eq!(p.realm, "CONTOSO.COM");
         assert_eq!(p.name_type, 1);
+    }
+
+    #[test]
+    fn canonical_form_folds_case_and_escapes_separators() {
+        let a = Principal::parse("Alice@contoso.com", "X").unwrap();
+        let b = Principal::parse("alice@CONTOSO.COM", "X").unwrap();
+        assert_eq!(a.canonical(), "alice@CONTOSO.COM");
+        assert_eq!(a.canonical(), b.canonical());
+        let svc = Principal::parse("HTTP/Outlook.Contoso.com@contoso.com", "X").unwrap();
+        assert_eq!(svc.canonical(), "http/outlook.contoso.com@CONTOSO.COM");
+        // One component holding '/' is not the two-component name it would print as.
+        let one = Principal {
+            name_type: 1,
+            components: vec!["a/b".into()],
+            realm: "R".into(),
+        };
+        let two = Principal::parse("a/b@R", "R").unwrap();
+        assert_eq!(one.canonical(), "a\\/b@R");
+        assert_ne!(one.canonical(), two.canonical());
+        // An enterprise name keeps its '@' escaped.
+        let ent = Principal {
+            name_type: 10,
+            components: vec!["bob@contoso.com".into()],
+            realm: "CONTOSO.COM".into(),
+        };
+        assert_eq!(ent.canonical(), "bob\\@contoso.com@CONTOSO.COM");
     }
 
     #[test]

@@ -132,7 +132,7 @@ impl Identity {
     /// The identity of a validated token; `service` is what the route asked for.
     pub fn from_accepted(acc: &Accepted, service: &str) -> Self {
         Self {
-            principal: acc.client.to_string(),
+            principal: acc.client.canonical(),
             service: service.to_string(),
             pac: acc.pac.clone().map(Arc::new),
         }

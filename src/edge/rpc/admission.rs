@@ -109,7 +109,7 @@ pub fn admit(
     };
     match acceptor.accept(token, &ctx) {
         Ok(accepted) => Ok(Admission::Kerberos {
-            principal: accepted.client.to_string(),
+            principal: accepted.client.canonical(),
         }),
         Err(AuthError::Ntlm) => ntlm(),
         Err(error) => Err(RpcEdgeError::Auth {
