@@ -90,6 +90,11 @@ pub struct KerberosConfig {
     /// Refuse tickets without a PAC.
     #[serde(default)]
     pub require_pac: bool,
+    /// Realms whose users may log on (the client realm of the decrypted ticket): the own realm
+    /// and the trusted realms whose users use this array, every one listed. Empty (the default):
+    /// only `realm` (or, without it, the keytab's realm).
+    #[serde(default)]
+    pub allowed_client_realms: Vec<String>,
     /// Maximum live replay-cache entries (default 2,000,000, about 120 MB at most).
     #[serde(default = "default_replay_max")]
     pub replay_max_entries: usize,
@@ -424,6 +429,13 @@ impl Config {
                 "kerberos.skew_secs: {} is more than an hour",
                 self.kerberos.skew_secs
             ));
+        }
+        for (i, r) in self.kerberos.allowed_client_realms.iter().enumerate() {
+            if r.is_empty() || r.contains(['@', '/', ' ']) {
+                p.push(format!(
+                    "kerberos.allowed_client_realms[{i}]: {r:?} is not a realm name"
+                ));
+            }
         }
         if self.kerberos.replay_max_entries == 0 {
             p.push("kerberos.replay_max_entries: must be at least 1".into());

@@ -142,6 +142,8 @@ fn acceptor_config(cfg: &Config) -> AcceptorConfig {
         channel_binding: cfg.kerberos.channel_binding,
         require_pac: cfg.kerberos.require_pac,
         verify_pac: true,
+        client_realms: cfg.kerberos.allowed_client_realms.clone(),
+        shared_replay: false,
     }
 }
 

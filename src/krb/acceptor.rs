@@ -12,7 +12,7 @@ use super::error::AuthError;
 use super::gss;
 use super::keyset::KeySet;
 use super::principal::Principal;
-use super::replay::{ReplayCache, ReplayKey, ReplayVerdict};
+use super::replay::{ReplayCache, ReplayId, ReplayKey, ReplayVerdict};
 use super::spnego;
 use super::{aprep, authz, gss_checksum, time};
 
@@ -59,6 +59,12 @@ pub struct AcceptorConfig {
     pub require_pac: bool,
     /// Verify the PAC server signature where a PAC is present (default on).
     pub verify_pac: bool,
+    /// Realms whose users may authenticate (the decrypted ticket's `crealm`), compared
+    /// case-insensitively. Empty: only the service's own realm (`realm`, or the realm of the
+    /// key that decrypted the ticket).
+    pub client_realms: Vec<String>,
+    /// Compute [`Accepted::replay_id`] for a replay store shared between replicas.
+    pub shared_replay: bool,
 }
 
 impl Default for AcceptorConfig {
@@ -70,6 +76,8 @@ impl Default for AcceptorConfig {
             channel_binding: ChannelBindingPolicy::WhenPresent,
             require_pac: false,
             verify_pac: true,
+            client_realms: Vec::new(),
+            shared_replay: false,
         }
     }
 }
@@ -122,6 +130,9 @@ pub struct Accepted {
     pub dce_style: bool,
     /// How the token was framed.
     pub framing: Framing,
+    /// The authenticator's replica-independent replay identity, where the acceptor was asked
+    /// for it ([`AcceptorConfig::shared_replay`]): the edge records it in the shared store.
+    pub replay_id: Option<ReplayId>,
     /// What the response token is made from; see [`Accepted::response_token`].
     pub reply: Reply,
 }
@@ -343,6 +354,7 @@ fn validate(
     drop(plain);
     let crealm = String::from_utf8_lossy(enc.crealm.as_bytes()).into_owned();
     let client = principal_of(&enc.cname, &crealm);
+    check_client_realm(cfg, &crealm, &service_key.principal.realm)?;
 
     // 3. Times.
     if bit(&enc.flags.0, TKT_FLAG_INVALID) {
@@ -429,16 +441,19 @@ fn validate(
     }
 
     // 5. Replay, last, so that only authenticators that passed every other check take a slot.
+    let mut replay_id = None;
     if ctx.check_replay {
-        let c = &req.authenticator.cipher;
-        let tag = &c[c.len().saturating_sub(16)..];
+        // Keyed on authenticated data only: never on sname, realm or framing, which travel
+        // in clear (a re-labelled copy of a used token is the same authenticator).
         let key = ReplayKey {
-            server: &sname,
             client: &client,
             ctime,
             cusec,
-            tag,
+            authenticator: &req.authenticator.cipher,
         };
+        if cfg.shared_replay {
+            replay_id = Some(key.shared_id());
+        }
         match replay.check_and_insert(&key, now, 2 * skew) {
             ReplayVerdict::Fresh => {}
             ReplayVerdict::Replay => {
@@ -471,6 +486,7 @@ fn validate(
         mutual,
         dce_style,
         framing,
+        replay_id,
         reply: Reply::Kerberos(ApRepParts {
             ticket_session_key: session_key,
             ctime: auth.ctime,
@@ -501,6 +517,28 @@ fn check_spn(cfg: &AcceptorConfig, sname: &Principal, service: &str) -> Result<(
         got: sname.name(),
         want,
         protocol: service.to_string(),
+    })
+}
+
+/// The client's realm must be one whose users may log on: the listed realms, or without a list
+/// the service's own (the configured realm, else the realm of the key that decrypted).
+fn check_client_realm(cfg: &AcceptorConfig, crealm: &str, key_realm: &str) -> Result<(), AuthError> {
+    let own = cfg.realm.as_deref().unwrap_or(key_realm);
+    let ok = if cfg.client_realms.is_empty() {
+        crealm.eq_ignore_ascii_case(own)
+    } else {
+        cfg.client_realms.iter().any(|r| r.eq_ignore_ascii_case(crealm))
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(AuthError::ClientRealmNotAllowed {
+        realm: crealm.to_string(),
+        allowed: if cfg.client_realms.is_empty() {
+            own.to_string()
+        } else {
+            cfg.client_realms.join(", ")
+        },
     })
 }
 

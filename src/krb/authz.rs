@@ -87,24 +87,28 @@ fn client_name_matches(pac_name: &str, cname: &str, crealm: &str) -> bool {
 }
 
 /// Applies allow/deny rules on the user's SIDs (user SID and group SIDs). Deny wins; a non-empty
-/// allow list needs one match. Without a PAC, a non-empty allow list refuses.
+/// allow list needs one match. Without a PAC any rule refuses (fail closed: a ticket without a
+/// PAC cannot show that its user holds no denied group).
 pub fn apply_group_rules(rules: &GroupRules, id: Option<&PacIdentity>) -> Result<(), AuthError> {
     if rules.allow.is_empty() && rules.deny.is_empty() {
         return Ok(());
     }
-    if let Some(Err(e)) = id.map(|id| id.logon_info()) {
+    // Rules fail closed: without a PAC nobody can tell whether the user holds a denied group.
+    let Some(id) = id else {
+        return Err(AuthError::GroupDenied(
+            "no PAC to check the group rules against".into(),
+        ));
+    };
+    if let Err(e) = id.logon_info() {
         return Err(AuthError::Pac(format!("LOGON_INFO does not decode: {e}")));
     }
-    let holds = |want: &String| id.is_some_and(|id| id.holds(want));
-    if let Some(d) = rules.deny.iter().find(|d| holds(d)) {
+    if let Some(d) = rules.deny.iter().find(|d| id.holds(d)) {
         return Err(AuthError::GroupDenied(format!("member of denied {d}")));
     }
-    if !rules.allow.is_empty() && !rules.allow.iter().any(holds) {
-        return Err(AuthError::GroupDenied(if id.is_none() {
-            "no PAC to check allowed groups against".into()
-        } else {
-            "member of none of the allowed groups".into()
-        }));
+    if !rules.allow.is_empty() && !rules.allow.iter().any(|a| id.holds(a)) {
+        return Err(AuthError::GroupDenied(
+            "member of none of the allowed groups".into(),
+        ));
     }
     Ok(())
 }
@@ -131,6 +135,17 @@ mod tests {
         assert!(apply_group_rules(&r, Some(&id(&["S-1-5-21-1-2-3-513", "S-1-5-21-1-2-3-666"]))).is_err());
         assert!(apply_group_rules(&r, Some(&id(&["S-1-5-21-1-2-3-512"]))).is_err());
         assert!(apply_group_rules(&r, None).is_err());
+    }
+
+    #[test]
+    fn deny_rules_fail_closed_without_a_pac() {
+        let r = GroupRules {
+            allow: vec![],
+            deny: vec!["S-1-5-21-1-2-3-512".into()],
+        };
+        let e = apply_group_rules(&r, None).unwrap_err();
+        assert_eq!(e.reason(), "group_denied");
+        assert!(apply_group_rules(&r, Some(&id(&["S-1-5-21-1-2-3-513"]))).is_ok());
     }
 
     #[test]

@@ -48,6 +48,10 @@ pub enum AuthError {
     /// The ticket's realm is not the configured one.
     #[error("KRB_AP_ERR_NOT_US: ticket realm {got}, expected {want}")]
     WrongRealm { got: String, want: String },
+    /// The client's realm (from the decrypted ticket) is not one whose users may log on here
+    /// (a trusting realm's users arrive with their own realm as `crealm`).
+    #[error("client realm {realm} is not allowed (allowed: {allowed})")]
+    ClientRealmNotAllowed { realm: String, allowed: String },
     /// KRB_AP_ERR_TKT_EXPIRED.
     #[error("KRB_AP_ERR_TKT_EXPIRED: ticket ended at {endtime} (now {now}, skew {skew}s)")]
     TicketExpired { endtime: i64, now: i64, skew: i64 },
@@ -117,6 +121,7 @@ impl AuthError {
             Self::Modified { .. } => "KRB_AP_ERR_MODIFIED",
             Self::WrongSpn { .. } => "wrong_spn",
             Self::WrongRealm { .. } => "wrong_realm",
+            Self::ClientRealmNotAllowed { .. } => "client_realm_not_allowed",
             Self::TicketExpired { .. } => "KRB_AP_ERR_TKT_EXPIRED",
             Self::TicketNotYetValid { .. } => "KRB_AP_ERR_TKT_NYV",
             Self::Skew { .. } => "KRB_AP_ERR_SKEW",

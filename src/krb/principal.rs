@@ -79,23 +79,22 @@ impl Principal {
     /// names and realms case-insensitively (MS-KILE §3.3.5.1.1), so `Alice@contoso.com` and
     /// `alice@CONTOSO.COM` are one account and must be one principal to kedge too.
     pub fn canonical(&self) -> String {
-        let mut out = String::with_capacity(
-            self.realm.len() + 1 + self.components.iter().map(|c| c.len() + 1).sum::<usize>(),
-        );
-        for (i, c) in self.components.iter().enumerate() {
-            if i > 0 {
-                out.push('/');
-            }
-            for ch in c.chars().flat_map(char::to_lowercase) {
-                if matches!(ch, '\\' | '/' | '@') {
-                    out.push('\\');
-                }
-                out.push(ch);
-            }
-        }
-        out.push('@');
-        out.extend(self.realm.chars().flat_map(char::to_uppercase));
-        out
+        self.canonical_chars().collect()
+    }
+
+    /// The characters of [`Principal::canonical`], without building the string (replay keys
+    /// hash them per token).
+    pub fn canonical_chars(&self) -> impl Iterator<Item = char> + '_ {
+        let name = self.components.iter().enumerate().flat_map(|(i, c)| {
+            let sep = (i > 0).then_some('/');
+            let body = c.chars().flat_map(char::to_lowercase).flat_map(|ch| {
+                let esc = matches!(ch, '\\' | '/' | '@').then_some('\\');
+                esc.into_iter().chain(std::iter::once(ch))
+            });
+            sep.into_iter().chain(body)
+        });
+        name.chain(std::iter::once('@'))
+            .chain(self.realm.chars().flat_map(char::to_uppercase))
     }
 }
 

@@ -1,7 +1,15 @@
 //! The replay cache (RFC 4120 §3.2.3, §10): an authenticator is accepted once within the skew
-//! window. Keyed on a 64-bit SipHash (random key per process) of the RFC tuple — server
-//! principal, client principal, ctime, cusec — plus the authenticator's integrity tag, so two
-//! different authenticators that share a timestamp never collide.
+//! window. Keyed only on what the ticket's and authenticator's encryption authenticates: the
+//! client principal and realm from the *decrypted* ticket (in [`Principal::canonical`] form),
+//! the authenticator's ctime and cusec, and the whole authenticator ciphertext (whose integrity
+//! check covers its plaintext, so no byte of it can change and still decrypt). Nothing that
+//! travels in clear — the ticket's `sname` and `realm`, the kvno, the GSS or SPNEGO framing —
+//! is part of the key: a used token re-labelled `HTTP/`, re-cased, or moved from an RPC listener
+//! to HTTPS is the same authenticator and a replay (DESIGN.md §2 step 5).
+//!
+//! The local key is a 64-bit SipHash with a random per-process key; [`ReplayKey::shared_id`]
+//! is a 128-bit SHA-256 digest of the same fields that every replica computes alike, for a
+//! shared store.
 //!
 //! Concurrent (sharded mutexes), bounded in memory (`max_entries`; when full after purging expired
 //! entries it *refuses* new ones and counts that, never forgetting live ones), and expired by time:
@@ -10,7 +18,7 @@
 //! One cache is shared by every listener of a process.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -29,20 +37,51 @@ pub enum ReplayVerdict {
     Full,
 }
 
-/// The fields that identify one authenticator.
+/// The fields that identify one authenticator, all of them authenticated by the service key
+/// or the session key.
 #[derive(Clone, Copy, Debug)]
 pub struct ReplayKey<'a> {
-    /// Server principal (ticket sname) with its realm; hashed by components and realm (no
-    /// string is built per token).
-    pub server: &'a Principal,
-    /// Client principal and realm.
+    /// Client principal and realm from the decrypted ticket; hashed in canonical form.
     pub client: &'a Principal,
     /// Authenticator ctime, Unix seconds.
     pub ctime: i64,
     /// Authenticator cusec.
     pub cusec: u32,
-    /// The authenticator ciphertext's integrity tag (its last bytes).
-    pub tag: &'a [u8],
+    /// The authenticator's ciphertext (`enc-part.cipher`), whole.
+    pub authenticator: &'a [u8],
+}
+
+/// A replica-independent identity of one authenticator (for a shared replay store).
+pub type ReplayId = [u8; 16];
+
+impl ReplayKey<'_> {
+    /// Feeds the key's fields to `h`, unambiguously (the principal as its canonical characters
+    /// with a terminator, fixed-width numbers, the ciphertext with its length).
+    fn feed(&self, mut write: impl FnMut(&[u8])) {
+        let mut utf8 = [0u8; 4];
+        for c in self.client.canonical_chars() {
+            write(c.encode_utf8(&mut utf8).as_bytes());
+        }
+        write(&[0]);
+        write(&self.ctime.to_be_bytes());
+        write(&self.cusec.to_be_bytes());
+        write(&(self.authenticator.len() as u64).to_be_bytes());
+        write(self.authenticator);
+    }
+
+    /// `SHA-256("kedge-replay-v1" ‖ fields)[..16]`: the same on every replica, so replicas can
+    /// share replay state by it; reveals nothing about the token beyond the client's ability
+    /// to recompute it.
+    pub fn shared_id(&self) -> ReplayId {
+        use sha2::Digest;
+        let mut d = sha2::Sha256::new();
+        d.update(b"kedge-replay-v1");
+        self.feed(|b| d.update(b));
+        let full = d.finalize();
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&full[..16]);
+        id
+    }
 }
 
 #[derive(Default)]
@@ -96,14 +135,7 @@ impl ReplayCache {
 
     fn fingerprint(&self, k: &ReplayKey<'_>) -> u64 {
         let mut h = self.hasher.build_hasher();
-        // Vec<String> hashes its length and each string with a terminator: unambiguous.
-        k.server.components.hash(&mut h);
-        k.server.realm.hash(&mut h);
-        k.client.components.hash(&mut h);
-        k.client.realm.hash(&mut h);
-        k.ctime.hash(&mut h);
-        k.cusec.hash(&mut h);
-        k.tag.hash(&mut h);
+        k.feed(|b| h.write(b));
         h.finish()
     }
 
@@ -186,18 +218,15 @@ impl ReplayCache {
 mod tests {
     use super::*;
 
-    static SERVER: std::sync::LazyLock<Principal> =
-        std::sync::LazyLock::new(|| Principal::parse("http/outlook.contoso.com@R", "R").unwrap());
     static CLIENT: std::sync::LazyLock<Principal> =
         std::sync::LazyLock::new(|| Principal::parse("alice@R", "R").unwrap());
 
     fn key(i: u32) -> ReplayKey<'static> {
         ReplayKey {
-            server: &SERVER,
             client: &CLIENT,
             ctime: 1000,
             cusec: i,
-            tag: b"tagtagtagtag",
+            authenticator: b"ciphertext-of-the-authenticator",
         }
     }
 
@@ -240,12 +269,43 @@ mod tests {
     }
 
     #[test]
-    fn tag_distinguishes_authenticators_with_equal_times() {
+    fn ciphertext_distinguishes_authenticators_with_equal_times() {
         let c = ReplayCache::new(100);
         let mut k = key(1);
         assert_eq!(c.check_and_insert(&k, 1000, 600), ReplayVerdict::Fresh);
-        k.tag = b"othertagxxxx";
+        k.authenticator = b"another-authenticator-same-time";
         assert_eq!(c.check_and_insert(&k, 1000, 600), ReplayVerdict::Fresh);
+    }
+
+    #[test]
+    fn client_name_case_is_one_principal() {
+        let c = ReplayCache::new(100);
+        let upper = Principal::parse("ALICE@r", "R").unwrap();
+        let k = key(1);
+        assert_eq!(c.check_and_insert(&k, 1000, 600), ReplayVerdict::Fresh);
+        let recased = ReplayKey { client: &upper, ..k };
+        assert_eq!(c.check_and_insert(&recased, 1000, 600), ReplayVerdict::Replay);
+        assert_eq!(k.shared_id(), recased.shared_id());
+    }
+
+    #[test]
+    fn shared_id_is_deterministic_and_covers_every_field() {
+        let base = key(1);
+        let id = base.shared_id();
+        assert_eq!(id, key(1).shared_id(), "the same on every replica");
+        let bob = Principal::parse("bob@R", "R").unwrap();
+        let others = [
+            ReplayKey { client: &bob, ..base },
+            ReplayKey { ctime: 1001, ..base },
+            ReplayKey { cusec: 2, ..base },
+            ReplayKey {
+                authenticator: b"ciphertext-of-the-authenticatoR",
+                ..base
+            },
+        ];
+        for o in others {
+            assert_ne!(o.shared_id(), id);
+        }
     }
 
     #[test]

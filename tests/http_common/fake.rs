@@ -127,6 +127,7 @@ impl Authenticate for FakeAuth {
             mutual,
             dce_style: false,
             framing: Framing::Gss,
+            replay_id: None,
             reply: if mutual {
                 Reply::Fixed(APREP.to_vec())
             } else {

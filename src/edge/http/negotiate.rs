@@ -154,13 +154,19 @@ impl Identity {
     }
 
     /// Whether `rules` let this identity in: deny wins; an empty allow list allows all; the
-    /// user SID counts as held, like the groups.
+    /// user SID counts as held, like the groups; without a PAC any rule refuses (fail closed),
+    /// as in [`crate::krb::authz::apply_group_rules`].
     pub fn permitted_by(&self, rules: &GroupRules) -> bool {
-        let holds = |sid: &String| self.pac.as_ref().is_some_and(|p| p.holds(sid));
-        if rules.deny.iter().any(holds) {
+        if rules.allow.is_empty() && rules.deny.is_empty() {
+            return true;
+        }
+        let Some(pac) = &self.pac else {
+            return false;
+        };
+        if rules.deny.iter().any(|sid| pac.holds(sid)) {
             return false;
         }
-        rules.allow.is_empty() || rules.allow.iter().any(holds)
+        rules.allow.is_empty() || rules.allow.iter().any(|sid| pac.holds(sid))
     }
 }
 
@@ -284,5 +290,15 @@ mod tests {
             deny: vec![],
         };
         assert!(!id.permitted_by(&other));
+        let no_pac = Identity { pac: None, ..id };
+        assert!(no_pac.permitted_by(&GroupRules::default()));
+        let deny_only = GroupRules {
+            allow: vec![],
+            deny: vec!["S-1-5-21-1-512".into()],
+        };
+        assert!(
+            !no_pac.permitted_by(&deny_only),
+            "deny rules fail closed without a PAC"
+        );
     }
 }
