@@ -98,6 +98,9 @@ pub struct KerberosConfig {
     /// Maximum live replay-cache entries (default 2,000,000, about 120 MB at most).
     #[serde(default = "default_replay_max")]
     pub replay_max_entries: usize,
+    /// `[kerberos.replay]`: the replay store shared by replicas (none by default).
+    #[serde(default)]
+    pub replay: crate::replay_store::ReplayConfig,
     /// Keys of a previous kvno stay valid this many seconds after a newer kvno is loaded
     /// (default 7 days, like AD's ticket lifetime ceiling with margin).
     #[serde(default = "default_retire")]
@@ -440,6 +443,7 @@ impl Config {
         if self.kerberos.replay_max_entries == 0 {
             p.push("kerberos.replay_max_entries: must be at least 1".into());
         }
+        self.kerberos.replay.validate("kerberos.replay", &mut p);
         for (name, pool) in &self.pools {
             if pool.members.is_empty() {
                 p.push(format!("pools.{name}.members: empty"));

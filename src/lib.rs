@@ -1,7 +1,8 @@
 //! kedge — a Kerberos-validating load balancer for Microsoft Exchange Client Access arrays.
 //!
 //! See `ARCHITECTURE.md` for the code map. The protocol cores (`krb`, `rpc`) are pure: bytes and
-//! `now` in, values or typed errors out. The async edge (`edge`, `pool`, `admin`) owns sockets.
+//! `now` in, values or typed errors out. The async edge (`edge`, `pool`, `replay_store`, `admin`)
+//! owns sockets.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -14,5 +15,6 @@ pub mod fuzzing;
 pub mod krb;
 pub mod observe;
 pub mod pool;
+pub mod replay_store;
 pub mod rpc;
 pub mod serve;

@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use crate::admin::{self, status::ListenerStatus, AdminState};
 use crate::asa::{KeytabWatcher, WatchConfig};
 use crate::config::{Config, Scheduler};
+use crate::edge::authenticate::{Authenticate, SharedReplay};
 use crate::edge::http::{serve_http, EdgeContext, ServerTls};
 use crate::edge::rpc::{serve_rpc, RpcEdgeContext};
 use crate::edge::workers::Workers;
@@ -22,6 +23,7 @@ use crate::krb::keyset::KeySet;
 use crate::krb::replay::ReplayCache;
 use crate::observe;
 use crate::pool::Pools;
+use crate::replay_store::ReplayStore;
 
 /// Why kedge could not start or reload.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,9 @@ pub enum ServeError {
     /// A listener refused its configuration.
     #[error("listener {name}: {msg}")]
     Listener { name: String, msg: String },
+    /// The shared replay store's settings are unusable.
+    #[error("{0}")]
+    ReplayStore(String),
     /// The connection worker threads could not start.
     #[error("runtime: cannot start worker threads: {0}")]
     Runtime(String),
@@ -143,7 +148,7 @@ fn acceptor_config(cfg: &Config) -> AcceptorConfig {
         require_pac: cfg.kerberos.require_pac,
         verify_pac: true,
         client_realms: cfg.kerberos.allowed_client_realms.clone(),
-        shared_replay: false,
+        shared_replay: cfg.kerberos.replay.store.is_some(),
     }
 }
 
@@ -168,6 +173,14 @@ impl Kedge {
             KeySet::default(),
             replay.clone(),
         ));
+        // Entries live as long as the local cache keeps them: 2 × skew.
+        let window = 2 * Duration::from_secs(cfg.kerberos.skew_secs);
+        let store = ReplayStore::from_config(&cfg.kerberos.replay, window)
+            .map_err(|e| ServeError::ReplayStore(e.to_string()))?;
+        let auth: Arc<dyn Authenticate> = match &store {
+            Some(s) => Arc::new(SharedReplay::new(acceptor.clone(), s.clone())),
+            None => acceptor.clone(),
+        };
         let watcher = KeytabWatcher::start(WatchConfig::from_config(&cfg.kerberos), acceptor.clone())
             .map_err(|e| ServeError::Keytab(e.to_string()))?;
         let pools = Arc::new(
@@ -177,6 +190,10 @@ impl Kedge {
         let mut tasks = JoinSet::new();
         let checks = pools.spawn_health_checks(signalled(shutdown_rx.clone()));
         tasks.spawn(async move { checks.join().await });
+        if let Some(s) = &store {
+            observe::replay_store_up(false);
+            tasks.spawn(s.clone().maintain(signalled(shutdown_rx.clone())));
+        }
 
         let pool_map: BTreeMap<String, Arc<crate::pool::Pool>> = pools
             .all()
@@ -190,7 +207,7 @@ impl Kedge {
             Scheduler::WorkStealing => None,
         };
         for (listener, lcfg) in bound.http.into_iter().zip(cfg.http.iter().cloned()) {
-            let mut ctx = EdgeContext::new(acceptor.clone(), pool_map.clone());
+            let mut ctx = EdgeContext::new(auth.clone(), pool_map.clone());
             if let Some(w) = &workers {
                 ctx = ctx.with_workers(w.clone());
             }
@@ -222,6 +239,9 @@ impl Kedge {
             if let Some(w) = &workers {
                 ctx = ctx.with_workers(w.clone());
             }
+            if let Some(s) = &store {
+                ctx = ctx.with_replay_store(s.clone());
+            }
             let shutdown = signalled(shutdown_rx.clone());
             tasks.spawn(async move { serve_rpc(listener, Arc::new(lcfg), Arc::new(ctx), shutdown).await });
         }
@@ -242,10 +262,13 @@ impl Kedge {
 
         if let Some(listener) = bound.admin {
             let listeners = cfg.clone();
-            let state = AdminState::new(pools.clone())
+            let mut state = AdminState::new(pools.clone())
                 .with_credentials(watcher.status_provider())
                 .with_listeners(move || listener_status(&listeners))
                 .with_started_at(crate::krb::time::unix_secs(std::time::SystemTime::now()).max(0) as u64);
+            if let Some(s) = store.clone() {
+                state = state.with_replay_store(move || s.status());
+            }
             let shutdown = signalled(shutdown_rx.clone());
             tasks.spawn(async move { admin::serve(listener, state, shutdown).await });
         }

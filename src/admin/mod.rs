@@ -20,8 +20,11 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use client::{drain_member, fetch_status, AdminClientError};
-pub use state::{unix_now, AdminState, CredentialProvider, ListenerProvider};
-pub use status::{Credential, CredentialStatus, ListenerStatus, MemberStatus, PoolStatus, Status};
+pub use state::{unix_now, AdminState, CredentialProvider, ListenerProvider, ReplayStoreProvider};
+pub use status::{
+    Credential, CredentialStatus, ListenerStatus, MemberStatus, PoolStatus, ReplayStoreCalls,
+    ReplayStoreStatus, Status,
+};
 pub use table::{format_unix_time, render_status_table};
 
 /// Serves the admin API on `listener` until `shutdown` completes, then lets requests in flight

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::status::{CredentialStatus, ListenerStatus, PoolStatus, Status};
+use super::status::{CredentialStatus, ListenerStatus, PoolStatus, ReplayStoreStatus, Status};
 use crate::observe;
 use crate::pool::Pools;
 
@@ -12,6 +12,8 @@ use crate::pool::Pools;
 pub type CredentialProvider = Arc<dyn Fn() -> CredentialStatus + Send + Sync>;
 /// Gives the current listeners (called on every `/status`).
 pub type ListenerProvider = Arc<dyn Fn() -> Vec<ListenerStatus> + Send + Sync>;
+/// Gives the shared replay store's state (called on every `/status`).
+pub type ReplayStoreProvider = Arc<dyn Fn() -> ReplayStoreStatus + Send + Sync>;
 
 /// The admin listener's view of the process.
 #[derive(Clone)]
@@ -19,6 +21,7 @@ pub struct AdminState {
     pools: Arc<Pools>,
     credentials: CredentialProvider,
     listeners: ListenerProvider,
+    replay_store: Option<ReplayStoreProvider>,
     started_at: u64,
 }
 
@@ -47,6 +50,7 @@ impl AdminState {
             pools,
             credentials: Arc::new(CredentialStatus::default),
             listeners: Arc::new(Vec::new),
+            replay_store: None,
             started_at: unix_now(),
         }
     }
@@ -60,6 +64,13 @@ impl AdminState {
     /// Plugs in the listeners shown by `/status`.
     pub fn with_listeners(mut self, f: impl Fn() -> Vec<ListenerStatus> + Send + Sync + 'static) -> Self {
         self.listeners = Arc::new(f);
+        self
+    }
+
+    /// Plugs in the shared replay store shown by `/status` (it does not affect readiness: every
+    /// replica shares the one store, so taking replicas out of rotation would not help).
+    pub fn with_replay_store(mut self, f: impl Fn() -> ReplayStoreStatus + Send + Sync + 'static) -> Self {
+        self.replay_store = Some(Arc::new(f));
         self
     }
 
@@ -111,6 +122,7 @@ impl AdminState {
             pools: self.pools.all().iter().map(|p| PoolStatus::of(p)).collect(),
             credentials,
             counters: observe::tally().snapshot(),
+            replay_store: self.replay_store.as_ref().map(|f| f()),
         }
     }
 }

@@ -28,6 +28,47 @@ pub struct Status {
     pub credentials: CredentialStatus,
     /// Running totals.
     pub counters: Counters,
+    /// The replay store shared with other replicas, where one is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_store: Option<ReplayStoreStatus>,
+}
+
+/// The shared replay store (`[kerberos.replay] store`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayStoreStatus {
+    /// Its address, without credentials (`redis://10.0.0.5:6379/0`).
+    pub store: String,
+    /// `up` while a connection is open, else `down` (reconnecting in the background).
+    pub state: String,
+    /// When the state last changed, seconds since the Unix epoch (0: never connected).
+    pub since: u64,
+    /// What authentications do while it is down: `closed` (refuse) or `local`.
+    pub fail: String,
+    /// Per-call timeout, milliseconds.
+    pub timeout_ms: u64,
+    /// Prefix of its keys.
+    pub key_prefix: String,
+    /// How long an entry lives (2 × skew), seconds.
+    pub window_secs: u64,
+    /// Connections opened so far (1 + reconnects).
+    pub connects: u64,
+    /// Why the last connection attempt or connection failed.
+    pub last_error: Option<String>,
+    /// Calls by result.
+    pub calls: ReplayStoreCalls,
+}
+
+/// Store calls by result since start.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayStoreCalls {
+    /// Not seen before: recorded.
+    pub fresh: u64,
+    /// Seen by some replica: refused as a replay.
+    pub replay: u64,
+    /// No verdict: not connected, or an error.
+    pub error: u64,
+    /// No verdict within the timeout.
+    pub timeout: u64,
 }
 
 /// One client-facing listener.

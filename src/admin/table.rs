@@ -149,6 +149,34 @@ pub fn render_status_table(s: &Status) -> String {
         t.render(&mut out);
     }
 
+    if let Some(r) = &s.replay_store {
+        out.push_str("\nShared replay store\n");
+        let mut t = Table::new(&[
+            "Store",
+            "State",
+            "Since",
+            "Fail",
+            "Calls fresh/replay/error/timeout",
+            "Last error",
+        ]);
+        t.row(vec![
+            r.store.clone(),
+            r.state.clone(),
+            if r.since == 0 {
+                "-".into()
+            } else {
+                format_unix_time(r.since)
+            },
+            r.fail.clone(),
+            format!(
+                "{}/{}/{}/{}",
+                r.calls.fresh, r.calls.replay, r.calls.error, r.calls.timeout
+            ),
+            r.last_error.clone().unwrap_or_default(),
+        ]);
+        t.render(&mut out);
+    }
+
     out.push_str("\nBackends\n");
     let mut t = Table::new(&[
         "Pool",

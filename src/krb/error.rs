@@ -70,6 +70,11 @@ pub enum AuthError {
     /// The replay cache is full and refuses new entries rather than forget live ones.
     #[error("replay cache full ({0} live entries): refusing rather than forgetting")]
     ReplayCacheFull(usize),
+    /// The replay store shared with other replicas gave no verdict (unreachable, slow or
+    /// failing) and policy (`fail = "closed"`) refuses rather than accept on the local cache
+    /// alone. The text says why, without addresses or credentials.
+    #[error("shared replay store gave no verdict ({0}); refused by fail = closed")]
+    ReplayStoreUnavailable(String),
     /// The GSS authenticator checksum (0x8003) is absent, of another type or malformed.
     #[error("KRB_AP_ERR_INAPP_CKSUM: {0}")]
     BadChecksum(String),
@@ -128,6 +133,7 @@ impl AuthError {
             Self::BadMatch { .. } => "KRB_AP_ERR_BADMATCH",
             Self::Replay { .. } => "KRB_AP_ERR_REPEAT",
             Self::ReplayCacheFull(_) => "replay_cache_full",
+            Self::ReplayStoreUnavailable(_) => "replay_store_unavailable",
             Self::BadChecksum(_) => "KRB_AP_ERR_INAPP_CKSUM",
             Self::BadBindings => "bad_channel_binding",
             Self::MissingBindings => "missing_channel_binding",

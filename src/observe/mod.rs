@@ -32,6 +32,12 @@ pub const CONNECT_BUCKETS: &[f64] = &[
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 3.0,
 ];
 
+/// Buckets of `kedge_replay_store_duration_seconds`: a LAN round trip to Redis takes 100 µs to
+/// a few ms; the call timeout bounds it (200 ms by default, at most 10 s).
+pub const REPLAY_STORE_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
 /// Installs the Prometheus recorder as the process's global `metrics` recorder (once; later
 /// calls return the same handle) and describes every kedge metric.
 ///
@@ -43,6 +49,9 @@ pub fn install() -> &'static PrometheusHandle {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(AUTH_DURATION.into()), AUTH_BUCKETS)
             .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BACKEND_CONNECT_DURATION.into()), CONNECT_BUCKETS))
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(REPLAY_STORE_DURATION.into()), REPLAY_STORE_BUCKETS)
+            })
             .expect("bucket lists are non-empty")
             .build_recorder();
         let handle = recorder.handle();

@@ -41,6 +41,17 @@ pub const LIMIT_EXCEEDED: &str = "kedge_limit_exceeded_total";
 pub const REPLAY_CACHE_ENTRIES: &str = "kedge_replay_cache_entries";
 /// Counter: authenticators refused because the replay cache was full.
 pub const REPLAY_CACHE_FULL: &str = "kedge_replay_cache_full_total";
+/// Counter `{result}`: calls to the shared replay store, `fresh`, `replay`, `error` (not
+/// connected, or an error) or `timeout`.
+pub const REPLAY_STORE_CALLS: &str = "kedge_replay_store_calls_total";
+/// Histogram: time of one shared replay store call, seconds (calls made, not those refused at
+/// once while the store is down).
+pub const REPLAY_STORE_DURATION: &str = "kedge_replay_store_duration_seconds";
+/// Gauge: 1 while a connection to the shared replay store is open, else 0.
+pub const REPLAY_STORE_UP: &str = "kedge_replay_store_up";
+/// Counter `{protocol, fail}`: authentications the shared store gave no verdict on, by the
+/// policy applied: `closed` (refused) or `local` (accepted on the local cache alone).
+pub const REPLAY_STORE_DEGRADED: &str = "kedge_replay_store_degraded_total";
 /// Gauge `{version}`: always 1; carries the running version.
 pub const BUILD_INFO: &str = "kedge_build_info";
 
@@ -131,6 +142,26 @@ pub(super) fn describe_all() {
         REPLAY_CACHE_FULL,
         Unit::Count,
         "Authenticators refused because the replay cache was full."
+    );
+    describe_counter!(
+        REPLAY_STORE_CALLS,
+        Unit::Count,
+        "Calls to the shared replay store by result (fresh|replay|error|timeout)."
+    );
+    describe_histogram!(
+        REPLAY_STORE_DURATION,
+        Unit::Seconds,
+        "Time of one call to the shared replay store."
+    );
+    describe_gauge!(
+        REPLAY_STORE_UP,
+        Unit::Count,
+        "1 while a connection to the shared replay store is open, else 0."
+    );
+    describe_counter!(
+        REPLAY_STORE_DEGRADED,
+        Unit::Count,
+        "Authentications without a shared-store verdict, by policy: closed (refused) or local (accepted on the local cache)."
     );
     describe_gauge!(
         BUILD_INFO,

@@ -241,3 +241,23 @@ pub fn replay_cache_full() {
     bump(&tally().replay_cache_full, 1);
     counter!(REPLAY_CACHE_FULL).increment(1);
 }
+
+/// One call to the shared replay store: `result` is `fresh`, `replay`, `error` or `timeout`;
+/// `seconds` its time where a call was made (`None`: refused at once, not connected).
+pub fn replay_store_call(result: &'static str, seconds: Option<f64>) {
+    counter!(REPLAY_STORE_CALLS, "result" => result).increment(1);
+    if let Some(seconds) = seconds {
+        histogram!(REPLAY_STORE_DURATION).record(seconds);
+    }
+}
+
+/// Whether a connection to the shared replay store is open.
+pub fn replay_store_up(up: bool) {
+    gauge!(REPLAY_STORE_UP).set(if up { 1.0 } else { 0.0 });
+}
+
+/// An authentication the shared store gave no verdict on, handled by policy `fail`
+/// (`closed`: refused, `local`: accepted on the local cache alone).
+pub fn replay_store_degraded(protocol: &'static str, fail: &'static str) {
+    counter!(REPLAY_STORE_DEGRADED, "protocol" => protocol, "fail" => fail).increment(1);
+}

@@ -57,6 +57,8 @@ pub enum ErrorKind {
     Io,
     /// Too many connections.
     Overloaded,
+    /// The replay store shared with other replicas gave no verdict and `fail = "closed"`.
+    ReplayStoreUnavailable,
     /// A bug or unexpected state.
     Bug,
 }
@@ -141,6 +143,11 @@ pub fn disposition(kind: ErrorKind, side: Side) -> Disposition {
         (K::Io, S::Backend) => (StatusCode::BAD_GATEWAY, "backend_io", Level::WARN),
         (K::Malformed(_), S::Backend) => (StatusCode::BAD_GATEWAY, "backend_malformed", Level::WARN),
         (K::Overloaded, _) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", Level::WARN),
+        (K::ReplayStoreUnavailable, _) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "replay_store_unavailable",
+            Level::WARN,
+        ),
         (_, _) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", Level::ERROR),
     };
     Disposition { status, label, level }
@@ -182,6 +189,15 @@ mod tests {
         assert_eq!(
             disposition(ErrorKind::Unavailable, Side::Backend).status,
             StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[test]
+    fn a_closed_store_failure_is_503_not_a_refused_token() {
+        let d = disposition(ErrorKind::ReplayStoreUnavailable, Side::Internal);
+        assert_eq!(
+            (d.status, d.label),
+            (StatusCode::SERVICE_UNAVAILABLE, "replay_store_unavailable")
         );
     }
 

@@ -18,6 +18,7 @@ use super::passthrough::{self, Origin, Pinned};
 use super::routes::{self, Route, RouteTable};
 use super::tls::ServerTls;
 use crate::config::HttpListenerConfig;
+use crate::edge::authenticate::authenticate;
 use crate::edge::metrics;
 use crate::edge::Authenticate;
 use crate::krb::acceptor::{AcceptCtx, Accepted};
@@ -108,7 +109,7 @@ impl Session {
         };
         let mut mutual = None;
         match credential {
-            Credential::Negotiate(token) => match self.validate(&token, &route) {
+            Credential::Negotiate(token) => match self.validate(&token, &route).await {
                 Ok(acc) => {
                     let id = Identity::from_accepted(&acc, &route.cfg.service);
                     if let ConnAuth::Kerberos(old) = &st.auth {
@@ -127,11 +128,13 @@ impl Session {
                 Err(AuthError::Ntlm) => self.ntlm(&mut st, &route)?,
                 Err(e) => {
                     st.reset();
-                    let kind = match e {
-                        AuthError::GroupDenied(_) => ErrorKind::Forbidden,
-                        _ => ErrorKind::AuthRefused(e.reason()),
-                    };
-                    return Err(EdgeError::client(kind, e.to_string()));
+                    return Err(match e {
+                        AuthError::GroupDenied(_) => EdgeError::client(ErrorKind::Forbidden, e.to_string()),
+                        AuthError::ReplayStoreUnavailable(_) => {
+                            EdgeError::internal(ErrorKind::ReplayStoreUnavailable, e.to_string())
+                        }
+                        _ => EdgeError::client(ErrorKind::AuthRefused(e.reason()), e.to_string()),
+                    });
                 }
             },
             Credential::Ntlm => self.ntlm(&mut st, &route)?,
@@ -160,8 +163,9 @@ impl Session {
         }
     }
 
-    /// Validates a Negotiate token for `route`, counting and logging the outcome.
-    fn validate(&self, token: &[u8], route: &Route) -> Result<Accepted, AuthError> {
+    /// Validates a Negotiate token for `route` (and consults the shared replay store, where
+    /// there is one), counting and logging the outcome.
+    async fn validate(&self, token: &[u8], route: &Route) -> Result<Accepted, AuthError> {
         let started = Instant::now();
         let channel_binding = match (&self.listener.tls, self.origin.tls) {
             (Some(tls), true) => Some(tls.channel_binding()),
@@ -174,7 +178,7 @@ impl Session {
             groups: route.cfg.groups.as_ref(),
             check_replay: true,
         };
-        let res = self.listener.auth.accept(token, &ctx);
+        let res = authenticate(&*self.listener.auth, token, &ctx, "http").await;
         let secs = started.elapsed().as_secs_f64();
         match &res {
             Ok(acc) => {
@@ -229,8 +233,18 @@ impl Session {
             tracing::Level::INFO => log!(tracing::Level::INFO),
             _ => log!(tracing::Level::DEBUG),
         }
-        let mut resp = Response::new(body::text(d.status.canonical_reason().unwrap_or("error")));
+        let text = match e.kind {
+            ErrorKind::ReplayStoreUnavailable => {
+                "Service Unavailable: the shared replay store is unreachable"
+            }
+            _ => d.status.canonical_reason().unwrap_or("error"),
+        };
+        let mut resp = Response::new(body::text(text));
         *resp.status_mut() = d.status;
+        if e.kind == ErrorKind::ReplayStoreUnavailable {
+            resp.headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if d.status == http::StatusCode::UNAUTHORIZED {
             let offer_ntlm = self.listener.routes.find(path).is_some_and(|r| r.passes_ntlm());
             for v in negotiate::challenge(offer_ntlm) {

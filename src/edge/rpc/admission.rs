@@ -16,6 +16,7 @@ use super::error::RpcEdgeError;
 use crate::config::{NtlmPolicy, RpcListenerConfig};
 use crate::krb::acceptor::{AcceptCtx, Acceptor};
 use crate::krb::error::AuthError;
+use crate::krb::replay::ReplayId;
 use crate::rpc::{AuthType, BindInfo, InterfaceMap, Requirement, EPM};
 
 /// How a bind was let through.
@@ -25,6 +26,9 @@ pub enum Admission {
     Kerberos {
         /// `user@REALM` of the ticket.
         principal: String,
+        /// The authenticator's replica-independent replay id, for the shared replay store
+        /// (`None` without one).
+        replay_id: Option<ReplayId>,
     },
     /// An interface that needs no credential (the endpoint mapper).
     NoAuth,
@@ -36,7 +40,7 @@ impl Admission {
     /// The principal to hash on for backend affinity, where one is known.
     pub fn principal(&self) -> Option<&str> {
         match self {
-            Admission::Kerberos { principal } => Some(principal),
+            Admission::Kerberos { principal, .. } => Some(principal),
             _ => None,
         }
     }
@@ -110,6 +114,7 @@ pub fn admit(
     match acceptor.accept(token, &ctx) {
         Ok(accepted) => Ok(Admission::Kerberos {
             principal: accepted.client.canonical(),
+            replay_id: accepted.replay_id,
         }),
         Err(AuthError::Ntlm) => ntlm(),
         Err(error) => Err(RpcEdgeError::Auth {

@@ -15,6 +15,7 @@ use super::first_bind::FirstPdu;
 use super::splice::{splice, Meters, SpliceEnd};
 use super::{RpcEdgeContext, PROTOCOL};
 use crate::config::RpcListenerConfig;
+use crate::edge::authenticate::confirm_shared;
 use crate::observe;
 use crate::rpc::{build_bind_nak, parse_bind, BindInfo, EMSMDB, EPM, NSPI, RFR};
 
@@ -119,7 +120,8 @@ async fn run(
     let admitted = admit(pdu, &bind, &req, cfg, &ctx.acceptor, SystemTime::now());
     facts.auth_secs = Some(started.elapsed().as_secs_f64());
     let admission = admitted?;
-    if let Admission::Kerberos { principal } = &admission {
+    confirm_shared_replay(ctx, &admission, facts).await?;
+    if let Admission::Kerberos { principal, .. } = &admission {
         let service = facts.service.as_deref().unwrap_or("unknown");
         observe::auth_attempt(PROTOCOL, service, "ok", "ok", facts.auth_secs);
         facts.principal = Some(principal.clone());
@@ -134,6 +136,30 @@ async fn run(
     let end = splice(&mut *stream, backend.stream, first.bytes(), idle, meters).await;
     drop(backend.lease);
     Ok((admission, end))
+}
+
+/// Every Kerberos admission also passes the replay store shared with other replicas
+/// ([`confirm_shared`]): a replay there is refused like a local one, a store without a verdict
+/// as its `fail` policy says.
+async fn confirm_shared_replay(
+    ctx: &RpcEdgeContext,
+    admission: &Admission,
+    facts: &Facts,
+) -> Result<(), RpcEdgeError> {
+    let Admission::Kerberos { principal, replay_id } = admission else {
+        return Ok(());
+    };
+    confirm_shared(
+        ctx.replay_store.as_deref(),
+        replay_id.as_ref(),
+        principal,
+        PROTOCOL,
+    )
+    .await
+    .map_err(|error| RpcEdgeError::Auth {
+        service: facts.service.as_deref().unwrap_or("unknown").to_owned(),
+        error,
+    })
 }
 
 /// Classifies, counts, logs, and answers with a bind_nak where the client's header is known.

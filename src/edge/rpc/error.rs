@@ -174,7 +174,7 @@ pub fn classify(err: &RpcEdgeError) -> Outcome {
                 Some(R::InvalidChecksum),
                 Metric::Replay,
             ),
-            AuthError::ReplayCacheFull(_) | AuthError::NoKeys => out(
+            AuthError::ReplayCacheFull(_) | AuthError::ReplayStoreUnavailable(_) | AuthError::NoKeys => out(
                 error.reason(),
                 Side::Internal,
                 Some(R::LocalLimitExceeded),
@@ -263,6 +263,23 @@ mod tests {
     #[test]
     fn silent_close_before_any_byte_moves_no_metric() {
         assert_eq!(classify(&RpcEdgeError::ClientClosed).metric, Metric::None);
+    }
+
+    #[test]
+    fn a_store_without_verdict_is_refused_as_kedges_own_limit() {
+        let o = classify(&RpcEdgeError::Auth {
+            service: "exchangeMDB".into(),
+            error: AuthError::ReplayStoreUnavailable("not connected".into()),
+        });
+        assert_eq!(
+            (o.reason, o.side, o.nak, o.metric),
+            (
+                "replay_store_unavailable",
+                Side::Internal,
+                Some(RejectReason::LocalLimitExceeded),
+                Metric::AuthFail
+            )
+        );
     }
 
     #[test]

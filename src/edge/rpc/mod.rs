@@ -25,6 +25,7 @@ use crate::config::RpcListenerConfig;
 use crate::edge::workers::Workers;
 use crate::krb::acceptor::Acceptor;
 use crate::pool::Pool;
+use crate::replay_store::ReplayStore;
 use crate::rpc::{InterfaceMap, RpcError};
 
 pub use admission::Admission;
@@ -44,6 +45,8 @@ pub struct RpcEdgeContext {
     pub interfaces: InterfaceMap,
     /// Per-core workers the connections run on (`None`: the current runtime).
     pub workers: Option<Arc<Workers>>,
+    /// The replay store shared with other replicas, where one is configured.
+    pub replay_store: Option<Arc<ReplayStore>>,
 }
 
 impl RpcEdgeContext {
@@ -57,12 +60,19 @@ impl RpcEdgeContext {
             pool,
             interfaces,
             workers: None,
+            replay_store: None,
         })
     }
 
     /// Serves connections on per-core workers instead of the current runtime.
     pub fn with_workers(mut self, workers: Arc<Workers>) -> Self {
         self.workers = Some(workers);
+        self
+    }
+
+    /// Records every Kerberos admission in a replay store shared with other replicas.
+    pub fn with_replay_store(mut self, store: Arc<ReplayStore>) -> Self {
+        self.replay_store = Some(store);
         self
     }
 }
