@@ -1,12 +1,14 @@
 //! `kedge run` as an operator runs it: a real process with a config file, authenticated and
 //! refused requests, `/metrics` and `/status`, SIGHUP with a bad and a good config, SIGTERM.
 
-use std::io::{BufRead, BufReader};
+mod kedge_process;
+
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use kedge_process::{backend, get, metric, start, terminate};
 
 use base64::Engine;
 use kedge::krb::acceptor::Framing;
@@ -16,38 +18,6 @@ use kedge::krb::mint::{mint, MintRequest};
 use kedge::krb::principal::Principal;
 
 const SPN: &str = "http/outlook.contoso.com@CONTOSO.COM";
-
-/// A tiny CAS member answering every request with its name, on its own thread.
-fn backend(name: &'static str) -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(s.try_clone().unwrap());
-                let mut w = s;
-                loop {
-                    let mut line = String::new();
-                    loop {
-                        line.clear();
-                        if r.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                    }
-                    let body = format!("{name}\n");
-                    let resp = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
-                    if std::io::Write::write_all(&mut w, resp.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
 
 fn config(keytab: &Path, members: &[(&str, SocketAddr)]) -> String {
     let mut s = format!(
@@ -68,84 +38,6 @@ fn config(keytab: &Path, members: &[(&str, SocketAddr)]) -> String {
         names.join(", ")
     ));
     s
-}
-
-struct Running {
-    child: Child,
-    http: SocketAddr,
-    admin: SocketAddr,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(cfg_path: &Path) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kedge"))
-        .args(["run", "--config"])
-        .arg(cfg_path)
-        .env("KEDGE_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn kedge");
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let (mut http, mut admin) = (None, None);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http.is_none() || admin.is_none() {
-        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("kedge did not report its listeners within 20 s");
-        };
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["fields"]["message"] == "listening" {
-            let addr: SocketAddr = v["fields"]["addr"].as_str().unwrap().parse().unwrap();
-            match v["fields"]["kind"].as_str() {
-                Some("http") => http = Some(addr),
-                Some("admin") => admin = Some(addr),
-                _ => {}
-            }
-        }
-    }
-    std::thread::spawn(move || for _ in rx {});
-    Running {
-        child,
-        http: http.unwrap(),
-        admin: admin.unwrap(),
-    }
-}
-
-fn get(addr: SocketAddr, path: &str, auth: Option<&str>) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let auth = auth
-        .map(|a| format!("Authorization: Negotiate {a}\r\n"))
-        .unwrap_or_default();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: outlook.contoso.com\r\n{auth}Connection: close\r\n\r\n");
-    std::io::Write::write_all(&mut s, req.as_bytes()).unwrap();
-    let mut out = String::new();
-    let _ = std::io::Read::read_to_string(&mut s, &mut out);
-    let code = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, body)
 }
 
 fn token(key: &Key, user: &str) -> String {
@@ -176,23 +68,6 @@ fn hup(child: &Child) {
         .success();
     assert!(ok);
     std::thread::sleep(Duration::from_millis(700));
-}
-
-fn metric(admin: SocketAddr, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let (_, body) = get(admin, "/metrics", None);
-    let scrape =
-        prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("valid exposition");
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .map(|s| match s.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => v,
-            _ => 0.0,
-        })
-        .sum()
 }
 
 #[test]
@@ -299,23 +174,6 @@ fn asa_keytab(dir: &Path) -> (Key, std::path::PathBuf) {
     std::fs::write(&kt_path, kt.to_bytes()).unwrap();
     std::fs::set_permissions(&kt_path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     (key, kt_path)
-}
-
-/// SIGTERM: kedge drains and exits 0 within 15 s.
-fn terminate(mut k: Running) {
-    Command::new("kill")
-        .args(["-TERM", &k.child.id().to_string()])
-        .status()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(st) = k.child.try_wait().unwrap() {
-            assert!(st.success(), "{st}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "kedge did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

@@ -58,6 +58,8 @@ impl Daemon {
     pub(crate) fn spawn(name: &'static str, cmd: &mut Command, dir: &Path, rmdir: Option<&Path>) -> Daemon {
         let log = File::create(dir.join(format!("{name}.out"))).expect("create daemon log");
         let pidfile = dir.join(format!("{name}.pid"));
+        // A daemon started again in the same directory must not be taken for its predecessor.
+        let _ = fs::remove_file(&pidfile);
         let mut sh = Command::new("/bin/sh");
         sh.arg("-c")
             .arg(SUPERVISOR)

@@ -32,7 +32,7 @@ const MASTER_PASSWORD: &str = "kedge-test-master-key";
 const SUPPORT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support");
 const INSTALL_HINT: &str = "The kedge tests need a real MIT Kerberos KDC and GSS clients: run \
      `scripts/test` (it installs krb5-kdc krb5-admin-server krb5-user python3-gssapi \
-     python3-impacket curl with apt-get and then runs cargo test)";
+     python3-impacket curl redis-server with apt-get and then runs cargo test)";
 
 /// How a new principal gets its keys.
 #[derive(Clone, Copy, Debug)]
@@ -523,7 +523,13 @@ fn write_config(dir: &Path, realm: &str, ports: Ports, max_life: &str, max_renew
 
 pub(crate) fn logs_in(dir: &Path) -> String {
     let mut s = String::new();
-    for f in ["krb5kdc.out", "kdc.log", "kadmind.out", "kadmind.log"] {
+    for f in [
+        "krb5kdc.out",
+        "kdc.log",
+        "kadmind.out",
+        "kadmind.log",
+        "redis-server.out",
+    ] {
         if let Ok(text) = fs::read_to_string(dir.join(f)) {
             s.push_str(&format!("--- {f}\n{text}"));
         }

@@ -15,6 +15,8 @@
 //! SIGKILL). Nothing touches system paths: each realm lives in its own temporary directory with
 //! its own `krb5.conf`/`kdc.conf`, reached by children through [`Kdc::env`].
 //!
+//! [`RedisServer`] is a throwaway `redis-server` for the shared replay store, run the same way.
+//!
 //! Missing MIT tools make the harness panic with the package to install and the advice to run
 //! `scripts/test`; a test never passes without a real KDC.
 #![allow(dead_code, unused_imports)]
@@ -22,6 +24,8 @@
 mod daemon;
 mod gss;
 mod kdc;
+mod redis;
 
 pub use gss::{Initiator, Mech, MitAccepted, Step, TokenSpec, GSS_CLIENT, PYTHON};
 pub use kdc::{Ccache, Kdc, Secret, ADMIN, ARRAY_FQDN, ASA_SERVICES, ENCTYPES, REALM, USERS};
+pub use redis::RedisServer;

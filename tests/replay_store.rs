@@ -1,0 +1,324 @@
+//! Replicas sharing replay state through a real `redis-server`: real `kedge run` processes in
+//! assert mode with real MIT tokens (HTTP), and two in-process RPC listeners with their own
+//! acceptors (RPC). A token one replica accepted is a replay on another; with the store killed,
+//! `fail = "closed"` refuses and `fail = "local"` serves, each counted; a restarted store is
+//! found again without help.
+
+mod kedge_process;
+mod support;
+mod support_rpc;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine;
+use kedge::edge::rpc::{serve_rpc, RpcEdgeContext};
+use kedge::krb::acceptor::{Acceptor, AcceptorConfig};
+use kedge::krb::keyset::KeySet;
+use kedge::krb::keytab::Keytab;
+use kedge::krb::replay::ReplayCache;
+use kedge::replay_store::{FailPolicy, ReplayConfig, ReplayStore};
+use kedge::rpc::{AuthType, RejectReason};
+use kedge_process::{backend, get, metric, start, terminate, Running};
+use support::{Kdc, Mech, RedisServer, TokenSpec, ARRAY_FQDN, REALM};
+use support_rpc::{emsmdb_bind, listener_config, pool_to, send_bind, RecordingBackend, Reply};
+
+const HTTP_SPN: &str = "HTTP@outlook.contoso.com";
+
+/// `n` fresh SPNEGO tokens of alice for HTTP, base64 for the Authorization header.
+fn http_tokens(kdc: &Kdc, n: usize) -> Vec<String> {
+    kdc.tokens("alice", HTTP_SPN, Mech::Spnego, n)
+        .iter()
+        .map(|t| base64::engine::general_purpose::STANDARD.encode(t))
+        .collect()
+}
+
+/// A `kedge run` replica in assert mode in front of `cas`, sharing replay state through `store`.
+fn replica(dir: &Path, name: &str, store: &str, fail: &str, cas: SocketAddr) -> Running {
+    let kdc = Kdc::shared();
+    let cfg = format!(
+        "[kerberos]\nkeytab = \"{keytab}\"\nrealm = \"{REALM}\"\narray = [\"{ARRAY_FQDN}\"]\n\n\
+         [kerberos.replay]\nstore = \"{store}\"\nfail = \"{fail}\"\ntimeout_ms = 200\n\n\
+         [runtime]\nworkers = 2\n\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\n\n\
+         [[http]]\nname = \"http\"\nlisten = \"127.0.0.1:0\"\n\
+         routes = [{{ prefix = \"/\", pool = \"web\", mode = \"assert\" }}]\n\n\
+         [members.cas1]\naddress = \"127.0.0.1\"\nports = {{ http = {port} }}\n\n\
+         [pools.web]\nmembers = [\"cas1\"]\nport = \"http\"\n\
+         health = {{ kind = \"http\", path = \"/owa/healthcheck.htm\", interval_ms = 200, rise = 1, fall = 1 }}\n",
+        keytab = kdc.keytab_path().display(),
+        port = cas.port(),
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, cfg).unwrap();
+    start(&path)
+}
+
+/// Waits (10 s at most) until the replica's store gauge says `up`.
+fn wait_store(k: &Running, up: bool) {
+    let want = if up { 1.0 } else { 0.0 };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(k.admin, "kedge_replay_store_up", &[]) != want {
+        assert!(
+            Instant::now() < deadline,
+            "replay store never became {}",
+            if up { "up" } else { "down" }
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn status(k: &Running) -> serde_json::Value {
+    serde_json::from_str(&get(k.admin, "/status", None).1).expect("/status is JSON")
+}
+
+#[test]
+fn a_token_accepted_by_one_replica_is_refused_by_another() {
+    let kdc = Kdc::shared();
+    let redis = RedisServer::start();
+    let cas = backend("cas1");
+    let dir = tempfile::tempdir().unwrap();
+    let a = replica(dir.path(), "a", &redis.url(), "closed", cas);
+    let b = replica(dir.path(), "b", &redis.url(), "closed", cas);
+    wait_store(&a, true);
+    wait_store(&b, true);
+    let t = http_tokens(kdc, 2);
+
+    // Accepted by A, a replay on B: 401, counted on B like a local replay.
+    assert_eq!(get(a.http, "/owa/", Some(&t[0])), (200, "cas1\n".to_owned()));
+    let (code, _) = get(b.http, "/owa/", Some(&t[0]));
+    assert_eq!(code, 401, "a token captured on A is refused by B");
+    assert_eq!(
+        metric(b.admin, "kedge_replay_rejected_total", &[("protocol", "http")]),
+        1.0
+    );
+    let repeat = [("protocol", "http"), ("reason", "KRB_AP_ERR_REPEAT")];
+    assert_eq!(metric(b.admin, "kedge_auth_total", &repeat), 1.0);
+    assert_eq!(
+        metric(b.admin, "kedge_replay_store_calls_total", &[("result", "replay")]),
+        1.0
+    );
+    assert_eq!(
+        metric(a.admin, "kedge_replay_store_calls_total", &[("result", "fresh")]),
+        1.0
+    );
+
+    // The other way round.
+    assert_eq!(get(b.http, "/owa/", Some(&t[1])).0, 200);
+    assert_eq!(get(a.http, "/owa/", Some(&t[1])).0, 401);
+
+    // A replay on the replica that accepted it is the local cache's: the store is not asked.
+    let calls = |k: &Running| metric(k.admin, "kedge_replay_store_calls_total", &[]);
+    let before = calls(&a);
+    assert_eq!(get(a.http, "/owa/", Some(&t[0])).0, 401);
+    assert_eq!(calls(&a), before, "local replays never reach the store");
+    assert_eq!(
+        metric(a.admin, "kedge_replay_rejected_total", &[("protocol", "http")]),
+        2.0
+    );
+
+    // The store holds one 128-bit digest per authenticator, expiring after 2 × skew.
+    let mut con = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
+    keys.sort();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for k in &keys {
+        let hex = k.strip_prefix("kedge:replay:").expect("the default prefix");
+        assert!(
+            hex.len() == 32 && hex.bytes().all(|c| c.is_ascii_hexdigit()),
+            "{k}"
+        );
+        let ttl: i64 = redis::cmd("PTTL").arg(k).query(&mut con).unwrap();
+        assert!((590_000..=600_000).contains(&ttl), "{k}: {ttl} ms");
+    }
+
+    let st = status(&b)["replay_store"].clone();
+    assert_eq!(st["state"], "up", "{st}");
+    assert_eq!(st["store"], redis.url(), "{st}");
+    assert_eq!(st["fail"], "closed", "{st}");
+    assert_eq!(st["calls"]["replay"], 1, "{st}");
+    terminate(a);
+    terminate(b);
+}
+
+#[test]
+fn without_the_store_closed_refuses_local_serves_and_both_reconnect() {
+    let kdc = Kdc::shared();
+    let mut redis = RedisServer::start();
+    let cas = backend("cas1");
+    let dir = tempfile::tempdir().unwrap();
+    let closed = replica(dir.path(), "closed", &redis.url(), "closed", cas);
+    let local = replica(dir.path(), "local", &redis.url(), "local", cas);
+    wait_store(&closed, true);
+    wait_store(&local, true);
+    let t = http_tokens(kdc, 4);
+
+    redis.kill();
+    wait_store(&closed, false);
+    wait_store(&local, false);
+    assert_eq!(status(&closed)["replay_store"]["state"], "down");
+
+    // fail = closed: 503 with the reason, counted as a degraded refusal.
+    let (code, body) = get(closed.http, "/owa/", Some(&t[0]));
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("replay store"), "{body}");
+    let degraded = |k: &Running, fail| {
+        metric(
+            k.admin,
+            "kedge_replay_store_degraded_total",
+            &[("protocol", "http"), ("fail", fail)],
+        )
+    };
+    assert_eq!(degraded(&closed, "closed"), 1.0);
+    let unavailable = [("protocol", "http"), ("reason", "replay_store_unavailable")];
+    assert_eq!(metric(closed.admin, "kedge_auth_total", &unavailable), 1.0);
+
+    // fail = local: served on the local cache's verdict, counted; local replays still refused.
+    assert_eq!(get(local.http, "/owa/", Some(&t[1])), (200, "cas1\n".to_owned()));
+    assert_eq!(degraded(&local, "local"), 1.0);
+    assert_eq!(get(local.http, "/owa/", Some(&t[1])).0, 401);
+    assert_eq!(degraded(&local, "local"), 1.0, "a local replay needs no store");
+
+    // The store comes back (empty): both replicas reconnect by themselves and share again.
+    redis.restart();
+    wait_store(&closed, true);
+    wait_store(&local, true);
+    assert_eq!(get(local.http, "/owa/", Some(&t[2])).0, 200);
+    assert_eq!(
+        get(closed.http, "/owa/", Some(&t[2])).0,
+        401,
+        "replay refused again"
+    );
+    assert_eq!(get(closed.http, "/owa/", Some(&t[3])).0, 200);
+    assert_eq!(get(local.http, "/owa/", Some(&t[3])).0, 401);
+    let st = status(&closed)["replay_store"].clone();
+    assert_eq!(st["state"], "up", "{st}");
+    assert!(st["connects"].as_u64().unwrap() >= 2, "{st}");
+    terminate(closed);
+    terminate(local);
+}
+
+/// An RPC replica: its own acceptor and replay cache, its own store client, on 127.0.0.1:0.
+struct RpcReplica {
+    addr: SocketAddr,
+    store: Arc<ReplayStore>,
+    /// Dropping it stops the listener and the store's maintainer.
+    stop: Option<tokio::sync::watch::Sender<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RpcReplica {
+    async fn start(name: &str, store_url: &str, fail: FailPolicy, backend: SocketAddr) -> RpcReplica {
+        kedge::observe::install();
+        let kdc = Kdc::shared();
+        let kt = Keytab::parse(&std::fs::read(kdc.keytab_path()).unwrap()).unwrap();
+        let acceptor = Arc::new(Acceptor::new(
+            AcceptorConfig {
+                realm: Some(REALM.into()),
+                hosts: vec![ARRAY_FQDN.into()],
+                shared_replay: true,
+                ..Default::default()
+            },
+            KeySet::from_keytab(&kt, SystemTime::now(), "test"),
+            Arc::new(ReplayCache::new(10_000)),
+        ));
+        let cfg = ReplayConfig {
+            store: Some(store_url.into()),
+            fail,
+            ..ReplayConfig::default()
+        };
+        let store = ReplayStore::from_config(&cfg, Duration::from_secs(600))
+            .unwrap()
+            .unwrap();
+        let (tx, rx) = tokio::sync::watch::channel(());
+        let lcfg = listener_config(name);
+        let ctx = RpcEdgeContext::new(acceptor, pool_to(name, backend), &lcfg)
+            .unwrap()
+            .with_replay_store(store.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let tasks = vec![
+            tokio::spawn(store.clone().maintain(sender_dropped(rx.clone()))),
+            tokio::spawn(serve_rpc(
+                listener,
+                Arc::new(lcfg),
+                Arc::new(ctx),
+                sender_dropped(rx),
+            )),
+        ];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !store.is_up() {
+            assert!(Instant::now() < deadline, "{name}: store never came up");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        RpcReplica {
+            addr,
+            store,
+            stop: Some(tx),
+            tasks,
+        }
+    }
+
+    async fn stop(mut self) {
+        drop(self.stop.take());
+        for t in self.tasks.drain(..) {
+            tokio::time::timeout(Duration::from_secs(10), t)
+                .await
+                .expect("replica did not stop")
+                .unwrap();
+        }
+    }
+}
+
+/// Completes when the channel's sender is dropped.
+async fn sender_dropped(mut rx: tokio::sync::watch::Receiver<()>) {
+    while rx.changed().await.is_ok() {}
+}
+
+#[tokio::test]
+async fn rpc_binds_share_replay_state_and_fail_closed_with_local_limit_exceeded() {
+    let kdc = Kdc::shared();
+    let mut redis = RedisServer::start();
+    let backend = RecordingBackend::start().await;
+    let a = RpcReplica::start("t-store-a", &redis.url(), FailPolicy::Closed, backend.addr).await;
+    let b = RpcReplica::start("t-store-b", &redis.url(), FailPolicy::Closed, backend.addr).await;
+    let spn = kdc.spn("exchangeMDB");
+    let spec = TokenSpec::new(&spn, Mech::Krb5).flags("mutual,dce,conf,integ,sequence,replay");
+    let tokens = kdc.tokens_for("alice", &spec, 2);
+
+    let bind = emsmdb_bind(AuthType::Krb5, &tokens[0]);
+    let (reply, _sa) = send_bind(a.addr, &bind).await;
+    assert!(matches!(reply, Reply::Ack(_)), "{reply:?}");
+    let replays = || support_rpc::metric("kedge_replay_rejected_total", &[("protocol", "rpc")]);
+    let before = replays();
+    match send_bind(b.addr, &bind).await.0 {
+        Reply::Nak(n) => assert_eq!(n.reason, RejectReason::InvalidChecksum),
+        other => panic!("want a bind_nak for the replay on B, got {other:?}"),
+    }
+    support_rpc::metric_moved("kedge_replay_rejected_total", &[("protocol", "rpc")], before).await;
+    assert_eq!(b.store.status().calls.replay, 1);
+    assert_eq!(backend.binds().len(), 1, "the replay never reached a backend");
+
+    // Store gone, fail = closed: a fresh bind gets local_limit_exceeded.
+    redis.kill();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.store.is_up() {
+        assert!(Instant::now() < deadline, "A never noticed the store is gone");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    match send_bind(a.addr, &emsmdb_bind(AuthType::Krb5, &tokens[1]))
+        .await
+        .0
+    {
+        Reply::Nak(n) => assert_eq!(n.reason, RejectReason::LocalLimitExceeded),
+        other => panic!("want local_limit_exceeded with the store down, got {other:?}"),
+    }
+    assert_eq!(backend.binds().len(), 1);
+    a.stop().await;
+    b.stop().await;
+}
