@@ -81,3 +81,72 @@ fn runtime_section_defaults_to_per_core_and_rejects_bad_values() {
     .to_string();
     assert!(e.contains("runtime.workers"), "{e}");
 }
+
+#[test]
+fn replay_store_section_is_optional_validated_and_beside_the_old_keys() {
+    use kedge::replay_store::FailPolicy;
+    // Configs written before [kerberos.replay] existed load unchanged: no store.
+    let old = Config::from_toml(
+        "[kerberos]\nkeytab = \"k\"\nreplay_max_entries = 500000\n",
+        "old.toml",
+    )
+    .unwrap();
+    assert_eq!(old.kerberos.replay_max_entries, 500_000);
+    assert_eq!(old.kerberos.replay.store, None);
+
+    let text = "[kerberos]\nkeytab = \"k\"\nreplay_max_entries = 500000\n\n[kerberos.replay]\n\
+                store = \"redis://:pw@10.0.0.5:6379/2\"\nfail = \"local\"\ntimeout_ms = 50\n";
+    let cfg = Config::from_toml(text, "new.toml").unwrap();
+    let r = &cfg.kerberos.replay;
+    assert_eq!(r.store.as_deref(), Some("redis://:pw@10.0.0.5:6379/2"));
+    assert_eq!(
+        (r.fail, r.timeout_ms, r.key_prefix.as_str()),
+        (FailPolicy::Local, 50, "kedge:replay:")
+    );
+    assert_eq!(cfg.kerberos.replay_max_entries, 500_000);
+
+    let e = Config::from_toml(
+        "[kerberos]\nkeytab = \"k\"\n[kerberos.replay]\nstore = \"memcached://:hunter2@x:11211\"\ntimeout_ms = 0\n",
+        "bad.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("kerberos.replay.store: scheme \"memcached\""), "{e}");
+    assert!(e.contains("kerberos.replay.timeout_ms"), "{e}");
+    assert!(
+        !e.contains("hunter2"),
+        "the store URL's password is never repeated: {e}"
+    );
+    let e = Config::from_toml(
+        "[kerberos]\nkeytab = \"k\"\n[kerberos.replay]\nfail = \"open\"\n",
+        "bad.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("open"), "{e}");
+}
+
+#[test]
+fn the_commented_replay_store_example_is_valid_once_uncommented() {
+    let text = include_str!("../config/example.toml");
+    let mut out = String::new();
+    let mut in_block = false;
+    for line in text.lines() {
+        if line == "# [kerberos.replay]" {
+            in_block = true;
+        } else if line.trim().is_empty() {
+            in_block = false;
+        }
+        out.push_str(if in_block {
+            line.strip_prefix("# ").unwrap_or(line)
+        } else {
+            line
+        });
+        out.push('\n');
+    }
+    let cfg = Config::from_toml(&out, "example uncommented").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        cfg.kerberos.replay.store.as_deref(),
+        Some("redis://10.0.0.5:6379/0")
+    );
+}

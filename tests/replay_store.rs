@@ -2,7 +2,8 @@
 //! assert mode with real MIT tokens (HTTP), and two in-process RPC listeners with their own
 //! acceptors (RPC). A token one replica accepted is a replay on another; with the store killed,
 //! `fail = "closed"` refuses and `fail = "local"` serves, each counted; a restarted store is
-//! found again without help.
+//! found again without help. Concurrent calls share one pipelined connection; a stalled server
+//! times calls out.
 
 mod kedge_process;
 mod support;
@@ -19,7 +20,7 @@ use kedge::krb::acceptor::{Acceptor, AcceptorConfig};
 use kedge::krb::keyset::KeySet;
 use kedge::krb::keytab::Keytab;
 use kedge::krb::replay::ReplayCache;
-use kedge::replay_store::{FailPolicy, ReplayConfig, ReplayStore};
+use kedge::replay_store::{FailPolicy, ReplayConfig, ReplayStore, Seen, StoreError};
 use kedge::rpc::{AuthType, RejectReason};
 use kedge_process::{backend, get, metric, start, terminate, Running};
 use support::{Kdc, Mech, RedisServer, TokenSpec, ARRAY_FQDN, REALM};
@@ -321,4 +322,102 @@ async fn rpc_binds_share_replay_state_and_fail_closed_with_local_limit_exceeded(
     assert_eq!(backend.binds().len(), 1);
     a.stop().await;
     b.stop().await;
+}
+
+/// A store client for `redis` with `timeout_ms`, maintained until the returned sender drops.
+async fn store_client(
+    redis: &RedisServer,
+    timeout_ms: u64,
+) -> (Arc<ReplayStore>, tokio::sync::watch::Sender<()>) {
+    let cfg = ReplayConfig {
+        store: Some(redis.url()),
+        timeout_ms,
+        ..ReplayConfig::default()
+    };
+    let store = ReplayStore::from_config(&cfg, Duration::from_secs(600))
+        .unwrap()
+        .unwrap();
+    let (tx, rx) = tokio::sync::watch::channel(());
+    tokio::spawn(store.clone().maintain(sender_dropped(rx)));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !store.is_up() {
+        assert!(Instant::now() < deadline, "store never came up");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (store, tx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_are_pipelined_over_one_connection() {
+    kedge::observe::install();
+    let redis = RedisServer::start();
+    let (store, _stop) = store_client(&redis, 1_000).await;
+    let calls: Vec<_> = (0..500u32)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut id = [0u8; 16];
+                id[..4].copy_from_slice(&i.to_be_bytes());
+                (store.check(&id).await, store.check(&id).await)
+            })
+        })
+        .collect();
+    for c in calls {
+        let (first, again) = c.await.unwrap();
+        assert_eq!((first, again), (Ok(Seen::Fresh), Ok(Seen::Replay)));
+    }
+    let mut con = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let clients: String = redis::cmd("CLIENT").arg("LIST").query(&mut con).unwrap();
+    assert_eq!(
+        clients.lines().count(),
+        2,
+        "the store's one connection and ours:\n{clients}"
+    );
+    let st = store.status();
+    assert_eq!((st.calls.fresh, st.calls.replay, st.connects), (500, 500, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_server_times_calls_out_and_the_store_recovers() {
+    kedge::observe::install();
+    let redis = RedisServer::start();
+    let (store, _stop) = store_client(&redis, 100).await;
+    assert_eq!(store.check(&[1; 16]).await, Ok(Seen::Fresh));
+
+    // The server stops answering for 1.5 s: a call gives up after its 100 ms.
+    let url = redis.url();
+    let stall = std::thread::spawn(move || {
+        let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+        redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg("1.5")
+            .query::<()>(&mut con)
+            .unwrap();
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    assert_eq!(store.check(&[2; 16]).await, Err(StoreError::Timeout(100)));
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(store.status().calls.timeout, 1);
+    stall.join().unwrap();
+
+    // Once the server answers again, so does the store (reconnecting if its check gave up).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match store.check(&[1; 16]).await {
+            Ok(seen) => {
+                assert_eq!(seen, Seen::Replay, "entries outlive a stall");
+                break;
+            }
+            Err(e) => assert!(Instant::now() < deadline, "store did not recover: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

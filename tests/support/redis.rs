@@ -49,6 +49,8 @@ impl RedisServer {
         cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .args(["--protected-mode", "yes", "--logfile", ""])
+            // `DEBUG SLEEP` lets a test stall the server.
+            .args(["--enable-debug-command", "local"])
             .arg("--dir")
             .arg(self.dir.path());
         let mut daemon = Daemon::spawn("redis-server", &mut cmd, self.dir.path(), None);
