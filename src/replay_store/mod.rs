@@ -9,6 +9,14 @@
 //! in time, [`FailPolicy`] decides. The edges reach all of this through
 //! [`crate::edge::authenticate::confirm_shared`].
 //!
+//! Client: the `redis` crate (redis-rs 1.x, BSD-3-Clause), the reference Rust client for Redis
+//! and Valkey: its `MultiplexedConnection` pipelines concurrent calls over one socket, it runs on
+//! tokio, and its `tokio-rustls-comp` TLS uses rustls without a crypto provider of its own (kedge's
+//! `ring`), with no open advisory in the snapshot `scripts/check-advisories` reads. kedge uses
+//! neither its connection manager nor its cluster support: [`ReplayStore::maintain`] owns
+//! reconnection, so the up/down state and its metrics are exact and calls never wait for a
+//! connect.
+//!
 //! | file | holds |
 //! |---|---|
 //! | `config.rs` | `[kerberos.replay]`: store URL, `fail`, `timeout_ms`, `key_prefix`; validation |
