@@ -3,9 +3,12 @@
 //! acceptors (RPC). A token one replica accepted is a replay on another; with the store killed,
 //! `fail = "closed"` refuses and `fail = "local"` serves, each counted; a restarted store is
 //! found again without help. Concurrent calls share one pipelined connection; a stalled server
-//! times calls out.
+//! times calls out; a TLS store is trusted through a private CA.
 
 mod kedge_process;
+#[path = "http_common/pki.rs"]
+#[allow(dead_code)]
+mod pki;
 mod support;
 mod support_rpc;
 
@@ -420,4 +423,61 @@ async fn a_stalled_server_times_calls_out_and_the_store_recovers() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_store_is_reached_with_a_private_ca() {
+    kedge::observe::install();
+    let pki = pki::generate();
+    let redis = RedisServer::start_tls(&pki.cert_pem, &pki.key_pem);
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &pki.ca_pem).unwrap();
+    let cfg = ReplayConfig {
+        store: Some(redis.url()),
+        ca_file: Some(ca_file),
+        ..ReplayConfig::default()
+    };
+    let mut problems = Vec::new();
+    cfg.validate("kerberos.replay", &mut problems);
+    assert!(problems.is_empty(), "{problems:?}");
+    let store = ReplayStore::from_config(&cfg, Duration::from_secs(600))
+        .unwrap()
+        .unwrap();
+    let (tx, rx) = tokio::sync::watch::channel(());
+    tokio::spawn(store.clone().maintain(sender_dropped(rx)));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !store.is_up() {
+        assert!(
+            Instant::now() < deadline,
+            "no TLS connection: {:?}",
+            store.status().last_error
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(store.check(&[9; 16]).await, Ok(Seen::Fresh));
+    assert_eq!(store.check(&[9; 16]).await, Ok(Seen::Replay));
+    assert!(
+        store.target().starts_with("rediss://127.0.0.1:"),
+        "{}",
+        store.target()
+    );
+    drop(tx);
+
+    // Without the private CA the server's certificate is not trusted: never up.
+    let untrusted = ReplayStore::from_config(
+        &ReplayConfig {
+            store: Some(redis.url()),
+            ..ReplayConfig::default()
+        },
+        Duration::from_secs(600),
+    )
+    .unwrap()
+    .unwrap();
+    let (_tx, rx) = tokio::sync::watch::channel(());
+    tokio::spawn(untrusted.clone().maintain(sender_dropped(rx)));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!untrusted.is_up());
+    assert!(untrusted.status().last_error.is_some());
+    assert_eq!(untrusted.check(&[9; 16]).await, Err(StoreError::Down));
 }

@@ -7,7 +7,10 @@
 //! fail = "closed"                     # closed (default) | local
 //! timeout_ms = 200
 //! key_prefix = "kedge:replay:"
+//! # ca_file = "/etc/kedge/redis-ca.pem"  # rediss:// with a private CA
 //! ```
+
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +55,10 @@ pub struct ReplayConfig {
     /// Prefix of the store's keys (`<prefix><32 hex digits>`).
     #[serde(default = "default_key_prefix")]
     pub key_prefix: String,
+    /// PEM CA certificate(s) a `rediss://` store's certificate must chain to, instead of the
+    /// system's roots (a store behind a private CA).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -68,6 +75,7 @@ impl Default for ReplayConfig {
             fail: FailPolicy::default(),
             timeout_ms: default_timeout_ms(),
             key_prefix: default_key_prefix(),
+            ca_file: None,
         }
     }
 }
@@ -80,10 +88,15 @@ impl ReplayConfig {
     /// Adds every problem of this section to `problems`, each prefixed with `path`
     /// (`kerberos.replay`).
     pub fn validate(&self, path: &str, problems: &mut Vec<String>) {
+        let mut tls = false;
         if let Some(url) = &self.store {
-            if let Err(why) = parse_store(url) {
-                problems.push(format!("{path}.store: {why}"));
+            match parse_store(url) {
+                Ok(info) => tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }),
+                Err(why) => problems.push(format!("{path}.store: {why}")),
             }
+        }
+        if self.ca_file.is_some() && !tls {
+            problems.push(format!("{path}.ca_file: only used with a rediss:// store"));
         }
         if self.timeout_ms == 0 || self.timeout_ms > MAX_TIMEOUT_MS {
             problems.push(format!(
@@ -226,6 +239,15 @@ mod tests {
         assert!(problems("key_prefix = \"\"")[0].starts_with("kerberos.replay.key_prefix: "));
         assert_eq!(problems("key_prefix = \"a b\"").len(), 1);
         assert!(problems("key_prefix = \"eu-west:kedge:\"").is_empty());
+    }
+
+    #[test]
+    fn a_ca_file_needs_a_tls_store() {
+        assert!(problems("store = \"rediss://cache:6380/0\"\nca_file = \"/etc/kedge/ca.pem\"").is_empty());
+        assert_eq!(
+            problems("store = \"redis://cache:6379/0\"\nca_file = \"/etc/kedge/ca.pem\""),
+            ["kerberos.replay.ca_file: only used with a rediss:// store"]
+        );
     }
 
     #[test]

@@ -114,7 +114,7 @@ pub struct ReplayStore {
 
 /// A store that could not be set up from its config (the config check catches these first).
 #[derive(Debug, thiserror::Error)]
-#[error("kerberos.replay.store: {0}")]
+#[error("kerberos.replay.{0}")]
 pub struct StoreSetupError(String);
 
 impl std::fmt::Debug for ReplayStore {
@@ -133,9 +133,21 @@ impl ReplayStore {
         let Some(url) = &cfg.store else {
             return Ok(None);
         };
-        let info = parse_store(url).map_err(StoreSetupError)?;
+        let info = parse_store(url).map_err(|e| StoreSetupError(format!("store: {e}")))?;
         let target = describe(&info);
-        let client = redis::Client::open(info).map_err(|e| StoreSetupError(format!("{:?}", e.kind())))?;
+        let client = match &cfg.ca_file {
+            None => redis::Client::open(info),
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| StoreSetupError(format!("ca_file: {}: {e}", path.display())))?;
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                };
+                redis::Client::build_with_tls(info, certs)
+            }
+        }
+        .map_err(|e| StoreSetupError(format!("store: {:?} ({})", e.kind(), e.category())))?;
         Ok(Some(Arc::new(Self {
             client,
             target,

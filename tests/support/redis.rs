@@ -14,19 +14,35 @@ pub struct RedisServer {
     // Field order is drop order: the daemon dies before its directory goes.
     daemon: Option<Daemon>,
     port: u16,
+    tls: bool,
     dir: tempfile::TempDir,
 }
 
 impl RedisServer {
     /// Starts a server on a free loopback port and waits until it owns its socket.
     pub fn start() -> RedisServer {
+        Self::start_opts(None)
+    }
+
+    /// Like [`RedisServer::start`], but speaking only TLS with this certificate chain and key
+    /// (PEM; clients are not asked for certificates).
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> RedisServer {
+        Self::start_opts(Some((cert_pem, key_pem)))
+    }
+
+    fn start_opts(tls: Option<(&str, &str)>) -> RedisServer {
         let dir = tempfile::Builder::new()
             .prefix("kedge-redis-")
             .tempdir()
             .expect("create temp dir for redis-server");
+        if let Some((cert, key)) = tls {
+            std::fs::write(dir.path().join("server.crt"), cert).unwrap();
+            std::fs::write(dir.path().join("server.key"), key).unwrap();
+        }
         let mut server = RedisServer {
             daemon: None,
             port: 0,
+            tls: tls.is_some(),
             dir,
         };
         let mut last_error = String::new();
@@ -46,7 +62,18 @@ impl RedisServer {
     fn spawn(&mut self) -> Result<(), String> {
         let program = tool("redis-server", "redis-server");
         let mut cmd = Command::new(program);
-        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let port = self.port.to_string();
+        if self.tls {
+            let d = self.dir.path();
+            cmd.args(["--port", "0", "--tls-port", &port, "--tls-auth-clients", "no"])
+                .arg("--tls-cert-file")
+                .arg(d.join("server.crt"))
+                .arg("--tls-key-file")
+                .arg(d.join("server.key"));
+        } else {
+            cmd.args(["--port", &port]);
+        }
+        cmd.args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .args(["--protected-mode", "yes", "--logfile", ""])
             // `DEBUG SLEEP` lets a test stall the server.
@@ -59,9 +86,10 @@ impl RedisServer {
         Ok(())
     }
 
-    /// `redis://127.0.0.1:<port>/0`.
+    /// `redis://127.0.0.1:<port>/0` (`rediss://` for a TLS server).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 
     /// Its port.
