@@ -146,6 +146,19 @@ fn a_token_accepted_by_one_replica_is_refused_by_another() {
     assert_eq!(st["store"], redis.url(), "{st}");
     assert_eq!(st["fail"], "closed", "{st}");
     assert_eq!(st["calls"]["replay"], 1, "{st}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kedge"))
+        .args(["status", "--admin", &b.admin.to_string()])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    let row = table
+        .lines()
+        .find(|l| l.contains(&redis.url()))
+        .unwrap_or_default();
+    assert!(
+        table.contains("Shared replay store") && row.contains(" up ") && row.contains("1/1/0/0"),
+        "{table}"
+    );
     terminate(a);
     terminate(b);
 }

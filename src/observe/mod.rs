@@ -21,7 +21,8 @@ pub use tally::{tally, Counters, Tally};
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Buckets of `kedge_auth_duration_seconds`: a Kerberos validation takes 5–10 µs; a slow one
-/// (big PAC, contended replay cache) up to a few ms.
+/// (big PAC, contended replay cache) up to a few ms; with a shared replay store, a LAN round
+/// trip more.
 pub const AUTH_BUCKETS: &[f64] = &[
     0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
     0.05,

@@ -4,7 +4,8 @@ use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 
 /// Counter `{protocol, service, result, reason}`: authentication attempts.
 pub const AUTH_TOTAL: &str = "kedge_auth_total";
-/// Histogram `{protocol}`: time to validate one token, seconds.
+/// Histogram `{protocol}`: time to validate one token, seconds (with the shared replay store's
+/// call where one is configured).
 pub const AUTH_DURATION: &str = "kedge_auth_duration_seconds";
 /// Counter `{protocol}`: NTLM offers refused by policy.
 pub const NTLM_REJECTED: &str = "kedge_ntlm_rejected_total";
@@ -64,7 +65,7 @@ pub(super) fn describe_all() {
     describe_histogram!(
         AUTH_DURATION,
         Unit::Seconds,
-        "Time to validate one Kerberos token."
+        "Time to validate one Kerberos token, including the shared replay store's call where configured."
     );
     describe_counter!(NTLM_REJECTED, Unit::Count, "NTLM offers refused by policy.");
     describe_counter!(

@@ -112,10 +112,21 @@ pub struct ReplayStore {
     calls: Calls,
 }
 
-/// A store that could not be set up from its config (the config check catches these first).
+/// A store that could not be set up from its config (the config check catches most first).
 #[derive(Debug, thiserror::Error)]
-#[error("kerberos.replay.{0}")]
-pub struct StoreSetupError(String);
+pub enum StoreSetupError {
+    /// The URL or the client's settings are unusable (never repeats the URL).
+    #[error("kerberos.replay.store: {0}")]
+    Store(String),
+    /// The CA file could not be read.
+    #[error("kerberos.replay.ca_file: {path}: {source}")]
+    CaFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
 
 impl std::fmt::Debug for ReplayStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -133,13 +144,15 @@ impl ReplayStore {
         let Some(url) = &cfg.store else {
             return Ok(None);
         };
-        let info = parse_store(url).map_err(|e| StoreSetupError(format!("store: {e}")))?;
+        let info = parse_store(url).map_err(StoreSetupError::Store)?;
         let target = describe(&info);
         let client = match &cfg.ca_file {
             None => redis::Client::open(info),
             Some(path) => {
-                let pem = std::fs::read(path)
-                    .map_err(|e| StoreSetupError(format!("ca_file: {}: {e}", path.display())))?;
+                let pem = std::fs::read(path).map_err(|source| StoreSetupError::CaFile {
+                    path: path.clone(),
+                    source,
+                })?;
                 let certs = redis::TlsCertificates {
                     client_tls: None,
                     root_cert: Some(pem),
@@ -147,7 +160,7 @@ impl ReplayStore {
                 redis::Client::build_with_tls(info, certs)
             }
         }
-        .map_err(|e| StoreSetupError(format!("store: {:?} ({})", e.kind(), e.category())))?;
+        .map_err(|e| StoreSetupError::Store(format!("{:?} ({})", e.kind(), e.category())))?;
         Ok(Some(Arc::new(Self {
             client,
             target,

@@ -117,10 +117,12 @@ async fn run(
     let req = requirement(&ctx.interfaces, &bind)?;
     facts.service = Some(service_label(Some(&req)));
     let started = Instant::now();
-    let admitted = admit(pdu, &bind, &req, cfg, &ctx.acceptor, SystemTime::now());
+    let admitted = match admit(pdu, &bind, &req, cfg, &ctx.acceptor, SystemTime::now()) {
+        Ok(a) => confirm_shared_replay(ctx, &a, facts).await.map(|()| a),
+        Err(e) => Err(e),
+    };
     facts.auth_secs = Some(started.elapsed().as_secs_f64());
     let admission = admitted?;
-    confirm_shared_replay(ctx, &admission, facts).await?;
     if let Admission::Kerberos { principal, .. } = &admission {
         let service = facts.service.as_deref().unwrap_or("unknown");
         observe::auth_attempt(PROTOCOL, service, "ok", "ok", facts.auth_secs);
