@@ -139,6 +139,19 @@ pub enum NtlmPolicy {
     Passthrough,
 }
 
+/// What to do with HTTP Basic credentials on a route.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BasicPolicy {
+    /// Never forwarded: refused with 401 on an authenticated route, removed on an anonymous one
+    /// (no password spraying through the edge).
+    #[default]
+    Reject,
+    /// Forwarded untouched on a passthrough route (Exchange 2010 Outlook Anywhere and
+    /// ActiveSync use Basic; the member checks the password with a DC).
+    Passthrough,
+}
+
 /// Forwarding mode of an HTTP route.
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -282,6 +295,9 @@ pub struct RouteConfig {
     /// NTLM policy.
     #[serde(default)]
     pub ntlm: NtlmPolicy,
+    /// Basic policy (default `reject`; `passthrough` needs `mode = "passthrough"`).
+    #[serde(default)]
+    pub basic: BasicPolicy,
     /// PAC group rules.
     #[serde(default)]
     pub groups: Option<GroupRules>,
@@ -476,6 +492,11 @@ impl Config {
                 }
                 if !self.pools.contains_key(&r.pool) {
                     p.push(format!("http[{i}].routes[{j}].pool: no pool named {:?}", r.pool));
+                }
+                if r.basic == BasicPolicy::Passthrough && r.mode == RouteMode::Assert {
+                    p.push(format!(
+                        "http[{i}].routes[{j}].basic: \"passthrough\" needs mode = \"passthrough\" (an assert route states identity itself)"
+                    ));
                 }
                 if let Some(a) = &r.assert {
                     if a.signature_header.is_some() && a.hmac_key_file.is_none() {

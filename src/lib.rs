@@ -15,4 +15,5 @@ pub mod krb;
 pub mod observe;
 pub mod pool;
 pub mod rpc;
+pub mod secret_file;
 pub mod serve;

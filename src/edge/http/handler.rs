@@ -5,13 +5,14 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use http::header::{HeaderValue, WWW_AUTHENTICATE};
+use http::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use tokio::sync::Mutex;
 
 use super::body::{self, AnyBody, EdgeBody};
 use super::error::{EdgeError, ErrorKind};
+use super::forward_headers::remove_identity_headers;
 use super::limits::{ConnClock, ExchangeGuard};
 use super::negotiate::{self, ConnAuth, Credential, Identity, Owner};
 use super::passthrough::{self, Origin, Pinned};
@@ -107,6 +108,7 @@ impl Session {
             }
         };
         let mut mutual = None;
+        let (mut basic, mut strip_authorization) = (false, false);
         match credential {
             Credential::Negotiate(token) => match self.validate(&token, &route) {
                 Ok(acc) => {
@@ -135,19 +137,30 @@ impl Session {
                 }
             },
             Credential::Ntlm => self.ntlm(&mut st, &route)?,
-            Credential::Other(scheme) if !route.cfg.anonymous => {
-                metrics::auth_attempt("http", &route.cfg.service, "refused", "unsupported_scheme", None);
-                return Err(EdgeError::client(
-                    ErrorKind::AuthRefused("unsupported_scheme"),
-                    format!("Authorization scheme {scheme:?}"),
-                ));
+            Credential::Basic if route.passes_basic() => {
+                // A password for the member to check: the connection's Kerberos identity (and
+                // its pinned backend connection) must not carry it.
+                if st.auth != ConnAuth::Anonymous {
+                    st.reset();
+                }
+                basic = true;
             }
-            Credential::Other(_) | Credential::None => {}
+            // Anonymous routes forward no credential kedge did not check (password spraying
+            // against Autodiscover through the edge): the header goes, the request goes on.
+            Credential::Basic | Credential::Other(_) if route.cfg.anonymous => strip_authorization = true,
+            Credential::Basic => return Err(refuse_scheme(&route, "basic_refused", "Basic")),
+            Credential::Other(scheme) => return Err(refuse_scheme(&route, "unsupported_scheme", &scheme)),
+            Credential::None => {}
         }
-        let (owner, identity) = authorize(&st.auth, &route)?;
+        let (owner, identity) = if basic {
+            (Owner::Basic, None)
+        } else {
+            authorize(&st.auth, &route)?
+        };
         let mut req = req;
-        for name in route.identity_headers.iter() {
-            req.headers_mut().remove(name);
+        remove_identity_headers(req.headers_mut(), &route.identity_headers);
+        if strip_authorization {
+            req.headers_mut().remove(AUTHORIZATION);
         }
 
         match &route.assert {
@@ -232,8 +245,10 @@ impl Session {
         let mut resp = Response::new(body::text(d.status.canonical_reason().unwrap_or("error")));
         *resp.status_mut() = d.status;
         if d.status == http::StatusCode::UNAUTHORIZED {
-            let offer_ntlm = self.listener.routes.find(path).is_some_and(|r| r.passes_ntlm());
-            for v in negotiate::challenge(offer_ntlm) {
+            let route = self.listener.routes.find(path);
+            let offer_ntlm = route.is_some_and(|r| r.passes_ntlm());
+            let offer_basic = route.is_some_and(|r| r.passes_basic());
+            for v in negotiate::challenge(offer_ntlm, offer_basic) {
                 resp.headers_mut().append(WWW_AUTHENTICATE, v);
             }
         }
@@ -243,6 +258,15 @@ impl Session {
         );
         resp
     }
+}
+
+/// Counts and refuses an Authorization scheme the route does not take.
+fn refuse_scheme(route: &Route, reason: &'static str, scheme: &str) -> EdgeError {
+    metrics::auth_attempt("http", &route.cfg.service, "refused", reason, None);
+    EdgeError::client(
+        ErrorKind::AuthRefused(reason),
+        format!("Authorization scheme {scheme:?} is not accepted on this route"),
+    )
 }
 
 /// Whether the connection's identity may use `route`, and as whom its backend connection runs.

@@ -36,7 +36,7 @@ pub mod tls;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub use assert::signature as assert_signature;
+pub use assert::{signature as assert_signature, Signed as AssertSigned};
 pub use listener::serve_http;
 pub use tls::{ServerTls, TlsError};
 
