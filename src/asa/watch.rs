@@ -17,8 +17,8 @@ use std::time::{Duration, SystemTime};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use super::credentials::{Credential, CredentialStatus};
 use super::history::CredentialHistory;
-use crate::admin::status::{Credential, CredentialStatus};
 use crate::config::KerberosConfig;
 use crate::krb::acceptor::Acceptor;
 use crate::krb::keytab::{Keytab, KeytabError};
