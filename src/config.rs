@@ -520,6 +520,45 @@ impl Config {
                 p.push(format!("admin.listen: {:?} is not an address:port", a.listen));
             }
         }
+        p.extend(self.address_conflicts());
         p
+    }
+
+    /// Listeners that would take the same socket: one port on the same address, or on any
+    /// address where one of them listens on all of them (`0.0.0.0`, `::`). Port 0 (a free port
+    /// chosen at bind) conflicts with nothing.
+    fn address_conflicts(&self) -> Vec<String> {
+        let mut seen: Vec<(String, std::net::SocketAddr)> = Vec::new();
+        let admin = self.admin.iter().map(|a| ("admin.listen".to_string(), &a.listen));
+        let http = self
+            .http
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (format!("http[{i}].listen"), &l.listen));
+        let rpc = self
+            .rpc
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (format!("rpc[{i}].listen"), &l.listen));
+        let mut problems = Vec::new();
+        for (path, listen) in http.chain(rpc).chain(admin) {
+            let Ok(addr) = listen.parse::<std::net::SocketAddr>() else {
+                continue;
+            };
+            if addr.port() == 0 {
+                continue;
+            }
+            let clash = seen.iter().find(|(_, o)| {
+                o.port() == addr.port()
+                    && (o.ip() == addr.ip() || o.ip().is_unspecified() || addr.ip().is_unspecified())
+            });
+            if let Some((other, o)) = clash {
+                problems.push(format!(
+                    "{path}: {addr} overlaps {other} ({o}): both cannot listen"
+                ));
+            }
+            seen.push((path, addr));
+        }
+        problems
     }
 }

@@ -14,6 +14,7 @@ pub mod fuzzing;
 pub mod krb;
 pub mod observe;
 pub mod pool;
+pub mod preflight;
 pub mod rpc;
 pub mod secret_file;
 pub mod serve;

@@ -129,7 +129,8 @@ pub struct Kedge {
     addresses: Vec<(&'static str, String, SocketAddr)>,
 }
 
-fn acceptor_config(cfg: &Config) -> AcceptorConfig {
+/// The acceptor policy a config asks for.
+pub(crate) fn acceptor_config(cfg: &Config) -> AcceptorConfig {
     AcceptorConfig {
         realm: cfg.kerberos.realm.clone(),
         hosts: cfg
@@ -201,6 +202,12 @@ impl Kedge {
                 })?;
                 ctx = ctx.with_tls(tls);
             }
+            // Routes (assert headers, HMAC key files) are built before anything serves, so a
+            // bad one stops the start rather than one listener.
+            crate::edge::http::check_routes(&lcfg, &ctx).map_err(|e| ServeError::Listener {
+                name: lcfg.name.clone(),
+                msg: e.to_string(),
+            })?;
             let name = lcfg.name.clone();
             let shutdown = signalled(shutdown_rx.clone());
             tasks.spawn(async move {

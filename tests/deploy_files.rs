@@ -276,6 +276,7 @@ fn systemd_unit_runs_the_documented_command_hardened() {
     for line in [
         "ExecStart=/usr/local/bin/kedge run --config /etc/kedge/kedge.toml",
         "ExecStartPre=/usr/local/bin/kedge run --config /etc/kedge/kedge.toml --check",
+        "ExecReload=/usr/local/bin/kedge run --config /etc/kedge/kedge.toml --check",
         "ExecReload=/bin/kill -HUP $MAINPID",
         "AmbientCapabilities=CAP_NET_BIND_SERVICE",
         "NoNewPrivileges=yes",
