@@ -249,10 +249,13 @@ impl Kedge {
 
         if let Some(listener) = bound.admin {
             let listeners = cfg.clone();
-            let state = AdminState::new(pools.clone())
+            let mut state = AdminState::new(pools.clone())
                 .with_credentials(watcher.status_provider())
                 .with_listeners(move || listener_status(&listeners))
                 .with_started_at(crate::krb::time::unix_secs(std::time::SystemTime::now()).max(0) as u64);
+            if let Some(w) = &workers {
+                state = state.with_workers(w.clone());
+            }
             let shutdown = signalled(shutdown_rx.clone());
             tasks.spawn(async move { admin::serve(listener, state, shutdown).await });
         }
@@ -346,6 +349,13 @@ fn listener_status(cfg: &Config) -> Vec<ListenerStatus> {
             listen: l.listen.clone(),
             tls: l.tls.is_some(),
             connections_active: observe::listener_connections(&l.name).max(0) as u64,
+            pools: {
+                let mut p: Vec<String> = l.routes.iter().map(|r| r.pool.clone()).collect();
+                p.sort();
+                p.dedup();
+                p
+            },
+            ..Default::default()
         });
     }
     for l in &cfg.rpc {
@@ -355,6 +365,8 @@ fn listener_status(cfg: &Config) -> Vec<ListenerStatus> {
             listen: l.listen.clone(),
             tls: false,
             connections_active: observe::listener_connections(&l.name).max(0) as u64,
+            pools: vec![l.pool.clone()],
+            ..Default::default()
         });
     }
     v

@@ -44,6 +44,15 @@ pub struct ListenerStatus {
     pub tls: bool,
     /// Open client connections.
     pub connections_active: u64,
+    /// The pools it forwards to.
+    #[serde(default)]
+    pub pools: Vec<String>,
+    /// Whether `/readyz/<name>` answers 200: keys loaded and a member up in each of its pools.
+    #[serde(default)]
+    pub ready: bool,
+    /// Why not, when not ready.
+    #[serde(default)]
+    pub not_ready: Vec<String>,
 }
 
 /// One pool.
