@@ -139,16 +139,18 @@ pub enum NtlmPolicy {
     Passthrough,
 }
 
-/// What to do with HTTP Basic credentials on a route.
+/// What to do with a credential kedge does not check itself — HTTP Basic (a password) or an
+/// OAuth `Bearer` token — on a route.
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum BasicPolicy {
+pub enum SchemePolicy {
     /// Never forwarded: refused with 401 on an authenticated route, removed on an anonymous one
     /// (no password spraying through the edge).
     #[default]
     Reject,
-    /// Forwarded untouched on a passthrough route (Exchange 2010 Outlook Anywhere and
-    /// ActiveSync use Basic; the member checks the password with a DC).
+    /// Forwarded untouched on a passthrough route, for the member to check (Exchange 2010
+    /// Outlook Anywhere and ActiveSync use Basic; Exchange 2013+ hybrid modern authentication
+    /// sends OAuth bearer tokens to EWS, ActiveSync, Autodiscover and OAB).
     Passthrough,
 }
 
@@ -297,7 +299,10 @@ pub struct RouteConfig {
     pub ntlm: NtlmPolicy,
     /// Basic policy (default `reject`; `passthrough` needs `mode = "passthrough"`).
     #[serde(default)]
-    pub basic: BasicPolicy,
+    pub basic: SchemePolicy,
+    /// OAuth `Bearer` policy (default `reject`; `passthrough` needs `mode = "passthrough"`).
+    #[serde(default)]
+    pub bearer: SchemePolicy,
     /// PAC group rules.
     #[serde(default)]
     pub groups: Option<GroupRules>,
@@ -493,10 +498,12 @@ impl Config {
                 if !self.pools.contains_key(&r.pool) {
                     p.push(format!("http[{i}].routes[{j}].pool: no pool named {:?}", r.pool));
                 }
-                if r.basic == BasicPolicy::Passthrough && r.mode == RouteMode::Assert {
-                    p.push(format!(
-                        "http[{i}].routes[{j}].basic: \"passthrough\" needs mode = \"passthrough\" (an assert route states identity itself)"
-                    ));
+                for (field, policy) in [("basic", r.basic), ("bearer", r.bearer)] {
+                    if policy == SchemePolicy::Passthrough && r.mode == RouteMode::Assert {
+                        p.push(format!(
+                            "http[{i}].routes[{j}].{field}: \"passthrough\" needs mode = \"passthrough\" (an assert route states identity itself)"
+                        ));
+                    }
                 }
                 if let Some(a) = &r.assert {
                     if a.signature_header.is_some() && a.hmac_key_file.is_none() {

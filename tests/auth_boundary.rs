@@ -285,3 +285,38 @@ async fn users_of_realms_not_allowed_are_refused() {
     let (listed, _b3) = http_edge(ASSERT_ROUTE, both).await;
     assert_eq!(status_of(&listed, "/", Some(&negotiate(&tokens[2]))).await, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_bearer_tokens_pass_only_where_a_route_says_so() {
+    let routes = r#"
+[[routes]]
+prefix = "/"
+pool = "cas"
+[[routes]]
+prefix = "/ews/"
+pool = "cas"
+bearer = "passthrough"
+[[routes]]
+prefix = "/owa/"
+pool = "cas"
+anonymous = true
+"#;
+    let (kedge, backend) = http_edge(routes, Arc::new(fake::FakeAuth::default())).await;
+    let bearer = "Bearer eyJ0eXAiOiJKV1QifQ.e30.c2ln";
+    assert_eq!(status_of(&kedge, "/ews/Exchange.asmx", Some(bearer)).await, 200);
+    assert_eq!(status_of(&kedge, "/mapi/emsmdb", Some(bearer)).await, 401);
+    assert_eq!(status_of(&kedge, "/owa/auth/logon.aspx", Some(bearer)).await, 200);
+    let mut c = Conn::plain(kedge.addr).await;
+    let r = bounded("challenge", c.get("/ews/Exchange.asmx", &[])).await;
+    assert_eq!(
+        r.all("www-authenticate"),
+        vec!["Negotiate", "Bearer authorization_uri=\"\""]
+    );
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].headers.get("authorization").unwrap(), bearer);
+    assert!(
+        seen[1].headers.get("authorization").is_none(),
+        "stripped on the anonymous route"
+    );
+}

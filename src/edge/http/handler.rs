@@ -108,7 +108,7 @@ impl Session {
             }
         };
         let mut mutual = None;
-        let (mut basic, mut strip_authorization) = (false, false);
+        let (mut unverified, mut strip_authorization) = (false, false);
         match credential {
             Credential::Negotiate(token) => match self.validate(&token, &route) {
                 Ok(acc) => {
@@ -137,23 +137,25 @@ impl Session {
                 }
             },
             Credential::Ntlm => self.ntlm(&mut st, &route)?,
-            Credential::Basic if route.passes_basic() => {
-                // A password for the member to check: the connection's Kerberos identity (and
-                // its pinned backend connection) must not carry it.
-                if st.auth != ConnAuth::Anonymous {
-                    st.reset();
-                }
-                basic = true;
-            }
+            Credential::Basic if route.passes_basic() => unverified = true,
+            Credential::Bearer if route.passes_bearer() => unverified = true,
             // Anonymous routes forward no credential kedge did not check (password spraying
             // against Autodiscover through the edge): the header goes, the request goes on.
-            Credential::Basic | Credential::Other(_) if route.cfg.anonymous => strip_authorization = true,
+            Credential::Basic | Credential::Bearer | Credential::Other(_) if route.cfg.anonymous => {
+                strip_authorization = true
+            }
             Credential::Basic => return Err(refuse_scheme(&route, "basic_refused", "Basic")),
+            Credential::Bearer => return Err(refuse_scheme(&route, "bearer_refused", "Bearer")),
             Credential::Other(scheme) => return Err(refuse_scheme(&route, "unsupported_scheme", &scheme)),
             Credential::None => {}
         }
-        let (owner, identity) = if basic {
-            (Owner::Basic, None)
+        let (owner, identity) = if unverified {
+            // A password or token for the member to check: the connection's Kerberos identity
+            // (and its pinned backend connection) must not carry it.
+            if st.auth != ConnAuth::Anonymous {
+                st.reset();
+            }
+            (Owner::Unverified, None)
         } else {
             authorize(&st.auth, &route)?
         };
@@ -246,9 +248,12 @@ impl Session {
         *resp.status_mut() = d.status;
         if d.status == http::StatusCode::UNAUTHORIZED {
             let route = self.listener.routes.find(path);
-            let offer_ntlm = route.is_some_and(|r| r.passes_ntlm());
-            let offer_basic = route.is_some_and(|r| r.passes_basic());
-            for v in negotiate::challenge(offer_ntlm, offer_basic) {
+            let offer = negotiate::Offer {
+                ntlm: route.is_some_and(|r| r.passes_ntlm()),
+                basic: route.is_some_and(|r| r.passes_basic()),
+                bearer: route.is_some_and(|r| r.passes_bearer()),
+            };
+            for v in negotiate::challenge(offer) {
                 resp.headers_mut().append(WWW_AUTHENTICATE, v);
             }
         }

@@ -38,7 +38,9 @@ pub enum Credential {
     Ntlm,
     /// `Basic …` (RFC 7617): a password, which kedge never checks itself.
     Basic,
-    /// Another scheme (Bearer, …), by name.
+    /// `Bearer …` (RFC 6750): an OAuth token, which kedge never checks itself.
+    Bearer,
+    /// Another scheme, by name.
     Other(String),
 }
 
@@ -65,6 +67,9 @@ pub fn parse_authorization(headers: &HeaderMap, max_token_bytes: usize) -> Resul
     }
     if scheme.eq_ignore_ascii_case(b"Basic") {
         return Ok(Credential::Basic);
+    }
+    if scheme.eq_ignore_ascii_case(b"Bearer") {
+        return Ok(Credential::Bearer);
     }
     if !scheme.eq_ignore_ascii_case(b"Negotiate") {
         return Ok(Credential::Other(String::from_utf8_lossy(scheme).into_owned()));
@@ -112,17 +117,30 @@ pub fn negotiate_header(token: &[u8]) -> HeaderValue {
     HeaderValue::try_from(text).expect("base64 is a valid header value")
 }
 
-/// The `WWW-Authenticate` values of a 401: Negotiate, and NTLM and Basic where the route
-/// passes them through.
-pub fn challenge(offer_ntlm: bool, offer_basic: bool) -> Vec<HeaderValue> {
+/// Which schemes besides Negotiate a route's 401 offers: the ones it passes through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Offer {
+    /// `NTLM`.
+    pub ntlm: bool,
+    /// `Basic`.
+    pub basic: bool,
+    /// `Bearer` (with an empty `authorization_uri`, as Exchange answers before hybrid OAuth).
+    pub bearer: bool,
+}
+
+/// The `WWW-Authenticate` values of a 401: Negotiate, then what the route passes through.
+pub fn challenge(offer: Offer) -> Vec<HeaderValue> {
     let mut v = vec![HeaderValue::from_static("Negotiate")];
-    if offer_ntlm {
+    if offer.ntlm {
         v.push(HeaderValue::from_static("NTLM"));
     }
-    if offer_basic {
+    if offer.basic {
         v.push(HeaderValue::from_static(
             "Basic realm=\"Exchange\", charset=\"UTF-8\"",
         ));
+    }
+    if offer.bearer {
+        v.push(HeaderValue::from_static("Bearer authorization_uri=\"\""));
     }
     v
 }
@@ -203,8 +221,8 @@ pub enum Owner {
     Principal(String),
     /// An NTLM exchange kedge did not check.
     Ntlm,
-    /// Basic credentials kedge did not check (per request).
-    Basic,
+    /// Basic or Bearer credentials kedge did not check (per request).
+    Unverified,
 }
 
 #[cfg(test)]
@@ -270,7 +288,11 @@ mod tests {
         );
         assert_eq!(
             parse_authorization(&headers("Bearer eyJ0"), 100).expect("ok"),
-            Credential::Other("Bearer".into())
+            Credential::Bearer
+        );
+        assert_eq!(
+            parse_authorization(&headers("Digest x"), 100).expect("ok"),
+            Credential::Other("Digest".into())
         );
     }
 
