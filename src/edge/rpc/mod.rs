@@ -14,10 +14,16 @@
 
 pub mod admission;
 mod connection;
+pub mod context_policy;
+#[cfg(test)]
+mod context_policy_tests;
+mod copy;
 pub mod error;
 pub mod first_bind;
 mod listener;
 pub mod splice;
+#[cfg(test)]
+mod splice_tests;
 
 use std::sync::Arc;
 
