@@ -153,7 +153,7 @@ async fn auth16_bind_through_kedge_completes_with_an_mit_backend_via_auth3() {
         Step::Complete(Some(t)) => t,
         other => panic!("want a third-leg AP-REP, got {other:?}"),
     };
-    s.write_all(&auth3_pdu(AuthType::Krb5, AUTH_CONTEXT_ID, &third))
+    s.write_all(&auth3_pdu(1, AuthType::Krb5, AUTH_CONTEXT_ID, &third))
         .await
         .unwrap();
     let record = backend.next_record();

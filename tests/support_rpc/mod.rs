@@ -21,7 +21,7 @@ use kedge::rpc::{
     AuthVerifier, BindAck, BindInfo, BindNak, ContextResult, Drep, Fault, PacketType, PresentationContext,
     RejectReason, SyntaxId, Uuid, FAULT_ACCESS_DENIED,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -114,16 +114,11 @@ pub fn alter_context_pdu(
     context_pdu(PacketType::AlterContext, call_id, iface, version, auth, token)
 }
 
-/// An rpc_auth_3 (MS-RPCE 2.2.2.10, call_id 1) on security context `auth_context_id` of
+/// An rpc_auth_3 (MS-RPCE 2.2.2.10) with `call_id` on security context `auth_context_id` of
 /// `auth_type` carrying `token`.
-pub fn auth3_pdu(auth_type: AuthType, auth_context_id: u32, token: &[u8]) -> Vec<u8> {
-    build_auth3(
-        1,
-        Drep::LITTLE_ENDIAN,
-        &verifier(auth_type, auth_context_id),
-        token,
-    )
-    .expect("encodable auth3")
+pub fn auth3_pdu(call_id: u32, auth_type: AuthType, auth_context_id: u32, token: &[u8]) -> Vec<u8> {
+    let v = verifier(auth_type, auth_context_id);
+    build_auth3(call_id, Drep::LITTLE_ENDIAN, &v, token).expect("encodable auth3")
 }
 
 /// A request PDU (C706 12.6.4.9: alloc_hint, p_cont_id 0, opnum 0, then `stub`), call_id
@@ -181,7 +176,7 @@ pub fn bind_ack_for(bind: &BindInfo) -> Vec<u8> {
 }
 
 /// Reads one whole PDU (header, then `frag_length`), or `None` at EOF / reset.
-async fn read_pdu_untimed(s: &mut TcpStream) -> Option<Vec<u8>> {
+async fn read_pdu_untimed<R: AsyncRead + Unpin>(s: &mut R) -> Option<Vec<u8>> {
     let mut head = [0u8; 16];
     s.read_exact(&mut head).await.ok()?;
     let len = if head[4] & 0x10 != 0 {
@@ -196,7 +191,7 @@ async fn read_pdu_untimed(s: &mut TcpStream) -> Option<Vec<u8>> {
 }
 
 /// Reads one whole PDU, or `None` at EOF / reset; fails the test after [`STEP`].
-pub async fn read_pdu(s: &mut TcpStream) -> Option<Vec<u8>> {
+pub async fn read_pdu<R: AsyncRead + Unpin>(s: &mut R) -> Option<Vec<u8>> {
     tokio::time::timeout(STEP, read_pdu_untimed(s))
         .await
         .expect("no PDU or EOF within the step timeout")
