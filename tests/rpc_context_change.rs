@@ -123,7 +123,13 @@ async fn kerberos_connection_forwards_a_new_context_of_the_same_principal() {
 #[tokio::test]
 async fn kerberos_connection_adding_ntlm_is_refused_under_reject_and_forwarded_under_passthrough() {
     let mut tokens = Kdc::shared().dce_tokens("alice", "exchangeMDB", 2);
-    let ntlm = alter_context_pdu(2, EMSMDB, V_MDB, Some((AuthType::Ntlm, NEW_CTX)), &ntlm_negotiate());
+    let ntlm = alter_context_pdu(
+        2,
+        EMSMDB,
+        V_MDB,
+        Some((AuthType::Ntlm, NEW_CTX)),
+        &ntlm_negotiate(),
+    );
 
     let (edge, backend) = edge_with("c-ntlm-reject", acceptor(), |c| c.ntlm = NtlmPolicy::Reject).await;
     let ntlm_before = metric("kedge_ntlm_rejected_total", &[("protocol", "rpc")]);
@@ -182,7 +188,14 @@ async fn a_later_bind_for_another_principal_gets_a_bind_nak() {
     let (edge, backend) = edge_with("c-second-bind", acceptor(), |_| {}).await;
     let bind = emsmdb_bind(AuthType::Krb5, &alice);
     let mut s = admitted(edge.addr, &bind).await;
-    let second = context_pdu(PacketType::Bind, 1, EMSMDB, V_MDB, Some((AuthType::Krb5, NEW_CTX)), &bob);
+    let second = context_pdu(
+        PacketType::Bind,
+        1,
+        EMSMDB,
+        V_MDB,
+        Some((AuthType::Krb5, NEW_CTX)),
+        &bob,
+    );
     expect_nak(exchange(&mut s, &second).await, RejectReason::InvalidChecksum);
     assert_closed(&mut s).await;
     assert_eq!(only_connection(&backend), vec![bind]);
@@ -198,8 +211,14 @@ async fn continuations_on_the_admitted_context_pass() {
     let mut s = admitted(edge.addr, &bind).await;
     let auth3 = auth3_pdu(1, AuthType::Krb5, AUTH_CONTEXT_ID, AP_REP);
     let request = request_pdu(2, b"after auth3");
-    s.write_all(&[auth3.clone(), request.clone()].concat()).await.unwrap();
-    assert_eq!(read_pdu(&mut s).await, Some(request.clone()), "the request came back");
+    s.write_all(&[auth3.clone(), request.clone()].concat())
+        .await
+        .unwrap();
+    assert_eq!(
+        read_pdu(&mut s).await,
+        Some(request.clone()),
+        "the request came back"
+    );
 
     // auth 9: the third leg is an alter_context carrying a SPNEGO NegTokenResp.
     let spnego = kdc
@@ -257,7 +276,10 @@ async fn requests_after_admission_reach_the_backend_byte_for_byte_across_odd_wri
     assert!(echoed == stream, "echoes differ");
     let got = only_connection(&backend);
     assert_eq!(got[0], EPM_BIND);
-    assert!(got[1..] == requests[..], "the backend got every request byte for byte");
+    assert!(
+        got[1..] == requests[..],
+        "the backend got every request byte for byte"
+    );
 }
 
 /// An RPC listener as `kedge run` loads it from TOML (`extra` lines added to its `[[rpc]]`).
