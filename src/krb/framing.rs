@@ -84,13 +84,15 @@ fn spnego_ap_req(body: &[u8]) -> Result<(&[u8], Framing), AuthError> {
 
 /// Whether `token` starts a security context rather than continuing one (MS-RPCE 3.3.1.5.2:
 /// later legs of a handshake travel in alter_context / rpc_auth_3 on the same
-/// `auth_context_id`). Starting tokens: an AP-REQ, bare (Microsoft RPC's DCE style, MS-KILE
-/// 3.4.5.1) or GSS-framed with token ID `01 00` (RFC 4121 §4.1); a SPNEGO NegTokenInit (RFC 4178
-/// §4.2.1), GSS-framed or bare; a NegTokenResp whose responseToken is itself one (mechanism
-/// renegotiation, RFC 4178 §3.2); an NTLM NEGOTIATE (MS-NLMP 2.2.1.1). Continuations: AP-REP and
-/// KRB-ERROR (bare or framed), a NegTokenResp carrying one or nothing, NTLM AUTHENTICATE, an
-/// empty token. Anything unrecognized counts as starting a context, so it is validated rather
-/// than waved through.
+/// `auth_context_id`). Starting tokens are the forms an acceptor takes as initial: an AP-REQ,
+/// bare (Microsoft RPC's DCE style, MS-KILE 3.4.5.1) or GSS-framed with token ID `01 00` (RFC
+/// 4121 §4.1); a SPNEGO NegTokenInit (RFC 4178 §4.2.1), GSS-framed or bare; a NegTokenResp whose
+/// responseToken is itself one (mechanism renegotiation, RFC 4178 §3.2); an NTLM NEGOTIATE
+/// (MS-NLMP 2.2.1.1); and any GSS-framed token of another mechanism. Everything else continues a
+/// context: AP-REP and KRB-ERROR, bare or framed; RFC 1964 / RFC 4121 per-message tokens; a
+/// NegTokenResp carrying a continuation or nothing; NTLM AUTHENTICATE; an empty token. A
+/// NegTokenResp that does not decode counts as starting one, so it is validated rather than
+/// waved through.
 pub fn starts_context(token: &[u8]) -> bool {
     starts(token, true)
 }
@@ -100,9 +102,7 @@ fn starts(token: &[u8], look_into_resp: bool) -> bool {
         TokenShape::Ntlm => ntlm_message_type(token) != Some(NTLM_AUTHENTICATE),
         TokenShape::BareApReq | TokenShape::BareSpnegoInit => true,
         TokenShape::Gss => match gss::unwrap_initial(token) {
-            Ok((oid, inner)) if gss::is_krb5_oid(oid) => {
-                !(inner.starts_with(&gss::TOK_AP_REP) || inner.starts_with(&gss::TOK_KRB_ERROR))
-            }
+            Ok((oid, inner)) if gss::is_krb5_oid(oid) => inner.starts_with(&gss::TOK_AP_REQ),
             _ => true,
         },
         TokenShape::SpnegoResp if look_into_resp => {
@@ -114,14 +114,10 @@ fn starts(token: &[u8], look_into_resp: bool) -> bool {
             }
         }
         TokenShape::SpnegoResp => true,
-        TokenShape::Unknown => !matches!(token.first(), None | Some(&KRB_AP_REP) | Some(&KRB_ERROR)),
+        TokenShape::Unknown => false,
     }
 }
 
-/// `[APPLICATION 15]`: a bare KRB_AP_REP (RFC 4120 §5.5.2).
-const KRB_AP_REP: u8 = 0x6f;
-/// `[APPLICATION 30]`: a bare KRB-ERROR (RFC 4120 §5.9.1).
-const KRB_ERROR: u8 = 0x7e;
 /// NTLM AUTHENTICATE_MESSAGE type (MS-NLMP 2.2.1.3).
 const NTLM_AUTHENTICATE: u32 = 3;
 
@@ -160,7 +156,10 @@ mod tests {
             ("NTLM NEGOTIATE", ntlm(1)),
             ("NegTokenResp carrying an AP-REQ", resp(Some(&framed))),
             ("NegTokenResp carrying NTLM NEGOTIATE", resp(Some(&ntlm(1)))),
-            ("unknown bytes", b"\x30\x00".to_vec()),
+            (
+                "GSS token of another mechanism",
+                gss::wrap_initial(gss::OID_NTLM, &ntlm(1)),
+            ),
             ("undecodable NegTokenResp", b"\xa1\x05\x30\x03".to_vec()),
         ] {
             assert!(starts_context(&t), "{name}");
@@ -178,6 +177,11 @@ mod tests {
             ("NegTokenResp carrying an AP-REP", resp(Some(AP_REP))),
             ("NegTokenResp carrying NTLM AUTHENTICATE", resp(Some(&ntlm(3)))),
             ("NegTokenResp without a token", resp(None)),
+            (
+                "RFC 1964 MIC token",
+                wrap_krb5(OID_KRB5, [0x01, 0x01], b"\x11\x00"),
+            ),
+            ("RFC 4121 Wrap token", b"\x05\x04\x06\xff\x00\x00".to_vec()),
             ("empty", Vec::new()),
         ] {
             assert!(!starts_context(&t), "{name}");
