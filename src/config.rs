@@ -354,9 +354,17 @@ pub struct RpcListenerConfig {
     /// NTLM policy.
     #[serde(default)]
     pub ntlm: NtlmPolicy,
-    /// Let the endpoint mapper bind without authentication.
-    #[serde(default = "default_true")]
-    pub allow_unauthenticated_epm: bool,
+    /// This listener is the endpoint mapper (port 135): it alone lets the endpoint mapper
+    /// interface bind without authentication unless `allow_unauthenticated_epm` says otherwise
+    /// (default false).
+    #[serde(default)]
+    pub endpoint_mapper: bool,
+    /// Let the endpoint mapper interface bind without authentication; such a connection may then
+    /// bind the endpoint mapper only. Unset: the value of `endpoint_mapper`, so only the listener
+    /// declared the endpoint mapper allows it. Read it through
+    /// [`RpcListenerConfig::allows_unauthenticated_epm`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_unauthenticated_epm: Option<bool>,
     /// Extra interface → SPN service mappings (`uuid = "exchangeMDB"`, or `"no-auth"`).
     #[serde(default)]
     pub interfaces: BTreeMap<String, String>,
@@ -382,9 +390,14 @@ pub struct RpcListenerConfig {
     pub shutdown_grace_secs: u64,
 }
 
-fn default_true() -> bool {
-    true
+impl RpcListenerConfig {
+    /// Whether an unauthenticated endpoint-mapper bind is admitted: `allow_unauthenticated_epm`
+    /// where set, else `endpoint_mapper`.
+    pub fn allows_unauthenticated_epm(&self) -> bool {
+        self.allow_unauthenticated_epm.unwrap_or(self.endpoint_mapper)
+    }
 }
+
 fn default_max_pdu() -> usize {
     64 * 1024
 }
