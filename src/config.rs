@@ -142,6 +142,21 @@ pub enum NtlmPolicy {
     Passthrough,
 }
 
+/// What to do with a credential kedge does not check itself — HTTP Basic (a password) or an
+/// OAuth `Bearer` token — on a route.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemePolicy {
+    /// Never forwarded: refused with 401 on an authenticated route, removed on an anonymous one
+    /// (no password spraying through the edge).
+    #[default]
+    Reject,
+    /// Forwarded untouched on a passthrough route, for the member to check (Exchange 2010
+    /// Outlook Anywhere and ActiveSync use Basic; Exchange 2013+ hybrid modern authentication
+    /// sends OAuth bearer tokens to EWS, ActiveSync, Autodiscover and OAB).
+    Passthrough,
+}
+
 /// Forwarding mode of an HTTP route.
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -285,6 +300,12 @@ pub struct RouteConfig {
     /// NTLM policy.
     #[serde(default)]
     pub ntlm: NtlmPolicy,
+    /// Basic policy (default `reject`; `passthrough` needs `mode = "passthrough"`).
+    #[serde(default)]
+    pub basic: SchemePolicy,
+    /// OAuth `Bearer` policy (default `reject`; `passthrough` needs `mode = "passthrough"`).
+    #[serde(default)]
+    pub bearer: SchemePolicy,
     /// PAC group rules.
     #[serde(default)]
     pub groups: Option<GroupRules>,
@@ -336,9 +357,17 @@ pub struct RpcListenerConfig {
     /// NTLM policy.
     #[serde(default)]
     pub ntlm: NtlmPolicy,
-    /// Let the endpoint mapper bind without authentication.
-    #[serde(default = "default_true")]
-    pub allow_unauthenticated_epm: bool,
+    /// This listener is the endpoint mapper (port 135): it alone lets the endpoint mapper
+    /// interface bind without authentication unless `allow_unauthenticated_epm` says otherwise
+    /// (default false).
+    #[serde(default)]
+    pub endpoint_mapper: bool,
+    /// Let the endpoint mapper interface bind without authentication; such a connection may then
+    /// bind the endpoint mapper only. Unset: the value of `endpoint_mapper`, so only the listener
+    /// declared the endpoint mapper allows it. Read it through
+    /// [`RpcListenerConfig::allows_unauthenticated_epm`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_unauthenticated_epm: Option<bool>,
     /// Extra interface → SPN service mappings (`uuid = "exchangeMDB"`, or `"no-auth"`).
     #[serde(default)]
     pub interfaces: BTreeMap<String, String>,
@@ -364,9 +393,14 @@ pub struct RpcListenerConfig {
     pub shutdown_grace_secs: u64,
 }
 
-fn default_true() -> bool {
-    true
+impl RpcListenerConfig {
+    /// Whether an unauthenticated endpoint-mapper bind is admitted: `allow_unauthenticated_epm`
+    /// where set, else `endpoint_mapper`.
+    pub fn allows_unauthenticated_epm(&self) -> bool {
+        self.allow_unauthenticated_epm.unwrap_or(self.endpoint_mapper)
+    }
 }
+
 fn default_max_pdu() -> usize {
     64 * 1024
 }
@@ -481,6 +515,13 @@ impl Config {
                 if !self.pools.contains_key(&r.pool) {
                     p.push(format!("http[{i}].routes[{j}].pool: no pool named {:?}", r.pool));
                 }
+                for (field, policy) in [("basic", r.basic), ("bearer", r.bearer)] {
+                    if policy == SchemePolicy::Passthrough && r.mode == RouteMode::Assert {
+                        p.push(format!(
+                            "http[{i}].routes[{j}].{field}: \"passthrough\" needs mode = \"passthrough\" (an assert route states identity itself)"
+                        ));
+                    }
+                }
                 if let Some(a) = &r.assert {
                     if a.signature_header.is_some() && a.hmac_key_file.is_none() {
                         p.push(format!(
@@ -503,6 +544,45 @@ impl Config {
                 p.push(format!("admin.listen: {:?} is not an address:port", a.listen));
             }
         }
+        p.extend(self.address_conflicts());
         p
+    }
+
+    /// Listeners that would take the same socket: one port on the same address, or on any
+    /// address where one of them listens on all of them (`0.0.0.0`, `::`). Port 0 (a free port
+    /// chosen at bind) conflicts with nothing.
+    fn address_conflicts(&self) -> Vec<String> {
+        let mut seen: Vec<(String, std::net::SocketAddr)> = Vec::new();
+        let admin = self.admin.iter().map(|a| ("admin.listen".to_string(), &a.listen));
+        let http = self
+            .http
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (format!("http[{i}].listen"), &l.listen));
+        let rpc = self
+            .rpc
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (format!("rpc[{i}].listen"), &l.listen));
+        let mut problems = Vec::new();
+        for (path, listen) in http.chain(rpc).chain(admin) {
+            let Ok(addr) = listen.parse::<std::net::SocketAddr>() else {
+                continue;
+            };
+            if addr.port() == 0 {
+                continue;
+            }
+            let clash = seen.iter().find(|(_, o)| {
+                o.port() == addr.port()
+                    && (o.ip() == addr.ip() || o.ip().is_unspecified() || addr.ip().is_unspecified())
+            });
+            if let Some((other, o)) = clash {
+                problems.push(format!(
+                    "{path}: {addr} overlaps {other} ({o}): both cannot listen"
+                ));
+            }
+            seen.push((path, addr));
+        }
+        problems
     }
 }

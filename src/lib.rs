@@ -15,6 +15,8 @@ pub mod fuzzing;
 pub mod krb;
 pub mod observe;
 pub mod pool;
+pub mod preflight;
 pub mod replay_store;
 pub mod rpc;
+pub mod secret_file;
 pub mod serve;

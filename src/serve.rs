@@ -134,7 +134,8 @@ pub struct Kedge {
     addresses: Vec<(&'static str, String, SocketAddr)>,
 }
 
-fn acceptor_config(cfg: &Config) -> AcceptorConfig {
+/// The acceptor policy a config asks for.
+pub(crate) fn acceptor_config(cfg: &Config) -> AcceptorConfig {
     AcceptorConfig {
         realm: cfg.kerberos.realm.clone(),
         hosts: cfg
@@ -218,6 +219,12 @@ impl Kedge {
                 })?;
                 ctx = ctx.with_tls(tls);
             }
+            // Routes (assert headers, HMAC key files) are built before anything serves, so a
+            // bad one stops the start rather than one listener.
+            crate::edge::http::check_routes(&lcfg, &ctx).map_err(|e| ServeError::Listener {
+                name: lcfg.name.clone(),
+                msg: e.to_string(),
+            })?;
             let name = lcfg.name.clone();
             let shutdown = signalled(shutdown_rx.clone());
             tasks.spawn(async move {
@@ -268,6 +275,9 @@ impl Kedge {
                 .with_started_at(crate::krb::time::unix_secs(std::time::SystemTime::now()).max(0) as u64);
             if let Some(s) = store.clone() {
                 state = state.with_replay_store(move || s.status());
+            }
+            if let Some(w) = &workers {
+                state = state.with_workers(w.clone());
             }
             let shutdown = signalled(shutdown_rx.clone());
             tasks.spawn(async move { admin::serve(listener, state, shutdown).await });
@@ -362,6 +372,13 @@ fn listener_status(cfg: &Config) -> Vec<ListenerStatus> {
             listen: l.listen.clone(),
             tls: l.tls.is_some(),
             connections_active: observe::listener_connections(&l.name).max(0) as u64,
+            pools: {
+                let mut p: Vec<String> = l.routes.iter().map(|r| r.pool.clone()).collect();
+                p.sort();
+                p.dedup();
+                p
+            },
+            ..Default::default()
         });
     }
     for l in &cfg.rpc {
@@ -371,6 +388,8 @@ fn listener_status(cfg: &Config) -> Vec<ListenerStatus> {
             listen: l.listen.clone(),
             tls: false,
             connections_active: observe::listener_connections(&l.name).max(0) as u64,
+            pools: vec![l.pool.clone()],
+            ..Default::default()
         });
     }
     v

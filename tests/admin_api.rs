@@ -239,6 +239,72 @@ async fn readyz_flips_with_pool_health_and_key_presence() {
 }
 
 #[tokio::test]
+async fn a_dead_rpc_pool_leaves_the_https_listener_ready() {
+    let (web, rfr) = (Backend::start("cas1").await, Backend::start("cas2").await);
+    rfr.set_health(503);
+    let cfg = |m: &str| pool_config(&[m], health(HealthKind::Http, 1, 1, 1_000));
+    let pools = Pools::from_config(
+        &table(&[&web, &rfr]),
+        &[
+            ("ready-web".to_owned(), cfg("cas1")),
+            ("ready-rfr".to_owned(), cfg("cas2")),
+        ]
+        .into(),
+    )
+    .unwrap();
+    for p in pools.all() {
+        p.check_now().await;
+    }
+    let listener = |name: &str, kind: &str, pool: &str| ListenerStatus {
+        name: name.into(),
+        kind: kind.into(),
+        pools: vec![pool.into()],
+        ..Default::default()
+    };
+    let state = AdminState::new(Arc::new(pools))
+        .with_credentials(credentials)
+        .with_listeners(move || {
+            vec![
+                listener("https", "https", "ready-web"),
+                listener("rfr", "rpc", "ready-rfr"),
+            ]
+        });
+    let admin = Admin::start(state).await;
+    assert_eq!(
+        admin.get("/readyz").await,
+        (200, "ready\n".into()),
+        "port 443 stays in"
+    );
+    assert_eq!(admin.get("/readyz/https").await.0, 200);
+    let (code, body) = admin.get("/readyz/rfr").await;
+    assert_eq!(code, 503);
+    assert!(body.contains("pool ready-rfr: no member up"), "{body}");
+    assert_eq!(admin.get("/readyz/nope").await.0, 404);
+    let status: Status = admin::fetch_status(&admin.addr.to_string()).await.unwrap();
+    assert!(status.ready);
+    let rfr_status = status.listeners.iter().find(|l| l.name == "rfr").unwrap();
+    assert!(!rfr_status.ready && rfr_status.not_ready[0].contains("ready-rfr"));
+    admin.stop().await;
+}
+
+#[tokio::test]
+async fn healthz_needs_every_connection_worker_to_answer() {
+    let workers = kedge::edge::workers::Workers::start(2).unwrap();
+    let state = AdminState::new(Arc::new(Pools::from_config(&[].into(), &[].into()).unwrap()))
+        .with_workers(workers.clone());
+    let admin = Admin::start(state).await;
+    assert_eq!(admin.get("/healthz").await, (200, "ok\n".into()));
+    // A worker stuck in blocking code does not run the probe's task.
+    workers
+        .spawn_on(1, async { std::thread::sleep(Duration::from_secs(3)) })
+        .expect("worker 1");
+    let (code, body) = admin.get("/healthz").await;
+    assert_eq!(code, 503);
+    assert!(body.contains("worker 1 did not answer"), "{body}");
+    admin.stop().await;
+}
+
+#[tokio::test]
 async fn status_json_round_trips_and_shows_pools_credentials_and_listeners() {
     let (a, b) = (Backend::start("cas1").await, Backend::start("cas2").await);
     b.set_health(503);
@@ -252,6 +318,7 @@ async fn status_json_round_trips_and_shows_pools_credentials_and_listeners() {
                 listen: "0.0.0.0:443".into(),
                 tls: true,
                 connections_active: 3,
+                ..Default::default()
             }]
         });
     let admin = Admin::start(state).await;

@@ -8,6 +8,12 @@ fn bundled_example_config_is_valid() {
     let cfg = Config::from_toml(text, "config/example.toml").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(cfg.http.len(), 1);
     assert_eq!(cfg.rpc.len(), 4);
+    // Only the port-135 listener lets the endpoint mapper bind without authentication.
+    for l in &cfg.rpc {
+        let epm = l.listen.ends_with(":135");
+        assert_eq!(l.endpoint_mapper, epm, "{}", l.name);
+        assert_eq!(l.allows_unauthenticated_epm(), epm, "{}", l.name);
+    }
     assert_eq!(cfg.kerberos.array, vec!["outlook.contoso.com"]);
 }
 

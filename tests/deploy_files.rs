@@ -241,7 +241,7 @@ fn kubernetes_configmap_holds_a_valid_config_matching_the_mounts_and_ports() {
     );
     let admin_port = port(&admin.listen);
     assert!(deployment.contains(&format!("containerPort: {admin_port}")));
-    assert!(deployment.contains("path: /readyz") && deployment.contains("path: /healthz"));
+    assert!(deployment.contains("path: /readyz/https") && deployment.contains("path: /healthz"));
     assert!(
         !service.contains(&format!("port: {admin_port}")),
         "the admin port must not be published"
@@ -276,6 +276,7 @@ fn systemd_unit_runs_the_documented_command_hardened() {
     for line in [
         "ExecStart=/usr/local/bin/kedge run --config /etc/kedge/kedge.toml",
         "ExecStartPre=/usr/local/bin/kedge run --config /etc/kedge/kedge.toml --check",
+        "ExecReload=/usr/local/bin/kedge run --config /etc/kedge/kedge.toml --check",
         "ExecReload=/bin/kill -HUP $MAINPID",
         "AmbientCapabilities=CAP_NET_BIND_SERVICE",
         "NoNewPrivileges=yes",

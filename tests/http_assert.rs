@@ -10,6 +10,7 @@ use http_common::bounded;
 use http_common::client::Conn;
 use http_common::fake::{self, FakeAuth, APREP};
 use http_common::kedge::{start, Kedge, PoolSpec};
+use kedge::edge::http::{assert_signature, AssertSigned};
 
 const ASSERT: &str = r#"
 [[routes]]
@@ -82,16 +83,23 @@ async fn mutual_auth_gets_kedges_ap_rep_and_the_backend_gets_identity_not_author
             .unwrap()
             .parse()
             .unwrap();
-        let want = kedge::edge::http::assert_signature(
-            b"kedge-test-secret",
-            "alice@KEDGE.TEST",
-            "S-1-5-21-1-513,S-1-5-21-1-512",
-            ts,
-        );
-        assert_eq!(
-            s.headers.get("x-kedge-signature").unwrap().to_str().unwrap(),
-            want
-        );
+        // The signature binds the request it came with: method, target and Host.
+        let host = s.headers.get("host").map_or(&b""[..], |h| h.as_bytes());
+        let signed = AssertSigned {
+            method: s.method.as_str().as_bytes(),
+            target: s.path.as_bytes(),
+            host,
+            principal: "alice@KEDGE.TEST",
+            groups: "S-1-5-21-1-513,S-1-5-21-1-512",
+            timestamp: ts,
+        };
+        let got = s.headers.get("x-kedge-signature").unwrap().to_str().unwrap();
+        assert_eq!(got, assert_signature(b"kedge-test-secret", &signed));
+        let elsewhere = AssertSigned {
+            target: b"/ecp/",
+            ..signed
+        };
+        assert_ne!(got, assert_signature(b"kedge-test-secret", &elsewhere));
     }
 }
 
@@ -112,8 +120,12 @@ async fn without_mutual_auth_no_ap_rep_is_sent() {
 async fn spoofed_identity_headers_never_arrive() {
     let (backend, kedge, _dir) = setup().await;
     let mut c = Conn::plain(kedge.addr).await;
+    // Exact names in any case, and look-alikes that IIS/CGI stacks read as the same variable
+    // (`HTTP_X_KEDGE_PRINCIPAL`).
     let spoof = [
         ("X-KEDGE-PRINCIPAL", "administrator@KEDGE.TEST"),
+        ("X_Kedge_Principal", "administrator@KEDGE.TEST"),
+        ("x.kedge.groups", "S-1-5-32-544"),
         ("x-kedge-groups", "S-1-5-32-544"),
         ("X-Kedge-Signature", "00"),
         ("x-kedge-timestamp", "1"),
@@ -145,8 +157,13 @@ async fn spoofed_identity_headers_never_arrive() {
         "no PAC, no groups"
     );
     assert_ne!(seen[0].headers.get("x-kedge-signature").unwrap(), "00");
+    for name in ["x_kedge_principal", "x.kedge.groups"] {
+        assert!(seen[0].headers.get(name).is_none(), "look-alike {name} arrived");
+    }
     for name in [
         "x-kedge-principal",
+        "x_kedge_principal",
+        "x.kedge.groups",
         "x-kedge-groups",
         "x-kedge-signature",
         "x-kedge-timestamp",

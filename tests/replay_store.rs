@@ -24,10 +24,13 @@ use kedge::krb::keyset::KeySet;
 use kedge::krb::keytab::Keytab;
 use kedge::krb::replay::ReplayCache;
 use kedge::replay_store::{FailPolicy, ReplayConfig, ReplayStore, Seen, StoreError};
-use kedge::rpc::{AuthType, RejectReason};
+use kedge::rpc::{AuthType, RejectReason, EMSMDB};
 use kedge_process::{backend, get, metric, start, terminate, Running};
-use support::{Kdc, Mech, RedisServer, TokenSpec, ARRAY_FQDN, REALM};
-use support_rpc::{emsmdb_bind, listener_config, pool_to, send_bind, RecordingBackend, Reply};
+use support::{Kdc, Mech, RedisServer, ARRAY_FQDN, REALM};
+use support_rpc::{
+    alter_context_pdu, emsmdb_bind, exchange, expect_fault, expect_nak, listener_config, pool_to, send_bind,
+    RecordingBackend, Reply,
+};
 
 const HTTP_SPN: &str = "HTTP@outlook.contoso.com";
 
@@ -298,28 +301,45 @@ async fn sender_dropped(mut rx: tokio::sync::watch::Receiver<()>) {
 }
 
 #[tokio::test]
-async fn rpc_binds_share_replay_state_and_fail_closed_with_local_limit_exceeded() {
+async fn rpc_binds_and_later_contexts_share_replay_state_and_fail_closed_with_local_limit_exceeded() {
     let kdc = Kdc::shared();
     let mut redis = RedisServer::start();
     let backend = RecordingBackend::start().await;
     let a = RpcReplica::start("t-store-a", &redis.url(), FailPolicy::Closed, backend.addr).await;
     let b = RpcReplica::start("t-store-b", &redis.url(), FailPolicy::Closed, backend.addr).await;
-    let spn = kdc.spn("exchangeMDB");
-    let spec = TokenSpec::new(&spn, Mech::Krb5).flags("mutual,dce,conf,integ,sequence,replay");
-    let tokens = kdc.tokens_for("alice", &spec, 2);
+    let tokens = kdc.dce_tokens("alice", "exchangeMDB", 4);
+    let replays = || support_rpc::metric("kedge_replay_rejected_total", &[("protocol", "rpc")]);
 
+    // A first bind admitted by A is a replay on B: bind_nak, counted as a replay.
     let bind = emsmdb_bind(AuthType::Krb5, &tokens[0]);
     let (reply, _sa) = send_bind(a.addr, &bind).await;
     assert!(matches!(reply, Reply::Ack(_)), "{reply:?}");
-    let replays = || support_rpc::metric("kedge_replay_rejected_total", &[("protocol", "rpc")]);
     let before = replays();
-    match send_bind(b.addr, &bind).await.0 {
-        Reply::Nak(n) => assert_eq!(n.reason, RejectReason::InvalidChecksum),
-        other => panic!("want a bind_nak for the replay on B, got {other:?}"),
-    }
+    expect_nak(send_bind(b.addr, &bind).await.0, RejectReason::InvalidChecksum);
     support_rpc::metric_moved("kedge_replay_rejected_total", &[("protocol", "rpc")], before).await;
     assert_eq!(b.store.status().calls.replay, 1);
-    assert_eq!(backend.binds().len(), 1, "the replay never reached a backend");
+
+    // So is a token A admitted opening a second security context on a connection B admitted
+    // (B's own cache never saw it: the store decides).
+    let (reply, _sa2) = send_bind(a.addr, &emsmdb_bind(AuthType::Krb5, &tokens[2])).await;
+    assert!(matches!(reply, Reply::Ack(_)), "{reply:?}");
+    let (reply, mut sb) = send_bind(b.addr, &emsmdb_bind(AuthType::Krb5, &tokens[1])).await;
+    assert!(matches!(reply, Reply::Ack(_)), "{reply:?}");
+    let before = replays();
+    let alter = alter_context_pdu(2, EMSMDB, (0, 81), Some((AuthType::Krb5, 2)), &tokens[2]);
+    expect_fault(exchange(&mut sb, &alter).await, 2);
+    support_rpc::metric_moved("kedge_replay_rejected_total", &[("protocol", "rpc")], before).await;
+    assert_eq!(b.store.status().calls.replay, 2);
+    let seen: Vec<Vec<u8>> = backend.connections().into_iter().flatten().collect();
+    assert!(
+        !seen.contains(&alter),
+        "the replayed context never reached a backend"
+    );
+    assert_eq!(
+        seen.iter().filter(|p| **p == bind).count(),
+        1,
+        "nor the replayed bind"
+    );
 
     // Store gone, fail = closed: a fresh bind gets local_limit_exceeded.
     redis.kill();
@@ -328,14 +348,13 @@ async fn rpc_binds_share_replay_state_and_fail_closed_with_local_limit_exceeded(
         assert!(Instant::now() < deadline, "A never noticed the store is gone");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    match send_bind(a.addr, &emsmdb_bind(AuthType::Krb5, &tokens[1]))
-        .await
-        .0
-    {
-        Reply::Nak(n) => assert_eq!(n.reason, RejectReason::LocalLimitExceeded),
-        other => panic!("want local_limit_exceeded with the store down, got {other:?}"),
-    }
-    assert_eq!(backend.binds().len(), 1);
+    let fresh = emsmdb_bind(AuthType::Krb5, &tokens[3]);
+    expect_nak(
+        send_bind(a.addr, &fresh).await.0,
+        RejectReason::LocalLimitExceeded,
+    );
+    let seen: Vec<Vec<u8>> = backend.connections().into_iter().flatten().collect();
+    assert!(!seen.contains(&fresh));
     a.stop().await;
     b.stop().await;
 }

@@ -6,57 +6,26 @@ mod support_rpc;
 
 use kedge::config::NtlmPolicy;
 use kedge::rpc::{AuthType, RejectReason, EMSMDB, EPM};
-use support::{Kdc, Mech, TokenSpec, ARRAY_FQDN, REALM};
+use support::{Kdc, Mech, ARRAY_FQDN, REALM};
 use support_rpc::*;
 use tokio::io::AsyncWriteExt;
 
-const DCE_FLAGS: &str = "mutual,dce,conf,integ,sequence,replay";
 const NTLM_BIND: &[u8] = include_bytes!("testdata/rpc/emsmdb_ntlm_connect.bin");
 const EPM_BIND: &[u8] = include_bytes!("testdata/rpc/epm_noauth.bin");
 
-/// `n` DCE-style krb5 tokens (bare AP-REQs, flags 0x103e) of `user` for `service`.
-fn dce_tokens(kdc: &Kdc, user: &str, service: &str, n: usize) -> Vec<Vec<u8>> {
-    let spn = kdc.spn(service);
-    let toks = kdc.tokens_for(user, &TokenSpec::new(&spn, Mech::Krb5).flags(DCE_FLAGS), n);
-    assert!(
-        toks.iter().all(|t| t[0] == 0x6e),
-        "MIT sends DCE style as a bare AP-REQ"
-    );
-    toks
-}
-
+/// kedge in front of a recording backend, with the shared KDC's ASA keytab.
 async fn edge(
     name: &str,
     tweak: impl FnOnce(&mut kedge::config::RpcListenerConfig),
 ) -> (Edge, RecordingBackend) {
-    let kdc = Kdc::shared();
-    let backend = RecordingBackend::start().await;
-    let mut cfg = listener_config(name);
-    tweak(&mut cfg);
-    let acceptor = acceptor_from_keytab(&kdc.keytab_path(), REALM, ARRAY_FQDN);
-    (Edge::start(cfg, acceptor, backend.addr).await, backend)
-}
-
-fn expect_nak(reply: Reply, reason: RejectReason) {
-    match reply {
-        Reply::Nak(n) => {
-            assert_eq!(n.reason, reason);
-            assert_eq!(n.call_id, 1, "bind_nak echoes the call_id");
-            assert_eq!(
-                n.drep,
-                kedge::rpc::Drep::LITTLE_ENDIAN,
-                "bind_nak echoes the drep"
-            );
-            assert_eq!(n.versions, vec![(5, 0)]);
-        }
-        other => panic!("want bind_nak {reason:?}, got {other:?}"),
-    }
+    let acceptor = acceptor_from_keytab(&Kdc::shared().keytab_path(), REALM, ARRAY_FQDN);
+    edge_with(name, acceptor, tweak).await
 }
 
 #[tokio::test]
 async fn auth16_bare_ap_req_bind_is_forwarded_byte_identical_and_spliced() {
     let kdc = Kdc::shared();
-    let token = dce_tokens(kdc, "alice", "exchangeMDB", 1).remove(0);
+    let token = kdc.dce_tokens("alice", "exchangeMDB", 1).remove(0);
     let (edge, backend) = edge("t-krb5-bare", |_| {}).await;
     let ok_before = metric("kedge_auth_total", &[("protocol", "rpc"), ("result", "ok")]);
     let bind = emsmdb_bind(AuthType::Krb5, &token);
@@ -70,13 +39,10 @@ async fn auth16_bare_ap_req_bind_is_forwarded_byte_identical_and_spliced() {
         vec![bind.clone()],
         "backend got the bind byte for byte"
     );
-    // Later bytes are spliced both ways.
-    s.write_all(b"request after bind").await.unwrap();
-    let mut echo = [0u8; 18];
-    tokio::io::AsyncReadExt::read_exact(&mut s, &mut echo)
-        .await
-        .unwrap();
-    assert_eq!(&echo, b"request after bind");
+    // Later PDUs are spliced both ways.
+    let request = request_pdu(2, b"request after bind");
+    s.write_all(&request).await.unwrap();
+    assert_eq!(read_pdu(&mut s).await, Some(request), "echoed by the backend");
     assert!(metric("kedge_auth_total", &[("protocol", "rpc"), ("result", "ok")]) > ok_before);
     drop(s);
     edge.stop().await;
@@ -85,7 +51,7 @@ async fn auth16_bare_ap_req_bind_is_forwarded_byte_identical_and_spliced() {
 #[tokio::test]
 async fn auth16_gss_wrapped_ap_req_bind_is_forwarded() {
     let kdc = Kdc::shared();
-    let token = gss_wrap(&dce_tokens(kdc, "bob", "exchangeMDB", 1)[0]);
+    let token = gss_wrap(&kdc.dce_tokens("bob", "exchangeMDB", 1)[0]);
     let (edge, backend) = edge("t-krb5-gss", |_| {}).await;
     let bind = emsmdb_bind(AuthType::Krb5, &token);
     let (reply, _s) = send_bind(edge.addr, &bind).await;
@@ -109,7 +75,7 @@ async fn auth9_spnego_bind_is_forwarded() {
 #[tokio::test]
 async fn exchange_ab_ticket_on_emsmdb_gets_bind_nak_9_and_close() {
     let kdc = Kdc::shared();
-    let token = dce_tokens(kdc, "alice", "exchangeAB", 1).remove(0);
+    let token = kdc.dce_tokens("alice", "exchangeAB", 1).remove(0);
     let (edge, backend) = edge("t-wrong-spn", |_| {}).await;
     let labels = [
         ("protocol", "rpc"),
@@ -130,7 +96,7 @@ async fn exchange_ab_ticket_on_emsmdb_gets_bind_nak_9_and_close() {
 #[tokio::test]
 async fn replayed_bind_gets_bind_nak_9() {
     let kdc = Kdc::shared();
-    let token = dce_tokens(kdc, "bob", "exchangeMDB", 1).remove(0);
+    let token = kdc.dce_tokens("bob", "exchangeMDB", 1).remove(0);
     let (edge, backend) = edge("t-replay", |_| {}).await;
     let before = metric("kedge_replay_rejected_total", &[("protocol", "rpc")]);
     let bind = emsmdb_bind(AuthType::Krb5, &token);
@@ -164,7 +130,7 @@ async fn ntlm_bind_is_forwarded_under_passthrough() {
 
 #[tokio::test]
 async fn unauthenticated_endpoint_mapper_bind_is_forwarded_where_allowed() {
-    let (edge, backend) = edge("t-epm-allowed", |c| c.allow_unauthenticated_epm = true).await;
+    let (edge, backend) = edge("t-epm-allowed", |c| c.allow_unauthenticated_epm = Some(true)).await;
     let (reply, _s) = send_bind(edge.addr, EPM_BIND).await;
     assert!(matches!(reply, Reply::Ack(_)), "{reply:?}");
     assert_eq!(backend.binds(), vec![EPM_BIND.to_vec()]);
@@ -172,7 +138,11 @@ async fn unauthenticated_endpoint_mapper_bind_is_forwarded_where_allowed() {
 
 #[tokio::test]
 async fn unauthenticated_endpoint_mapper_bind_is_refused_where_not_allowed() {
-    let (edge, backend) = edge("t-epm-refused", |c| c.allow_unauthenticated_epm = false).await;
+    let (edge, backend) = edge("t-epm-refused", |c| {
+        c.endpoint_mapper = true;
+        c.allow_unauthenticated_epm = Some(false);
+    })
+    .await;
     let (reply, mut s) = send_bind(edge.addr, EPM_BIND).await;
     expect_nak(reply, RejectReason::AuthenticationTypeNotRecognized);
     assert_closed(&mut s).await;
@@ -204,7 +174,7 @@ async fn bind_to_an_interface_outside_the_map_is_refused() {
 #[tokio::test]
 async fn configured_interface_extension_needs_its_service() {
     let kdc = Kdc::shared();
-    let token = dce_tokens(kdc, "alice", "exchangeRFR", 1).remove(0);
+    let token = kdc.dce_tokens("alice", "exchangeRFR", 1).remove(0);
     let iface = "12345778-1234-abcd-ef00-0123456789ac";
     let (edge, backend) = edge("t-extension", |c| {
         c.interfaces.insert(iface.into(), "exchangeRFR".into());
@@ -228,8 +198,8 @@ async fn unsupported_auth_type_gets_bind_nak_8() {
 async fn bind_to_epm_passes_without_kdc_while_emsmdb_uses_the_principal_for_the_backend() {
     // Two binds on one listener: the endpoint mapper needs no ticket; EMSMDB does.
     let kdc = Kdc::shared();
-    let token = dce_tokens(kdc, "alice", "exchangeMDB", 1).remove(0);
-    let (edge, backend) = edge("t-two-binds", |_| {}).await;
+    let token = kdc.dce_tokens("alice", "exchangeMDB", 1).remove(0);
+    let (edge, backend) = edge("t-two-binds", |c| c.endpoint_mapper = true).await;
     let (a, _s1) = send_bind(edge.addr, &bind_pdu(EPM, 3, 0, None, &[])).await;
     let (b, _s2) = send_bind(edge.addr, &emsmdb_bind(AuthType::Krb5, &token)).await;
     assert!(matches!((a, b), (Reply::Ack(_), Reply::Ack(_))));

@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use kedge::rpc::{parse_bind, parse_bind_ack, AuthType};
-use support::{Kdc, Mech, Step, TokenSpec, ARRAY_FQDN, PYTHON, REALM};
+use support::{Kdc, Mech, Step, TokenSpec, ARRAY_FQDN, DCE_FLAGS, PYTHON, REALM};
 use support_rpc::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -133,7 +133,7 @@ async fn auth16_bind_through_kedge_completes_with_an_mit_backend_via_auth3() {
     // A real MIT initiator drives the three legs: AP-REQ in the bind, AP-REP from the member in
     // the bind_ack, the client's AP-REP in auth3.
     let mut initiator = kdc.initiator("bob");
-    let spec = TokenSpec::new(&spn, Mech::Krb5).flags("mutual,dce,conf,integ,sequence,replay");
+    let spec = TokenSpec::new(&spn, Mech::Krb5).flags(DCE_FLAGS);
     let token = initiator.try_init(&spec).unwrap();
     let bind = emsmdb_bind(AuthType::Krb5, &token);
     let mut s = TcpStream::connect(edge.addr).await.unwrap();
@@ -153,7 +153,9 @@ async fn auth16_bind_through_kedge_completes_with_an_mit_backend_via_auth3() {
         Step::Complete(Some(t)) => t,
         other => panic!("want a third-leg AP-REP, got {other:?}"),
     };
-    s.write_all(&auth3(&third)).await.unwrap();
+    s.write_all(&auth3_pdu(1, AuthType::Krb5, AUTH_CONTEXT_ID, &third))
+        .await
+        .unwrap();
     let record = backend.next_record();
     assert_eq!(record["error"], serde_json::Value::Null, "{record}");
     assert_eq!(record["complete"], true);
@@ -166,19 +168,4 @@ async fn auth16_bind_through_kedge_completes_with_an_mit_backend_via_auth3() {
     );
     drop(s);
     edge.stop().await;
-}
-
-/// An rpc_auth_3 PDU (MS-RPCE 2.2.2.10): header, 4 pad bytes, sec_trailer (auth 16, level
-/// connect, context 79231), the client's AP-REP.
-fn auth3(token: &[u8]) -> Vec<u8> {
-    let frag = (16 + 4 + 8 + token.len()) as u16;
-    let mut p = vec![5, 0, 16, 3, 0x10, 0, 0, 0];
-    p.extend_from_slice(&frag.to_le_bytes());
-    p.extend_from_slice(&(token.len() as u16).to_le_bytes());
-    p.extend_from_slice(&1u32.to_le_bytes());
-    p.extend_from_slice(&[0; 4]);
-    p.extend_from_slice(&[16, 2, 0, 0]);
-    p.extend_from_slice(&79231u32.to_le_bytes());
-    p.extend_from_slice(token);
-    p
 }

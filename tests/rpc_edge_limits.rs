@@ -11,7 +11,7 @@ use kedge::krb::keyset::KeySet;
 use kedge::krb::replay::ReplayCache;
 use kedge::rpc::RejectReason;
 use support_rpc::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 const EPM_BIND: &[u8] = include_bytes!("testdata/rpc/epm_noauth.bin");
@@ -25,14 +25,17 @@ fn no_keys() -> Arc<Acceptor> {
     ))
 }
 
+/// An endpoint-mapper listener (the unauthenticated EPM bind is the bind that passes without
+/// keys) in front of a recording backend, configured by `tweak`.
 async fn edge(
     name: &str,
     tweak: impl FnOnce(&mut kedge::config::RpcListenerConfig),
 ) -> (Edge, RecordingBackend) {
-    let backend = RecordingBackend::start().await;
-    let mut cfg = listener_config(name);
-    tweak(&mut cfg);
-    (Edge::start(cfg, no_keys(), backend.addr).await, backend)
+    edge_with(name, no_keys(), |c| {
+        c.endpoint_mapper = true;
+        tweak(c);
+    })
+    .await
 }
 
 #[tokio::test]
@@ -127,7 +130,9 @@ async fn no_backend_gets_bind_nak_2() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let edge = Edge::start(listener_config("l-no-backend"), no_keys(), closed).await;
+    let mut cfg = listener_config("l-no-backend");
+    cfg.endpoint_mapper = true;
+    let edge = Edge::start(cfg, no_keys(), closed).await;
     let (reply, _s) = send_bind(edge.addr, EPM_BIND).await;
     match reply {
         Reply::Nak(n) => assert_eq!(n.reason, RejectReason::LocalLimitExceeded),
@@ -176,10 +181,9 @@ async fn shutdown_stops_accepting_and_lets_spliced_connections_finish() {
     }
     assert!(refused, "listener still accepting after shutdown");
     // The spliced connection still works.
-    s.write_all(b"still here").await.unwrap();
-    let mut buf = [0u8; 10];
-    s.read_exact(&mut buf).await.unwrap();
-    assert_eq!(&buf, b"still here");
+    let request = request_pdu(2, b"still here");
+    s.write_all(&request).await.unwrap();
+    assert_eq!(read_pdu(&mut s).await, Some(request));
     // serve_rpc returns once it closes.
     drop(s);
     let task = edge.task.take().unwrap();

@@ -6,7 +6,7 @@ mod kedge_process;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kedge_process::{backend, get, metric, start, terminate};
 
@@ -203,4 +203,37 @@ fn both_schedulers_serve_and_stop() {
         }
         terminate(k);
     }
+}
+
+#[test]
+fn kedge_status_exits_1_while_the_instance_is_not_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_key, kt_path) = asa_keytab(dir.path());
+    // A member nobody listens on: its health check fails, the pool has no member up.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let cfg_path = dir.path().join("kedge.toml");
+    std::fs::write(&cfg_path, config(&kt_path, &[("cas1", dead)])).unwrap();
+    let k = start(&cfg_path);
+    let status = || {
+        Command::new(env!("CARGO_BIN_EXE_kedge"))
+            .args(["status", "--admin", &k.admin.to_string()])
+            .output()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let out = loop {
+        let out = status();
+        if out.status.code() == Some(1) || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is not ready"), "{stderr}");
+    assert!(!out.stdout.is_empty(), "the table is still printed");
+    terminate(k);
 }

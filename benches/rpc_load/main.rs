@@ -5,8 +5,8 @@
 //!    `tests/testdata/rpc/exchange.keytab`, sent through kedge's `serve_rpc` (in-process, its own
 //!    2-worker runtime, metrics recorder installed) to a trivial bind_ack backend. Reports
 //!    binds/s and latency percentiles (connect → bind_ack received).
-//! 2. Spliced throughput of a bulk upload (bind, then `--bulk-mib` MiB per stream) through
-//!    kedge and through HAProxy in TCP mode (`haproxy` on PATH, a temporary config), same run,
+//! 2. Spliced throughput of a bulk upload (bind, then `--bulk-mib` MiB of 4,280-byte request
+//!    PDUs per stream, which kedge inspects header by header) through kedge and through HAProxy in TCP mode (`haproxy` on PATH, a temporary config), same run,
 //!    alternating rounds; reports MiB/s of each and the ratio.
 //!
 //! `cargo bench --bench rpc_load -- [--binds N] [--concurrency C] [--seconds S] [--bulk-mib M]
@@ -264,7 +264,9 @@ fn start_kedge(name: &str, backend: SocketAddr, acceptor: Arc<Acceptor>) -> Sock
         listen: "127.0.0.1:0".into(),
         pool: name.into(),
         ntlm: NtlmPolicy::Reject,
-        allow_unauthenticated_epm: true,
+        // The bulk streams open with an unauthenticated endpoint-mapper bind.
+        endpoint_mapper: true,
+        allow_unauthenticated_epm: None,
         interfaces: BTreeMap::new(),
         max_bind_bytes: 64 * 1024,
         bind_timeout_ms: 10_000,
@@ -417,29 +419,49 @@ fn run_binds(
     })
 }
 
+/// Request PDUs (C706 12.6.4.9) of `frag_length` 4,280 (the max_xmit_frag the binds offer),
+/// enough to fill one `CHUNK`-sized write: the upload is a stream of real PDUs, which kedge walks
+/// header by header (HAProxy in TCP mode just copies them).
+fn request_chunk() -> Vec<u8> {
+    const FRAG: usize = 4280;
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut call_id = 2u32;
+    while chunk.len() + FRAG <= CHUNK {
+        chunk.extend_from_slice(&[5, 0, 0, 3, 0x10, 0, 0, 0]);
+        chunk.extend_from_slice(&(FRAG as u16).to_le_bytes());
+        chunk.extend_from_slice(&[0, 0]);
+        chunk.extend_from_slice(&call_id.to_le_bytes());
+        chunk.extend_from_slice(&((FRAG - 24) as u32).to_le_bytes()); // alloc_hint
+        chunk.extend_from_slice(&[0, 0, 0, 0]); // p_cont_id, opnum
+        chunk.resize(chunk.len() + FRAG - 24, 0x5a);
+        call_id += 1;
+    }
+    chunk
+}
+
 /// `streams` parallel uploads of `mib` MiB each after a bind; returns MiB/s.
 fn run_bulk(addr: SocketAddr, bind: Arc<Vec<u8>>, streams: usize, mib: usize) -> f64 {
     let rt = runtime(2, "bulk");
+    let chunk = Arc::new(request_chunk());
     rt.block_on(async move {
         let started = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..streams {
-            let bind = bind.clone();
+            let (bind, chunk) = (bind.clone(), chunk.clone());
             tasks.push(tokio::spawn(async move {
                 let mut s = TcpStream::connect(addr).await.unwrap();
                 s.write_all(&bind).await.unwrap();
                 read_pdu(&mut s).await.unwrap();
-                let chunk = vec![0x5au8; CHUNK];
                 let total = mib * 1024 * 1024;
                 let mut sent = 0;
                 while sent < total {
                     s.write_all(&chunk).await.unwrap();
-                    sent += CHUNK;
+                    sent += chunk.len();
                 }
                 s.shutdown().await.unwrap();
                 let mut count = [0u8; 8];
                 s.read_exact(&mut count).await.unwrap();
-                assert_eq!(u64::from_le_bytes(count), total as u64, "backend got every byte");
+                assert_eq!(u64::from_le_bytes(count), sent as u64, "backend got every byte");
             }));
         }
         for t in tasks {

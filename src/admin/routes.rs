@@ -45,19 +45,25 @@ pub(super) async fn handle<B>(state: &AdminState, req: Request<B>) -> Reply {
             "text/plain; version=0.0.4; charset=utf-8",
             observe::render(),
         ),
-        (["healthz"], &Method::GET) => text(StatusCode::OK, "ok\n"),
-        (["readyz"], &Method::GET) => match state.readiness() {
-            Ok(()) => text(StatusCode::OK, "ready\n"),
+        (["healthz"], &Method::GET) => match state.liveness().await {
+            Ok(()) => text(StatusCode::OK, "ok\n"),
             Err(why) => text(
                 StatusCode::SERVICE_UNAVAILABLE,
-                format!("not ready: {}\n", why.join("; ")),
+                format!("not alive: {}\n", why.join("; ")),
             ),
+        },
+        (["readyz"], &Method::GET) => readiness(state.readiness()),
+        (["readyz", listener], &Method::GET) => match state.listener_readiness(listener) {
+            Some(r) => readiness(r),
+            None => text(StatusCode::NOT_FOUND, format!("no listener named {listener:?}\n")),
         },
         (["status"], &Method::GET) => json(StatusCode::OK, &state.status()),
         ([verb @ ("drain" | "undrain"), pool, member], &Method::POST) => {
             drain(state, pool, member, *verb == "drain")
         }
-        (["metrics" | "healthz" | "readyz" | "status"], _) | (["drain" | "undrain", _, _], _) => {
+        (["metrics" | "healthz" | "readyz" | "status"], _)
+        | (["readyz", _], _)
+        | (["drain" | "undrain", _, _], _) => {
             let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
             let allow = if segments[0].ends_with("drain") {
                 "POST"
@@ -69,6 +75,16 @@ pub(super) async fn handle<B>(state: &AdminState, req: Request<B>) -> Reply {
             r
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn readiness(r: Result<(), Vec<String>>) -> Reply {
+    match r {
+        Ok(()) => text(StatusCode::OK, "ready\n"),
+        Err(why) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}\n", why.join("; ")),
+        ),
     }
 }
 

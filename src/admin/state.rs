@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::status::{CredentialStatus, ListenerStatus, PoolStatus, ReplayStoreStatus, Status};
+use crate::edge::workers::Workers;
 use crate::observe;
 use crate::pool::Pools;
 
@@ -22,6 +23,7 @@ pub struct AdminState {
     credentials: CredentialProvider,
     listeners: ListenerProvider,
     replay_store: Option<ReplayStoreProvider>,
+    workers: Option<Arc<Workers>>,
     started_at: u64,
 }
 
@@ -51,6 +53,7 @@ impl AdminState {
             credentials: Arc::new(CredentialStatus::default),
             listeners: Arc::new(Vec::new),
             replay_store: None,
+            workers: None,
             started_at: unix_now(),
         }
     }
@@ -74,6 +77,12 @@ impl AdminState {
         self
     }
 
+    /// Plugs in the connection workers: `/healthz` then needs every one of them to answer.
+    pub fn with_workers(mut self, workers: Arc<Workers>) -> Self {
+        self.workers = Some(workers);
+        self
+    }
+
     /// Sets the start time shown (seconds since the Unix epoch); default: when `new` ran.
     pub fn with_started_at(mut self, unix_secs: u64) -> Self {
         self.started_at = unix_secs;
@@ -85,19 +94,49 @@ impl AdminState {
         &self.pools
     }
 
-    /// `Ok` when keys are loaded and every pool has a member able to take sessions; otherwise
-    /// every reason.
+    /// `/readyz`: `Ok` while the HTTP(S) listeners can serve — keys loaded and a member up in
+    /// each pool their routes use — so one dead RPC pool does not take port 443 out of the
+    /// load balancer. Without HTTP listeners, every listener counts; without any, every pool.
     pub fn readiness(&self) -> Result<(), Vec<String>> {
-        self.readiness_with(&(self.credentials)())
+        let creds = (self.credentials)();
+        let listeners = (self.listeners)();
+        let http: Vec<&ListenerStatus> = listeners.iter().filter(|l| l.kind != "rpc").collect();
+        let counted: Vec<&ListenerStatus> = if http.is_empty() {
+            listeners.iter().collect()
+        } else {
+            http
+        };
+        let pools: Option<Vec<&str>> = (!counted.is_empty()).then(|| {
+            let mut p: Vec<&str> = counted
+                .iter()
+                .flat_map(|l| l.pools.iter().map(String::as_str))
+                .collect();
+            p.sort_unstable();
+            p.dedup();
+            p
+        });
+        self.readiness_of(&creds, pools.as_deref())
     }
 
-    fn readiness_with(&self, creds: &CredentialStatus) -> Result<(), Vec<String>> {
+    /// `/readyz/<listener>`: keys loaded and a member up in each pool of that listener; `None`
+    /// when no listener has that name.
+    pub fn listener_readiness(&self, name: &str) -> Option<Result<(), Vec<String>>> {
+        let creds = (self.credentials)();
+        let listeners = (self.listeners)();
+        let l = listeners.iter().find(|l| l.name == name)?;
+        let pools: Vec<&str> = l.pools.iter().map(String::as_str).collect();
+        Some(self.readiness_of(&creds, Some(&pools)))
+    }
+
+    /// Keys loaded and a member up in each of `pools` (every pool when `None`).
+    fn readiness_of(&self, creds: &CredentialStatus, pools: Option<&[&str]>) -> Result<(), Vec<String>> {
         let mut why = Vec::new();
         if creds.latest.is_none() {
             why.push("no keys loaded".to_owned());
         }
         for p in self.pools.all() {
-            if p.up_count() == 0 {
+            let counted = pools.is_none_or(|names| names.contains(&p.name()));
+            if counted && p.up_count() == 0 {
                 why.push(format!("pool {}: no member up", p.name()));
             }
         }
@@ -108,17 +147,43 @@ impl AdminState {
         }
     }
 
+    /// `/healthz`: the process is alive when every connection worker runs a task within a
+    /// second (the admin thread answering proves only itself).
+    pub async fn liveness(&self) -> Result<(), Vec<String>> {
+        let Some(w) = &self.workers else {
+            return Ok(());
+        };
+        let stuck = w.unresponsive(std::time::Duration::from_secs(1)).await;
+        if stuck.is_empty() {
+            Ok(())
+        } else {
+            Err(stuck
+                .iter()
+                .map(|i| format!("worker {i} did not answer within 1 s"))
+                .collect())
+        }
+    }
+
     /// The full status.
     pub fn status(&self) -> Status {
         let credentials = (self.credentials)();
-        let not_ready = self.readiness_with(&credentials).err().unwrap_or_default();
+        let not_ready = self.readiness().err().unwrap_or_default();
+        let mut listeners = (self.listeners)();
+        for l in &mut listeners {
+            let pools: Vec<&str> = l.pools.iter().map(String::as_str).collect();
+            l.not_ready = self
+                .readiness_of(&credentials, Some(&pools))
+                .err()
+                .unwrap_or_default();
+            l.ready = l.not_ready.is_empty();
+        }
         Status {
             version: env!("CARGO_PKG_VERSION").into(),
             started_at: self.started_at,
             now: unix_now(),
             ready: not_ready.is_empty(),
             not_ready,
-            listeners: (self.listeners)(),
+            listeners,
             pools: self.pools.all().iter().map(|p| PoolStatus::of(p)).collect(),
             credentials,
             counters: observe::tally().snapshot(),

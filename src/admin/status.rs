@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::asa::credentials::{Credential, CredentialStatus};
 use crate::observe::Counters;
 use crate::pool::{Balance, HealthKind, Member, Pool};
 
@@ -84,6 +85,15 @@ pub struct ListenerStatus {
     pub tls: bool,
     /// Open client connections.
     pub connections_active: u64,
+    /// The pools it forwards to.
+    #[serde(default)]
+    pub pools: Vec<String>,
+    /// Whether `/readyz/<name>` answers 200: keys loaded and a member up in each of its pools.
+    #[serde(default)]
+    pub ready: bool,
+    /// Why not, when not ready.
+    #[serde(default)]
+    pub not_ready: Vec<String>,
 }
 
 /// One pool.
@@ -138,29 +148,6 @@ pub struct MemberStatus {
     pub consecutive_failures: u32,
     /// Last check or connect error.
     pub last_error: Option<String>,
-}
-
-/// The Latest and Previous ASA credentials, as Exchange's
-/// `Get-ClientAccessServer -IncludeAlternateServiceAccountCredentialStatus` shows them.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CredentialStatus {
-    /// The newest key version.
-    pub latest: Option<Credential>,
-    /// The one before it (still accepted after a password roll).
-    pub previous: Option<Credential>,
-}
-
-/// One credential (a principal at one kvno); never any key material.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Credential {
-    /// Principal, e.g. `EXCHASA$@CONTOSO.COM`.
-    pub principal: String,
-    /// Key version number.
-    pub kvno: u32,
-    /// Encryption types held, e.g. `aes256-cts-hmac-sha1-96`.
-    pub enctypes: Vec<String>,
-    /// When kedge loaded it, seconds since the Unix epoch.
-    pub loaded_at: u64,
 }
 
 impl PoolStatus {

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use crate::admin::status::{Credential, CredentialStatus};
+use super::credentials::{Credential, CredentialStatus};
 use crate::krb::keyset::{KeySet, ServiceKey};
 use crate::krb::keytab::Keytab;
 use crate::krb::time::unix_secs;

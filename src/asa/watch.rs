@@ -17,8 +17,8 @@ use std::time::{Duration, SystemTime};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use super::credentials::{Credential, CredentialStatus};
 use super::history::CredentialHistory;
-use crate::admin::status::{Credential, CredentialStatus};
 use crate::config::KerberosConfig;
 use crate::krb::acceptor::Acceptor;
 use crate::krb::keytab::{Keytab, KeytabError};
@@ -333,7 +333,7 @@ impl Inner {
         }
         st.stamp = Some(stamp);
         let mode = stamp.mode & 0o7777;
-        if mode & 0o022 != 0 {
+        if crate::secret_file::writable_by_others(mode) {
             st.hash = None;
             let err = ReloadError::InsecureWritable { path: shown, mode };
             return Err(self.refuse(&mut st, err));
@@ -365,7 +365,7 @@ impl Inner {
             };
             return Err(self.refuse(&mut st, err));
         }
-        let insecure = mode & 0o044 != 0;
+        let insecure = crate::secret_file::readable_by_others(mode);
         metrics::gauge!(KEYTAB_INSECURE_PERMISSIONS).set(if insecure { 1.0 } else { 0.0 });
         if insecure {
             tracing::warn!(keytab = %shown, mode = format!("{mode:04o}"),

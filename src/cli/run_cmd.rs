@@ -37,12 +37,26 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     init_logging();
     let cfg = Config::load(&args.config)?;
     if args.check {
-        let kt = super::keytab_cmd::read_keytab(&cfg.kerberos.keytab)?;
+        let pre = crate::preflight::check(&cfg);
+        for w in &pre.warnings {
+            eprintln!("warning: {w}");
+        }
+        if !pre.ok() {
+            for p in &pre.problems {
+                eprintln!("error: {p}");
+            }
+            anyhow::bail!(
+                "{}: kedge would not start ({} problem{})",
+                args.config.display(),
+                pre.problems.len(),
+                if pre.problems.len() == 1 { "" } else { "s" }
+            );
+        }
         println!(
-            "{}: configuration is valid; keytab {} holds {} keys",
+            "{}: configuration is valid; keytab {} holds {} keys; certificates, keys, CAs and routes load",
             args.config.display(),
             cfg.kerberos.keytab.display(),
-            kt.entries.len()
+            pre.keys
         );
         return Ok(ExitCode::SUCCESS);
     }

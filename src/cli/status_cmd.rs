@@ -1,5 +1,7 @@
 //! `kedge status`: the admin endpoint's `/status` as a table, like
-//! `Get-ClientAccessServer -IncludeAlternateServiceAccountCredentialStatus`.
+//! `Get-ClientAccessServer -IncludeAlternateServiceAccountCredentialStatus`. Exits 1 when the
+//! instance is not ready (the reasons printed on stderr), 2 (an error) when it cannot be read,
+//! so scripts and probes can use it as they are.
 
 use std::process::ExitCode;
 
@@ -28,5 +30,13 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     } else {
         print!("{}", crate::admin::render_status_table(&status));
     }
-    Ok(ExitCode::SUCCESS)
+    if status.ready {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "kedge at {} is not ready: {}",
+        args.admin,
+        status.not_ready.join("; ")
+    );
+    Ok(ExitCode::from(1))
 }

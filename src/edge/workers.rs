@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
@@ -84,6 +85,35 @@ impl Workers {
         } else {
             mine
         }
+    }
+
+    /// Runs `task` on worker `index` (`None` when there is no such worker).
+    pub fn spawn_on<F>(&self, index: usize, task: F) -> Option<tokio::task::JoinHandle<F::Output>>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handles.get(index).map(|h| h.spawn(task))
+    }
+
+    /// Asks every worker to run a no-op task; the indexes of those that did not answer within
+    /// `within` (a thread stuck in a busy loop or a blocking call). Liveness probes use it: a
+    /// kedge whose connection threads hang is not alive, however well its admin thread answers.
+    pub async fn unresponsive(&self, within: Duration) -> Vec<usize> {
+        let pings = self.handles.iter().map(|h| {
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            h.spawn(async move {
+                let _ = tx.send(());
+            });
+            async move { tokio::time::timeout(within, rx).await.is_ok_and(|r| r.is_ok()) }
+        });
+        let answered = futures_util::future::join_all(pings).await;
+        answered
+            .iter()
+            .enumerate()
+            .filter(|(_, ok)| !**ok)
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// Stops the workers and waits for their threads (call once every connection has ended).

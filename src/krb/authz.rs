@@ -87,8 +87,8 @@ fn client_name_matches(pac_name: &str, cname: &str, crealm: &str) -> bool {
 }
 
 /// Applies allow/deny rules on the user's SIDs (user SID and group SIDs). Deny wins; a non-empty
-/// allow list needs one match. Without a PAC any rule refuses (fail closed: a ticket without a
-/// PAC cannot show that its user holds no denied group).
+/// allow list needs one match. Without a PAC, or with one that states no groups (MIT's), any
+/// rule refuses (fail closed: such a ticket cannot show that its user holds no denied group).
 pub fn apply_group_rules(rules: &GroupRules, id: Option<&PacIdentity>) -> Result<(), AuthError> {
     if rules.allow.is_empty() && rules.deny.is_empty() {
         return Ok(());
@@ -101,6 +101,11 @@ pub fn apply_group_rules(rules: &GroupRules, id: Option<&PacIdentity>) -> Result
     };
     if let Err(e) = id.logon_info() {
         return Err(AuthError::Pac(format!("LOGON_INFO does not decode: {e}")));
+    }
+    if !id.has_groups() {
+        return Err(AuthError::GroupDenied(
+            "the PAC has no LOGON_INFO (no group membership) to check the group rules against".into(),
+        ));
     }
     if let Some(d) = rules.deny.iter().find(|d| id.holds(d)) {
         return Err(AuthError::GroupDenied(format!("member of denied {d}")));
@@ -132,6 +137,11 @@ mod tests {
             deny: vec!["S-1-5-21-1-2-3-666".into()],
         };
         assert!(apply_group_rules(&r, Some(&id(&["S-1-5-21-1-2-3-513"]))).is_ok());
+        let groupless = PacIdentity::from_logon_info_raw(None, true);
+        assert!(
+            apply_group_rules(&r, Some(&groupless)).is_err(),
+            "a PAC without LOGON_INFO"
+        );
         assert!(apply_group_rules(&r, Some(&id(&["S-1-5-21-1-2-3-513", "S-1-5-21-1-2-3-666"]))).is_err());
         assert!(apply_group_rules(&r, Some(&id(&["S-1-5-21-1-2-3-512"]))).is_err());
         assert!(apply_group_rules(&r, None).is_err());
@@ -146,6 +156,11 @@ mod tests {
         let e = apply_group_rules(&r, None).unwrap_err();
         assert_eq!(e.reason(), "group_denied");
         assert!(apply_group_rules(&r, Some(&id(&["S-1-5-21-1-2-3-513"]))).is_ok());
+        let groupless = PacIdentity::from_logon_info_raw(None, true);
+        assert!(
+            apply_group_rules(&r, Some(&groupless)).is_err(),
+            "a PAC without LOGON_INFO"
+        );
     }
 
     #[test]

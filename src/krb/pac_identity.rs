@@ -100,6 +100,12 @@ impl PacIdentity {
             _ => None,
         }
     }
+    /// Whether the PAC states group membership at all (a LOGON_INFO buffer, MS-PAC §2.5). MIT
+    /// KDCs since 1.20 issue PACs without one, so such a PAC says nothing about groups.
+    pub fn has_groups(&self) -> bool {
+        self.logon().is_some() || self.fixed.is_some()
+    }
+
     /// Whether the user is, or is a member of, `sid` (text form, compared structurally; no
     /// formatting of the PAC's SIDs).
     pub fn holds(&self, sid: &str) -> bool {

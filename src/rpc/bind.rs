@@ -103,7 +103,8 @@ pub struct BindInfo {
 /// [`pdu_length`](super::header::pdu_length)); bytes past `frag_length` are ignored. Checks the
 /// header (version 5.0/5.1, drep), the type, that the PDU is not fragmented, that `auth_length`
 /// and its sec_trailer fit, that the context list fits the body, and that the 4-byte aligned
-/// sec_trailer follows the context list after exactly `auth_pad_length` (≤ 15) bytes. Without an
+/// sec_trailer follows the context list after exactly `auth_pad_length` (≤ 15) bytes (an
+/// alter_context may have more before the pad, as impacket sends). Without an
 /// auth verifier, bytes between the context list and `frag_length` are tolerated (and not
 /// re-encoded by [`BindInfo::to_bytes`]). Never panics, whatever the bytes.
 pub fn parse_bind(pdu: &[u8]) -> Result<BindInfo, RpcError> {
@@ -149,9 +150,13 @@ pub fn parse_bind(pdu: &[u8]) -> Result<BindInfo, RpcError> {
     let contexts = read_contexts(&mut r, n_context_elem).map_err(|_| RpcError::ContextListOverrun)?;
     if let Some(v) = &auth {
         // The sec_trailer MUST be 4-byte aligned and follow the body and its pad directly
-        // (MS-RPCE 2.2.2.11); anything else leaves the token's position ambiguous.
+        // (MS-RPCE 2.2.2.11). An alter_context may carry bytes between its context list and the
+        // pad: impacket 0.10 repeats the list there, and Windows servers accept it; the trailer's
+        // place comes from frag_length and auth_length anyway (C706 13.2.6.1).
         let room = body_end - r.pos();
-        if usize::from(v.auth_pad_length) != room {
+        let pad = usize::from(v.auth_pad_length);
+        let tolerated = h.ptype == PacketType::AlterContext && room > pad;
+        if pad != room && !tolerated {
             return Err(RpcError::BadAuthPad {
                 pad: v.auth_pad_length.into(),
                 room,
@@ -401,6 +406,29 @@ mod tests {
         let trailer = pdu.len() - 2 - 8;
         pdu[trailer + 2] = 0; // pad bytes present but not declared
         assert_eq!(parse_bind(&pdu), Err(RpcError::BadAuthPad { pad: 0, room: 4 }));
+    }
+
+    /// The third leg of impacket 0.10's auth-9 bind (through kedge to an MIT backend): an
+    /// alter_context whose context list (n_context_elem 1) is followed by a second copy of it,
+    /// then the sec_trailer and a NegTokenResp carrying the client's AP-REP.
+    const IMPACKET_ALTER_CONTEXT: &str = "05000e0310000000e100650001000000b810b81000000000010000000000010000dbf1a447ca6710b31f00dd010662da00005100045d888aeb1cc9119fe808002b104860020000000000010000dbf1a447ca6710b31f00dd010662da00005100045d888aeb1cc9119fe808002b10486002000000090200007f350100a1633061a25f045d6f5b3059a003020105a10302010fa24d304ba003020112a2440442256bbb213fe501b8fb8978473cd828ca1daa2dccf00188262136c7b441572098c0670deb16fd434e498bfa185a210705d544f05b375cb9840d2c5525fcd37b3bb843";
+
+    #[test]
+    fn impacket_alter_context_with_a_repeated_context_list_parses() {
+        let pdu = hex::decode(IMPACKET_ALTER_CONTEXT).unwrap();
+        let b = parse_bind(&pdu).unwrap();
+        assert_eq!(b.ptype, PacketType::AlterContext);
+        assert_eq!(b.contexts.len(), 1);
+        let auth = b.auth.as_ref().unwrap();
+        assert_eq!((auth.auth_type, auth.auth_context_id), (AuthType::Spnego, 79231));
+        assert_eq!(b.token(&pdu).unwrap()[0], 0xa1, "a NegTokenResp");
+        // The same bytes as a bind are refused: binds must be exact.
+        let mut bind = pdu.clone();
+        bind[2] = 11;
+        assert!(matches!(
+            parse_bind(&bind),
+            Err(RpcError::BadAuthPad { pad: 0, room: 44 })
+        ));
     }
 
     #[test]

@@ -67,7 +67,7 @@ impl Requirement {
     }
 
     /// The same requirement? SPN service classes compare case-insensitively, as in AD.
-    fn same(&self, other: &Requirement) -> bool {
+    pub fn same(&self, other: &Requirement) -> bool {
         match (self, other) {
             (Requirement::NoAuth, Requirement::NoAuth) => true,
             (Requirement::Service(a), Requirement::Service(b)) => a.eq_ignore_ascii_case(b),

@@ -26,6 +26,17 @@ fn exercise(bytes: &[u8]) -> bool {
     let _ = CommonHeader::parse(bytes);
     let _ = parse_bind_ack(bytes);
     let _ = parse_bind_nak(bytes);
+    let _ = parse_fault(bytes);
+    if let Ok(a) = parse_auth3(bytes) {
+        assert!(a.token(bytes).is_some());
+    }
+    if let Ok(Some(v)) = parse_auth_verifier(bytes) {
+        assert!(v.token(bytes).is_some());
+    }
+    let mut scanner = PduScanner::new(65_535);
+    if let Ok(Scanned::Hold { at, header }) = scanner.scan(bytes) {
+        assert!(is_held(header.ptype) && at < bytes.len());
+    }
     match parse_bind(bytes) {
         Ok(b) => {
             // Whatever parsed must be self-consistent.

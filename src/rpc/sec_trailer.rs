@@ -133,6 +133,14 @@ impl AuthVerifier {
     }
 }
 
+/// The auth verifier of any connection-oriented PDU (request, auth3, alter_context, …), or
+/// `None` where `auth_length` is 0 (C706 13.2.6.1, MS-RPCE 2.2.2.11): the sec_trailer sits at
+/// `frag_length - auth_length - 8`, after the header. `pdu` must hold `frag_length` bytes.
+pub fn parse_auth_verifier(pdu: &[u8]) -> Result<Option<AuthVerifier>, RpcError> {
+    let h = CommonHeader::parse(pdu)?;
+    Ok(split_auth(pdu, &h)?.1)
+}
+
 /// Splits a PDU of at least `h.frag_length` bytes into its body end and auth verifier (C706
 /// 13.2.6.1): returns where the body (stub, context list, …) ends — the sec_trailer offset, or
 /// `frag_length` without one — and the verifier where `auth_length` is non-zero.

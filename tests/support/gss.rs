@@ -128,6 +128,10 @@ fn python_gssapi() {
     });
 }
 
+/// The GSS flags Microsoft RPC asks for (mutual, DCE style, confidentiality, integrity,
+/// sequence, replay: 0x103e), as `TokenSpec::flags` spells them.
+pub const DCE_FLAGS: &str = "mutual,dce,conf,integ,sequence,replay";
+
 impl Kdc {
     /// `n` initial context tokens for `spn`, each from a fresh context (distinct authenticator),
     /// from a fresh TGT of `user`, with python-gssapi's default flags (mutual, sequence).
@@ -173,6 +177,19 @@ impl Kdc {
             tokens.len()
         );
         tokens
+    }
+
+    /// `n` DCE-style krb5 tokens of `user` for `<service>/<array>`, as Microsoft RPC sends them
+    /// with auth 16: bare AP-REQs (MIT drops the GSS frame for DCE style), flags
+    /// [`DCE_FLAGS`] (0x103e).
+    pub fn dce_tokens(&self, user: &str, service: &str, n: usize) -> Vec<Vec<u8>> {
+        let spn = self.spn(service);
+        let toks = self.tokens_for(user, &TokenSpec::new(&spn, Mech::Krb5).flags(DCE_FLAGS), n);
+        assert!(
+            toks.iter().all(|t| t[0] == 0x6e),
+            "MIT sends DCE style as a bare AP-REQ"
+        );
+        toks
     }
 
     /// An interactive initiator for `user` (a python-gssapi process kept alive between steps).

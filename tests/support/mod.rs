@@ -26,6 +26,6 @@ mod gss;
 mod kdc;
 mod redis;
 
-pub use gss::{Initiator, Mech, MitAccepted, Step, TokenSpec, GSS_CLIENT, PYTHON};
+pub use gss::{Initiator, Mech, MitAccepted, Step, TokenSpec, DCE_FLAGS, GSS_CLIENT, PYTHON};
 pub use kdc::{Ccache, Kdc, Secret, ADMIN, ARRAY_FQDN, ASA_SERVICES, ENCTYPES, REALM, USERS};
 pub use redis::RedisServer;

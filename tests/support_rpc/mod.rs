@@ -1,5 +1,6 @@
-//! Helpers for the RPC edge tests: a recording bind_ack backend on 127.0.0.1:0, kedge's RPC
-//! listener started in-process on 127.0.0.1:0, bind builders and a tiny client.
+//! Helpers for the RPC edge tests: a recording backend on 127.0.0.1:0 (bind_ack /
+//! alter_context_resp, echoes requests), kedge's RPC listener started in-process on
+//! 127.0.0.1:0, PDU builders (bind, alter_context, auth3, request) and a tiny client.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -16,10 +17,11 @@ use kedge::krb::keytab::Keytab;
 use kedge::krb::replay::ReplayCache;
 use kedge::pool::{Balance, HealthConfig, HealthKind, MemberConfig, Pool, PoolConfig};
 use kedge::rpc::{
-    parse_bind, parse_bind_ack, parse_bind_nak, AckResult, AuthLevel, AuthType, AuthVerifier, BindAck,
-    BindInfo, BindNak, ContextResult, Drep, PacketType, PresentationContext, SyntaxId, Uuid,
+    build_auth3, parse_bind, parse_bind_ack, parse_bind_nak, parse_fault, AckResult, AuthLevel, AuthType,
+    AuthVerifier, BindAck, BindInfo, BindNak, ContextResult, Drep, Fault, PacketType, PresentationContext,
+    RejectReason, SyntaxId, Uuid, FAULT_ACCESS_DENIED,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -45,14 +47,24 @@ pub fn gss_wrap(ap_req: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A bind (call_id 1, little-endian) for `iface` v`major.minor` with an auth verifier of
-/// `auth_type` at level connect carrying `token`, or none when `auth_type` is `None`.
-pub fn bind_pdu(iface: Uuid, major: u16, minor: u16, auth_type: Option<AuthType>, token: &[u8]) -> Vec<u8> {
+/// The `auth_context_id` of the binds built here (the value impacket uses).
+pub const AUTH_CONTEXT_ID: u32 = 79231;
+
+/// A bind or alter_context (little-endian) for `iface` v`major.minor`, with an auth verifier
+/// (`auth_type`, level connect, `auth_context_id`) carrying `token` where `auth` is given.
+pub fn context_pdu(
+    ptype: PacketType,
+    call_id: u32,
+    iface: Uuid,
+    (major, minor): (u16, u16),
+    auth: Option<(AuthType, u32)>,
+    token: &[u8],
+) -> Vec<u8> {
     BindInfo {
-        ptype: PacketType::Bind,
+        ptype,
         rpc_vers_minor: 0,
         pfc_flags: 0x03,
-        call_id: 1,
+        call_id,
         drep: Drep::LITTLE_ENDIAN,
         max_xmit_frag: 4280,
         max_recv_frag: 4280,
@@ -66,17 +78,61 @@ pub fn bind_pdu(iface: Uuid, major: u16, minor: u16, auth_type: Option<AuthType>
             },
             transfer_syntaxes: vec![SyntaxId::NDR],
         }],
-        auth: auth_type.map(|auth_type| AuthVerifier {
-            auth_type,
-            auth_level: AuthLevel::Connect,
-            auth_pad_length: 0,
-            auth_reserved: 0,
-            auth_context_id: 79231,
-            token_range: 0..0,
-        }),
+        auth: auth.map(|(auth_type, auth_context_id)| verifier(auth_type, auth_context_id)),
     }
     .to_bytes(token)
     .expect("encodable bind")
+}
+
+fn verifier(auth_type: AuthType, auth_context_id: u32) -> AuthVerifier {
+    AuthVerifier {
+        auth_type,
+        auth_level: AuthLevel::Connect,
+        auth_pad_length: 0,
+        auth_reserved: 0,
+        auth_context_id,
+        token_range: 0..0,
+    }
+}
+
+/// A bind (call_id 1, little-endian) for `iface` v`major.minor` with an auth verifier of
+/// `auth_type` at level connect carrying `token`, or none when `auth_type` is `None`.
+pub fn bind_pdu(iface: Uuid, major: u16, minor: u16, auth_type: Option<AuthType>, token: &[u8]) -> Vec<u8> {
+    let auth = auth_type.map(|t| (t, AUTH_CONTEXT_ID));
+    context_pdu(PacketType::Bind, 1, iface, (major, minor), auth, token)
+}
+
+/// An alter_context (call_id `call_id`) to `iface` v`major.minor`, with `auth` (type, context
+/// id) carrying `token` where given.
+pub fn alter_context_pdu(
+    call_id: u32,
+    iface: Uuid,
+    version: (u16, u16),
+    auth: Option<(AuthType, u32)>,
+    token: &[u8],
+) -> Vec<u8> {
+    context_pdu(PacketType::AlterContext, call_id, iface, version, auth, token)
+}
+
+/// An rpc_auth_3 (MS-RPCE 2.2.2.10) with `call_id` on security context `auth_context_id` of
+/// `auth_type` carrying `token`.
+pub fn auth3_pdu(call_id: u32, auth_type: AuthType, auth_context_id: u32, token: &[u8]) -> Vec<u8> {
+    let v = verifier(auth_type, auth_context_id);
+    build_auth3(call_id, Drep::LITTLE_ENDIAN, &v, token).expect("encodable auth3")
+}
+
+/// A request PDU (C706 12.6.4.9: alloc_hint, p_cont_id 0, opnum 0, then `stub`), call_id
+/// `call_id`, little-endian.
+pub fn request_pdu(call_id: u32, stub: &[u8]) -> Vec<u8> {
+    let frag = u16::try_from(24 + stub.len()).expect("request fits one PDU");
+    let mut p = vec![5, 0, 0, 3, 0x10, 0, 0, 0];
+    p.extend_from_slice(&frag.to_le_bytes());
+    p.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(&call_id.to_le_bytes());
+    p.extend_from_slice(&(stub.len() as u32).to_le_bytes());
+    p.extend_from_slice(&[0, 0, 0, 0]);
+    p.extend_from_slice(stub);
+    p
 }
 
 /// An EMSMDB (v0.81) bind carrying `token` with `auth_type`.
@@ -119,30 +175,35 @@ pub fn bind_ack_for(bind: &BindInfo) -> Vec<u8> {
     .expect("encodable bind_ack")
 }
 
-/// Reads one whole PDU (header, then `frag_length`), or `None` at EOF / reset / timeout.
-pub async fn read_pdu(s: &mut TcpStream) -> Option<Vec<u8>> {
-    tokio::time::timeout(STEP, async {
-        let mut head = [0u8; 16];
-        s.read_exact(&mut head).await.ok()?;
-        let len = if head[4] & 0x10 != 0 {
-            u16::from_le_bytes([head[8], head[9]])
-        } else {
-            u16::from_be_bytes([head[8], head[9]])
-        } as usize;
-        let mut pdu = head.to_vec();
-        pdu.resize(len.max(16), 0);
-        s.read_exact(&mut pdu[16..]).await.ok()?;
-        Some(pdu)
-    })
-    .await
-    .expect("no PDU or EOF within the step timeout")
+/// Reads one whole PDU (header, then `frag_length`), or `None` at EOF / reset.
+async fn read_pdu_untimed<R: AsyncRead + Unpin>(s: &mut R) -> Option<Vec<u8>> {
+    let mut head = [0u8; 16];
+    s.read_exact(&mut head).await.ok()?;
+    let len = if head[4] & 0x10 != 0 {
+        u16::from_le_bytes([head[8], head[9]])
+    } else {
+        u16::from_be_bytes([head[8], head[9]])
+    } as usize;
+    let mut pdu = head.to_vec();
+    pdu.resize(len.max(16), 0);
+    s.read_exact(&mut pdu[16..]).await.ok()?;
+    Some(pdu)
 }
 
-/// A backend on 127.0.0.1:0 that records each connection's first PDU exactly as received,
-/// answers it with [`bind_ack_for`], then echoes every later byte.
+/// Reads one whole PDU, or `None` at EOF / reset; fails the test after [`STEP`].
+pub async fn read_pdu<R: AsyncRead + Unpin>(s: &mut R) -> Option<Vec<u8>> {
+    tokio::time::timeout(STEP, read_pdu_untimed(s))
+        .await
+        .expect("no PDU or EOF within the step timeout")
+}
+
+/// A backend on 127.0.0.1:0 that records every PDU of every connection exactly as received,
+/// answers a bind with a bind_ack and an alter_context with an alter_context_resp
+/// ([`bind_ack_for`]), takes an rpc_auth_3 silently and echoes every other PDU.
 pub struct RecordingBackend {
     pub addr: SocketAddr,
-    pub received: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// Per connection, in accept order: its PDUs in arrival order.
+    pub received: Arc<Mutex<Vec<Vec<Vec<u8>>>>>,
     task: JoinHandle<()>,
 }
 
@@ -154,25 +215,42 @@ impl RecordingBackend {
         let rec = received.clone();
         let task = tokio::spawn(async move {
             while let Ok((mut s, _)) = listener.accept().await {
+                let conn = {
+                    let mut r = rec.lock().unwrap();
+                    r.push(Vec::new());
+                    r.len() - 1
+                };
                 let rec = rec.clone();
                 tokio::spawn(async move {
-                    let Some(pdu) = read_pdu(&mut s).await else { return };
-                    rec.lock().unwrap().push(pdu.clone());
-                    let Ok(bind) = parse_bind(&pdu) else { return };
-                    if s.write_all(&bind_ack_for(&bind)).await.is_err() {
-                        return;
+                    while let Some(pdu) = read_pdu_untimed(&mut s).await {
+                        rec.lock().unwrap()[conn].push(pdu.clone());
+                        let reply = match PacketType::from_code(pdu[2]) {
+                            PacketType::Bind | PacketType::AlterContext => match parse_bind(&pdu) {
+                                Ok(bind) => bind_ack_for(&bind),
+                                Err(_) => return,
+                            },
+                            PacketType::Auth3 => continue,
+                            _ => pdu,
+                        };
+                        if s.write_all(&reply).await.is_err() {
+                            return;
+                        }
                     }
-                    let (mut r, mut w) = s.split();
-                    let _ = tokio::io::copy(&mut r, &mut w).await;
-                    let _ = w.shutdown().await;
+                    let _ = s.shutdown().await;
                 });
             }
         });
         Self { addr, received, task }
     }
 
-    /// First PDUs received so far.
+    /// First PDUs of the connections so far.
     pub fn binds(&self) -> Vec<Vec<u8>> {
+        let r = self.received.lock().unwrap();
+        r.iter().filter_map(|c| c.first().cloned()).collect()
+    }
+
+    /// Every PDU of every connection so far, per connection.
+    pub fn connections(&self) -> Vec<Vec<Vec<u8>>> {
         self.received.lock().unwrap().clone()
     }
 }
@@ -198,14 +276,16 @@ pub fn acceptor_from_keytab(path: &std::path::Path, realm: &str, fqdn: &str) -> 
     ))
 }
 
-/// An RPC listener config named `name` with test-friendly limits.
+/// An RPC listener config named `name` with test-friendly limits and the defaults of a static
+/// RPC port (not the endpoint mapper: unauthenticated endpoint-mapper binds are refused).
 pub fn listener_config(name: &str) -> RpcListenerConfig {
     RpcListenerConfig {
         name: name.into(),
         listen: "127.0.0.1:0".into(),
         pool: name.into(),
         ntlm: NtlmPolicy::Reject,
-        allow_unauthenticated_epm: true,
+        endpoint_mapper: false,
+        allow_unauthenticated_epm: None,
         interfaces: BTreeMap::new(),
         max_bind_bytes: 64 * 1024,
         bind_timeout_ms: 5_000,
@@ -303,11 +383,25 @@ impl Drop for Edge {
     }
 }
 
-/// What a client saw after sending its first bind.
+/// A [`RecordingBackend`] and kedge's listener in front of it, configured by `tweak` on top of
+/// [`listener_config`].
+pub async fn edge_with(
+    name: &str,
+    acceptor: Arc<Acceptor>,
+    tweak: impl FnOnce(&mut RpcListenerConfig),
+) -> (Edge, RecordingBackend) {
+    let backend = RecordingBackend::start().await;
+    let mut cfg = listener_config(name);
+    tweak(&mut cfg);
+    (Edge::start(cfg, acceptor, backend.addr).await, backend)
+}
+
+/// What a client saw after sending a bind, alter_context or auth3.
 #[derive(Debug)]
 pub enum Reply {
     Ack(BindAck),
     Nak(BindNak),
+    Fault(Fault),
     /// The connection closed (or was reset) without a PDU.
     Closed,
 }
@@ -320,16 +414,50 @@ pub async fn send_bind(addr: SocketAddr, bytes: &[u8]) -> (Reply, TcpStream) {
     (reply, s)
 }
 
-/// Reads one PDU from `s` and decodes it as bind_ack / bind_nak.
+/// Reads one PDU from `s` and decodes it as bind_ack / alter_context_resp / bind_nak / fault.
 pub async fn reply_of(s: &mut TcpStream) -> Reply {
     match read_pdu(s).await {
         None => Reply::Closed,
         Some(pdu) => match pdu[2] {
             12 | 15 => Reply::Ack(parse_bind_ack(&pdu).unwrap()),
             13 => Reply::Nak(parse_bind_nak(&pdu).unwrap()),
+            3 => Reply::Fault(parse_fault(&pdu).unwrap()),
             t => panic!("unexpected PDU type {t}"),
         },
     }
+}
+
+/// Asserts a bind_nak with `reason` answering call_id 1 in little-endian, version 5.0.
+#[track_caller]
+pub fn expect_nak(reply: Reply, reason: RejectReason) {
+    match reply {
+        Reply::Nak(n) => {
+            assert_eq!(n.reason, reason);
+            assert_eq!(n.call_id, 1, "bind_nak echoes the call_id");
+            assert_eq!(n.drep, Drep::LITTLE_ENDIAN, "bind_nak echoes the drep");
+            assert_eq!(n.versions, vec![(5, 0)]);
+        }
+        other => panic!("want bind_nak {reason:?}, got {other:?}"),
+    }
+}
+
+/// Asserts a fault with status access denied (5) echoing `call_id` and the little-endian drep.
+#[track_caller]
+pub fn expect_fault(reply: Reply, call_id: u32) {
+    match reply {
+        Reply::Fault(f) => {
+            assert_eq!(f.status, FAULT_ACCESS_DENIED);
+            assert_eq!(f.call_id, call_id, "the fault echoes the call_id");
+            assert_eq!(f.drep, Drep::LITTLE_ENDIAN, "the fault echoes the drep");
+        }
+        other => panic!("want a fault (access denied), got {other:?}"),
+    }
+}
+
+/// Sends `pdu` on `s` and reads one reply.
+pub async fn exchange(s: &mut TcpStream, pdu: &[u8]) -> Reply {
+    s.write_all(pdu).await.unwrap();
+    reply_of(s).await
 }
 
 /// Waits until the peer closes `s` (EOF or reset), failing the test after [`STEP`].

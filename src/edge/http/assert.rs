@@ -3,9 +3,15 @@
 //! Authorization header, states the authenticated principal (and PAC group SIDs) in configured
 //! headers, optionally HMAC-signed, and forwards over pooled backend connections.
 //!
-//! The signature is `hex(HMAC-SHA256(key, "<principal>|<groups>|<timestamp>"))`, with groups
-//! comma-separated (empty without a PAC) and the timestamp in Unix seconds, which is sent in the
-//! timestamp header so the backend can check freshness.
+//! The signature header is `v2=<hex(HMAC-SHA256(key, message))>`, where the message is the
+//! ASCII label `kedge-assert-v2` followed by six fields, each as a 4-byte big-endian length and
+//! its bytes: the request method, the request target (path and query, as forwarded), the `Host`
+//! header (empty when absent), the principal, the group SIDs comma-separated (empty without a
+//! PAC) and the timestamp (Unix seconds, decimal; also sent in the timestamp header so the
+//! backend can check freshness). Length prefixes keep the fields unambiguous, and binding the
+//! method, target and host means a signed identity captured from one request cannot be
+//! re-attached to another. The key file follows the keytab's permission rule
+//! ([`crate::secret_file`]).
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -15,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
-use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, HOST, WWW_AUTHENTICATE};
 use http::{Request, Response, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -26,7 +32,7 @@ use zeroize::Zeroizing;
 use super::backend::{exchange_error, Backend, BackendLink};
 use super::body::AnyBody;
 use super::error::EdgeError;
-use super::forward_headers::{prepare_request, strip_hop_by_hop};
+use super::forward_headers::{prepare_request, remove_identity_headers, strip_hop_by_hop};
 use super::negotiate::Identity;
 use super::passthrough::Origin;
 use crate::config::AssertConfig;
@@ -47,14 +53,9 @@ pub enum AssertSetupError {
         /// The value.
         name: String,
     },
-    /// The HMAC key file could not be read or is empty.
-    #[error("hmac_key_file {path}: {reason}")]
-    Key {
-        /// The file.
-        path: String,
-        /// Why.
-        reason: String,
-    },
+    /// The HMAC key file could not be used (missing, empty, or writable by group or others).
+    #[error("hmac_key_file {0}")]
+    Key(#[from] crate::secret_file::SecretFileError),
 }
 
 /// The identity headers of an assert route, ready to use.
@@ -90,22 +91,7 @@ impl AssertHeaders {
     pub fn from_config(cfg: &AssertConfig) -> Result<Self, AssertSetupError> {
         let key = match &cfg.hmac_key_file {
             None => None,
-            Some(path) => {
-                let mut bytes = Zeroizing::new(std::fs::read(path).map_err(|e| AssertSetupError::Key {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
-                })?);
-                while bytes.last().is_some_and(|b| b.is_ascii_whitespace()) {
-                    bytes.pop();
-                }
-                if bytes.is_empty() {
-                    return Err(AssertSetupError::Key {
-                        path: path.display().to_string(),
-                        reason: "empty".into(),
-                    });
-                }
-                Some(bytes)
-            }
+            Some(path) => Some(crate::secret_file::read_secret(path, "the assert HMAC key")?),
         };
         Ok(Self {
             principal: header_name("principal_header", &cfg.principal_header)?,
@@ -132,15 +118,14 @@ impl AssertHeaders {
         v
     }
 
-    /// Removes every identity header the client sent (any case: header names are compared
-    /// case-insensitively) and the Authorization header, then states `id`, if any.
-    pub fn apply(&self, headers: &mut HeaderMap, id: Option<&Identity>, now: SystemTime) {
+    /// Removes every identity header the client sent (any case, and look-alikes with `_` or
+    /// `.` for `-`: [`remove_identity_headers`]) and the Authorization header, then states `id`,
+    /// if any, signed over the request's method, target and host.
+    pub fn apply<B>(&self, req: &mut Request<B>, id: Option<&Identity>, now: SystemTime) {
+        let names = self.names();
+        let headers = req.headers_mut();
         headers.remove(AUTHORIZATION);
-        headers.remove(&self.principal);
-        headers.remove(&self.timestamp);
-        for name in [&self.groups, &self.signature].into_iter().flatten() {
-            headers.remove(name);
-        }
+        remove_identity_headers(headers, &names);
         let Some(id) = id else { return };
         let groups = id.groups().join(",");
         if let Ok(v) = HeaderValue::from_str(&id.principal) {
@@ -153,8 +138,19 @@ impl AssertHeaders {
         }
         if let (Some(name), Some(key)) = (&self.signature, &self.key) {
             let ts = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            let host = req.headers().get(HOST).map_or(&b""[..], |h| h.as_bytes());
+            let signed = Signed {
+                method: req.method().as_str().as_bytes(),
+                target: target.as_bytes(),
+                host,
+                principal: &id.principal,
+                groups: &groups,
+                timestamp: ts,
+            };
+            let sig = signature(key, &signed);
+            let headers = req.headers_mut();
             headers.insert(self.timestamp.clone(), HeaderValue::from(ts));
-            let sig = signature(key, &id.principal, &groups, ts);
             headers.insert(
                 name.clone(),
                 HeaderValue::try_from(sig).expect("hex is a valid header value"),
@@ -163,11 +159,41 @@ impl AssertHeaders {
     }
 }
 
-/// `hex(HMAC-SHA256(key, "principal|groups|timestamp"))`.
-pub fn signature(key: &[u8], principal: &str, groups: &str, timestamp: u64) -> String {
+/// What an assert-mode signature covers.
+#[derive(Clone, Copy, Debug)]
+pub struct Signed<'a> {
+    /// The request method.
+    pub method: &'a [u8],
+    /// The request target (path and query).
+    pub target: &'a [u8],
+    /// The `Host` header's bytes (empty when absent).
+    pub host: &'a [u8],
+    /// The principal stated.
+    pub principal: &'a str,
+    /// The group SIDs stated, comma-separated.
+    pub groups: &'a str,
+    /// Unix seconds.
+    pub timestamp: u64,
+}
+
+/// `v2=` and `hex(HMAC-SHA256(key, "kedge-assert-v2" ‖ len‖method ‖ len‖target ‖ len‖host ‖
+/// len‖principal ‖ len‖groups ‖ len‖timestamp))`, lengths 4-byte big-endian.
+pub fn signature(key: &[u8], s: &Signed<'_>) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(format!("{principal}|{groups}|{timestamp}").as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    mac.update(b"kedge-assert-v2");
+    let ts = s.timestamp.to_string();
+    for field in [
+        s.method,
+        s.target,
+        s.host,
+        s.principal.as_bytes(),
+        s.groups.as_bytes(),
+        ts.as_bytes(),
+    ] {
+        mac.update(&u32::try_from(field.len()).unwrap_or(u32::MAX).to_be_bytes());
+        mac.update(field);
+    }
+    format!("v2={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// Pooled backend connections of one pool for assert routes, kept per member.
@@ -232,7 +258,7 @@ pub async fn forward(
     mut req: Request<Incoming>,
 ) -> Result<Response<AnyBody>, EdgeError> {
     prepare_request(req.headers_mut(), origin.peer, origin.tls);
-    headers.apply(req.headers_mut(), id, SystemTime::now());
+    headers.apply(&mut req, id, SystemTime::now());
     *req.version_mut() = Version::HTTP_11;
     let key = id.map(|i| i.principal.as_str());
 
@@ -336,19 +362,36 @@ mod tests {
         }
     }
 
+    fn request(headers: &[(&str, &'static str)]) -> Request<()> {
+        let mut b = Request::builder()
+            .method("POST")
+            .uri("/ews/Exchange.asmx?x=1")
+            .header(HOST, "outlook.contoso.com");
+        for (n, v) in headers {
+            b = b.header(*n, *v);
+        }
+        b.body(()).expect("request")
+    }
+
     #[test]
     fn spoofed_identity_headers_are_replaced() {
         let h = AssertHeaders::from_config(&cfg()).expect("setup");
-        let mut m = HeaderMap::new();
-        m.insert("x-kedge-principal", HeaderValue::from_static("admin@EVIL"));
-        m.append("X-KEDGE-PRINCIPAL", HeaderValue::from_static("root@EVIL"));
-        m.insert("x-kedge-groups", HeaderValue::from_static("S-1-5-32-544"));
-        m.insert(AUTHORIZATION, HeaderValue::from_static("Negotiate YWJj"));
-        h.apply(&mut m, Some(&alice()), SystemTime::now());
+        let mut r = request(&[
+            ("x-kedge-principal", "admin@EVIL"),
+            ("X-KEDGE-PRINCIPAL", "root@EVIL"),
+            ("X_Kedge_Principal", "administrator@EVIL"),
+            ("x-kedge-groups", "S-1-5-32-544"),
+            ("x_kedge.groups", "S-1-5-32-544"),
+            ("authorization", "Negotiate YWJj"),
+        ]);
+        h.apply(&mut r, Some(&alice()), SystemTime::now());
+        let m = r.headers();
         assert_eq!(
             m.get_all("x-kedge-principal").iter().collect::<Vec<_>>(),
             vec!["alice@KEDGE.TEST"]
         );
+        assert!(m.get("x_kedge_principal").is_none());
+        assert!(m.get("x_kedge.groups").is_none());
         assert_eq!(
             m.get("x-kedge-groups").expect("groups"),
             "S-1-5-21-1-513,S-1-5-21-1-512"
@@ -359,20 +402,63 @@ mod tests {
     #[test]
     fn anonymous_requests_carry_no_identity() {
         let h = AssertHeaders::from_config(&cfg()).expect("setup");
-        let mut m = HeaderMap::new();
-        m.insert("x-kedge-principal", HeaderValue::from_static("admin@EVIL"));
-        h.apply(&mut m, None, SystemTime::now());
-        assert!(m.get("x-kedge-principal").is_none());
+        let mut r = request(&[("x-kedge-principal", "admin@EVIL"), ("x_kedge_principal", "x")]);
+        h.apply(&mut r, None, SystemTime::now());
+        assert!(r.headers().get("x-kedge-principal").is_none());
+        assert!(r.headers().get("x_kedge_principal").is_none());
+    }
+
+    fn signed<'a>() -> Signed<'a> {
+        Signed {
+            method: b"POST",
+            target: b"/ews/Exchange.asmx?x=1",
+            host: b"outlook.contoso.com",
+            principal: "alice@R",
+            groups: "S-1",
+            timestamp: 100,
+        }
     }
 
     #[test]
-    fn signature_covers_principal_groups_and_time() {
-        let a = signature(b"k", "alice@R", "S-1", 100);
-        assert_eq!(a.len(), 64);
-        assert_ne!(a, signature(b"k", "bob@R", "S-1", 100));
-        assert_ne!(a, signature(b"k", "alice@R", "S-2", 100));
-        assert_ne!(a, signature(b"k", "alice@R", "S-1", 101));
-        assert_ne!(a, signature(b"j", "alice@R", "S-1", 100));
+    fn signature_covers_every_field_unambiguously() {
+        let a = signature(b"k", &signed());
+        assert!(a.starts_with("v2=") && a.len() == 67, "{a}");
+        let base = signed();
+        for other in [
+            Signed {
+                method: b"GET",
+                ..base
+            },
+            Signed {
+                target: b"/ecp/",
+                ..base
+            },
+            Signed {
+                host: b"evil.example",
+                ..base
+            },
+            Signed {
+                principal: "bob@R",
+                ..base
+            },
+            Signed {
+                groups: "S-2",
+                ..base
+            },
+            Signed {
+                timestamp: 101,
+                ..base
+            },
+            // Moving a byte between adjacent fields changes the signature (length prefixes).
+            Signed {
+                principal: "alice@RS-",
+                groups: "1",
+                ..base
+            },
+        ] {
+            assert_ne!(a, signature(b"k", &other), "{other:?}");
+        }
+        assert_ne!(a, signature(b"j", &base));
     }
 
     #[test]
@@ -380,25 +466,47 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("key");
         std::fs::write(&path, "s3cret\n").expect("write");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
         let cfg = AssertConfig {
             signature_header: Some("X-Kedge-Signature".into()),
             hmac_key_file: Some(path),
             ..cfg()
         };
         let h = AssertHeaders::from_config(&cfg).expect("setup");
-        let mut m = HeaderMap::new();
+        let mut r = request(&[]);
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        h.apply(&mut m, Some(&alice()), now);
+        h.apply(&mut r, Some(&alice()), now);
+        let m = r.headers();
         assert_eq!(m.get("x-kedge-timestamp").expect("ts"), "1700000000");
         let want = signature(
             b"s3cret",
-            "alice@KEDGE.TEST",
-            "S-1-5-21-1-513,S-1-5-21-1-512",
-            1_700_000_000,
+            &Signed {
+                method: b"POST",
+                target: b"/ews/Exchange.asmx?x=1",
+                host: b"outlook.contoso.com",
+                principal: "alice@KEDGE.TEST",
+                groups: "S-1-5-21-1-513,S-1-5-21-1-512",
+                timestamp: 1_700_000_000,
+            },
         );
         assert_eq!(
             m.get("x-kedge-signature").expect("sig").to_str().expect("ascii"),
             want
         );
+    }
+
+    #[test]
+    fn a_key_file_others_may_write_is_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("key");
+        std::fs::write(&path, "s3cret").expect("write");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o666)).expect("chmod");
+        let cfg = AssertConfig {
+            signature_header: Some("X-Kedge-Signature".into()),
+            hmac_key_file: Some(path),
+            ..cfg()
+        };
+        let e = AssertHeaders::from_config(&cfg).unwrap_err();
+        assert!(e.to_string().contains("group or others may write"), "{e}");
     }
 }

@@ -20,6 +20,34 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 static PROXY_AUTHENTICATE: HeaderName = HeaderName::from_static("proxy-authenticate");
 static PROXY_AUTHORIZATION: HeaderName = HeaderName::from_static("proxy-authorization");
 
+/// Removes every client header that a backend could take for one of kedge's `identity`
+/// headers: the same name compared case-insensitively with every character other than a letter
+/// or digit read as `-`. IIS, CGI, PHP and WSGI stacks map `X_Kedge_Principal` and
+/// `X.Kedge.Principal` to the same variable as `X-Kedge-Principal` (`HTTP_X_KEDGE_PRINCIPAL`),
+/// so a spoofed look-alike must go as surely as the exact name.
+pub fn remove_identity_headers(headers: &mut HeaderMap, identity: &[HeaderName]) {
+    let spoofed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| identity.iter().any(|id| same_variable(k.as_str(), id.as_str())))
+        .cloned()
+        .collect();
+    for name in spoofed {
+        headers.remove(name);
+    }
+}
+
+/// Whether two header names become the same CGI-style variable.
+fn same_variable(a: &str, b: &str) -> bool {
+    let norm = |c: u8| {
+        if c.is_ascii_alphanumeric() {
+            c.to_ascii_lowercase()
+        } else {
+            b'-'
+        }
+    };
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| norm(x) == norm(y))
+}
+
 /// Whether a `Connection` header asks for the connection to close.
 pub fn wants_close(headers: &HeaderMap) -> bool {
     connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("close"))
@@ -152,6 +180,32 @@ mod tests {
             h.get("forwarded").expect("fwd"),
             "for=\"[2001:db8::1]\";proto=http"
         );
+    }
+
+    #[test]
+    fn identity_look_alikes_are_removed_with_the_exact_name() {
+        let mut h = HeaderMap::new();
+        for name in [
+            "x-kedge-principal",
+            "x_kedge_principal",
+            "x.kedge_principal",
+            "x-kedge_timestamp",
+        ] {
+            h.insert(
+                HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                HeaderValue::from_static("administrator@CONTOSO.COM"),
+            );
+        }
+        h.insert("x-kedge-principals", HeaderValue::from_static("kept"));
+        h.insert("x_other", HeaderValue::from_static("kept"));
+        let identity = [
+            HeaderName::from_static("x-kedge-principal"),
+            HeaderName::from_static("x-kedge-timestamp"),
+        ];
+        remove_identity_headers(&mut h, &identity);
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, vec!["x-kedge-principals", "x_other"]);
     }
 
     #[test]

@@ -5,13 +5,14 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use http::header::{HeaderValue, WWW_AUTHENTICATE};
+use http::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use tokio::sync::Mutex;
 
 use super::body::{self, AnyBody, EdgeBody};
 use super::error::{EdgeError, ErrorKind};
+use super::forward_headers::remove_identity_headers;
 use super::limits::{ConnClock, ExchangeGuard};
 use super::negotiate::{self, ConnAuth, Credential, Identity, Owner};
 use super::passthrough::{self, Origin, Pinned};
@@ -108,6 +109,7 @@ impl Session {
             }
         };
         let mut mutual = None;
+        let (mut unverified, mut strip_authorization) = (false, false);
         match credential {
             Credential::Negotiate(token) => match self.validate(&token, &route).await {
                 Ok(acc) => {
@@ -138,19 +140,32 @@ impl Session {
                 }
             },
             Credential::Ntlm => self.ntlm(&mut st, &route)?,
-            Credential::Other(scheme) if !route.cfg.anonymous => {
-                metrics::auth_attempt("http", &route.cfg.service, "refused", "unsupported_scheme", None);
-                return Err(EdgeError::client(
-                    ErrorKind::AuthRefused("unsupported_scheme"),
-                    format!("Authorization scheme {scheme:?}"),
-                ));
+            Credential::Basic if route.passes_basic() => unverified = true,
+            Credential::Bearer if route.passes_bearer() => unverified = true,
+            // Anonymous routes forward no credential kedge did not check (password spraying
+            // against Autodiscover through the edge): the header goes, the request goes on.
+            Credential::Basic | Credential::Bearer | Credential::Other(_) if route.cfg.anonymous => {
+                strip_authorization = true
             }
-            Credential::Other(_) | Credential::None => {}
+            Credential::Basic => return Err(refuse_scheme(&route, "basic_refused", "Basic")),
+            Credential::Bearer => return Err(refuse_scheme(&route, "bearer_refused", "Bearer")),
+            Credential::Other(scheme) => return Err(refuse_scheme(&route, "unsupported_scheme", &scheme)),
+            Credential::None => {}
         }
-        let (owner, identity) = authorize(&st.auth, &route)?;
+        let (owner, identity) = if unverified {
+            // A password or token for the member to check: the connection's Kerberos identity
+            // (and its pinned backend connection) must not carry it.
+            if st.auth != ConnAuth::Anonymous {
+                st.reset();
+            }
+            (Owner::Unverified, None)
+        } else {
+            authorize(&st.auth, &route)?
+        };
         let mut req = req;
-        for name in route.identity_headers.iter() {
-            req.headers_mut().remove(name);
+        remove_identity_headers(req.headers_mut(), &route.identity_headers);
+        if strip_authorization {
+            req.headers_mut().remove(AUTHORIZATION);
         }
 
         match &route.assert {
@@ -246,8 +261,13 @@ impl Session {
                 .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if d.status == http::StatusCode::UNAUTHORIZED {
-            let offer_ntlm = self.listener.routes.find(path).is_some_and(|r| r.passes_ntlm());
-            for v in negotiate::challenge(offer_ntlm) {
+            let route = self.listener.routes.find(path);
+            let offer = negotiate::Offer {
+                ntlm: route.is_some_and(|r| r.passes_ntlm()),
+                basic: route.is_some_and(|r| r.passes_basic()),
+                bearer: route.is_some_and(|r| r.passes_bearer()),
+            };
+            for v in negotiate::challenge(offer) {
                 resp.headers_mut().append(WWW_AUTHENTICATE, v);
             }
         }
@@ -257,6 +277,15 @@ impl Session {
         );
         resp
     }
+}
+
+/// Counts and refuses an Authorization scheme the route does not take.
+fn refuse_scheme(route: &Route, reason: &'static str, scheme: &str) -> EdgeError {
+    metrics::auth_attempt("http", &route.cfg.service, "refused", reason, None);
+    EdgeError::client(
+        ErrorKind::AuthRefused(reason),
+        format!("Authorization scheme {scheme:?} is not accepted on this route"),
+    )
 }
 
 /// Whether the connection's identity may use `route`, and as whom its backend connection runs.

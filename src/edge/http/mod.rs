@@ -36,8 +36,15 @@ pub mod tls;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub use assert::signature as assert_signature;
+use crate::config::HttpListenerConfig;
+pub use assert::{signature as assert_signature, Signed as AssertSigned};
 pub use listener::serve_http;
+
+/// Builds `cfg`'s routes over `ctx` as [`serve_http`] will (pools, assert headers, HMAC key
+/// file), so a start or `kedge run --check` fails before anything listens.
+pub fn check_routes(cfg: &HttpListenerConfig, ctx: &EdgeContext) -> Result<(), ServeError> {
+    routes::RouteTable::build(cfg, ctx).map(drop)
+}
 pub use tls::{ServerTls, TlsError};
 
 use self::assert::AssertPool;

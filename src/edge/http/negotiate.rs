@@ -36,7 +36,11 @@ pub enum Credential {
     Negotiate(Vec<u8>),
     /// `NTLM …`, or `Negotiate` carrying a raw NTLMSSP message.
     Ntlm,
-    /// Another scheme (Basic, Bearer, …), by name.
+    /// `Basic …` (RFC 7617): a password, which kedge never checks itself.
+    Basic,
+    /// `Bearer …` (RFC 6750): an OAuth token, which kedge never checks itself.
+    Bearer,
+    /// Another scheme, by name.
     Other(String),
 }
 
@@ -60,6 +64,12 @@ pub fn parse_authorization(headers: &HeaderMap, max_token_bytes: usize) -> Resul
     let rest = rest.trim_ascii();
     if scheme.eq_ignore_ascii_case(b"NTLM") {
         return Ok(Credential::Ntlm);
+    }
+    if scheme.eq_ignore_ascii_case(b"Basic") {
+        return Ok(Credential::Basic);
+    }
+    if scheme.eq_ignore_ascii_case(b"Bearer") {
+        return Ok(Credential::Bearer);
     }
     if !scheme.eq_ignore_ascii_case(b"Negotiate") {
         return Ok(Credential::Other(String::from_utf8_lossy(scheme).into_owned()));
@@ -107,11 +117,30 @@ pub fn negotiate_header(token: &[u8]) -> HeaderValue {
     HeaderValue::try_from(text).expect("base64 is a valid header value")
 }
 
-/// The `WWW-Authenticate` values of a 401: Negotiate, and NTLM where the route passes it through.
-pub fn challenge(offer_ntlm: bool) -> Vec<HeaderValue> {
+/// Which schemes besides Negotiate a route's 401 offers: the ones it passes through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Offer {
+    /// `NTLM`.
+    pub ntlm: bool,
+    /// `Basic`.
+    pub basic: bool,
+    /// `Bearer` (with an empty `authorization_uri`, as Exchange answers before hybrid OAuth).
+    pub bearer: bool,
+}
+
+/// The `WWW-Authenticate` values of a 401: Negotiate, then what the route passes through.
+pub fn challenge(offer: Offer) -> Vec<HeaderValue> {
     let mut v = vec![HeaderValue::from_static("Negotiate")];
-    if offer_ntlm {
+    if offer.ntlm {
         v.push(HeaderValue::from_static("NTLM"));
+    }
+    if offer.basic {
+        v.push(HeaderValue::from_static(
+            "Basic realm=\"Exchange\", charset=\"UTF-8\"",
+        ));
+    }
+    if offer.bearer {
+        v.push(HeaderValue::from_static("Bearer authorization_uri=\"\""));
     }
     v
 }
@@ -154,13 +183,14 @@ impl Identity {
     }
 
     /// Whether `rules` let this identity in: deny wins; an empty allow list allows all; the
-    /// user SID counts as held, like the groups; without a PAC any rule refuses (fail closed),
+    /// user SID counts as held, like the groups; without a PAC that states groups any rule
+    /// refuses (fail closed),
     /// as in [`crate::krb::authz::apply_group_rules`].
     pub fn permitted_by(&self, rules: &GroupRules) -> bool {
         if rules.allow.is_empty() && rules.deny.is_empty() {
             return true;
         }
-        let Some(pac) = &self.pac else {
+        let Some(pac) = self.pac.as_ref().filter(|p| p.has_groups()) else {
             return false;
         };
         if rules.deny.iter().any(|sid| pac.holds(sid)) {
@@ -191,6 +221,8 @@ pub enum Owner {
     Principal(String),
     /// An NTLM exchange kedge did not check.
     Ntlm,
+    /// Basic or Bearer credentials kedge did not check (per request).
+    Unverified,
 }
 
 #[cfg(test)]
@@ -252,7 +284,15 @@ mod tests {
     fn other_schemes_are_named() {
         assert_eq!(
             parse_authorization(&headers("Basic YTpi"), 100).expect("ok"),
-            Credential::Other("Basic".into())
+            Credential::Basic
+        );
+        assert_eq!(
+            parse_authorization(&headers("Bearer eyJ0"), 100).expect("ok"),
+            Credential::Bearer
+        );
+        assert_eq!(
+            parse_authorization(&headers("Digest x"), 100).expect("ok"),
+            Credential::Other("Digest".into())
         );
     }
 

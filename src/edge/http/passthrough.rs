@@ -47,7 +47,7 @@ async fn ensure_pinned<'a>(
         *slot = None;
         let key = match owner {
             Owner::Principal(p) => Some(p.as_str()),
-            Owner::Anonymous | Owner::Ntlm => None,
+            Owner::Anonymous | Owner::Ntlm | Owner::Unverified => None,
         };
         let link = backend.open(key, "passthrough").await?;
         tracing::debug!(

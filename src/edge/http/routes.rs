@@ -11,7 +11,7 @@ use super::assert::{AssertHeaders, AssertPool};
 use super::backend::Backend;
 use super::error::{EdgeError, ErrorKind};
 use super::{EdgeContext, ServeError};
-use crate::config::{AssertConfig, HttpListenerConfig, NtlmPolicy, RouteConfig, RouteMode};
+use crate::config::{AssertConfig, HttpListenerConfig, NtlmPolicy, RouteConfig, RouteMode, SchemePolicy};
 
 /// Assert-mode set-up of a route.
 #[derive(Debug)]
@@ -41,6 +41,16 @@ impl Route {
     /// Whether NTLM is passed through here (and so offered in the 401).
     pub fn passes_ntlm(&self) -> bool {
         self.cfg.ntlm == NtlmPolicy::Passthrough && self.cfg.mode == RouteMode::Passthrough
+    }
+
+    /// Whether Basic is passed through here (and so offered in the 401).
+    pub fn passes_basic(&self) -> bool {
+        self.cfg.basic == SchemePolicy::Passthrough && self.cfg.mode == RouteMode::Passthrough
+    }
+
+    /// Whether OAuth bearer tokens are passed through here (and so offered in the 401).
+    pub fn passes_bearer(&self) -> bool {
+        self.cfg.bearer == SchemePolicy::Passthrough && self.cfg.mode == RouteMode::Passthrough
     }
 }
 

@@ -1,6 +1,9 @@
 //! One client connection: read the first bind, decide, then refuse with a bind_nak or splice to
-//! a backend. Every ending is classified once ([`classify`]), counted once ([`record`]) and
-//! logged once with the principal, interface, service and reason.
+//! a backend — and, while spliced, decide every later bind / alter_context / auth3 the splice
+//! holds ([`ContextPolicy`], the same [`admit`] as the first bind), forwarding it or refusing it
+//! with a bind_nak or fault and closing both sides. Every ending is classified once
+//! ([`classify`]), counted once ([`record`]) and logged once with the principal, interface,
+//! service and reason.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,15 +12,18 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::admission::{admit, requirement, service_label, Admission};
+use super::admission::{admit, interface_label, requirement, service_label, Admission, AdmissionRequest};
+use super::context_policy::{ContextPolicy, Verdict};
 use super::error::{classify, Metric, Outcome, RpcEdgeError};
 use super::first_bind::FirstPdu;
-use super::splice::{splice, Meters, SpliceEnd};
+use super::splice::{Meters, Splice, SpliceEnd, SpliceEvent, SpliceLimits};
 use super::{RpcEdgeContext, PROTOCOL};
 use crate::config::RpcListenerConfig;
 use crate::edge::authenticate::confirm_shared;
 use crate::observe;
-use crate::rpc::{build_bind_nak, parse_bind, BindInfo, EMSMDB, EPM, NSPI, RFR};
+use crate::rpc::{
+    build_bind_nak, build_fault, parse_bind, CommonHeader, Drep, PacketType, FAULT_ACCESS_DENIED,
+};
 
 /// After a bind_nak, how long the client may take to close (its unread bytes are drained so the
 /// close does not turn into a reset that could destroy the bind_nak in flight).
@@ -32,6 +38,8 @@ struct Facts {
     service: Option<Arc<str>>,
     principal: Option<String>,
     auth_secs: Option<f64>,
+    /// PDUs the client sent after its first bind.
+    later_pdus: u64,
 }
 
 /// Serves one accepted connection to its end.
@@ -48,45 +56,22 @@ pub(super) async fn serve_connection(
     let mut facts = Facts::default();
     let result = run(&mut stream, &mut first, &mut facts, &cfg, &ctx, &meters).await;
     let err = match result {
-        Ok((admission, end)) => {
-            let fields = (&facts, peer, &cfg.name);
-            match end {
-                SpliceEnd::Closed { up, down } => tracing::debug!(
-                    listener = %fields.2, %peer, principal = facts.principal.as_deref().unwrap_or("-"),
-                    interface = facts.interface.as_deref().unwrap_or("-"), admission = admission.as_str(),
-                    up, down, "rpc connection closed"
-                ),
-                SpliceEnd::Failed(e) => tracing::debug!(
-                    listener = %fields.2, %peer, principal = facts.principal.as_deref().unwrap_or("-"),
-                    error = %e, "rpc connection reset"
-                ),
-                SpliceEnd::Idle => {
-                    end_with(
-                        &mut stream,
-                        &first,
-                        &facts,
-                        peer,
-                        &cfg,
-                        RpcEdgeError::IdleTimeout {
-                            secs: cfg.idle_timeout_secs,
-                        },
-                    )
-                    .await
-                }
-                SpliceEnd::PrefixFailed(e) => {
-                    end_with(
-                        &mut stream,
-                        &first,
-                        &facts,
-                        peer,
-                        &cfg,
-                        RpcEdgeError::BackendIo(e),
-                    )
-                    .await
-                }
-            }
+        Ok((admission, SpliceEnd::Closed { up, down })) => {
+            tracing::debug!(listener = %cfg.name, %peer, principal = facts.principal.as_deref().unwrap_or("-"),
+                interface = facts.interface.as_deref().unwrap_or("-"), admission = admission.as_str(),
+                up, down, later_pdus = facts.later_pdus, "rpc connection closed");
             return;
         }
+        Ok((_, SpliceEnd::Failed(e))) => {
+            tracing::debug!(listener = %cfg.name, %peer, principal = facts.principal.as_deref().unwrap_or("-"),
+                error = %e, "rpc connection reset");
+            return;
+        }
+        Ok((_, SpliceEnd::Idle)) => RpcEdgeError::IdleTimeout {
+            secs: cfg.idle_timeout_secs,
+        },
+        Ok((_, SpliceEnd::PrefixFailed(e))) => RpcEdgeError::BackendIo(e),
+        Ok((_, SpliceEnd::BadPdu(e))) => RpcEdgeError::LaterPdu(e),
         Err(e) => e,
     };
     end_with(&mut stream, &first, &facts, peer, &cfg, err).await;
@@ -116,55 +101,124 @@ async fn run(
     facts.interface = Some(interface_label(&bind));
     let req = requirement(&ctx.interfaces, &bind)?;
     facts.service = Some(service_label(Some(&req)));
-    let started = Instant::now();
-    let admitted = match admit(pdu, &bind, &req, cfg, &ctx.acceptor, SystemTime::now()) {
-        Ok(a) => confirm_shared_replay(ctx, &a, facts).await.map(|()| a),
-        Err(e) => Err(e),
-    };
-    facts.auth_secs = Some(started.elapsed().as_secs_f64());
-    let admission = admitted?;
-    if let Admission::Kerberos { principal, .. } = &admission {
-        let service = facts.service.as_deref().unwrap_or("unknown");
-        observe::auth_attempt(PROTOCOL, service, "ok", "ok", facts.auth_secs);
-        facts.principal = Some(principal.clone());
-    }
+    let admission = admit_pdu(&AdmissionRequest::bind(pdu, &bind, &req), cfg, ctx, facts).await?;
+    facts.principal = admission.principal().map(str::to_owned);
+    let mut policy = ContextPolicy::new(&bind, &req, admission.clone());
     let backend = ctx.pool.connect(admission.principal()).await?;
     tracing::debug!(
         listener = %cfg.name, principal = admission.principal().unwrap_or("-"),
         interface = facts.interface.as_deref().unwrap_or("-"), backend = %backend.addr,
         admission = admission.as_str(), "rpc bind forwarded"
     );
-    let idle = Duration::from_secs(cfg.idle_timeout_secs);
-    let end = splice(&mut *stream, backend.stream, first.bytes(), idle, meters).await;
+    let limits = SpliceLimits {
+        idle: Duration::from_secs(cfg.idle_timeout_secs),
+        max_held: cfg.max_bind_bytes,
+    };
+    let rest = first.bytes().get(pdu.len()..).unwrap_or_default();
+    let mut splice = match Splice::start(&mut *stream, backend.stream, pdu, rest, limits, meters).await {
+        Ok(s) => s,
+        Err(end) => return Ok((admission, end)),
+    };
+    let end = loop {
+        match splice.next().await {
+            SpliceEvent::End(end) => break end,
+            SpliceEvent::Held => {
+                let held = splice.held().unwrap_or_default();
+                if let Err(refused) = decide(held, &mut policy, cfg, ctx, facts).await {
+                    facts.later_pdus = splice.later_pdus();
+                    // What the backend already sent goes first, then the refusal; the backend
+                    // connection closes with the splice.
+                    let _ = tokio::time::timeout(LINGER, splice.flush_to_client()).await;
+                    return Err(refused);
+                }
+                splice.release();
+            }
+        }
+    };
+    facts.later_pdus = splice.later_pdus();
+    drop(splice);
     drop(backend.lease);
     Ok((admission, end))
 }
 
-/// Every Kerberos admission also passes the replay store shared with other replicas
-/// ([`confirm_shared`]): a replay there is refused like a local one, a store without a verdict
-/// as its `fail` policy says.
-async fn confirm_shared_replay(
+/// The one call of [`admit`] on the RPC edge, for a first bind and for every later PDU the
+/// context policy sends to admission, followed by the replay store shared with other replicas
+/// ([`confirm_shared`]: a replay there is refused like a local one, a store without a verdict as
+/// its `fail` policy says): timed, and a Kerberos success counted.
+async fn admit_pdu(
+    req: &AdmissionRequest<'_>,
+    cfg: &RpcListenerConfig,
     ctx: &RpcEdgeContext,
-    admission: &Admission,
-    facts: &Facts,
-) -> Result<(), RpcEdgeError> {
-    let Admission::Kerberos { principal, replay_id } = admission else {
-        return Ok(());
+    facts: &mut Facts,
+) -> Result<Admission, RpcEdgeError> {
+    let started = Instant::now();
+    let admitted = match admit(req, cfg, &ctx.acceptor, SystemTime::now()) {
+        Ok((Admission::Kerberos { principal }, replay_id)) => confirm_shared(
+            ctx.replay_store.as_deref(),
+            replay_id.as_ref(),
+            &principal,
+            PROTOCOL,
+        )
+        .await
+        .map(|()| Admission::Kerberos { principal })
+        .map_err(|error| RpcEdgeError::Auth {
+            service: service_label(Some(req.requirement)).to_string(),
+            error,
+        }),
+        other => other.map(|(admission, _)| admission),
     };
-    confirm_shared(
-        ctx.replay_store.as_deref(),
-        replay_id.as_ref(),
-        principal,
-        PROTOCOL,
-    )
-    .await
-    .map_err(|error| RpcEdgeError::Auth {
-        service: facts.service.as_deref().unwrap_or("unknown").to_owned(),
-        error,
-    })
+    let secs = started.elapsed().as_secs_f64();
+    facts.auth_secs = Some(secs);
+    if let Ok(Admission::Kerberos { .. }) = &admitted {
+        let service = service_label(Some(req.requirement));
+        observe::auth_attempt(PROTOCOL, &service, "ok", "ok", Some(secs));
+    }
+    admitted
 }
 
-/// Classifies, counts, logs, and answers with a bind_nak where the client's header is known.
+/// Decides a held later bind / alter_context / auth3 ([`ContextPolicy`], and the admission
+/// where it asks for one); a refusal names the PDU so it can be answered.
+async fn decide(
+    pdu: &[u8],
+    policy: &mut ContextPolicy,
+    cfg: &RpcListenerConfig,
+    ctx: &RpcEdgeContext,
+    facts: &mut Facts,
+) -> Result<(), RpcEdgeError> {
+    let decided = match policy.inspect(pdu, &ctx.interfaces) {
+        Verdict::Forward => Ok(()),
+        Verdict::Refuse(refusal) => Err(refusal),
+        Verdict::Admit(pending) => {
+            let admitted = admit_pdu(&pending.request(pdu), cfg, ctx, facts).await;
+            policy.settle(pending, admitted)
+        }
+    };
+    match decided {
+        Ok(()) => {
+            facts.principal = policy.principal().map(str::to_owned);
+            Ok(())
+        }
+        Err(refusal) => {
+            // Log and count under the interface and service the refused PDU asked for.
+            if let Ok(bind) = parse_bind(pdu) {
+                facts.interface = Some(interface_label(&bind));
+                if let Ok(req) = ctx.interfaces.required_service(&bind) {
+                    facts.service = Some(service_label(Some(&req)));
+                }
+            }
+            let header = CommonHeader::parse(pdu).ok();
+            Err(RpcEdgeError::ContextChange {
+                ptype: header.map_or(PacketType::AlterContext, |h| h.ptype),
+                call_id: header.map_or(0, |h| h.call_id),
+                drep: header.map_or(Drep::LITTLE_ENDIAN, |h| h.drep),
+                refusal: Box::new(refusal),
+            })
+        }
+    }
+}
+
+/// Classifies, counts, logs, and answers where the client's PDU is known: a bind_nak for a
+/// refused bind, a fault for a refused alter_context or auth3.
 async fn end_with(
     stream: &mut TcpStream,
     first: &FirstPdu,
@@ -176,19 +230,37 @@ async fn end_with(
     let outcome = classify(&err);
     let service = facts.service.as_deref().unwrap_or("unknown");
     record(&outcome, &cfg.name, service, facts.auth_secs);
-    let nak = outcome.nak.zip(first.header);
+    let answer = match &err {
+        RpcEdgeError::ContextChange {
+            ptype: PacketType::Bind,
+            call_id,
+            drep,
+            ..
+        } => outcome.nak.map(|r| build_bind_nak(*call_id, *drep, r)),
+        RpcEdgeError::ContextChange { call_id, drep, .. } => {
+            Some(build_fault(*call_id, *drep, FAULT_ACCESS_DENIED))
+        }
+        _ => outcome
+            .nak
+            .zip(first.header)
+            .map(|(r, h)| build_bind_nak(h.call_id, h.drep, r)),
+    };
     let principal = facts.principal.as_deref().unwrap_or("-");
     let interface = facts.interface.as_deref().unwrap_or("-");
-    if outcome.metric == Metric::None && !matches!(err, RpcEdgeError::NoBackend(_)) {
-        tracing::debug!(listener = %cfg.name, %peer, principal, interface, service,
-            reason = outcome.reason, side = outcome.side.as_str(), error = %err, "rpc connection ended");
-    } else {
-        tracing::info!(listener = %cfg.name, %peer, principal, interface, service,
-            reason = outcome.reason, side = outcome.side.as_str(),
-            reject_reason = nak.map(|(r, _)| r.code()), error = %err, "rpc bind refused");
+    let (reason, side) = (outcome.reason, outcome.side.as_str());
+    match &err {
+        RpcEdgeError::ContextChange { refusal, .. } => tracing::info!(listener = %cfg.name, %peer, principal,
+            interface, service, reason, cause = refusal.cause(), side, error = %err, "rpc context change refused"),
+        RpcEdgeError::LaterPdu(_) => tracing::info!(listener = %cfg.name, %peer, principal, interface,
+            reason, side, error = %err, "rpc connection cut"),
+        _ if outcome.metric == Metric::None && !matches!(err, RpcEdgeError::NoBackend(_)) => tracing::debug!(
+            listener = %cfg.name, %peer, principal, interface, service, reason, side, error = %err,
+            "rpc connection ended"),
+        _ => tracing::info!(listener = %cfg.name, %peer, principal, interface, service, reason, side,
+            reject_reason = outcome.nak.filter(|_| answer.is_some()).map(|r| r.code()), error = %err,
+            "rpc bind refused"),
     }
-    if let Some((reason, header)) = nak {
-        let pdu = build_bind_nak(header.call_id, header.drep, reason);
+    if let Some(pdu) = answer {
         linger_close(stream, &pdu).await;
     }
 }
@@ -235,21 +307,4 @@ async fn linger_close(stream: &mut TcpStream, pdu: &[u8]) {
         Ok::<_, std::io::Error>(())
     })
     .await;
-}
-
-/// The interface a bind names, for logs: the first context's abstract syntax, by its Exchange
-/// name where it has one.
-fn interface_label(bind: &BindInfo) -> String {
-    let Some(c) = bind.contexts.first() else {
-        return "none".into();
-    };
-    let s = &c.abstract_syntax;
-    let name = match s.uuid {
-        u if u == EMSMDB => "EMSMDB".to_owned(),
-        u if u == NSPI => "NSPI".to_owned(),
-        u if u == RFR => "RFR".to_owned(),
-        u if u == EPM => "EPM".to_owned(),
-        u => u.to_string(),
-    };
-    format!("{name} v{}.{}", s.major, s.minor)
 }

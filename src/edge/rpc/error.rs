@@ -1,12 +1,13 @@
-//! Why an RPC connection ended before (or instead of) being spliced, and what that means — the
-//! pingora pattern: an error kind plus the side it came from, mapped to the client's answer and
+//! Why an RPC connection ended before (or instead of) being spliced, or was cut while spliced,
+//! and what that means — the pingora pattern: an error kind plus the side it came from, mapped to the client's answer and
 //! the metric in [`classify`], the one place that decides it.
 
 use std::io;
 
+use super::context_policy::ContextRefusal;
 use crate::krb::error::AuthError;
 use crate::pool::PoolError;
-use crate::rpc::{RejectReason, RpcError};
+use crate::rpc::{Drep, PacketType, RejectReason, RpcError};
 
 /// Which party an error is blamed on (pingora's `ErrorSource`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,6 +77,30 @@ pub enum RpcEdgeError {
     /// The listener is at `max_connections`.
     #[error("connection limit reached")]
     TooManyConnections,
+    /// A bind, alter_context or rpc_auth_3 after admission that the connection's policy refuses
+    /// ([`ContextRefusal`]); answered with a bind_nak (bind) or a fault echoing `call_id` and
+    /// `drep`, then both sides are closed.
+    #[error("{} after admission refused: {refusal}", ptype_name(*ptype))]
+    ContextChange {
+        ptype: PacketType,
+        call_id: u32,
+        drep: Drep,
+        refusal: Box<ContextRefusal>,
+    },
+    /// After admission, a PDU header that does not parse, or a held PDU over `max_bind_bytes`:
+    /// the connection is cut without an answer.
+    #[error("after admission: {0}")]
+    LaterPdu(RpcError),
+}
+
+/// The name of a PDU type in messages (C706 12.6.4).
+fn ptype_name(ptype: PacketType) -> &'static str {
+    match ptype {
+        PacketType::Bind => "bind",
+        PacketType::AlterContext => "alter_context",
+        PacketType::Auth3 => "auth3",
+        _ => "PDU",
+    }
 }
 
 /// Which metric an outcome moves (labels are filled in by the caller from the connection).
@@ -202,8 +227,52 @@ pub fn classify(err: &RpcEdgeError) -> Outcome {
             None,
             Metric::Limit("max_connections"),
         ),
+        E::ContextChange { refusal, .. } => classify_refusal(refusal),
+        E::LaterPdu(e @ RpcError::FragTooLong { .. }) => {
+            out(e.reason(), Side::Client, None, Metric::Limit("max_bind_bytes"))
+        }
+        E::LaterPdu(e) => out(e.reason(), Side::Client, None, Metric::AuthFail),
     }
 }
+
+/// A refused later PDU counts as `context_change_refused`, plus the NTLM or replay counter where
+/// that was the cause; the bind_nak reason (for a later bind) follows the cause as for a first
+/// bind. Alter_context and auth3 are answered with a fault whatever the reason.
+fn classify_refusal(refusal: &ContextRefusal) -> Outcome {
+    use ContextRefusal as C;
+    use RejectReason as R;
+    let (side, nak, metric) = match refusal {
+        C::Admission(e) => {
+            let inner = classify(e);
+            let metric = match inner.metric {
+                m @ (Metric::Ntlm | Metric::Replay) => m,
+                _ => Metric::AuthFail,
+            };
+            (inner.side, inner.nak, metric)
+        }
+        C::Pdu(e) => (Side::Client, Some(e.reject_reason()), Metric::AuthFail),
+        C::PrincipalMismatch { .. } => (Side::Client, Some(R::InvalidChecksum), Metric::AuthFail),
+        C::TooManyContexts { .. } => (Side::Client, Some(R::LocalLimitExceeded), Metric::AuthFail),
+        C::EpmOnly { .. }
+        | C::EpmAuth { .. }
+        | C::ServiceWithoutToken { .. }
+        | C::UnknownContext { .. }
+        | C::UnverifiedContext { .. } => (
+            Side::Client,
+            Some(R::AuthenticationTypeNotRecognized),
+            Metric::AuthFail,
+        ),
+    };
+    Outcome {
+        reason: CONTEXT_CHANGE_REFUSED,
+        side,
+        nak,
+        metric,
+    }
+}
+
+/// The `reason` of a refused later bind / alter_context / auth3.
+pub const CONTEXT_CHANGE_REFUSED: &str = "context_change_refused";
 
 #[cfg(test)]
 mod tests {
@@ -263,6 +332,69 @@ mod tests {
     #[test]
     fn silent_close_before_any_byte_moves_no_metric() {
         assert_eq!(classify(&RpcEdgeError::ClientClosed).metric, Metric::None);
+    }
+
+    fn refused(ptype: PacketType, refusal: ContextRefusal) -> RpcEdgeError {
+        RpcEdgeError::ContextChange {
+            ptype,
+            call_id: 3,
+            drep: Drep::LITTLE_ENDIAN,
+            refusal: Box::new(refusal),
+        }
+    }
+
+    #[test]
+    fn refused_context_changes_count_as_such_plus_ntlm_or_replay() {
+        let ntlm = classify(&refused(
+            PacketType::AlterContext,
+            ContextRefusal::Admission(RpcEdgeError::NtlmRefused),
+        ));
+        assert_eq!((ntlm.reason, ntlm.metric), (CONTEXT_CHANGE_REFUSED, Metric::Ntlm));
+        let replay = classify(&refused(
+            PacketType::Bind,
+            ContextRefusal::Admission(RpcEdgeError::Auth {
+                service: "exchangeMDB".into(),
+                error: AuthError::Replay { client: "a".into() },
+            }),
+        ));
+        assert_eq!(replay.metric, Metric::Replay);
+        assert_eq!(replay.nak, Some(RejectReason::InvalidChecksum));
+        let epm = classify(&refused(
+            PacketType::AlterContext,
+            ContextRefusal::EpmOnly {
+                interface: "EMSMDB v0.81".into(),
+            },
+        ));
+        assert_eq!(
+            (epm.reason, epm.metric),
+            (CONTEXT_CHANGE_REFUSED, Metric::AuthFail)
+        );
+    }
+
+    #[test]
+    fn refusal_messages_name_the_pdu_and_the_cause() {
+        let e = refused(
+            PacketType::AlterContext,
+            ContextRefusal::PrincipalMismatch {
+                admitted: "alice@R".into(),
+                got: "bob@R".into(),
+            },
+        );
+        let text = e.to_string();
+        assert!(
+            text.starts_with("alter_context after admission refused"),
+            "{text}"
+        );
+        assert!(text.contains("bob@R"), "{text}");
+    }
+
+    #[test]
+    fn a_bad_header_after_admission_is_cut_without_an_answer() {
+        let o = classify(&RpcEdgeError::LaterPdu(RpcError::BadVersion {
+            major: 71,
+            minor: 69,
+        }));
+        assert_eq!((o.reason, o.nak), ("bad_version", None));
     }
 
     #[test]

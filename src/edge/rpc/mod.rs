@@ -9,15 +9,31 @@
 //! alter_context with its own ASA key. A refused bind gets a `bind_nak` echoing its call_id and
 //! drep, with the reject reason [`error::classify`] picks, and the connection closes.
 //!
+//! The splice keeps reading the client's PDU headers (C706 12.6.3.1): ordinary PDUs pass as they
+//! arrive, but every later bind, alter_context and rpc_auth_3 is held whole and decided by
+//! [`context_policy`] — a continuation of an admitted security context passes; a new security
+//! context, a restarted one or a move to an interface of another service goes through the same
+//! [`admission::admit`] as a first bind and must authenticate the same principal; an
+//! unauthenticated endpoint-mapper connection may bind the endpoint mapper only. A refused one is
+//! answered with a bind_nak (bind) or a fault (alter_context, auth3; C706 12.6.4.7), never
+//! reaches the backend, and both sides are closed. Only a listener with `endpoint_mapper = true`
+//! admits unauthenticated endpoint-mapper binds by default.
+//!
 //! Shape: mini-redis's `run(listener, shutdown)` — [`serve_rpc`] takes a bound listener, so
 //! tests bind `127.0.0.1:0`.
 
 pub mod admission;
 mod connection;
+pub mod context_policy;
+#[cfg(test)]
+mod context_policy_tests;
+mod copy;
 pub mod error;
 pub mod first_bind;
 mod listener;
 pub mod splice;
+#[cfg(test)]
+mod splice_tests;
 
 use std::sync::Arc;
 

@@ -1,23 +1,33 @@
-//! Splicing an admitted connection to its backend: the first PDU replayed unchanged, then both
-//! directions copied until each side has closed, with an idle timeout and per-direction byte
-//! counts.
+//! Splicing an admitted connection to its backend: the admitted first PDU replayed unchanged,
+//! then both directions copied until each side has closed, with an idle timeout and
+//! per-direction byte counts — and the client's later PDUs inspected on the way ([`copy`]).
 //!
-//! The copy goes through user space (`tokio::io::copy_bidirectional_with_sizes`, 16 KiB buffers
-//! each way). Linux `splice(2)` through a pipe would avoid that copy, as HAProxy does, but needs
-//! raw file descriptors and `unsafe` FFI (libc), which this crate forbids; the bench
-//! `benches/rpc_load.rs` measures what that costs against HAProxy in TCP mode.
+//! [`Splice::next`] runs both directions (client EOF shuts the backend's write side down and
+//! vice versa) until the connection ends or the client sends a bind, alter_context or
+//! rpc_auth_3: then it returns [`SpliceEvent::Held`] with that PDU whole and not forwarded, and
+//! the caller either [`release`](Splice::release)s it and calls `next` again, or drops the
+//! splice (closing the backend) to refuse it. Ordinary PDUs pass as they arrive.
+//!
+//! The copy goes through user space (16 KiB buffers each way). Linux `splice(2)` through a pipe
+//! would avoid that copy, as HAProxy does, but needs raw file descriptors and `unsafe` FFI
+//! (libc), which this crate forbids, and would not let kedge see the PDU headers;
+//! `scripts/bench-rpc` measures what that costs against HAProxy in TCP mode.
+//!
+//! [`copy`]: super::copy
 
+use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use pin_project_lite::pin_project;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
+use super::copy::{BlindCopy, CopyError, PduCopy, UpPoll};
 use crate::observe::ByteMeter;
+use crate::rpc::RpcError;
 
 /// Buffer size of each copy direction (HAProxy's default `tune.bufsize` too); 64 KiB gained no
 /// bulk throughput here and cost bind rate (two zeroed buffers per connection).
@@ -25,7 +35,7 @@ pub const SPLICE_BUFFER: usize = 16 * 1024;
 
 /// The last time either direction moved a byte, in milliseconds since `base`.
 #[derive(Debug)]
-struct Activity {
+pub struct Activity {
     base: Instant,
     last_ms: AtomicU64,
 }
@@ -38,7 +48,8 @@ impl Activity {
         }
     }
 
-    fn touch(&self) {
+    /// Something moved now.
+    pub fn touch(&self) {
         let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_ms.store(ms, Ordering::Relaxed);
     }
@@ -56,63 +67,38 @@ impl Activity {
     }
 }
 
-pin_project! {
-    /// A stream whose reads are counted on a [`ByteMeter`] and stamp the shared activity clock.
-    struct Metered<'a, S> {
-        #[pin]
-        inner: S,
-        meter: &'a ByteMeter,
-        activity: &'a Activity,
-    }
-}
-
-impl<S: AsyncRead> AsyncRead for Metered<'_, S> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let this = self.project();
-        let before = buf.filled().len();
-        let res = this.inner.poll_read(cx, buf);
-        let n = buf.filled().len() - before;
-        if n > 0 {
-            this.meter.add(n as u64);
-            this.activity.touch();
-        }
-        res
-    }
-}
-
-impl<S: AsyncWrite> AsyncWrite for Metered<'_, S> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write(cx, buf)
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_flush(cx)
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_shutdown(cx)
-    }
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
-
 /// How a splice ended.
 #[derive(Debug)]
 pub enum SpliceEnd {
-    /// Both directions reached EOF: byte counts client → backend (prefix included) and back.
+    /// Both directions reached EOF: bytes written client → backend (the first PDU included)
+    /// and backend → client.
     Closed { up: u64, down: u64 },
     /// Nothing moved for the idle timeout.
     Idle,
-    /// Writing the prefix to the backend failed.
+    /// Writing the first PDU to the backend failed.
     PrefixFailed(io::Error),
     /// A read or write failed mid-way (a reset, usually the peer going away).
     Failed(io::Error),
+    /// The client sent a PDU header that does not parse, or a held PDU over `max_bind_bytes`.
+    BadPdu(RpcError),
+}
+
+impl From<CopyError> for SpliceEnd {
+    fn from(e: CopyError) -> Self {
+        match e {
+            CopyError::Io(e) => SpliceEnd::Failed(e),
+            CopyError::Pdu(e) => SpliceEnd::BadPdu(e),
+        }
+    }
+}
+
+/// What [`Splice::next`] stopped for.
+#[derive(Debug)]
+pub enum SpliceEvent {
+    /// The client sent a bind, alter_context or rpc_auth_3; it is at [`Splice::held`].
+    Held,
+    /// The connection is over.
+    End(SpliceEnd),
 }
 
 /// Byte meters of one connection.
@@ -124,87 +110,171 @@ pub struct Meters {
     pub down: ByteMeter,
 }
 
-/// Writes `prefix` (the client's first PDU and anything after it) to `backend`, then copies
-/// both ways until both sides have closed or nothing moved for `idle`.
-pub async fn splice<C, B>(
+/// Limits of a splice.
+#[derive(Debug, Clone, Copy)]
+pub struct SpliceLimits {
+    /// Nothing moved for this long ends the splice.
+    pub idle: Duration,
+    /// Largest bind / alter_context / auth3 held (`max_bind_bytes`).
+    pub max_held: usize,
+}
+
+/// A client connection spliced to its backend (module docs).
+pub struct Splice<'m, C, B> {
     client: C,
-    mut backend: B,
-    prefix: &[u8],
+    backend: B,
+    up: PduCopy,
+    down: BlindCopy,
+    up_done: Option<u64>,
+    down_done: Option<u64>,
+    activity: Activity,
     idle: Duration,
-    meters: &Meters,
-) -> SpliceEnd
+    meters: &'m Meters,
+    prefix: u64,
+}
+
+impl<'m, C, B> Splice<'m, C, B>
 where
     C: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
-    if let Err(e) = backend.write_all(prefix).await {
-        return SpliceEnd::PrefixFailed(e);
+    /// Writes `admitted` (the client's first PDU) to `backend` and sets up both directions;
+    /// `already_read` (bytes the client sent after it, read with it) is inspected like
+    /// everything later.
+    pub async fn start(
+        client: C,
+        mut backend: B,
+        admitted: &[u8],
+        already_read: &[u8],
+        limits: SpliceLimits,
+        meters: &'m Meters,
+    ) -> Result<Self, SpliceEnd> {
+        let up = PduCopy::new(SPLICE_BUFFER, already_read, limits.max_held)?;
+        if let Err(e) = backend.write_all(admitted).await {
+            return Err(SpliceEnd::PrefixFailed(e));
+        }
+        meters.up.add(admitted.len() as u64);
+        Ok(Splice {
+            client,
+            backend,
+            up,
+            down: BlindCopy::new(SPLICE_BUFFER),
+            up_done: None,
+            down_done: None,
+            activity: Activity::new(),
+            idle: limits.idle,
+            meters,
+            prefix: admitted.len() as u64,
+        })
     }
-    meters.up.add(prefix.len() as u64);
-    let activity = Activity::new();
-    let mut client = Metered {
-        inner: client,
-        meter: &meters.up,
-        activity: &activity,
-    };
-    let mut backend = Metered {
-        inner: backend,
-        meter: &meters.down,
-        activity: &activity,
-    };
-    let copy =
-        tokio::io::copy_bidirectional_with_sizes(&mut client, &mut backend, SPLICE_BUFFER, SPLICE_BUFFER);
-    tokio::select! {
-        r = copy => match r {
-            Ok((up, down)) => SpliceEnd::Closed { up: up + prefix.len() as u64, down },
-            Err(e) => SpliceEnd::Failed(e),
-        },
-        () = activity.idle_for(idle) => SpliceEnd::Idle,
-    }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::observe::{byte_meter, Direction};
-    use tokio::io::AsyncReadExt;
-
-    fn meters() -> Meters {
-        Meters {
-            up: byte_meter("splice-test", Direction::ClientToBackend),
-            down: byte_meter("splice-test", Direction::BackendToClient),
+    /// Copies both ways until the connection ends or a held PDU waits (module docs).
+    pub async fn next(&mut self) -> SpliceEvent {
+        let idle = self.idle;
+        let Splice {
+            client,
+            backend,
+            up,
+            down,
+            up_done,
+            down_done,
+            activity,
+            meters,
+            prefix,
+            ..
+        } = self;
+        let activity = &*activity;
+        let mut dirs = Directions {
+            client,
+            backend,
+            up,
+            down,
+            up_done,
+            down_done,
+            meters,
+            activity,
+            prefix: *prefix,
+        };
+        tokio::select! {
+            event = poll_fn(|cx| dirs.poll(cx)) => event,
+            () = activity.idle_for(idle) => SpliceEvent::End(SpliceEnd::Idle),
         }
     }
 
-    #[tokio::test]
-    async fn prefix_goes_first_then_both_directions_flow_until_both_close() {
-        let (client_far, client_near) = tokio::io::duplex(1024);
-        let (backend_near, backend_far) = tokio::io::duplex(1024);
-        let m = meters();
-        let splice = splice(client_near, backend_near, b"BIND", Duration::from_secs(5), &m);
-        let peers = async move {
-            let (mut c, mut b) = (client_far, backend_far);
-            c.write_all(b"hello").await.unwrap();
-            c.shutdown().await.unwrap();
-            let mut got = Vec::new();
-            b.read_to_end(&mut got).await.unwrap();
-            assert_eq!(got, b"BINDhello");
-            b.write_all(b"reply").await.unwrap();
-            b.shutdown().await.unwrap();
-            let mut back = Vec::new();
-            c.read_to_end(&mut back).await.unwrap();
-            assert_eq!(back, b"reply");
-        };
-        let (end, ()) = tokio::join!(splice, peers);
-        assert!(matches!(end, SpliceEnd::Closed { up: 9, down: 5 }), "{end:?}");
+    /// The held PDU after [`SpliceEvent::Held`].
+    pub fn held(&self) -> Option<&[u8]> {
+        self.up.held()
     }
 
-    #[tokio::test]
-    async fn idle_connection_is_closed_after_the_timeout() {
-        let (_client_far, client_near) = tokio::io::duplex(64);
-        let (backend_near, _backend_far) = tokio::io::duplex(64);
-        let m = meters();
-        let end = splice(client_near, backend_near, b"", Duration::from_millis(50), &m).await;
-        assert!(matches!(end, SpliceEnd::Idle));
+    /// Forwards the held PDU; the next [`Splice::next`] writes it first.
+    pub fn release(&mut self) {
+        self.up.release();
+    }
+
+    /// PDUs the client sent after its first one, as far as seen.
+    pub fn later_pdus(&self) -> u64 {
+        self.up.pdus()
+    }
+
+    /// Writes what the backend sent and kedge has read but not yet passed on, so a refusal
+    /// written after it does not land in the middle of it.
+    pub async fn flush_to_client(&mut self) -> io::Result<()> {
+        let n = self.down.unwritten().len();
+        self.client.write_all(self.down.unwritten()).await?;
+        self.down.consume(n);
+        self.meters.down.add(n as u64);
+        Ok(())
+    }
+}
+
+/// The borrowed parts [`Splice::next`] polls.
+struct Directions<'a, C, B> {
+    client: &'a mut C,
+    backend: &'a mut B,
+    up: &'a mut PduCopy,
+    down: &'a mut BlindCopy,
+    up_done: &'a mut Option<u64>,
+    down_done: &'a mut Option<u64>,
+    meters: &'a Meters,
+    activity: &'a Activity,
+    prefix: u64,
+}
+
+impl<C, B> Directions<'_, C, B>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<SpliceEvent> {
+        if self.up_done.is_none() {
+            let (client, backend) = (Pin::new(&mut *self.client), Pin::new(&mut *self.backend));
+            match self
+                .up
+                .poll_copy(cx, client, backend, &self.meters.up, self.activity)
+            {
+                Poll::Ready(Ok(UpPoll::Held)) => return Poll::Ready(SpliceEvent::Held),
+                Poll::Ready(Ok(UpPoll::Done(n))) => *self.up_done = Some(n),
+                Poll::Ready(Err(e)) => return Poll::Ready(SpliceEvent::End(e.into())),
+                Poll::Pending => {}
+            }
+        }
+        if self.down_done.is_none() {
+            let (backend, client) = (Pin::new(&mut *self.backend), Pin::new(&mut *self.client));
+            match self
+                .down
+                .poll_copy(cx, backend, client, &self.meters.down, self.activity)
+            {
+                Poll::Ready(Ok(n)) => *self.down_done = Some(n),
+                Poll::Ready(Err(e)) => return Poll::Ready(SpliceEvent::End(SpliceEnd::Failed(e))),
+                Poll::Pending => {}
+            }
+        }
+        match (*self.up_done, *self.down_done) {
+            (Some(up), Some(down)) => Poll::Ready(SpliceEvent::End(SpliceEnd::Closed {
+                up: up + self.prefix,
+                down,
+            })),
+            _ => Poll::Pending,
+        }
     }
 }
