@@ -16,6 +16,7 @@ use crate::krb::acceptor::Acceptor;
 use crate::krb::keyset::KeySet;
 use crate::krb::replay::ReplayCache;
 use crate::pool::Pools;
+use crate::replay_store::ReplayStore;
 use crate::serve::{acceptor_config, ServeError};
 
 /// What a check found.
@@ -47,6 +48,12 @@ pub fn check(cfg: &Config) -> Preflight {
     match KeytabWatcher::load(WatchConfig::from_config(&cfg.kerberos), acceptor.clone()) {
         Ok(_) => keytab_coverage(cfg, &acceptor.keys(), &mut out),
         Err(e) => out.problems.push(ServeError::Keytab(e.to_string()).to_string()),
+    }
+    // The shared replay store's client as a start builds it (its CA file read); no connection:
+    // a start does not wait for the store either.
+    if let Err(e) = ReplayStore::from_config(&cfg.kerberos.replay, std::time::Duration::from_secs(1)) {
+        out.problems
+            .push(ServeError::ReplayStore(e.to_string()).to_string());
     }
     let pools = match Pools::from_config(&cfg.members, &cfg.pools) {
         Ok(p) => p,

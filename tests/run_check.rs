@@ -1,6 +1,7 @@
 //! `kedge run --check` fails exactly where a start would, with the start's message: missing
 //! certificates, keys and backend CAs, a keytab group or others may write, an HMAC key file
-//! others may write, two listeners on one socket, a keytab of another realm. A good config
+//! others may write, two listeners on one socket, a keytab of another realm, a replay store CA
+//! file that is not there. A good config
 //! passes and says what it loaded.
 
 use std::os::unix::fs::PermissionsExt;
@@ -209,4 +210,14 @@ fn a_keytab_of_another_realm_fails_the_check() {
         err.contains("kerberos.realm: CONTOSO.COM but keytab") && err.contains("FABRIKAM.COM only"),
         "{err}"
     );
+}
+
+#[test]
+fn a_missing_replay_store_ca_file_fails_the_check() {
+    let site = Site::new("CONTOSO.COM");
+    let extra = format!(
+        "\n[kerberos.replay]\nstore = \"rediss://127.0.0.1:6380/0\"\nca_file = \"{}\"\n",
+        site.path("no-such-redis-ca.pem").display()
+    );
+    check_refuses_like_a_start(&site.config(ROUTE, &extra), "kerberos.replay.ca_file");
 }
