@@ -1,8 +1,7 @@
 //! `kedge run --check` fails exactly where a start would, with the start's message: missing
 //! certificates, keys and backend CAs, a keytab group or others may write, an HMAC key file
 //! others may write, two listeners on one socket, a keytab of another realm, a replay store CA
-//! file that is not there. A good config
-//! passes and says what it loaded.
+//! file that is not there. A good config passes and says what it loaded.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
