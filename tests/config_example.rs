@@ -88,6 +88,70 @@ fn runtime_section_defaults_to_per_core_and_rejects_bad_values() {
     assert!(e.contains("runtime.workers"), "{e}");
 }
 
+fn shipped(name: &str) -> Config {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    Config::from_toml(&text, name).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn route<'a>(cfg: &'a Config, prefix: &str) -> &'a kedge::config::RouteConfig {
+    cfg.http[0]
+        .routes
+        .iter()
+        .find(|r| r.prefix == prefix)
+        .unwrap_or_else(|| panic!("no route {prefix}"))
+}
+
+#[test]
+fn exchange_2010_config_serves_every_client_of_such_a_site() {
+    use kedge::config::{NtlmPolicy, SchemePolicy};
+    let cfg = shipped("exchange2010.toml");
+    // Outlook Anywhere on 2010 is Basic or NTLM, never Kerberos.
+    let rpc = route(&cfg, "/rpc/");
+    assert_eq!(
+        (rpc.ntlm, rpc.basic),
+        (NtlmPolicy::Passthrough, SchemePolicy::Passthrough)
+    );
+    // OWA and ECP log on with forms; ActiveSync with Basic.
+    assert!(route(&cfg, "/owa/").anonymous && route(&cfg, "/ecp/").anonymous);
+    assert_eq!(
+        route(&cfg, "/Microsoft-Server-ActiveSync").basic,
+        SchemePolicy::Passthrough
+    );
+    // MAPI over RPC/TCP with the endpoint mapper only on port 135.
+    let epm: Vec<bool> = cfg.rpc.iter().map(|l| l.allows_unauthenticated_epm()).collect();
+    assert_eq!(epm, vec![true, false, false]);
+    assert!(cfg.pools.values().filter(|p| p.port != "epm").all(|p| p.affinity));
+}
+
+#[test]
+fn exchange_2016_config_speaks_mapi_over_http_and_needs_no_affinity() {
+    use kedge::config::{NtlmPolicy, SchemePolicy};
+    let cfg = shipped("exchange2016.toml");
+    assert!(cfg.rpc.is_empty(), "no RPC/TCP for clients since Exchange 2013");
+    let mapi = route(&cfg, "/mapi/");
+    assert!(!mapi.anonymous, "Negotiate validated at the edge");
+    assert_eq!(
+        (mapi.ntlm, mapi.bearer),
+        (NtlmPolicy::Passthrough, SchemePolicy::Passthrough)
+    );
+    assert_eq!(
+        route(&cfg, "/Microsoft-Server-ActiveSync").basic,
+        SchemePolicy::Passthrough
+    );
+    assert!(route(&cfg, "/owa/").anonymous);
+    assert!(cfg.pools.values().all(|p| !p.affinity));
+    for (name, pool) in &cfg.pools {
+        assert!(
+            pool.health.path.ends_with("/healthcheck.htm"),
+            "{name}: {}",
+            pool.health.path
+        );
+    }
+}
+
 #[test]
 fn replay_store_section_is_optional_validated_and_beside_the_old_keys() {
     use kedge::replay_store::FailPolicy;

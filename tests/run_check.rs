@@ -14,6 +14,10 @@ use kedge::krb::principal::Principal;
 
 const KEDGE: &str = env!("CARGO_BIN_EXE_kedge");
 
+#[allow(dead_code)]
+#[path = "http_common/pki.rs"]
+mod pki;
+
 /// A scratch directory with a keytab of `realm` and a good config over it; tests break one
 /// thing each.
 struct Site {
@@ -209,6 +213,70 @@ fn a_keytab_of_another_realm_fails_the_check() {
         err.contains("kerberos.realm: CONTOSO.COM but keytab") && err.contains("FABRIKAM.COM only"),
         "{err}"
     );
+}
+
+/// A shipped config with its `/etc/kedge` files made here (the ASA's keys for every SPN of its
+/// array names, a certificate and key, the backend CA) and every listener on a free port.
+fn shipped(name: &str, site: &Site) -> PathBuf {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(name)).unwrap();
+    let cfg = kedge::config::Config::from_toml(&text, name).unwrap_or_else(|e| panic!("{e}"));
+    let key = Key::random(EncType::Aes256CtsHmacSha196);
+    let mut entries = Vec::new();
+    for host in &cfg.kerberos.array {
+        for svc in ["http", "exchangeMDB", "exchangeAB", "exchangeRFR"] {
+            entries.push(KeytabEntry {
+                principal: Principal::parse(&format!("{svc}/{host}@CONTOSO.COM"), "").unwrap(),
+                timestamp: 0,
+                kvno: 2,
+                key: key.clone(),
+            });
+        }
+    }
+    let kt = Keytab {
+        entries,
+        skipped_unsupported: 0,
+    };
+    std::fs::write(site.path("asa.keytab"), kt.to_bytes()).unwrap();
+    site.chmod("asa.keytab", 0o600);
+    let p = pki::generate();
+    std::fs::write(site.path("cert.pem"), &p.cert_pem).unwrap();
+    std::fs::write(site.path("key.pem"), &p.key_pem).unwrap();
+    std::fs::write(site.path("ca.pem"), &p.ca_pem).unwrap();
+    let mut text = text.replace(
+        "/etc/kedge/asa.keytab",
+        &site.path("asa.keytab").display().to_string(),
+    );
+    for (suffix, file) in [(".pem\"", "cert.pem"), (".key\"", "key.pem")] {
+        for host in ["outlook.contoso.com", "mail.contoso.com"] {
+            let old = format!("/etc/kedge/{host}{suffix}");
+            text = text.replace(&old, &format!("{}\"", site.path(file).display()));
+        }
+    }
+    text = text.replace(
+        "/etc/kedge/contoso-root-ca.pem",
+        &site.path("ca.pem").display().to_string(),
+    );
+    for port in ["443", "135", "59532", "59533", "9180"] {
+        text = text
+            .replace(&format!("\"0.0.0.0:{port}\""), "\"127.0.0.1:0\"")
+            .replace(&format!("\"127.0.0.1:{port}\""), "\"127.0.0.1:0\"");
+    }
+    assert!(!text.contains("/etc/kedge"), "every file replaced:\n{text}");
+    let path = site.path(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn the_shipped_exchange_configs_pass_the_check_with_their_files_in_place() {
+    for name in ["exchange2010.toml", "exchange2016.toml", "example.toml"] {
+        let site = Site::new("CONTOSO.COM");
+        let out = kedge(&["run", "--check"], &shipped(name, &site));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {stderr}");
+        assert!(!stderr.contains("warning: no key is filed"), "{name}: {stderr}");
+    }
 }
 
 #[test]

@@ -1,6 +1,11 @@
 //! Reading the first PDU of a connection: 16 header bytes, then `frag_length` bounded by
 //! `max_bind_bytes` (linkerd2-proxy's "detect" step; the bytes are kept to be replayed to the
 //! backend unchanged).
+//!
+//! Memory follows the bytes that arrived, never the length a client claims: the buffer starts
+//! at 4 KiB of uninitialised capacity and doubles as it fills, up to `frag_length`. A slow client
+//! that announces 64 KiB and trickles costs what it sent (at most twice that), not 64 KiB per
+//! connection.
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -15,7 +20,6 @@ const FIRST_READ: usize = 4096;
 #[derive(Debug, Default)]
 pub struct FirstPdu {
     buf: Vec<u8>,
-    filled: usize,
     /// The decoded common header, once 16 valid bytes arrived (call_id and drep for a bind_nak).
     pub header: Option<CommonHeader>,
     /// `frag_length`, once known and within the limit.
@@ -30,18 +34,18 @@ impl FirstPdu {
 
     /// Bytes received so far.
     pub fn received(&self) -> usize {
-        self.filled
+        self.buf.len()
     }
 
     /// Everything received: the whole first PDU once [`FirstPdu::read_from`] succeeded, possibly
     /// followed by bytes of the next PDU that came in the same read (they are forwarded too).
     pub fn bytes(&self) -> &[u8] {
-        &self.buf[..self.filled]
+        &self.buf
     }
 
     /// The first PDU alone (`frag_length` bytes), once complete.
     pub fn pdu(&self) -> Option<&[u8]> {
-        self.need.filter(|n| *n <= self.filled).map(|n| &self.buf[..n])
+        self.need.filter(|n| *n <= self.buf.len()).map(|n| &self.buf[..n])
     }
 
     /// Reads until the first PDU is complete. Reads never go past `max(frag_length, 4096)` bytes,
@@ -51,34 +55,32 @@ impl FirstPdu {
         stream: &mut R,
         max_bytes: usize,
     ) -> Result<(), RpcEdgeError> {
-        if self.buf.is_empty() {
-            self.buf = vec![0; FIRST_READ];
-        }
         loop {
-            if self.need.is_none() && self.filled >= HEADER_LEN {
+            let filled = self.buf.len();
+            if self.need.is_none() && filled >= HEADER_LEN {
                 let head = &self.buf[..HEADER_LEN];
                 self.header = CommonHeader::parse(head).ok();
-                let need = pdu_length(head, max_bytes)?;
-                if need > self.buf.len() {
-                    self.buf.resize(need, 0);
-                }
-                self.need = Some(need);
+                self.need = Some(pdu_length(head, max_bytes)?);
             }
             let target = self.need.unwrap_or(HEADER_LEN);
-            if self.filled >= target {
+            if filled >= target {
                 return Ok(());
             }
+            if filled == self.buf.capacity() {
+                let grown = (filled * 2).clamp(FIRST_READ, target.max(FIRST_READ));
+                self.buf.reserve_exact(grown - filled);
+            }
+            // `read_buf` fills spare capacity without zeroing it first.
             let n = stream
-                .read(&mut self.buf[self.filled..])
+                .read_buf(&mut self.buf)
                 .await
                 .map_err(RpcEdgeError::ClientIo)?;
             if n == 0 {
-                return Err(match self.filled {
+                return Err(match filled {
                     0 => RpcEdgeError::ClientClosed,
                     have => RpcEdgeError::Truncated { need: target, have },
                 });
             }
-            self.filled += n;
         }
     }
 }
@@ -130,6 +132,34 @@ mod tests {
         f.read_from(&mut server, 65_536).await.unwrap();
         assert_eq!(f.pdu(), Some(MDB));
         drop(writer.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn memory_follows_bytes_received_not_the_claimed_length() {
+        // A header claiming 60,000 bytes, then 100 bytes of body, then silence.
+        let mut head = MDB[..HEADER_LEN].to_vec();
+        head[8..10].copy_from_slice(&60_000u16.to_le_bytes());
+        head.extend_from_slice(&[0u8; 100]);
+        let (mut client, mut server) = tokio::io::duplex(1 << 16);
+        tokio::io::AsyncWriteExt::write_all(&mut client, &head)
+            .await
+            .unwrap();
+        let mut f = FirstPdu::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            f.read_from(&mut server, 65_536),
+        )
+        .await;
+        assert!(read.is_err(), "still waiting for the body");
+        assert_eq!(f.need, Some(60_000));
+        assert_eq!(f.received(), 116);
+        assert!(f.buf.capacity() <= 2 * FIRST_READ, "{}", f.buf.capacity());
+        // As the body arrives, the buffer grows to hold it, and the PDU completes.
+        tokio::io::AsyncWriteExt::write_all(&mut client, &vec![0u8; 60_000 - 116])
+            .await
+            .unwrap();
+        f.read_from(&mut server, 65_536).await.unwrap();
+        assert_eq!(f.pdu().map(<[u8]>::len), Some(60_000));
     }
 
     #[tokio::test]
