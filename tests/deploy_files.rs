@@ -291,3 +291,26 @@ fn systemd_unit_runs_the_documented_command_hardened() {
         assert!(unit.lines().any(|l| l == line), "kedge.service lacks {line:?}");
     }
 }
+
+/// The alert rules load in Prometheus and their unit tests pass (`promtool`, from Debian's
+/// `prometheus` package, which `scripts/install-test-deps` installs).
+#[test]
+fn alert_rules_pass_promtool_check_and_their_unit_tests() {
+    let dir = root().join("deploy/prometheus");
+    for args in [
+        vec!["check", "rules", "kedge-alerts.yml"],
+        vec!["test", "rules", "kedge-alerts.test.yml"],
+    ] {
+        let out = std::process::Command::new("promtool")
+            .args(&args)
+            .current_dir(&dir)
+            .output()
+            .expect("promtool (Debian package prometheus)");
+        assert!(
+            out.status.success(),
+            "promtool {args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

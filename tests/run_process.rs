@@ -237,3 +237,45 @@ fn kedge_status_exits_1_while_the_instance_is_not_ready() {
     assert!(!out.stdout.is_empty(), "the table is still printed");
     terminate(k);
 }
+
+/// `promtool check metrics` on a live scrape after served, refused and NTLM requests: every
+/// metric has help text and a valid name, type and unit suffix. promtool comes with Debian's
+/// `prometheus` package (`scripts/install-test-deps`).
+#[test]
+fn a_live_scrape_passes_promtool_check_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, kt_path) = asa_keytab(dir.path());
+    let cas1 = backend("cas1");
+    let cfg_path = dir.path().join("kedge.toml");
+    std::fs::write(&cfg_path, config(&kt_path, &[("cas1", cas1)])).unwrap();
+    let k = start(&cfg_path);
+    assert_eq!(
+        get(k.http, "/owa/", Some(&token(&key, "alice@CONTOSO.COM"))).0,
+        200
+    );
+    assert_eq!(get(k.http, "/owa/", None).0, 401);
+    // `get` sends `Negotiate <auth>`: a raw NTLMSSP message, then bad base64.
+    assert_eq!(get(k.http, "/owa/", Some("TlRMTVNTUAABAAAA")).0, 401);
+    assert_eq!(get(k.http, "/owa/", Some("!!")).0, 400);
+    let (code, scrape) = get(k.admin, "/metrics", None);
+    assert_eq!(code, 200);
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; scripts/install-test-deps installs it)");
+    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), scrape.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics:\n{said}"
+    );
+    terminate(k);
+}

@@ -38,7 +38,7 @@ pub fn limit_exceeded(listener: &str, limit: &'static str) {
 /// An error answered (or a connection ended) on the edge, by side and label.
 pub fn edge_error(listener: &str, side: &'static str, label: &'static str) {
     counter!(
-        "kedge_http_errors_total",
+        crate::observe::HTTP_ERRORS,
         "listener" => listener.to_string(),
         "side" => side,
         "kind" => label
@@ -55,7 +55,8 @@ pub fn response(listener: &str, status: u16) {
         400..=499 => "4xx",
         _ => "5xx",
     };
-    counter!("kedge_http_responses_total", "listener" => listener.to_string(), "class" => class).increment(1);
+    counter!(crate::observe::HTTP_RESPONSES, "listener" => listener.to_string(), "class" => class)
+        .increment(1);
 }
 
 /// Counts a client connection as active until the guard drops.
@@ -76,5 +77,5 @@ pub fn bytes_counters(listener: &str) -> (ByteMeter, ByteMeter) {
 /// A backend connection opened for a client connection or the assert pool (`mode`:
 /// `passthrough` or `assert`).
 pub fn backend_connection(pool: &str, mode: &'static str) {
-    counter!("kedge_backend_connections_total", "pool" => pool.to_string(), "mode" => mode).increment(1);
+    counter!(crate::observe::BACKEND_CONNECTIONS, "pool" => pool.to_string(), "mode" => mode).increment(1);
 }

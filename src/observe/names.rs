@@ -53,10 +53,31 @@ pub const REPLAY_STORE_UP: &str = "kedge_replay_store_up";
 /// Counter `{protocol, fail}`: authentications the shared store gave no verdict on, by the
 /// policy applied: `closed` (refused) or `local` (accepted on the local cache alone).
 pub const REPLAY_STORE_DEGRADED: &str = "kedge_replay_store_degraded_total";
+/// Counter `{listener, side, kind}`: HTTP errors answered (or connections ended) by the edge.
+pub const HTTP_ERRORS: &str = "kedge_http_errors_total";
+/// Counter `{listener, class}`: HTTP responses sent to clients by status class.
+pub const HTTP_RESPONSES: &str = "kedge_http_responses_total";
+/// Counter `{pool, mode}`: backend connections opened (passthrough: one per client connection).
+pub const BACKEND_CONNECTIONS: &str = "kedge_backend_connections_total";
 /// Gauge `{version}`: always 1; carries the running version.
 pub const BUILD_INFO: &str = "kedge_build_info";
 
 pub(super) fn describe_all() {
+    describe_counter!(
+        HTTP_ERRORS,
+        Unit::Count,
+        "HTTP errors answered or connections ended by the edge, by side (client|backend|internal) and kind."
+    );
+    describe_counter!(
+        HTTP_RESPONSES,
+        Unit::Count,
+        "HTTP responses sent to clients by status class (1xx..5xx)."
+    );
+    describe_counter!(
+        BACKEND_CONNECTIONS,
+        Unit::Count,
+        "Backend connections opened per pool and mode (passthrough|assert)."
+    );
     describe_counter!(
         AUTH_TOTAL,
         Unit::Count,
