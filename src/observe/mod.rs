@@ -5,6 +5,7 @@
 //! protocol/service/result/reason from fixed vocabularies. A principal is never a label (logs name
 //! principals; metrics do not).
 
+pub mod escape;
 mod names;
 mod record;
 mod tally;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+pub use escape::escaped;
 pub use names::*;
 pub use record::*;
 pub use tally::{tally, Counters, Tally};

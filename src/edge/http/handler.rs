@@ -23,6 +23,7 @@ use crate::edge::metrics;
 use crate::edge::Authenticate;
 use crate::krb::acceptor::{AcceptCtx, Accepted};
 use crate::krb::error::AuthError;
+use crate::observe::escaped;
 
 /// What every connection of a listener shares.
 pub struct ListenerShared {
@@ -116,7 +117,8 @@ impl Session {
                     if let ConnAuth::Kerberos(old) = &st.auth {
                         if old.principal != id.principal {
                             tracing::info!(
-                                peer = %self.origin.peer, old = %old.principal, new = %id.principal,
+                                peer = %self.origin.peer, old = %escaped(&old.principal),
+                                new = %escaped(&id.principal),
                                 "connection re-authenticated as another principal"
                             );
                         }
@@ -193,7 +195,7 @@ impl Session {
             Ok(acc) => {
                 metrics::auth_attempt("http", &route.cfg.service, "ok", "ok", Some(secs));
                 tracing::debug!(
-                    listener = %self.listener.name, peer = %self.origin.peer, principal = %acc.client,
+                    listener = %self.listener.name, peer = %self.origin.peer, principal = %escaped(&acc.client),
                     service = %route.cfg.service, mutual = acc.mutual, "Negotiate token accepted"
                 );
             }
@@ -231,7 +233,8 @@ impl Session {
         macro_rules! log {
             ($lvl:expr) => {
                 tracing::event!(
-                    $lvl, listener = %self.listener.name, peer = %self.origin.peer, path, status = d.status.as_u16(),
+                    $lvl, listener = %self.listener.name, peer = %self.origin.peer, path = %escaped(path),
+                    status = d.status.as_u16(),
                     kind = d.label, side = e.side.label(), detail = %e.detail, "request refused"
                 )
             };
@@ -265,7 +268,10 @@ fn refuse_scheme(route: &Route, reason: &'static str, scheme: &str) -> EdgeError
     metrics::auth_attempt("http", &route.cfg.service, "refused", reason, None);
     EdgeError::client(
         ErrorKind::AuthRefused(reason),
-        format!("Authorization scheme {scheme:?} is not accepted on this route"),
+        format!(
+            "Authorization scheme \"{}\" is not accepted on this route",
+            escaped(scheme)
+        ),
     )
 }
 
@@ -280,7 +286,9 @@ fn authorize(auth: &ConnAuth, route: &Route) -> Result<(Owner, Option<Arc<Identi
                         ErrorKind::NoCredentials,
                         format!(
                             "{} authenticated for {}, route needs {}",
-                            id.principal, id.service, cfg.service
+                            escaped(&id.principal),
+                            escaped(&id.service),
+                            cfg.service
                         ),
                     ));
                 }
@@ -288,7 +296,7 @@ fn authorize(auth: &ConnAuth, route: &Route) -> Result<(Owner, Option<Arc<Identi
                     if !id.permitted_by(rules) {
                         return Err(EdgeError::client(
                             ErrorKind::Forbidden,
-                            format!("{} by group rules", id.principal),
+                            format!("{} by group rules", escaped(&id.principal)),
                         ));
                     }
                 }
