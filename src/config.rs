@@ -33,6 +33,40 @@ pub struct Config {
     /// Threads and scheduling.
     #[serde(default)]
     pub runtime: RuntimeConfig,
+    /// Logging (refusal summaries).
+    #[serde(default)]
+    pub logging: LoggingConfig,
+}
+
+/// Logging (`[logging]`). The filter comes from `RUST_LOG` (default `info`), the format from
+/// `KEDGE_LOG_FORMAT` (`json` or text).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// Refusals (401s, bind_naks, connections over a limit) are logged in full up to
+    /// `refusal_burst` times per reason and call site per interval; one summary line per reason
+    /// counts the rest at the interval's end. Seconds, default 60.
+    #[serde(default = "default_refusal_interval")]
+    pub refusal_interval_secs: u64,
+    /// Full lines per reason per interval (default 10; 0 logs summaries only).
+    #[serde(default = "default_refusal_burst")]
+    pub refusal_burst: u32,
+}
+
+fn default_refusal_interval() -> u64 {
+    60
+}
+fn default_refusal_burst() -> u32 {
+    10
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            refusal_interval_secs: default_refusal_interval(),
+            refusal_burst: default_refusal_burst(),
+        }
+    }
 }
 
 /// How client connections are scheduled on threads.
@@ -438,6 +472,12 @@ impl Config {
             p.push(format!(
                 "runtime.workers: {} is more than 1024",
                 self.runtime.workers
+            ));
+        }
+        if !(1..=86_400).contains(&self.logging.refusal_interval_secs) {
+            p.push(format!(
+                "logging.refusal_interval_secs: {} is not between 1 and 86400",
+                self.logging.refusal_interval_secs
             ));
         }
         if self.kerberos.skew_secs > 3600 {

@@ -301,6 +301,7 @@ impl Kedge {
             ("admin listener", json(&cur.admin) != json(&new.admin)),
             ("kerberos settings", json(&cur.kerberos) != json(&new.kerberos)),
             ("runtime", json(&cur.runtime) != json(&new.runtime)),
+            ("logging", json(&cur.logging) != json(&new.logging)),
         ] {
             if changed {
                 report.needs_restart.push(what.to_string());

@@ -15,12 +15,15 @@ use http_common::backend::TestBackend;
 use http_common::client::Conn;
 use http_common::kedge::{start, Kedge, PoolSpec};
 use http_common::{bounded, fake};
+use kedge::config::LoggingConfig;
 use kedge::krb::acceptor::{Acceptor, AcceptorConfig, Framing};
 use kedge::krb::crypto::{EncType, Key};
 use kedge::krb::keyset::{KeySet, ServiceKey};
 use kedge::krb::mint::{mint, MintRequest};
 use kedge::krb::principal::Principal;
 use kedge::krb::replay::ReplayCache;
+use kedge::observe::logging::{self, LogFormat};
+use tracing_subscriber::EnvFilter;
 
 const REALM: &str = "CONTOSO.COM";
 const ARRAY: &str = "outlook.contoso.com";
@@ -48,17 +51,28 @@ impl Captured {
     }
 }
 
-/// Installs (once) a plain fmt subscriber at DEBUG writing into a buffer.
+/// Full lines per reason per interval in these tests.
+const BURST: u32 = 3;
+/// The summary interval in these tests.
+const INTERVAL_SECS: u64 = 2;
+
+/// Installs (once) kedge's own subscriber at DEBUG, writing into a buffer.
 fn logs() -> Captured {
     static LOGS: OnceLock<Captured> = OnceLock::new();
     LOGS.get_or_init(|| {
         let captured = Captured::default();
         let writer = captured.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .init();
+        let cfg = LoggingConfig {
+            refusal_interval_secs: INTERVAL_SECS,
+            refusal_burst: BURST,
+        };
+        let subscriber = logging::subscriber(
+            &cfg,
+            EnvFilter::new("debug"),
+            LogFormat::Text { ansi: false },
+            move || writer.clone(),
+        );
+        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
         captured
     })
     .clone()
@@ -108,9 +122,14 @@ fn token_for(key: &Key, sname: &Principal) -> Vec<u8> {
 }
 
 async fn edge(auth: Arc<Acceptor>) -> (Kedge, TestBackend) {
+    edge_named("https", auth).await
+}
+
+/// The edge as listener `name` (its log lines say `listener=<name>`).
+async fn edge_named(name: &str, auth: Arc<Acceptor>) -> (Kedge, TestBackend) {
     let backend = TestBackend::start().await;
-    let routes = "name = \"https\"\n[[routes]]\nprefix = \"/\"\npool = \"cas\"\n";
-    let kedge = start(routes, vec![PoolSpec::plain("cas", backend.addr)], auth, None).await;
+    let routes = format!("name = \"{name}\"\n[[routes]]\nprefix = \"/\"\npool = \"cas\"\n");
+    let kedge = start(&routes, vec![PoolSpec::plain("cas", backend.addr)], auth, None).await;
     (kedge, backend)
 }
 
@@ -203,4 +222,104 @@ async fn non_ascii_in_a_path_and_a_scheme_is_escaped() {
         lines.iter().any(|l| l.contains("Be\\u{202e}arer\\\"q")),
         "the scheme is named, escaped: {lines:?}"
     );
+}
+
+/// Refusal lines of listener `name` and summary lines of `reason`, once a summary of
+/// `reason` has appeared.
+async fn after_summary(logs: &Captured, name: &str, reason: &str) -> (Vec<String>, Vec<String>) {
+    let summary = format!("reason=\"{reason}\" ");
+    let listener = format!("listener={name} ");
+    bounded("summary line", async {
+        loop {
+            let lines = logs.lines();
+            let summaries: Vec<String> = lines
+                .iter()
+                .filter(|l| l.contains(&summary) && l.contains("more in the last"))
+                .cloned()
+                .collect();
+            if !summaries.is_empty() {
+                let refusals = lines
+                    .into_iter()
+                    .filter(|l| l.contains(&listener) && l.contains("request refused"))
+                    .collect();
+                return (refusals, summaries);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+}
+
+/// The count a summary line reports.
+fn suppressed(line: &str) -> u64 {
+    let v = line.split("suppressed=").nth(1).expect("suppressed field");
+    v.split(' ').next().unwrap().parse().expect("a count")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_refusals_is_logged_in_full_up_to_the_burst_then_summarized() {
+    let logs = logs();
+    let key = Key::random(EncType::Aes256CtsHmacSha196);
+    let (kedge, backend) = edge_named("https-flood", acceptor(&key)).await;
+    const SENT: u64 = 20;
+    let mut c = Conn::plain(kedge.addr).await;
+    for _ in 0..SENT {
+        let r = bounded(
+            "get",
+            c.get("/", &[("authorization", "Negotiate !!not-base64!!")]),
+        )
+        .await;
+        assert_eq!(r.status, 400);
+        c = Conn::plain(kedge.addr).await;
+    }
+    assert!(backend.seen().is_empty());
+    let (full, summaries) = after_summary(&logs, "https-flood", "bad_base64").await;
+    // An interval may end while the flood is sent: at most two intervals' bursts in full.
+    assert!(
+        (1..=2 * BURST as usize).contains(&full.len()),
+        "{} full lines: {full:#?}",
+        full.len()
+    );
+    assert!(
+        full.iter().all(|l| l.contains("reason=\"bad_base64\"")),
+        "{full:#?}"
+    );
+    // Wait for every interval the flood touched to be summarized, then the books balance.
+    tokio::time::sleep(Duration::from_secs(INTERVAL_SECS + 1)).await;
+    let (full, summaries_now) = after_summary(&logs, "https-flood", "bad_base64").await;
+    let counted: u64 = summaries_now.iter().map(|l| suppressed(l)).sum();
+    assert_eq!(full.len() as u64 + counted, SENT, "{full:#?}\n{summaries_now:#?}");
+    assert!(
+        summaries[0].contains(&format!(
+            "bad_base64: {} more in the last {INTERVAL_SECS} s",
+            suppressed(&summaries[0])
+        )),
+        "{summaries:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_is_logged_once() {
+    let logs = logs();
+    let key = Key::random(EncType::Aes256CtsHmacSha196);
+    let (kedge, _backend) = edge_named("https-once", acceptor(&key)).await;
+    // A token for the array's SPN in another key: KRB_AP_ERR_MODIFIED.
+    let other = Key::random(EncType::Aes256CtsHmacSha196);
+    let spn = Principal::parse(&format!("http/{ARRAY}@{REALM}"), REALM).unwrap();
+    let token = token_for(&other, &spn);
+    let mut c = Conn::plain(kedge.addr).await;
+    let r = bounded(
+        "get",
+        c.get("/ews/", &[("authorization", &fake::negotiate(&token))]),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    lines_with(&logs, "listener=https-once ").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let lines: Vec<String> = logs
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("listener=https-once ") && l.contains("KRB_AP_ERR_MODIFIED"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
 }

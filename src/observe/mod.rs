@@ -6,8 +6,10 @@
 //! principals; metrics do not).
 
 pub mod escape;
+pub mod logging;
 mod names;
 mod record;
+pub mod refusal_log;
 mod tally;
 
 use std::sync::OnceLock;

@@ -131,7 +131,7 @@ fn connection_error(listener: &str, peer: SocketAddr, e: &hyper::Error) {
     if e.is_parse_too_large() {
         metrics::limit_exceeded(listener, "request_head");
         metrics::edge_error(listener, "client", "too_large");
-        tracing::info!(listener, %peer, error = %e, "request head over the limits");
+        tracing::info!(listener, %peer, reason = "too_large", error = %e, "request head over the limits");
     } else if e.is_parse() || e.is_parse_status() {
         metrics::edge_error(listener, "client", "bad_request");
         tracing::debug!(listener, %peer, error = %e, "malformed request");

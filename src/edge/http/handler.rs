@@ -201,13 +201,8 @@ impl Session {
             }
             // Counted where NTLM policy is applied.
             Err(AuthError::Ntlm) => {}
-            Err(e) => {
-                metrics::auth_attempt("http", &route.cfg.service, "refused", e.reason(), Some(secs));
-                tracing::info!(
-                    listener = %self.listener.name, peer = %self.origin.peer, service = %route.cfg.service,
-                    reason = e.reason(), error = %e, "Negotiate token refused"
-                );
-            }
+            // Logged once, as the request's refusal (`error_response`).
+            Err(e) => metrics::auth_attempt("http", &route.cfg.service, "refused", e.reason(), Some(secs)),
         }
         res
     }
@@ -235,7 +230,7 @@ impl Session {
                 tracing::event!(
                     $lvl, listener = %self.listener.name, peer = %self.origin.peer, path = %escaped(path),
                     status = d.status.as_u16(),
-                    kind = d.label, side = e.side.label(), detail = %e.detail, "request refused"
+                    reason = d.label, side = e.side.label(), detail = %e.detail, "request refused"
                 )
             };
         }
