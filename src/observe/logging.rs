@@ -1,5 +1,5 @@
-//! The process's log subscriber: `RUST_LOG` filter (default `info`), text or JSON
-//! (`KEDGE_LOG_FORMAT=json`), refusals summarized by rate ([`super::refusal_log`]), and one
+//! The process's log subscriber: `RUST_LOG` filter (default `info`), text (coloured only on a
+//! terminal) or JSON (`KEDGE_LOG_FORMAT=json`), refusals summarized by rate ([`super::refusal_log`]), and one
 //! record per line whatever a field holds.
 
 use std::io::{self, Write};
@@ -55,9 +55,19 @@ pub fn init(cfg: &LoggingConfig) {
     let format = if json {
         LogFormat::Json
     } else {
-        LogFormat::Text { ansi: true }
+        LogFormat::Text {
+            ansi: colour_on_stderr(std::env::var_os("NO_COLOR").as_deref()),
+        }
     };
     let _ = tracing::subscriber::set_global_default(subscriber(cfg, filter, format, io::stderr));
+}
+
+/// Colour only for a person at a terminal: never into a pipe, a file or the journal (where
+/// escape codes are noise an operator has to strip), and never with `NO_COLOR` set
+/// (no-color.org).
+fn colour_on_stderr(no_color: Option<&std::ffi::OsStr>) -> bool {
+    use std::io::IsTerminal;
+    no_color.is_none_or(|v| v.is_empty()) && io::stderr().is_terminal()
 }
 
 /// A writer that keeps each record on one line: a line break inside a record (a field whose
@@ -103,6 +113,11 @@ impl<W: Write> Write for OneLineWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_color_turns_colour_off_even_on_a_terminal() {
+        assert!(!colour_on_stderr(Some(std::ffi::OsStr::new("1"))));
+    }
 
     #[test]
     fn a_record_with_a_line_break_stays_one_line() {
