@@ -16,6 +16,7 @@ use crate::asa::{KeytabWatcher, WatchConfig};
 use crate::config::{Config, Scheduler};
 use crate::edge::http::{serve_http, EdgeContext, ServerTls};
 use crate::edge::rpc::{serve_rpc, RpcEdgeContext};
+use crate::edge::source_limits::top_talkers;
 use crate::edge::workers::Workers;
 use crate::krb::acceptor::{Acceptor, AcceptorConfig};
 use crate::krb::keyset::KeySet;
@@ -327,6 +328,9 @@ fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
+/// Sources per listener on `/status`.
+const TOP_TALKERS: usize = 10;
+
 fn listener_status(cfg: &Config) -> Vec<ListenerStatus> {
     let mut v = Vec::new();
     for l in &cfg.http {
@@ -340,6 +344,7 @@ fn listener_status(cfg: &Config) -> Vec<ListenerStatus> {
             listen: l.listen.clone(),
             tls: l.tls.is_some(),
             connections_active: observe::listener_connections(&l.name).max(0) as u64,
+            top_talkers: top_talkers(&l.name, TOP_TALKERS),
         });
     }
     for l in &cfg.rpc {
@@ -349,6 +354,7 @@ fn listener_status(cfg: &Config) -> Vec<ListenerStatus> {
             listen: l.listen.clone(),
             tls: false,
             connections_active: observe::listener_connections(&l.name).max(0) as u64,
+            top_talkers: top_talkers(&l.name, TOP_TALKERS),
         });
     }
     v

@@ -252,6 +252,12 @@ async fn status_json_round_trips_and_shows_pools_credentials_and_listeners() {
                 listen: "0.0.0.0:443".into(),
                 tls: true,
                 connections_active: 3,
+                top_talkers: vec![kedge::admin::Talker {
+                    source: "192.0.2.7".into(),
+                    open: 3,
+                    accepted: 9,
+                    refused: 4,
+                }],
             }]
         });
     let admin = Admin::start(state).await;
@@ -263,6 +269,7 @@ async fn status_json_round_trips_and_shows_pools_credentials_and_listeners() {
     assert!(status.ready);
     assert_eq!(status.credentials, credentials());
     assert_eq!(status.listeners[0].name, "https");
+    assert_eq!(status.listeners[0].top_talkers[0].refused, 4);
     let owa = &status.pools[0];
     assert_eq!((owa.name.as_str(), owa.members_up), ("owa", 1));
     let m = |n: &str| owa.members.iter().find(|m| m.name == n).unwrap();

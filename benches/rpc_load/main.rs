@@ -271,6 +271,8 @@ fn start_kedge(name: &str, backend: SocketAddr, acceptor: Arc<Acceptor>) -> Sock
         idle_timeout_secs: 600,
         groups: None,
         max_connections: 20_000,
+        // One load generator on one address.
+        per_source: kedge::config::SourceLimitsConfig::off(),
         shutdown_grace_secs: 1,
     };
     // As `kedge run` does: per-core workers (2) serve the connections, one thread accepts;

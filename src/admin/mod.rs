@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 
 pub use client::{drain_member, fetch_status, AdminClientError};
 pub use state::{unix_now, AdminState, CredentialProvider, ListenerProvider};
-pub use status::{Credential, CredentialStatus, ListenerStatus, MemberStatus, PoolStatus, Status};
+pub use status::{Credential, CredentialStatus, ListenerStatus, MemberStatus, PoolStatus, Status, Talker};
 pub use table::{format_unix_time, render_status_table};
 
 /// Serves the admin API on `listener` until `shutdown` completes, then lets requests in flight

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::edge::source_limits::Talker;
+
 use crate::observe::Counters;
 use crate::pool::{Balance, HealthKind, Member, Pool};
 
@@ -43,6 +45,9 @@ pub struct ListenerStatus {
     pub tls: bool,
     /// Open client connections.
     pub connections_active: u64,
+    /// The sources with the most open connections (then the most refused), IPv6 per /64.
+    #[serde(default)]
+    pub top_talkers: Vec<Talker>,
 }
 
 /// One pool.

@@ -94,7 +94,7 @@ mod tests {
         struct Two;
         impl Display for Two {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "a\n")?;
+                writeln!(f, "a")?;
                 write!(f, "b")
             }
         }

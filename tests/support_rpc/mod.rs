@@ -212,6 +212,7 @@ pub fn listener_config(name: &str) -> RpcListenerConfig {
         idle_timeout_secs: 60,
         groups: None,
         max_connections: 1_000,
+        per_source: Default::default(),
         shutdown_grace_secs: 5,
     }
 }

@@ -3,15 +3,15 @@
 //! forwarded.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use http::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
+use http::header::{HeaderValue, AUTHORIZATION, CONNECTION, WWW_AUTHENTICATE};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use tokio::sync::Mutex;
 
 use super::body::{self, AnyBody, EdgeBody};
-use super::error::{EdgeError, ErrorKind};
+use super::error::{EdgeError, ErrorKind, Side};
 use super::forward_headers::remove_identity_headers;
 use super::limits::{ConnClock, ExchangeGuard};
 use super::negotiate::{self, ConnAuth, Credential, Identity, Owner};
@@ -44,6 +44,8 @@ pub struct ListenerShared {
 struct ConnState {
     auth: ConnAuth,
     pinned: Option<Pinned>,
+    /// Requests refused while the connection was not authenticated.
+    refused: u32,
 }
 
 impl ConnState {
@@ -79,7 +81,14 @@ impl Session {
         let path = req.uri().path().to_string();
         let resp = match self.serve(req).await {
             Ok(resp) => resp,
-            Err(e) => self.error_response(e, &path),
+            Err(e) => {
+                let client_side = e.side == Side::Client;
+                let mut resp = self.error_response(e, &path);
+                if client_side {
+                    self.spend_budget(&mut resp).await;
+                }
+                resp
+            }
         };
         metrics::response(&self.listener.name, resp.status().as_u16());
         resp.map(|b| EdgeBody::new(b, guard))
@@ -124,6 +133,7 @@ impl Session {
                         }
                     }
                     st.auth = ConnAuth::Kerberos(Arc::new(id));
+                    self.authenticated(&mut st);
                     if route.assert.is_some() {
                         mutual = acc.response_token().as_deref().map(negotiate::negotiate_header);
                     }
@@ -145,6 +155,7 @@ impl Session {
                 if st.auth != ConnAuth::Anonymous {
                     st.reset();
                 }
+                self.authenticated(&mut st);
                 basic = true;
             }
             // Anonymous routes forward no credential kedge did not check (password spraying
@@ -211,6 +222,7 @@ impl Session {
     fn ntlm(&self, st: &mut ConnState, route: &Route) -> Result<(), EdgeError> {
         if route.passes_ntlm() {
             st.auth = ConnAuth::Ntlm;
+            self.authenticated(st);
             return Ok(());
         }
         st.reset();
@@ -220,6 +232,33 @@ impl Session {
             ErrorKind::NtlmRejected,
             "NTLM refused by policy",
         ))
+    }
+
+    /// The connection carries a credential kedge accepted (or passes to the member): the
+    /// unauthenticated budget is reset.
+    fn authenticated(&self, st: &mut ConnState) {
+        st.refused = 0;
+        self.clock.clear_unauthenticated_deadline();
+    }
+
+    /// A request of this connection was refused for something the client did. A connection
+    /// that is not authenticated has `unauthenticated_timeout_ms` from its first refusal to
+    /// authenticate, and at most `max_failed_auth` refusals: the last is answered with
+    /// `Connection: close`. (Today such a connection would otherwise idle for 20 minutes.)
+    async fn spend_budget(&self, resp: &mut Response<AnyBody>) {
+        let mut st = self.state.lock().await;
+        if st.auth != ConnAuth::Anonymous {
+            return;
+        }
+        let limits = &self.listener.cfg.limits;
+        st.refused = st.refused.saturating_add(1);
+        self.clock
+            .start_unauthenticated_deadline(Duration::from_millis(limits.unauthenticated_timeout_ms));
+        if limits.max_failed_auth != 0 && st.refused >= limits.max_failed_auth {
+            resp.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            metrics::limit_exceeded(&self.listener.name, "max_failed_auth");
+        }
     }
 
     fn error_response(&self, e: EdgeError, path: &str) -> Response<AnyBody> {
