@@ -255,6 +255,8 @@ fn start_kedge(name: &str, backend: SocketAddr, acceptor: Arc<Acceptor>) -> Sock
             ..Default::default()
         },
         connect_timeout_ms: 3_000,
+        response_header_timeout_ms: 300_000,
+        idle_timeout_secs: 1_200,
         eject_base_ms: 10,
         eject_max_ms: 100,
     };

@@ -239,6 +239,8 @@ pub fn pool_to(name: &str, backend: SocketAddr) -> Arc<Pool> {
             ..Default::default()
         },
         connect_timeout_ms: 2_000,
+        response_header_timeout_ms: 300_000,
+        idle_timeout_secs: 1_200,
         eject_base_ms: 10,
         eject_max_ms: 100,
     };
