@@ -132,6 +132,12 @@ pub struct KerberosConfig {
     /// Maximum live replay-cache entries (default 2,000,000, about 120 MB at most).
     #[serde(default = "default_replay_max")]
     pub replay_max_entries: usize,
+    /// The share of the replay cache one client principal may hold (default 0.01: 20,000
+    /// entries of the default 2,000,000, ~33 fresh authenticators per second sustained over the
+    /// 600 s window). Beyond it that principal's new authenticators are refused and counted
+    /// (`reason="replay_principal_share"`), so one user cannot fill the cache for everyone.
+    #[serde(default = "default_replay_principal_share")]
+    pub replay_principal_share: f64,
     /// Keys of a previous kvno stay valid this many seconds after a newer kvno is loaded
     /// (default 7 days, like AD's ticket lifetime ceiling with margin).
     #[serde(default = "default_retire")]
@@ -146,6 +152,9 @@ fn default_skew() -> u64 {
 }
 fn default_replay_max() -> usize {
     2_000_000
+}
+fn default_replay_principal_share() -> f64 {
+    0.01
 }
 fn default_retire() -> u64 {
     7 * 24 * 3600
@@ -569,6 +578,12 @@ impl Config {
         }
         if self.kerberos.replay_max_entries == 0 {
             p.push("kerberos.replay_max_entries: must be at least 1".into());
+        }
+        let share = self.kerberos.replay_principal_share;
+        if !(share > 0.0 && share <= 1.0) {
+            p.push(format!(
+                "kerberos.replay_principal_share: {share} is not in (0, 1]"
+            ));
         }
         for (name, pool) in &self.pools {
             if pool.members.is_empty() {

@@ -163,7 +163,10 @@ impl Kedge {
     pub async fn start(cfg: Config, bound: Bound) -> Result<Self, ServeError> {
         observe::install();
         let addresses = bound.addresses(&cfg);
-        let replay = Arc::new(ReplayCache::new(cfg.kerberos.replay_max_entries));
+        let replay = Arc::new(ReplayCache::with_principal_share(
+            cfg.kerberos.replay_max_entries,
+            cfg.kerberos.replay_principal_share,
+        ));
         let acceptor = Arc::new(Acceptor::new(
             acceptor_config(&cfg),
             KeySet::default(),

@@ -95,6 +95,13 @@ pub enum AuthError {
     /// The replay cache is full and refuses new entries rather than forget live ones.
     #[error("replay cache full ({0} live entries): refusing rather than forgetting")]
     ReplayCacheFull(usize),
+    /// The client principal holds its whole share of the replay cache (a flood of fresh
+    /// authenticators from one principal): its new ones are refused until some expire.
+    #[error(
+        "replay cache share of {} used up ({max} live authenticators): refusing its new ones",
+        escaped(client)
+    )]
+    ReplayShareExceeded { client: String, max: usize },
     /// The GSS authenticator checksum (0x8003) is absent, of another type or malformed.
     #[error("KRB_AP_ERR_INAPP_CKSUM: {}", escaped(.0))]
     BadChecksum(String),
@@ -153,6 +160,7 @@ impl AuthError {
             Self::BadMatch { .. } => "KRB_AP_ERR_BADMATCH",
             Self::Replay { .. } => "KRB_AP_ERR_REPEAT",
             Self::ReplayCacheFull(_) => "replay_cache_full",
+            Self::ReplayShareExceeded { .. } => "replay_principal_share",
             Self::BadChecksum(_) => "KRB_AP_ERR_INAPP_CKSUM",
             Self::BadBindings => "bad_channel_binding",
             Self::MissingBindings => "missing_channel_binding",
