@@ -167,8 +167,14 @@ fn default_poll() -> u64 {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
-    /// Address to listen on (keep it private: `127.0.0.1:9180`).
+    /// Address to listen on (keep it private: `127.0.0.1:9180`; kedge warns at start when it
+    /// is not on loopback).
     pub listen: String,
+    /// File holding the bearer token the mutating endpoints (`POST /drain/…`) require, under
+    /// the secret-file rule (refused when group or others may write it). Absent: those
+    /// endpoints are off; drain members in the config and reload instead.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
 }
 
 /// What to do with NTLM on a route or listener.

@@ -46,6 +46,9 @@ pub enum ServeError {
     /// A listener refused its configuration.
     #[error("listener {name}: {msg}")]
     Listener { name: String, msg: String },
+    /// The admin listener's token file cannot be used.
+    #[error("admin.token_file: {0}")]
+    Admin(String),
     /// The connection worker threads could not start.
     #[error("runtime: cannot start worker threads: {0}")]
     Runtime(String),
@@ -246,7 +249,18 @@ impl Kedge {
 
         if let Some(listener) = bound.admin {
             let listeners = cfg.clone();
+            let token_file = cfg.admin.as_ref().and_then(|a| a.token_file.clone());
+            let guard = admin::MutationGuard::new(token_file.clone());
+            guard.check_file().map_err(|e| ServeError::Admin(e.to_string()))?;
+            if let Some(w) = listener
+                .local_addr()
+                .ok()
+                .and_then(|a| admin::exposure_warning(a, guard.enabled()))
+            {
+                tracing::warn!("{w}");
+            }
             let state = AdminState::new(pools.clone())
+                .with_token_file(token_file)
                 .with_credentials(watcher.status_provider())
                 .with_listeners(move || listener_status(&listeners))
                 .with_started_at(crate::krb::time::unix_secs(std::time::SystemTime::now()).max(0) as u64);

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::guard::MutationGuard;
 use super::status::{CredentialStatus, ListenerStatus, PoolStatus, Status};
 use crate::observe;
 use crate::pool::Pools;
@@ -20,6 +21,7 @@ pub struct AdminState {
     credentials: CredentialProvider,
     listeners: ListenerProvider,
     started_at: u64,
+    guard: MutationGuard,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -48,7 +50,20 @@ impl AdminState {
             credentials: Arc::new(CredentialStatus::default),
             listeners: Arc::new(Vec::new),
             started_at: unix_now(),
+            guard: MutationGuard::default(),
         }
+    }
+
+    /// Mutating endpoints (`POST /drain/…`) need the bearer token held in `path` (without one
+    /// they are off).
+    pub fn with_token_file(mut self, path: Option<std::path::PathBuf>) -> Self {
+        self.guard = MutationGuard::new(path);
+        self
+    }
+
+    /// Who may use the mutating endpoints.
+    pub fn guard(&self) -> &MutationGuard {
+        &self.guard
     }
 
     /// Plugs in the key set: `/readyz` needs a Latest credential, `/status` shows both.
