@@ -33,6 +33,40 @@ pub struct Config {
     /// Threads and scheduling.
     #[serde(default)]
     pub runtime: RuntimeConfig,
+    /// Logging (refusal summaries).
+    #[serde(default)]
+    pub logging: LoggingConfig,
+}
+
+/// Logging (`[logging]`). The filter comes from `RUST_LOG` (default `info`), the format from
+/// `KEDGE_LOG_FORMAT` (`json` or text).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// Refusals (401s, bind_naks, connections over a limit) are logged in full up to
+    /// `refusal_burst` times per reason and call site per interval; one summary line per reason
+    /// counts the rest at the interval's end. Seconds, default 60.
+    #[serde(default = "default_refusal_interval")]
+    pub refusal_interval_secs: u64,
+    /// Full lines per reason per interval (default 10; 0 logs summaries only).
+    #[serde(default = "default_refusal_burst")]
+    pub refusal_burst: u32,
+}
+
+fn default_refusal_interval() -> u64 {
+    60
+}
+fn default_refusal_burst() -> u32 {
+    10
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            refusal_interval_secs: default_refusal_interval(),
+            refusal_burst: default_refusal_burst(),
+        }
+    }
 }
 
 /// How client connections are scheduled on threads.
@@ -101,6 +135,12 @@ pub struct KerberosConfig {
     /// `[kerberos.replay]`: the replay store shared by replicas (none by default).
     #[serde(default)]
     pub replay: crate::replay_store::ReplayConfig,
+    /// The share of the replay cache one client principal may hold (default 0.01: 20,000
+    /// entries of the default 2,000,000, ~33 fresh authenticators per second sustained over the
+    /// 600 s window). Beyond it that principal's new authenticators are refused and counted
+    /// (`reason="replay_principal_share"`), so one user cannot fill the cache for everyone.
+    #[serde(default = "default_replay_principal_share")]
+    pub replay_principal_share: f64,
     /// Keys of a previous kvno stay valid this many seconds after a newer kvno is loaded
     /// (default 7 days, like AD's ticket lifetime ceiling with margin).
     #[serde(default = "default_retire")]
@@ -116,6 +156,9 @@ fn default_skew() -> u64 {
 fn default_replay_max() -> usize {
     2_000_000
 }
+fn default_replay_principal_share() -> f64 {
+    0.01
+}
 fn default_retire() -> u64 {
     7 * 24 * 3600
 }
@@ -127,8 +170,14 @@ fn default_poll() -> u64 {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
-    /// Address to listen on (keep it private: `127.0.0.1:9180`).
+    /// Address to listen on (keep it private: `127.0.0.1:9180`; kedge warns at start when it
+    /// is not on loopback).
     pub listen: String,
+    /// File holding the bearer token the mutating endpoints (`POST /drain/…`) require, under
+    /// the secret-file rule (refused when group or others may write it). Absent: those
+    /// endpoints are off; drain members in the config and reload instead.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
 }
 
 /// What to do with NTLM on a route or listener.
@@ -205,6 +254,74 @@ pub struct HttpLimits {
     /// On shutdown, how long in-flight connections may finish before they are cut, seconds.
     #[serde(default = "default_shutdown_grace_secs")]
     pub shutdown_grace_secs: u64,
+    /// Once kedge has refused a request on a connection that is not authenticated (a 401, a
+    /// bad Authorization header, …), the connection must authenticate within this time or is
+    /// closed, milliseconds (default 5,000; a Negotiate client answers a 401 at once).
+    #[serde(default = "default_unauthenticated_timeout_ms")]
+    pub unauthenticated_timeout_ms: u64,
+    /// Refused requests an unauthenticated connection may have; the last one is answered with
+    /// `Connection: close` (default 3; 0 = no limit).
+    #[serde(default = "default_max_failed_auth")]
+    pub max_failed_auth: u32,
+    /// Per-source-address connection limits.
+    #[serde(default)]
+    pub per_source: SourceLimitsConfig,
+}
+
+/// Per-source-address limits of a listener (`per_source = { … }`). IPv6 sources count per /64.
+/// Connections over a limit are closed at once and counted
+/// (`kedge_limit_exceeded_total{limit="per_source_connections"|"per_source_rate"}`). Behind a
+/// NAT or a proxy that hides client addresses, raise them or set them to 0 (off).
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceLimitsConfig {
+    /// Concurrent connections per source (default 1,000; 0 = no limit).
+    #[serde(default = "default_per_source_connections")]
+    pub max_connections: usize,
+    /// New connections per second per source, sustained (default 100; 0 = no limit).
+    #[serde(default = "default_per_source_rate")]
+    pub rate_per_sec: u32,
+    /// New connections a source may open at once before the rate applies (default 200).
+    #[serde(default = "default_per_source_burst")]
+    pub burst: u32,
+}
+
+fn default_per_source_connections() -> usize {
+    1_000
+}
+fn default_per_source_rate() -> u32 {
+    100
+}
+fn default_per_source_burst() -> u32 {
+    200
+}
+
+impl Default for SourceLimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: default_per_source_connections(),
+            rate_per_sec: default_per_source_rate(),
+            burst: default_per_source_burst(),
+        }
+    }
+}
+
+impl SourceLimitsConfig {
+    /// No per-source limit (load generators on one address, tests).
+    pub fn off() -> Self {
+        Self {
+            max_connections: 0,
+            rate_per_sec: 0,
+            burst: 0,
+        }
+    }
+}
+
+fn default_unauthenticated_timeout_ms() -> u64 {
+    5_000
+}
+fn default_max_failed_auth() -> u32 {
+    3
 }
 
 fn default_max_header_bytes() -> usize {
@@ -239,6 +356,9 @@ impl Default for HttpLimits {
             idle_timeout_secs: default_idle_timeout_secs(),
             max_connections: default_max_connections(),
             shutdown_grace_secs: default_shutdown_grace_secs(),
+            unauthenticated_timeout_ms: default_unauthenticated_timeout_ms(),
+            max_failed_auth: default_max_failed_auth(),
+            per_source: SourceLimitsConfig::default(),
         }
     }
 }
@@ -387,6 +507,9 @@ pub struct RpcListenerConfig {
     /// connections are closed at once and counted (`limit="max_connections"`).
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Per-source-address connection limits.
+    #[serde(default)]
+    pub per_source: SourceLimitsConfig,
     /// On shutdown, how long spliced connections may run on before they are cut, seconds
     /// (default 30).
     #[serde(default = "default_shutdown_grace_secs")]
@@ -461,6 +584,12 @@ impl Config {
                 self.runtime.workers
             ));
         }
+        if !(1..=86_400).contains(&self.logging.refusal_interval_secs) {
+            p.push(format!(
+                "logging.refusal_interval_secs: {} is not between 1 and 86400",
+                self.logging.refusal_interval_secs
+            ));
+        }
         if self.kerberos.skew_secs > 3600 {
             p.push(format!(
                 "kerberos.skew_secs: {} is more than an hour",
@@ -478,6 +607,12 @@ impl Config {
             p.push("kerberos.replay_max_entries: must be at least 1".into());
         }
         self.kerberos.replay.validate("kerberos.replay", &mut p);
+        let share = self.kerberos.replay_principal_share;
+        if !(share > 0.0 && share <= 1.0) {
+            p.push(format!(
+                "kerberos.replay_principal_share: {share} is not in (0, 1]"
+            ));
+        }
         for (name, pool) in &self.pools {
             if pool.members.is_empty() {
                 p.push(format!("pools.{name}.members: empty"));

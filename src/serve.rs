@@ -17,6 +17,7 @@ use crate::config::{Config, Scheduler};
 use crate::edge::authenticate::{Authenticate, SharedReplay};
 use crate::edge::http::{serve_http, EdgeContext, ServerTls};
 use crate::edge::rpc::{serve_rpc, RpcEdgeContext};
+use crate::edge::source_limits::top_talkers;
 use crate::edge::workers::Workers;
 use crate::krb::acceptor::{Acceptor, AcceptorConfig};
 use crate::krb::keyset::KeySet;
@@ -50,6 +51,9 @@ pub enum ServeError {
     /// The shared replay store's settings are unusable.
     #[error("{0}")]
     ReplayStore(String),
+    /// The admin listener's token file cannot be used.
+    #[error("admin.token_file: {0}")]
+    Admin(String),
     /// The connection worker threads could not start.
     #[error("runtime: cannot start worker threads: {0}")]
     Runtime(String),
@@ -168,7 +172,10 @@ impl Kedge {
     pub async fn start(cfg: Config, bound: Bound) -> Result<Self, ServeError> {
         observe::install();
         let addresses = bound.addresses(&cfg);
-        let replay = Arc::new(ReplayCache::new(cfg.kerberos.replay_max_entries));
+        let replay = Arc::new(ReplayCache::with_principal_share(
+            cfg.kerberos.replay_max_entries,
+            cfg.kerberos.replay_principal_share,
+        ));
         let acceptor = Arc::new(Acceptor::new(
             acceptor_config(&cfg),
             KeySet::default(),
@@ -269,7 +276,18 @@ impl Kedge {
 
         if let Some(listener) = bound.admin {
             let listeners = cfg.clone();
+            let token_file = cfg.admin.as_ref().and_then(|a| a.token_file.clone());
+            let guard = admin::MutationGuard::new(token_file.clone());
+            guard.check_file().map_err(|e| ServeError::Admin(e.to_string()))?;
+            if let Some(w) = listener
+                .local_addr()
+                .ok()
+                .and_then(|a| admin::exposure_warning(a, guard.enabled()))
+            {
+                tracing::warn!("{w}");
+            }
             let mut state = AdminState::new(pools.clone())
+                .with_token_file(token_file)
                 .with_credentials(watcher.status_provider())
                 .with_listeners(move || listener_status(&listeners))
                 .with_started_at(crate::krb::time::unix_secs(std::time::SystemTime::now()).max(0) as u64);
@@ -334,6 +352,7 @@ impl Kedge {
             ("admin listener", json(&cur.admin) != json(&new.admin)),
             ("kerberos settings", json(&cur.kerberos) != json(&new.kerberos)),
             ("runtime", json(&cur.runtime) != json(&new.runtime)),
+            ("logging", json(&cur.logging) != json(&new.logging)),
         ] {
             if changed {
                 report.needs_restart.push(what.to_string());
@@ -359,6 +378,9 @@ fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
+/// Sources per listener on `/status`.
+const TOP_TALKERS: usize = 10;
+
 fn listener_status(cfg: &Config) -> Vec<ListenerStatus> {
     let mut v = Vec::new();
     for l in &cfg.http {
@@ -372,6 +394,7 @@ fn listener_status(cfg: &Config) -> Vec<ListenerStatus> {
             listen: l.listen.clone(),
             tls: l.tls.is_some(),
             connections_active: observe::listener_connections(&l.name).max(0) as u64,
+            top_talkers: top_talkers(&l.name, TOP_TALKERS),
             pools: {
                 let mut p: Vec<String> = l.routes.iter().map(|r| r.pool.clone()).collect();
                 p.sort();
@@ -388,6 +411,7 @@ fn listener_status(cfg: &Config) -> Vec<ListenerStatus> {
             listen: l.listen.clone(),
             tls: false,
             connections_active: observe::listener_connections(&l.name).max(0) as u64,
+            top_talkers: top_talkers(&l.name, TOP_TALKERS),
             pools: vec![l.pool.clone()],
             ..Default::default()
         });

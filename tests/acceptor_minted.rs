@@ -453,3 +453,42 @@ fn group_rules_allow_and_deny_by_pac_sids() {
         "group_denied"
     );
 }
+
+#[test]
+fn one_principal_flooding_fresh_authenticators_is_refused_beyond_its_share() {
+    let key = Key::random(EncType::Aes256CtsHmacSha196);
+    let acceptor = Acceptor::new(
+        cfg(),
+        KeySet::from_keys(
+            vec![ServiceKey::new(spn("http"), 5, key.clone(), 0)],
+            system_time(NOW),
+            "test",
+        ),
+        Arc::new(ReplayCache::with_max_per_principal(10_000, 3)),
+    );
+    let (alice, bob, s) = (
+        alice(),
+        Principal::parse("bob@CONTOSO.COM", REALM).unwrap(),
+        spn("http"),
+    );
+    let results: Vec<_> = (0..5)
+        .map(|i| {
+            let m = mint(&MintRequest {
+                cusec: i,
+                ..req(&alice, &s, &key, 5)
+            });
+            acceptor.accept(&m.token, &ctx("http")).map(|_| ())
+        })
+        .collect();
+    assert!(results[..3].iter().all(Result::is_ok), "{results:?}");
+    for r in &results[3..] {
+        let e = r.as_ref().unwrap_err();
+        assert_eq!(e.reason(), "replay_principal_share", "{e}");
+    }
+    assert_eq!(acceptor.replay_cache().refused_share(), 2);
+    let m = mint(&req(&bob, &s, &key, 5));
+    assert!(
+        acceptor.accept(&m.token, &ctx("http")).is_ok(),
+        "others keep their share"
+    );
+}

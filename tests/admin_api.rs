@@ -42,9 +42,16 @@ impl Admin {
     }
 
     async fn request(&self, method: &str, path: &str) -> (u16, String) {
+        let (code, _, body) = self.request_with(method, path, &[]).await;
+        (code, body)
+    }
+
+    /// A request with extra header lines; the status, the head and the body.
+    async fn request_with(&self, method: &str, path: &str, headers: &[&str]) -> (u16, String, String) {
         let mut s = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
         let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: admin\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
         );
         s.write_all(req.as_bytes()).await.unwrap();
         let mut buf = Vec::new();
@@ -54,13 +61,26 @@ impl Admin {
             .unwrap();
         let text = String::from_utf8(buf).unwrap();
         let code = text[9..12].parse().unwrap();
-        let body = text.split_once("\r\n\r\n").unwrap().1.to_owned();
-        (code, body)
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        (code, head.to_ascii_lowercase(), body.to_owned())
     }
 
     async fn get(&self, path: &str) -> (u16, String) {
         self.request("GET", path).await
     }
+}
+
+/// The admin token the drain tests use.
+const TOKEN: &[u8] = b"t0ken-for-the-admin-api";
+const AUTH: &str = "Authorization: Bearer t0ken-for-the-admin-api";
+
+/// A token file (mode 0600) holding [`TOKEN`].
+fn token_file() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("admin.token");
+    std::fs::write(&path, [TOKEN, b"\n"].concat()).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    (dir, path)
 }
 
 fn credentials() -> CredentialStatus {
@@ -318,6 +338,12 @@ async fn status_json_round_trips_and_shows_pools_credentials_and_listeners() {
                 listen: "0.0.0.0:443".into(),
                 tls: true,
                 connections_active: 3,
+                top_talkers: vec![kedge::admin::Talker {
+                    source: "192.0.2.7".into(),
+                    open: 3,
+                    accepted: 9,
+                    refused: 4,
+                }],
                 ..Default::default()
             }]
         });
@@ -330,6 +356,7 @@ async fn status_json_round_trips_and_shows_pools_credentials_and_listeners() {
     assert!(status.ready);
     assert_eq!(status.credentials, credentials());
     assert_eq!(status.listeners[0].name, "https");
+    assert_eq!(status.listeners[0].top_talkers[0].refused, 4);
     let owa = &status.pools[0];
     assert_eq!((owa.name.as_str(), owa.members_up), ("owa", 1));
     let m = |n: &str| owa.members.iter().find(|m| m.name == n).unwrap();
@@ -344,10 +371,18 @@ async fn status_json_round_trips_and_shows_pools_credentials_and_listeners() {
 async fn drain_and_undrain_through_the_api() {
     let (a, b) = (Backend::start("cas1").await, Backend::start("cas2").await);
     let pools = pools_of(&[&a, &b], HealthKind::Http).await;
-    let admin = Admin::start(AdminState::new(pools.clone()).with_credentials(credentials)).await;
+    let (_dir, token) = token_file();
+    let admin = Admin::start(
+        AdminState::new(pools.clone())
+            .with_credentials(credentials)
+            .with_token_file(Some(token)),
+    )
+    .await;
     let addr = admin.addr.to_string();
 
-    let m = admin::drain_member(&addr, "owa", "cas1", true).await.unwrap();
+    let m = admin::drain_member(&addr, "owa", "cas1", true, Some(TOKEN))
+        .await
+        .unwrap();
     assert!(m.draining && !m.up);
     let pool = pools.get("owa").unwrap();
     assert!(pool
@@ -364,10 +399,18 @@ async fn drain_and_undrain_through_the_api() {
             .draining
     );
 
-    let m = admin::drain_member(&addr, "owa", "cas1", false).await.unwrap();
+    let m = admin::drain_member(&addr, "owa", "cas1", false, Some(TOKEN))
+        .await
+        .unwrap();
     assert!(!m.draining && m.up);
-    assert_eq!(admin.request("POST", "/drain/owa/nope").await.0, 404);
-    assert_eq!(admin.request("POST", "/drain/nopool/cas1").await.0, 404);
+    assert_eq!(
+        admin.request_with("POST", "/drain/owa/nope", &[AUTH]).await.0,
+        404
+    );
+    assert_eq!(
+        admin.request_with("POST", "/drain/nopool/cas1", &[AUTH]).await.0,
+        404
+    );
     assert_eq!(admin.get("/drain/owa/cas1").await.0, 405);
     admin.stop().await;
 }
@@ -403,4 +446,123 @@ async fn status_table_lists_credentials_and_members_with_health() {
         .find(|l| l.trim_start().starts_with("Latest"))
         .unwrap();
     assert!(latest.contains(" 7 "), "{latest}");
+}
+
+/// Whether `member` of pool `owa` is draining.
+fn draining(pools: &Pools, member: &str) -> bool {
+    pools.get("owa").unwrap().member(member).unwrap().is_draining()
+}
+
+#[tokio::test]
+async fn mutating_endpoints_need_the_bearer_token_of_the_token_file() {
+    let a = Backend::start("cas1").await;
+    let pools = pools_of(&[&a], HealthKind::Http).await;
+    let (_dir, token) = token_file();
+    let admin = Admin::start(AdminState::new(pools.clone()).with_token_file(Some(token))).await;
+
+    let (code, head, _) = admin.request_with("POST", "/drain/owa/cas1", &[]).await;
+    assert_eq!(code, 401);
+    assert!(head.contains("www-authenticate: bearer"), "{head}");
+    let wrong = admin
+        .request_with("POST", "/drain/owa/cas1", &["Authorization: Bearer guess"])
+        .await;
+    assert_eq!(wrong.0, 401);
+    assert!(!draining(&pools, "cas1"), "nothing changed without the token");
+    let err = admin::drain_member(&admin.addr.to_string(), "owa", "cas1", true, None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().starts_with("401"), "{err}");
+
+    assert_eq!(
+        admin.request_with("POST", "/drain/owa/cas1", &[AUTH]).await.0,
+        200
+    );
+    assert!(draining(&pools, "cas1"));
+    // Read-only endpoints stay open for probes and Prometheus.
+    assert_eq!(admin.get("/status").await.0, 200);
+    admin.stop().await;
+}
+
+#[tokio::test]
+async fn cross_site_requests_are_refused_and_no_cors_is_offered() {
+    let a = Backend::start("cas1").await;
+    let pools = pools_of(&[&a], HealthKind::Http).await;
+    let (_dir, token) = token_file();
+    let admin = Admin::start(AdminState::new(pools.clone()).with_token_file(Some(token))).await;
+    for browser in [
+        "Origin: https://evil.example",
+        "Sec-Fetch-Site: cross-site",
+        "Origin: null",
+    ] {
+        let (code, head, _) = admin
+            .request_with("POST", "/drain/owa/cas1", &[AUTH, browser])
+            .await;
+        assert_eq!(code, 403, "{browser}");
+        assert!(!head.contains("access-control-"), "{head}");
+    }
+    assert!(!draining(&pools, "cas1"));
+    let (code, head, _) = admin
+        .request_with(
+            "OPTIONS",
+            "/drain/owa/cas1",
+            &[
+                "Origin: https://evil.example",
+                "Access-Control-Request-Method: POST",
+            ],
+        )
+        .await;
+    assert_eq!(code, 405, "no preflight succeeds");
+    assert!(!head.contains("access-control-"), "{head}");
+    admin.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_token_file_mutating_endpoints_are_off() {
+    let a = Backend::start("cas1").await;
+    let pools = pools_of(&[&a], HealthKind::Http).await;
+    let admin = Admin::start(AdminState::new(pools.clone())).await;
+    let (code, _, body) = admin.request_with("POST", "/drain/owa/cas1", &[AUTH]).await;
+    assert_eq!(code, 403);
+    assert!(body.contains("admin.token_file"), "{body}");
+    assert!(!draining(&pools, "cas1"));
+    admin.stop().await;
+}
+
+#[test]
+fn an_admin_listener_off_loopback_is_warned_about() {
+    let warn = admin::exposure_warning("0.0.0.0:9180".parse().unwrap(), false).unwrap();
+    assert!(
+        warn.contains("not on loopback") && warn.contains("admin.token_file"),
+        "{warn}"
+    );
+    assert!(admin::exposure_warning("127.0.0.1:9180".parse().unwrap(), true).is_none());
+    assert!(admin::exposure_warning("[::1]:9180".parse().unwrap(), true).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kedge_drain_sends_the_token_from_its_file() {
+    let a = Backend::start("cas1").await;
+    let pools = pools_of(&[&a], HealthKind::Http).await;
+    let (_dir, token) = token_file();
+    let admin = Admin::start(AdminState::new(pools.clone()).with_token_file(Some(token.clone()))).await;
+    let addr = admin.addr.to_string();
+    let run = move |extra: &'static [&'static str]| {
+        let (addr, token) = (addr.clone(), token.clone());
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_kedge"))
+                .args(["drain", "owa", "cas1", "--admin", &addr, "--token-file"])
+                .arg(&token)
+                .args(extra)
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(&[]).await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("owa/cas1: draining"));
+    assert!(draining(&pools, "cas1"));
+    let out = run(&["--undo"]).await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!draining(&pools, "cas1"));
+    admin.stop().await;
 }

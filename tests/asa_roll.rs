@@ -173,3 +173,42 @@ fn wrong_current_key_gives_a_clear_error_and_changes_nothing() {
     assert_eq!(kdc.kvno_of(&http(&kdc)), kvno);
     assert!(!dir.path().join("asa.keytab.new-2").exists());
 }
+
+#[test]
+fn a_roll_never_writes_through_a_symlink_planted_at_its_file_names() {
+    let kdc = Kdc::start_with_kadmind();
+    let dir = tempfile::tempdir().unwrap();
+    let keytab = asa_keytab(&kdc, dir.path());
+    let before = kdc.kvno_of(&http(&kdc));
+    // Someone who may write the directory plants links at the names a roll used to use.
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    for name in [
+        format!("asa.keytab.bak-{before}"),
+        format!("asa.keytab.new-{}", before + 1),
+    ] {
+        std::os::unix::fs::symlink(&victim, dir.path().join(name)).unwrap();
+    }
+    let out = roll(&kdc, &keytab, &[]);
+    assert!(out.status.success(), "roll failed: {}", text(&out));
+    // (Compared without printing: on failure the victim holds keytab bytes.)
+    let intact = std::fs::read(&victim).unwrap() == b"precious";
+    assert!(
+        intact,
+        "a planted link was followed and the keytab written through it"
+    );
+    let backup = dir.path().join(format!("asa.keytab.bak-{before}-1"));
+    assert!(
+        backup.is_file(),
+        "the backup moved to the next free name: {}",
+        text(&out)
+    );
+    let mode = std::os::unix::fs::MetadataExt::mode(&std::fs::metadata(&backup).unwrap()) & 0o777;
+    assert_eq!(mode, 0o600);
+    let leftovers: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

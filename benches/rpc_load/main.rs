@@ -255,6 +255,8 @@ fn start_kedge(name: &str, backend: SocketAddr, acceptor: Arc<Acceptor>) -> Sock
             ..Default::default()
         },
         connect_timeout_ms: 3_000,
+        response_header_timeout_ms: 300_000,
+        idle_timeout_secs: 1_200,
         eject_base_ms: 10,
         eject_max_ms: 100,
     };
@@ -273,6 +275,8 @@ fn start_kedge(name: &str, backend: SocketAddr, acceptor: Arc<Acceptor>) -> Sock
         idle_timeout_secs: 600,
         groups: None,
         max_connections: 20_000,
+        // One load generator on one address.
+        per_source: kedge::config::SourceLimitsConfig::off(),
         shutdown_grace_secs: 1,
     };
     // As `kedge run` does: per-core workers (2) serve the connections, one thread accepts;

@@ -30,7 +30,12 @@ pub enum AdminClientError {
     Json(#[from] serde_json::Error),
 }
 
-async fn request(addr: &str, method: Method, path: &str) -> Result<Bytes, AdminClientError> {
+async fn request(
+    addr: &str,
+    method: Method,
+    path: &str,
+    token: Option<&[u8]>,
+) -> Result<Bytes, AdminClientError> {
     let fut = async {
         let tcp = TcpStream::connect(addr)
             .await
@@ -42,10 +47,19 @@ async fn request(addr: &str, method: Method, path: &str) -> Result<Bytes, AdminC
             .await
             .map_err(|e| AdminClientError::Http(e.to_string()))?;
         let conn = tokio::spawn(conn);
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
             .uri(path)
-            .header(http::header::HOST, addr)
+            .header(http::header::HOST, addr);
+        if let Some(t) = token {
+            let mut v = b"Bearer ".to_vec();
+            v.extend_from_slice(t);
+            let mut v = http::HeaderValue::from_bytes(&v)
+                .map_err(|_| AdminClientError::Http("the token is not a valid header value".into()))?;
+            v.set_sensitive(true);
+            req = req.header(http::header::AUTHORIZATION, v);
+        }
+        let req = req
             .body(Empty::new())
             .map_err(|e| AdminClientError::Http(e.to_string()))?;
         let resp = sender
@@ -75,20 +89,22 @@ async fn request(addr: &str, method: Method, path: &str) -> Result<Bytes, AdminC
 /// `GET /status` from the admin listener at `addr` (`host:port`).
 pub async fn fetch_status(addr: &str) -> Result<Status, AdminClientError> {
     Ok(serde_json::from_slice(
-        &request(addr, Method::GET, "/status").await?,
+        &request(addr, Method::GET, "/status", None).await?,
     )?)
 }
 
-/// `POST /drain/<pool>/<member>` (or `/undrain/...` when `drain` is false).
+/// `POST /drain/<pool>/<member>` (or `/undrain/...` when `drain` is false) with the admin
+/// bearer `token`.
 pub async fn drain_member(
     addr: &str,
     pool: &str,
     member: &str,
     drain: bool,
+    token: Option<&[u8]>,
 ) -> Result<MemberStatus, AdminClientError> {
     let verb = if drain { "drain" } else { "undrain" };
     let path = format!("/{verb}/{pool}/{member}");
     Ok(serde_json::from_slice(
-        &request(addr, Method::POST, &path).await?,
+        &request(addr, Method::POST, &path, token).await?,
     )?)
 }

@@ -1,8 +1,10 @@
 //! The admin listener (DESIGN.md §4): `/metrics`, `/healthz`, `/readyz`, `/status`, and
 //! `POST /drain/<pool>/<member>` / `POST /undrain/<pool>/<member>`. Keep it on a private
-//! address: it has no authentication.
+//! address: the read-only endpoints are open (probes, Prometheus); the mutating ones need the
+//! bearer token of `admin.token_file` and refuse cross-site requests ([`guard`]).
 
 mod client;
+pub mod guard;
 mod routes;
 mod state;
 pub mod status;
@@ -20,10 +22,11 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use client::{drain_member, fetch_status, AdminClientError};
+pub use guard::MutationGuard;
 pub use state::{unix_now, AdminState, CredentialProvider, ListenerProvider, ReplayStoreProvider};
 pub use status::{
     Credential, CredentialStatus, ListenerStatus, MemberStatus, PoolStatus, ReplayStoreCalls,
-    ReplayStoreStatus, Status,
+    ReplayStoreStatus, Status, Talker,
 };
 pub use table::{format_unix_time, render_status_table};
 
@@ -39,8 +42,8 @@ pub async fn serve(listener: TcpListener, state: AdminState, shutdown: impl Futu
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    conns.spawn(serve_conn(stream, state.clone(), stop_rx.clone()));
+                Ok((stream, peer)) => {
+                    conns.spawn(serve_conn(stream, peer, state.clone(), stop_rx.clone()));
                 }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
@@ -59,10 +62,15 @@ pub async fn serve(listener: TcpListener, state: AdminState, shutdown: impl Futu
     conns.abort_all();
 }
 
-async fn serve_conn(stream: TcpStream, state: Arc<AdminState>, mut stop: watch::Receiver<bool>) {
+async fn serve_conn(
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    state: Arc<AdminState>,
+    mut stop: watch::Receiver<bool>,
+) {
     let svc = service_fn(move |req| {
         let state = state.clone();
-        async move { Ok::<_, std::convert::Infallible>(routes::handle(&state, req).await) }
+        async move { Ok::<_, std::convert::Infallible>(routes::handle(&state, peer, req).await) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -80,4 +88,21 @@ async fn serve_conn(stream: TcpStream, state: Arc<AdminState>, mut stop: watch::
             let _ = conn.await;
         }
     }
+}
+
+/// The warning for an admin listener on `addr`, when it is not on loopback: its read-only
+/// endpoints answer anyone who can reach it.
+pub fn exposure_warning(addr: std::net::SocketAddr, mutations: bool) -> Option<String> {
+    if addr.ip().is_loopback() {
+        return None;
+    }
+    let drains = if mutations {
+        "POST /drain needs the bearer token of admin.token_file"
+    } else {
+        "POST /drain is off (no admin.token_file)"
+    };
+    Some(format!(
+        "admin listener {addr} is not on loopback: /metrics, /status, /healthz and /readyz answer \
+         anyone who can reach it ({drains}); keep it on a private network or firewall it"
+    ))
 }

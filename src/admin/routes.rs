@@ -4,9 +4,12 @@ use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
+use std::net::SocketAddr;
+
+use super::guard::Refusal;
 use super::status::MemberStatus;
 use super::AdminState;
-use crate::observe;
+use crate::observe::{self, escaped};
 
 type Reply = Response<Full<Bytes>>;
 
@@ -34,8 +37,8 @@ fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Reply {
     }
 }
 
-/// Answers one request (the body, if any, is ignored).
-pub(super) async fn handle<B>(state: &AdminState, req: Request<B>) -> Reply {
+/// Answers one request from `peer` (the body, if any, is ignored).
+pub(super) async fn handle<B>(state: &AdminState, peer: SocketAddr, req: Request<B>) -> Reply {
     let path = req.uri().path();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = req.method();
@@ -59,7 +62,13 @@ pub(super) async fn handle<B>(state: &AdminState, req: Request<B>) -> Reply {
         },
         (["status"], &Method::GET) => json(StatusCode::OK, &state.status()),
         ([verb @ ("drain" | "undrain"), pool, member], &Method::POST) => {
-            drain(state, pool, member, *verb == "drain")
+            match state.guard().admit(req.headers()) {
+                Ok(()) => {
+                    tracing::info!(%peer, pool = %escaped(pool), member = %escaped(member), verb, "admin request");
+                    drain(state, pool, member, *verb == "drain")
+                }
+                Err(refusal) => refuse(peer, path, refusal),
+            }
         }
         (["metrics" | "healthz" | "readyz" | "status"], _)
         | (["readyz", _], _)
@@ -86,6 +95,19 @@ fn readiness(r: Result<(), Vec<String>>) -> Reply {
             format!("not ready: {}\n", why.join("; ")),
         ),
     }
+}
+
+/// Answers a refused mutating request and logs it.
+fn refuse(peer: SocketAddr, path: &str, r: Refusal) -> Reply {
+    tracing::warn!(%peer, path = %escaped(path), reason = r.reason, "admin request refused");
+    let mut resp = text(r.status, r.message);
+    if r.status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer realm=\"kedge-admin\""),
+        );
+    }
+    resp
 }
 
 fn drain(state: &AdminState, pool: &str, member: &str, on: bool) -> Reply {

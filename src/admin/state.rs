@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::guard::MutationGuard;
 use super::status::{CredentialStatus, ListenerStatus, PoolStatus, ReplayStoreStatus, Status};
 use crate::edge::workers::Workers;
 use crate::observe;
@@ -25,6 +26,7 @@ pub struct AdminState {
     replay_store: Option<ReplayStoreProvider>,
     workers: Option<Arc<Workers>>,
     started_at: u64,
+    guard: MutationGuard,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -55,7 +57,20 @@ impl AdminState {
             replay_store: None,
             workers: None,
             started_at: unix_now(),
+            guard: MutationGuard::default(),
         }
+    }
+
+    /// Mutating endpoints (`POST /drain/…`) need the bearer token held in `path` (without one
+    /// they are off).
+    pub fn with_token_file(mut self, path: Option<std::path::PathBuf>) -> Self {
+        self.guard = MutationGuard::new(path);
+        self
+    }
+
+    /// Who may use the mutating endpoints.
+    pub fn guard(&self) -> &MutationGuard {
+        &self.guard
     }
 
     /// Plugs in the key set: `/readyz` needs a Latest credential, `/status` shows both.

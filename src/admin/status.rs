@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::asa::credentials::{Credential, CredentialStatus};
+pub use crate::edge::source_limits::Talker;
+
 use crate::observe::Counters;
 use crate::pool::{Balance, HealthKind, Member, Pool};
 
@@ -94,6 +96,9 @@ pub struct ListenerStatus {
     /// Why not, when not ready.
     #[serde(default)]
     pub not_ready: Vec<String>,
+    /// The sources with the most open connections (then the most refused), IPv6 per /64.
+    #[serde(default)]
+    pub top_talkers: Vec<Talker>,
 }
 
 /// One pool.

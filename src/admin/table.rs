@@ -147,6 +147,25 @@ pub fn render_status_table(s: &Status) -> String {
             ]);
         }
         t.render(&mut out);
+        let talkers: Vec<_> = s
+            .listeners
+            .iter()
+            .flat_map(|l| l.top_talkers.iter().map(move |t| (l, t)))
+            .collect();
+        if !talkers.is_empty() {
+            out.push_str("\nTop talkers\n");
+            let mut t = Table::new(&["Listener", "Source", "Open", "Accepted", "Refused"]);
+            for (l, talker) in talkers {
+                t.row(vec![
+                    l.name.clone(),
+                    talker.source.clone(),
+                    talker.open.to_string(),
+                    talker.accepted.to_string(),
+                    talker.refused.to_string(),
+                ]);
+            }
+            t.render(&mut out);
+        }
     }
 
     if let Some(r) = &s.replay_store {

@@ -6,8 +6,10 @@
 //!    uses from PA-ETYPE-INFO2). `--dry-run` stops here.
 //! 3. Generate a password, derive the new keys (same enctypes, the KDC's salt, kvno + 1) for
 //!    every principal of the keytab that shares the current key (one ASA, many SPN names).
-//! 4. Pre-load: copy the old file to `<file>.bak-<kvno>` and put the new keytab (old keys plus
-//!    the new kvno) in place *before* the password changes, then wait `preload_wait` so running
+//! 4. Pre-load: keep the old file as `<file>.bak-<kvno>` (`-1`, `-2`, … when that name is
+//!    taken) and put the new keytab (old keys plus the new kvno) in place *before* the password
+//!    changes (every file created new, 0600, never through a symlink, the new keytab under a
+//!    random temporary name first: [`crate::secret_file`]), then wait `preload_wait` so running
 //!    watchers hold the new key before the KDC issues a single ticket in it (otherwise tickets
 //!    issued between the change and the reload would fail). Unused until then, the extra key
 //!    is harmless; a failed write here changes nothing.
@@ -29,6 +31,7 @@ use crate::krb::kdc_client::kpasswd::{self, ChangeRequest, KpasswdError, SenderA
 use crate::krb::keyset::principal_matches;
 use crate::krb::keytab::{default_salt, Keytab, KeytabEntry, KeytabError};
 use crate::krb::principal::Principal;
+use crate::secret_file;
 
 /// What to roll and where.
 #[derive(Clone, Debug)]
@@ -160,25 +163,6 @@ fn kpasswd_addr(opts: &RollOptions) -> String {
     })
 }
 
-fn write_0600(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_os_string();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
 /// Runs a roll (or a dry run). See the module documentation for the steps.
 pub async fn roll(opts: &RollOptions) -> Result<RollReport, RollError> {
     let shown = opts.keytab.display().to_string();
@@ -285,25 +269,19 @@ pub async fn roll(opts: &RollOptions) -> Result<RollReport, RollError> {
             });
         }
     }
-    let staged = with_suffix(&opts.keytab, &format!(".new-{new_kvno}"));
-    let backup = with_suffix(&opts.keytab, &format!(".bak-{old_kvno}"));
     let bytes = Zeroizing::new(next.to_bytes());
     let stage_err = |e: std::io::Error| RollError::Stage {
         path: opts.keytab.display().to_string(),
         reason: e.to_string(),
     };
-    std::fs::copy(&opts.keytab, &backup).map_err(stage_err)?;
-    write_0600(&staged, &bytes).map_err(stage_err)?;
-    if let Err(e) = std::fs::rename(&staged, &opts.keytab) {
-        let _ = std::fs::remove_file(&staged);
-        return Err(stage_err(e));
-    }
+    let old = Zeroizing::new(std::fs::read(&opts.keytab).map_err(stage_err)?);
+    let backup =
+        secret_file::write_backup(&opts.keytab, &format!(".bak-{old_kvno}"), &old).map_err(stage_err)?;
+    secret_file::write_atomic(&opts.keytab, &bytes).map_err(stage_err)?;
     tokio::time::sleep(opts.preload_wait).await;
 
     if let Err(e) = change_password(opts, &tkt, password.as_bytes()).await {
-        let restore = std::fs::read(&backup)
-            .and_then(|b| write_0600(&staged, &Zeroizing::new(b)))
-            .and_then(|_| std::fs::rename(&staged, &opts.keytab));
+        let restore = secret_file::write_atomic(&opts.keytab, &old);
         return Err(match restore {
             Ok(()) => e,
             Err(r) => RollError::Restore {

@@ -44,7 +44,7 @@ pub struct DemoArgs {
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    super::run_cmd::init_logging();
+    crate::observe::logging::init(&crate::config::LoggingConfig::default());
     let dir = args
         .dir
         .clone()

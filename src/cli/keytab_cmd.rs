@@ -174,30 +174,8 @@ fn add(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, mode 0600.
+/// Writes `bytes` to `path` through a new private file with a random name in the same
+/// directory and a rename ([`crate::secret_file::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("keytab"),
-        std::process::id()
-    ));
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("{}: cannot create", tmp.display()))?;
-        f.write_all(bytes)
-            .with_context(|| format!("{}: write failed", tmp.display()))?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: rename failed", path.display()))?;
-    Ok(())
+    crate::secret_file::write_atomic(path, bytes).with_context(|| format!("{}: cannot write", path.display()))
 }

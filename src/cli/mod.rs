@@ -3,6 +3,7 @@
 
 mod asa_cmd;
 mod demo_cmd;
+mod drain_cmd;
 mod keytab_cmd;
 mod run_cmd;
 mod spn_cmd;
@@ -27,6 +28,8 @@ enum Command {
     Demo(demo_cmd::DemoArgs),
     /// Show listeners, pools, members and ASA credentials of a running kedge.
     Status(status_cmd::StatusArgs),
+    /// Drain a pool member of a running kedge (or undo it), with the admin token.
+    Drain(drain_cmd::DrainArgs),
     /// Inspect and write ASA keytabs (MIT format).
     #[command(subcommand)]
     Keytab(keytab_cmd::KeytabCmd),
@@ -48,6 +51,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Run(a) => run_cmd::run(a),
         Command::Demo(a) => demo_cmd::run(a),
         Command::Status(a) => status_cmd::run(a),
+        Command::Drain(a) => drain_cmd::run(a),
         Command::Keytab(c) => keytab_cmd::run(c),
         Command::Token(c) => token_cmd::run(c),
         Command::Spn(c) => spn_cmd::run(c),

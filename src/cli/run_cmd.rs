@@ -21,21 +21,9 @@ pub struct RunArgs {
     pub check: bool,
 }
 
-/// Installs the tracing subscriber (`RUST_LOG`, default `info`; `KEDGE_LOG_FORMAT=json` for JSON).
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let json = std::env::var("KEDGE_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr);
-    let _ = if json { b.json().try_init() } else { b.try_init() };
-}
-
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    init_logging();
     let cfg = Config::load(&args.config)?;
+    crate::observe::logging::init(&cfg.logging);
     if args.check {
         let pre = crate::preflight::check(&cfg);
         for w in &pre.warnings {

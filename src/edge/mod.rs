@@ -9,6 +9,7 @@ pub mod http;
 pub mod metrics;
 pub mod rpc;
 pub mod shutdown;
+pub mod source_limits;
 pub mod workers;
 
 pub use authenticate::Authenticate;

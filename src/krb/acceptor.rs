@@ -462,6 +462,12 @@ fn validate(
                 })
             }
             ReplayVerdict::Full => return Err(AuthError::ReplayCacheFull(replay.len())),
+            ReplayVerdict::PrincipalShare => {
+                return Err(AuthError::ReplayShareExceeded {
+                    client: client.to_string(),
+                    max: replay.max_per_principal().unwrap_or(usize::MAX),
+                })
+            }
         }
     }
 

@@ -95,19 +95,39 @@ pub struct Credential {
 #[derive(Debug, Default)]
 pub struct KeySet {
     keys: Vec<ServiceKey>,
+    /// For each key, the index of the first key with the same enctype and bytes: an ASA's one
+    /// key filed under several SPN names (or kvnos) is one key to try, not several.
+    first_of: Vec<usize>,
     loaded_at: i64,
     source: String,
+}
+
+/// [`KeySet::first_of`]: the index of each key's first identical key (compared in constant time).
+fn first_of(keys: &[ServiceKey]) -> Vec<usize> {
+    use subtle::ConstantTimeEq;
+    (0..keys.len())
+        .map(|i| {
+            let k = &keys[i].key;
+            (0..i)
+                .find(|&j| {
+                    let o = &keys[j].key;
+                    o.etype() == k.etype() && bool::from(o.expose_bytes().ct_eq(k.expose_bytes()))
+                })
+                .unwrap_or(i)
+        })
+        .collect()
 }
 
 impl KeySet {
     /// Builds a key set from a parsed keytab.
     pub fn from_keytab(kt: &Keytab, loaded_at: SystemTime, source: &str) -> Self {
-        let keys = kt
+        let keys: Vec<ServiceKey> = kt
             .entries
             .iter()
             .map(|e| ServiceKey::new(e.principal.clone(), e.kvno, e.key.clone(), e.timestamp))
             .collect();
         Self {
+            first_of: first_of(&keys),
             keys,
             loaded_at: super::time::unix_secs(loaded_at),
             source: source.to_string(),
@@ -117,6 +137,7 @@ impl KeySet {
     /// Builds a key set from service keys (tests, bench, reload with retirement).
     pub fn from_keys(keys: Vec<ServiceKey>, loaded_at: SystemTime, source: &str) -> Self {
         Self {
+            first_of: first_of(&keys),
             keys,
             loaded_at: super::time::unix_secs(loaded_at),
             source: source.to_string(),
@@ -159,7 +180,8 @@ impl KeySet {
     /// Keys that may have encrypted a ticket for `sname` with `etype` and `kvno`, best first:
     /// exact principal and kvno; same kvno under another principal (one ASA, many SPN names);
     /// then other kvnos of the enctype (a ticket whose kvno the keytab lacks, e.g. AD's kvno after
-    /// a reset, or a keytab written with a different kvno).
+    /// a reset, or a keytab written with a different kvno). Each distinct key appears once, in
+    /// its best place: a junk ticket costs at most one decryption per distinct key.
     pub fn candidates(
         &self,
         sname: &Principal,
@@ -167,32 +189,31 @@ impl KeySet {
         kvno: Option<u32>,
         now: SystemTime,
     ) -> Vec<&ServiceKey> {
-        let mut list: Vec<&ServiceKey> = Vec::with_capacity(4);
-        let usable = |k: &&ServiceKey| k.key.etype() == etype && k.usable(now);
-        let same_name = |k: &ServiceKey| principal_matches(&k.principal, sname);
+        let usable = |i: &usize| self.keys[*i].key.etype() == etype && self.keys[*i].usable(now);
+        let same_name = |i: usize| principal_matches(&self.keys[i].principal, sname);
+        let kv = |i: usize| self.keys[i].kvno;
+        let mut order: Vec<usize> = Vec::with_capacity(4);
         if let Some(v) = kvno {
-            list.extend(
-                self.keys
-                    .iter()
-                    .filter(usable)
-                    .filter(|k| k.kvno == v && same_name(k)),
-            );
-            list.extend(
-                self.keys
-                    .iter()
-                    .filter(usable)
-                    .filter(|k| k.kvno == v && !same_name(k)),
-            );
+            let at_kvno = (0..self.keys.len()).filter(usable).filter(|&i| kv(i) == v);
+            order.extend(at_kvno.clone().filter(|&i| same_name(i)));
+            order.extend(at_kvno.filter(|&i| !same_name(i)));
         }
         // Newest kvno first among the fallbacks.
-        let mut rest: Vec<&ServiceKey> = self
-            .keys
-            .iter()
+        let mut rest: Vec<usize> = (0..self.keys.len())
             .filter(usable)
-            .filter(|k| Some(k.kvno) != kvno)
+            .filter(|&i| Some(kv(i)) != kvno)
             .collect();
-        rest.sort_by_key(|k| (!same_name(k), std::cmp::Reverse(k.kvno)));
-        list.extend(rest);
+        rest.sort_by_key(|&i| (!same_name(i), std::cmp::Reverse(kv(i))));
+        order.extend(rest);
+        let mut list: Vec<&ServiceKey> = Vec::with_capacity(order.len());
+        let mut tried: Vec<usize> = Vec::with_capacity(order.len());
+        for i in order {
+            let id = self.first_of.get(i).copied().unwrap_or(i);
+            if !tried.contains(&id) {
+                tried.push(id);
+                list.push(&self.keys[i]);
+            }
+        }
         list
     }
 
@@ -238,4 +259,84 @@ pub fn principal_matches(a: &Principal, b: &Principal) -> bool {
             .zip(&b.components)
             .all(|(x, y)| x.eq_ignore_ascii_case(y))
         && a.realm.eq_ignore_ascii_case(&b.realm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: SystemTime = SystemTime::UNIX_EPOCH;
+
+    fn p(s: &str) -> Principal {
+        Principal::parse(s, "CONTOSO.COM").unwrap()
+    }
+
+    /// An ASA keytab as ktpass and `kedge keytab add` write it: the one key of each kvno filed
+    /// under every SPN of the array.
+    fn asa(latest: &Key, previous: &Key) -> KeySet {
+        let spns = ["http", "exchangeMDB", "exchangeRFR", "exchangeAB"];
+        let mut keys = Vec::new();
+        for (kvno, key) in [(6, latest), (5, previous)] {
+            for s in spns {
+                keys.push(ServiceKey::new(
+                    p(&format!("{s}/outlook.contoso.com")),
+                    kvno,
+                    key.clone(),
+                    0,
+                ));
+            }
+        }
+        KeySet::from_keys(keys, NOW, "test")
+    }
+
+    #[test]
+    fn each_distinct_key_is_a_candidate_once() {
+        let (latest, previous) = (
+            Key::random(EncType::Aes256CtsHmacSha196),
+            Key::random(EncType::Aes256CtsHmacSha196),
+        );
+        let set = asa(&latest, &previous);
+        let http = p("http/outlook.contoso.com");
+        // A junk ticket with an unknown kvno: two distinct keys, two decryptions at most.
+        let c = set.candidates(&http, EncType::Aes256CtsHmacSha196, Some(99), NOW);
+        assert_eq!(c.len(), 2, "not one per SPN name");
+        assert_eq!((c[0].kvno, c[1].kvno), (6, 5), "newest first");
+        // A ticket at kvno 5 for exchangeMDB: its exact entry first, then the Latest key once.
+        let mdb = p("exchangeMDB/outlook.contoso.com");
+        let c = set.candidates(&mdb, EncType::Aes256CtsHmacSha196, Some(5), NOW);
+        assert_eq!(c.len(), 2);
+        assert_eq!((c[0].kvno, c[0].principal.name()), (5, mdb.name()));
+        assert_eq!(c[1].kvno, 6);
+        // Without a kvno: every distinct key once, the ticket's own name first.
+        let c = set.candidates(&mdb, EncType::Aes256CtsHmacSha196, None, NOW);
+        assert_eq!(c.len(), 2);
+        assert!(c.iter().all(|k| k.principal.name() == mdb.name()));
+    }
+
+    #[test]
+    fn one_key_under_two_kvnos_is_tried_once() {
+        let key = Key::random(EncType::Aes256CtsHmacSha196);
+        let set = asa(&key, &key);
+        let c = set.candidates(
+            &p("http/outlook.contoso.com"),
+            EncType::Aes256CtsHmacSha196,
+            Some(6),
+            NOW,
+        );
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].kvno, 6);
+    }
+
+    #[test]
+    fn keys_of_another_enctype_are_not_candidates() {
+        let key = Key::random(EncType::Aes256CtsHmacSha196);
+        let set = asa(&key, &key);
+        let c = set.candidates(
+            &p("http/outlook.contoso.com"),
+            EncType::Aes128CtsHmacSha196,
+            None,
+            NOW,
+        );
+        assert!(c.is_empty());
+    }
 }

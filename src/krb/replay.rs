@@ -12,7 +12,10 @@
 //! shared store.
 //!
 //! Concurrent (sharded mutexes), bounded in memory (`max_entries`; when full after purging expired
-//! entries it *refuses* new ones and counts that, never forgetting live ones), and expired by time:
+//! entries it *refuses* new ones and counts that, never forgetting live ones), shared fairly
+//! (with [`ReplayCache::with_principal_share`], one client principal holds at most that share of
+//! the entries: a user minting thousands of fresh authenticators per second from one ticket is
+//! refused beyond it, counted, instead of filling the cache for everyone), and expired by time:
 //! each shard keeps its entries in insertion order with a deadline of `now + 2 × skew`, which
 //! outlives every authenticator time the acceptor could still accept (`ctime ≤ now + skew`).
 //! One cache is shared by every listener of a process.
@@ -35,6 +38,9 @@ pub enum ReplayVerdict {
     Replay,
     /// The cache is at its bound and refuses to record (and so to accept).
     Full,
+    /// The client principal holds its whole share of the cache; its new authenticators are
+    /// refused until some of its entries expire.
+    PrincipalShare,
 }
 
 /// The fields that identify one authenticator, all of them authenticated by the service key
@@ -84,11 +90,14 @@ impl ReplayKey<'_> {
     }
 }
 
+type FingerprintMap<V> = HashMap<u64, V, BuildHasherDefault<IdentityHasher>>;
+
 #[derive(Default)]
 struct Shard {
     // fingerprint -> deadline (Unix seconds)
-    map: HashMap<u64, i64, BuildHasherDefault<IdentityHasher>>,
-    order: VecDeque<(i64, u64)>,
+    map: FingerprintMap<i64>,
+    // (deadline, fingerprint, principal fingerprint), in insertion order
+    order: VecDeque<(i64, u64, u64)>,
 }
 
 /// A concurrent, bounded, time-expired replay cache.
@@ -96,8 +105,13 @@ pub struct ReplayCache {
     shards: Vec<Mutex<Shard>>,
     hasher: std::collections::hash_map::RandomState,
     max_per_shard: usize,
+    /// Live entries one principal may hold (`usize::MAX`: no share is kept).
+    max_per_principal: usize,
+    /// Live entries per principal fingerprint, sharded like the entries.
+    principals: Vec<Mutex<FingerprintMap<u32>>>,
     len: AtomicUsize,
     refused_full: AtomicU64,
+    refused_share: AtomicU64,
     replays: AtomicU64,
 }
 
@@ -120,15 +134,34 @@ impl Hasher for IdentityHasher {
 }
 
 impl ReplayCache {
-    /// A cache holding at most `max_entries` live entries.
+    /// A cache holding at most `max_entries` live entries, with no per-principal share.
     pub fn new(max_entries: usize) -> Self {
+        Self::with_max_per_principal(max_entries, usize::MAX)
+    }
+
+    /// A cache holding at most `max_entries` live entries, of which one client principal may
+    /// hold at most `share` (a fraction, `0 < share ≤ 1`; at least one entry).
+    pub fn with_principal_share(max_entries: usize, share: f64) -> Self {
+        let per = (max_entries as f64 * share.clamp(0.0, 1.0)).ceil() as usize;
+        Self::with_max_per_principal(max_entries, per.max(1))
+    }
+
+    /// A cache holding at most `max_entries` live entries, at most `max_per_principal` of them
+    /// for one client principal.
+    pub fn with_max_per_principal(max_entries: usize, max_per_principal: usize) -> Self {
         let max_per_shard = max_entries.div_ceil(SHARDS).max(1);
+        let sharing = max_per_principal < max_entries;
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             hasher: std::collections::hash_map::RandomState::new(),
             max_per_shard,
+            max_per_principal: if sharing { max_per_principal } else { usize::MAX },
+            principals: (0..if sharing { SHARDS } else { 0 })
+                .map(|_| Mutex::new(FingerprintMap::default()))
+                .collect(),
             len: AtomicUsize::new(0),
             refused_full: AtomicU64::new(0),
+            refused_share: AtomicU64::new(0),
             replays: AtomicU64::new(0),
         }
     }
@@ -139,16 +172,52 @@ impl ReplayCache {
         h.finish()
     }
 
+    /// Whether a per-principal share is kept.
+    fn sharing(&self) -> bool {
+        !self.principals.is_empty()
+    }
+
+    fn principal_fingerprint(&self, p: &Principal) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        let mut utf8 = [0u8; 4];
+        for c in p.canonical_chars() {
+            h.write(c.encode_utf8(&mut utf8).as_bytes());
+        }
+        h.finish()
+    }
+
+    fn principal_shard(&self, pfp: u64) -> std::sync::MutexGuard<'_, FingerprintMap<u32>> {
+        self.principals[(pfp as usize) % SHARDS]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One entry of principal `pfp` expired.
+    fn principal_released(&self, pfp: u64) {
+        let mut counts = self.principal_shard(pfp);
+        if let Some(n) = counts.get_mut(&pfp) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&pfp);
+            }
+        }
+    }
+
     /// Records the authenticator seen at `now` (Unix seconds) unless it was seen before.
     /// `window_secs` is how long the entry must live (2 × skew).
     pub fn check_and_insert(&self, key: &ReplayKey<'_>, now: i64, window_secs: i64) -> ReplayVerdict {
         let fp = self.fingerprint(key);
+        let pfp = if self.sharing() {
+            self.principal_fingerprint(key.client)
+        } else {
+            0
+        };
         let shard = &self.shards[(fp as usize) % SHARDS];
         let mut s = shard.lock().unwrap_or_else(|p| p.into_inner());
         // Purge expired entries at the head (deadlines are non-decreasing per shard as long as
         // `now` is; an out-of-order `now` only keeps entries longer, never shorter).
         let mut purged = 0usize;
-        while let Some(&(deadline, f)) = s.order.front() {
+        while let Some(&(deadline, f, p)) = s.order.front() {
             if deadline > now {
                 break;
             }
@@ -156,6 +225,9 @@ impl ReplayCache {
             if s.map.get(&f) == Some(&deadline) {
                 s.map.remove(&f);
                 purged += 1;
+                if self.sharing() {
+                    self.principal_released(p);
+                }
             }
         }
         if purged > 0 {
@@ -171,9 +243,20 @@ impl ReplayCache {
             self.refused_full.fetch_add(1, Ordering::Relaxed);
             return ReplayVerdict::Full;
         }
+        if self.sharing() {
+            // Lock order: entry shard, then principal shard (never the other way round).
+            let mut counts = self.principal_shard(pfp);
+            let n = counts.entry(pfp).or_insert(0);
+            if *n as usize >= self.max_per_principal {
+                drop(counts);
+                self.refused_share.fetch_add(1, Ordering::Relaxed);
+                return ReplayVerdict::PrincipalShare;
+            }
+            *n += 1;
+        }
         let deadline = now.saturating_add(window_secs.max(1));
         s.map.insert(fp, deadline);
-        s.order.push_back((deadline, fp));
+        s.order.push_back((deadline, fp, pfp));
         self.len.fetch_add(1, Ordering::Relaxed);
         ReplayVerdict::Fresh
     }
@@ -198,6 +281,16 @@ impl ReplayCache {
         self.refused_full.load(Ordering::Relaxed)
     }
 
+    /// How many insertions were refused because their principal held its whole share.
+    pub fn refused_share(&self) -> u64 {
+        self.refused_share.load(Ordering::Relaxed)
+    }
+
+    /// Live entries one principal may hold (`None`: no share is kept).
+    pub fn max_per_principal(&self) -> Option<usize> {
+        self.sharing().then_some(self.max_per_principal)
+    }
+
     /// How many replays were detected.
     pub fn replays(&self) -> u64 {
         self.replays.load(Ordering::Relaxed)
@@ -209,6 +302,9 @@ impl ReplayCache {
             let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
             s.map.clear();
             s.order.clear();
+        }
+        for p in &self.principals {
+            p.lock().unwrap_or_else(|p| p.into_inner()).clear();
         }
         self.len.store(0, Ordering::Relaxed);
     }
@@ -306,6 +402,83 @@ mod tests {
         for o in others {
             assert_ne!(o.shared_id(), id);
         }
+    }
+
+    fn key_of(client: &Principal, i: u32) -> ReplayKey<'_> {
+        ReplayKey {
+            client,
+            ctime: 1000,
+            cusec: i,
+            authenticator: b"ciphertext-of-the-authenticator",
+        }
+    }
+
+    #[test]
+    fn one_principal_cannot_take_more_than_its_share() {
+        let c = ReplayCache::with_principal_share(6_400, 0.01); // 64 entries per principal
+        assert_eq!(c.max_per_principal(), Some(64));
+        let (mallory, alice) = (
+            Principal::parse("mallory@R", "R").unwrap(),
+            Principal::parse("alice@R", "R").unwrap(),
+        );
+        let verdicts: Vec<_> = (0..1000)
+            .map(|i| c.check_and_insert(&key_of(&mallory, i), 1000, 600))
+            .collect();
+        assert_eq!(
+            verdicts.iter().filter(|v| **v == ReplayVerdict::Fresh).count(),
+            64
+        );
+        assert_eq!(c.refused_share(), 936, "counted");
+        assert_eq!(
+            c.check_and_insert(&key_of(&mallory, 3), 1001, 600),
+            ReplayVerdict::Replay,
+            "a replay is still a replay"
+        );
+        for i in 0..64 {
+            assert_eq!(
+                c.check_and_insert(&key_of(&alice, i), 1001, 600),
+                ReplayVerdict::Fresh
+            );
+        }
+        // The share is canonical: re-cased names are the same principal.
+        let recased = Principal::parse("MALLORY@r", "R").unwrap();
+        assert_eq!(
+            c.check_and_insert(&key_of(&recased, 5000), 1001, 600),
+            ReplayVerdict::PrincipalShare
+        );
+    }
+
+    #[test]
+    fn a_principals_share_frees_up_as_its_entries_expire() {
+        let c = ReplayCache::with_max_per_principal(10_000, 2);
+        let bob = Principal::parse("bob@R", "R").unwrap();
+        assert_eq!(
+            c.check_and_insert(&key_of(&bob, 1), 1000, 600),
+            ReplayVerdict::Fresh
+        );
+        assert_eq!(
+            c.check_and_insert(&key_of(&bob, 2), 1000, 600),
+            ReplayVerdict::Fresh
+        );
+        assert_eq!(
+            c.check_and_insert(&key_of(&bob, 3), 1100, 600),
+            ReplayVerdict::PrincipalShare
+        );
+        // Expiry is purged per shard as the shard is touched: touch them all after the window.
+        let other = Principal::parse("carol@R", "R").unwrap();
+        for i in 0..2_000 {
+            c.check_and_insert(&key_of(&other, 10_000 + i), 1600, 600);
+        }
+        assert_eq!(
+            c.check_and_insert(&key_of(&bob, 3), 1600, 600),
+            ReplayVerdict::Fresh
+        );
+    }
+
+    #[test]
+    fn a_full_share_is_no_share() {
+        let c = ReplayCache::with_principal_share(100, 1.0);
+        assert_eq!(c.max_per_principal(), None, "nothing extra kept");
     }
 
     #[test]

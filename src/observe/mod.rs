@@ -5,8 +5,11 @@
 //! protocol/service/result/reason from fixed vocabularies. A principal is never a label (logs name
 //! principals; metrics do not).
 
+pub mod escape;
+pub mod logging;
 mod names;
 mod record;
+pub mod refusal_log;
 mod tally;
 
 use std::sync::OnceLock;
@@ -14,6 +17,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+pub use escape::escaped;
 pub use names::*;
 pub use record::*;
 pub use tally::{tally, Counters, Tally};

@@ -137,9 +137,20 @@ pub struct PoolConfig {
     /// Active health check.
     #[serde(default)]
     pub health: HealthConfig,
-    /// Backend connect timeout, milliseconds.
+    /// Backend connect timeout (TCP, and the TLS handshake), milliseconds.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// From a request sent to a member until its response head arrives, milliseconds
+    /// (default 300,000). A member that accepts and then hangs gets the request answered with
+    /// 504 and is ejected like one refusing connections. Exchange answers heads at once (long
+    /// polls stream their bodies), except ActiveSync `Ping`, which holds a request up to its
+    /// heartbeat (at most 59 min): a pool serving ActiveSync needs 3,600,000.
+    #[serde(default = "default_response_header_timeout_ms")]
+    pub response_header_timeout_ms: u64,
+    /// A backend connection with no byte either way for this long is closed, seconds (default
+    /// 1,200, as the client side: above Outlook's 12–15 min keep-alives).
+    #[serde(default = "default_backend_idle_secs")]
+    pub idle_timeout_secs: u64,
     /// Passive ejection: how long a member that refused a connect is left out at first,
     /// milliseconds; doubles on each further failure in a row.
     #[serde(default = "default_eject_base_ms")]
@@ -154,6 +165,12 @@ fn default_true() -> bool {
 }
 fn default_connect_timeout_ms() -> u64 {
     3_000
+}
+fn default_response_header_timeout_ms() -> u64 {
+    300_000
+}
+fn default_backend_idle_secs() -> u64 {
+    1_200
 }
 fn default_eject_base_ms() -> u64 {
     1_000

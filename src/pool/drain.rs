@@ -64,6 +64,11 @@ impl MemberSet {
         if cfg.eject_base_ms == 0 || cfg.eject_max_ms < cfg.eject_base_ms {
             return Err(err("eject_base_ms must be > 0 and ≤ eject_max_ms".into()));
         }
+        if cfg.connect_timeout_ms == 0 || cfg.response_header_timeout_ms == 0 || cfg.idle_timeout_secs == 0 {
+            return Err(err(
+                "connect_timeout_ms, response_header_timeout_ms and idle_timeout_secs must be > 0".into(),
+            ));
+        }
         let tls = match &cfg.tls {
             None => None,
             Some(t) => Some(Arc::new(BackendTls::load(t).map_err(|e| err(e.to_string()))?)),

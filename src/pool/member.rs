@@ -226,7 +226,8 @@ impl Member {
         self.set_error(result.err());
     }
 
-    /// A connect to the member failed at `now`: eject it for a growing back-off.
+    /// A connect to the member failed at `now` (or it accepted and then did not answer in time):
+    /// eject it for a growing back-off.
     pub(super) fn connect_failed(&self, now: Instant, err: String, base: Duration, max: Duration) {
         let (backoff, until) = {
             let mut e = self.eject.lock().unwrap_or_else(PoisonError::into_inner);
@@ -236,7 +237,7 @@ impl Member {
         self.ejected_until.store(until, Ordering::Relaxed);
         self.suspect.store(true, Ordering::Relaxed);
         tracing::warn!(pool = %self.pool, member = %self.name, error = %err,
-            backoff_ms = backoff.as_millis() as u64, "connect failed; member ejected");
+            backoff_ms = backoff.as_millis() as u64, "member failed; ejected");
         observe::backend_ejected(self.pool.clone(), self.label.clone());
         self.set_error(Some(err));
     }

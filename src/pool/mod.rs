@@ -199,6 +199,18 @@ impl Pool {
         })
     }
 
+    /// A member accepted a connection and then failed to answer in time (TLS handshake,
+    /// response head): it is ejected for a back-off, exactly as one that refused the connect.
+    pub fn eject(&self, member: &Member, err: String) {
+        let cfg = self.config();
+        member.connect_failed(
+            Instant::now(),
+            err,
+            Duration::from_millis(cfg.eject_base_ms),
+            Duration::from_millis(cfg.eject_max_ms),
+        );
+    }
+
     /// TLS settings for the pool's members: the client config and the configured SNI (or, when
     /// none is configured, the first member's host — prefer [`Pool::tls_for`], which gives each
     /// member its own name). `None` for plain-TCP pools.

@@ -137,6 +137,8 @@ pub fn pool_config(members: &[&str], health: HealthConfig) -> PoolConfig {
         tls: None,
         health,
         connect_timeout_ms: 2_000,
+        response_header_timeout_ms: 300_000,
+        idle_timeout_secs: 1_200,
         eject_base_ms: 60_000,
         eject_max_ms: 600_000,
     }

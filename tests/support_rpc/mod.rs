@@ -292,6 +292,7 @@ pub fn listener_config(name: &str) -> RpcListenerConfig {
         idle_timeout_secs: 60,
         groups: None,
         max_connections: 1_000,
+        per_source: Default::default(),
         shutdown_grace_secs: 5,
     }
 }
@@ -318,6 +319,8 @@ pub fn pool_to(name: &str, backend: SocketAddr) -> Arc<Pool> {
             ..Default::default()
         },
         connect_timeout_ms: 2_000,
+        response_header_timeout_ms: 300_000,
+        idle_timeout_secs: 1_200,
         eject_base_ms: 10,
         eject_max_ms: 100,
     };

@@ -263,13 +263,19 @@ pub async fn forward(
     let key = id.map(|i| i.principal.as_str());
 
     let mut link = pool.checkout(key).await?;
-    let resp = match link.sender.try_send_request(req).await {
+    let backend = &pool.backend;
+    let sent = link.sender.try_send_request(req);
+    let resp = match backend.response_head(&link.member_ref().clone(), sent).await? {
         Ok(resp) => resp,
         Err(mut e) => match e.take_message() {
             // The pooled connection was closed before a byte went: once more on a fresh one.
             Some(again) => {
-                link = pool.backend.open(key, "assert").await?;
-                link.sender.send_request(again).await.map_err(exchange_error)?
+                link = backend.open(key, "assert").await?;
+                let sent = link.sender.send_request(again);
+                backend
+                    .response_head(&link.member_ref().clone(), sent)
+                    .await?
+                    .map_err(exchange_error)?
             }
             None => return Err(exchange_error(e.into_error())),
         },

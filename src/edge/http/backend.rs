@@ -1,5 +1,8 @@
 //! Opening an HTTP/1.1 connection to a backend member: a connection from the pool (which
-//! chooses the member and fails over), TLS where the pool has it, then hyper's client handshake.
+//! chooses the member and fails over), TLS where the pool has it, then hyper's client handshake;
+//! and the pool's timeouts on it: the TLS handshake (`connect_timeout_ms`), the response head
+//! (`response_header_timeout_ms`) and idleness (`idle_timeout_secs`). A member that accepts and
+//! then does not answer in time is ejected like one that refuses connections.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,8 +18,9 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinHandle;
 
+use super::backend_idle::IdleTimeoutIo;
 use super::error::{EdgeError, ErrorKind};
-use crate::pool::{MemberLease, Pool, PoolError};
+use crate::pool::{Member, MemberLease, Pool, PoolError};
 
 /// A backend connection's driver future, run by the client connection's own task.
 pub type LocalDriver = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -59,6 +63,11 @@ impl BackendLink {
         &self.lease.member().name
     }
 
+    /// The member.
+    pub fn member_ref(&self) -> &Arc<Member> {
+        self.lease.member()
+    }
+
     /// Whether the connection is gone (closed by the member, or failed).
     pub fn is_closed(&self) -> bool {
         self.sender.is_closed()
@@ -95,8 +104,11 @@ impl Backend {
             PoolError::AllFailed { .. } => EdgeError::backend(ErrorKind::Connect, e.to_string()),
         })?;
         crate::edge::metrics::backend_connection(self.pool.name(), mode);
-        let timeout = Duration::from_millis(self.pool.config().connect_timeout_ms.max(1));
+        let cfg = self.pool.config();
+        let timeout = Duration::from_millis(cfg.connect_timeout_ms.max(1));
+        let idle = Duration::from_secs(cfg.idle_timeout_secs.max(1));
         let member = conn.lease.member().clone();
+        let stream = IdleTimeoutIo::new(conn.stream, idle);
         let (sender, driver) = match self.pool.tls_for(&member) {
             None if self.pool.config().tls.is_some() => {
                 return Err(EdgeError::backend(
@@ -104,13 +116,15 @@ impl Backend {
                     format!("{}: no valid TLS server name", member.name),
                 ))
             }
-            None => handshake(conn.stream, mode == "passthrough").await?,
+            None => handshake(stream, mode == "passthrough").await?,
             Some((config, name)) => {
                 let connector = tokio_rustls::TlsConnector::from(config);
-                let stream = tokio::time::timeout(timeout, connector.connect(name, conn.stream))
+                let stream = tokio::time::timeout(timeout, connector.connect(name, stream))
                     .await
                     .map_err(|_| {
-                        EdgeError::backend(ErrorKind::Timeout, format!("{}: TLS handshake", member.name))
+                        let what = format!("no TLS handshake within {} ms", timeout.as_millis());
+                        self.pool.eject(&member, what.clone());
+                        EdgeError::backend(ErrorKind::Timeout, format!("{}: {what}", member.name))
                     })?
                     .map_err(|e| {
                         EdgeError::backend(ErrorKind::Handshake, format!("{}: TLS: {e}", member.name))
@@ -123,6 +137,30 @@ impl Backend {
             lease: conn.lease,
             driver,
         })
+    }
+}
+
+impl Backend {
+    /// Waits for `response` (a request's response head from `member`) at most the pool's
+    /// `response_header_timeout_ms`. A member that does not answer in time is ejected, and the
+    /// request is answered 504.
+    pub async fn response_head<T>(
+        &self,
+        member: &Arc<Member>,
+        response: impl Future<Output = T>,
+    ) -> Result<T, EdgeError> {
+        let ms = self.pool.config().response_header_timeout_ms.max(1);
+        match tokio::time::timeout(Duration::from_millis(ms), response).await {
+            Ok(r) => Ok(r),
+            Err(_) => {
+                let what = format!("no response head within {ms} ms");
+                self.pool.eject(member, what.clone());
+                Err(EdgeError::backend(
+                    ErrorKind::Timeout,
+                    format!("{}: {what}", member.name),
+                ))
+            }
+        }
     }
 }
 

@@ -13,6 +13,8 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
+
+use crate::edge::source_limits::SourceGuard;
 use tokio::time::Instant;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -25,13 +27,14 @@ use super::passthrough::Origin;
 use crate::edge::metrics;
 use crate::edge::shutdown::DrainSignal;
 
-/// Serves one accepted connection until it ends, times out or is drained.
+/// Serves one accepted connection until it ends, times out or is drained. `_places` are its
+/// places in the listener's and its source's counts, freed when it ends.
 pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     listener: Arc<ListenerShared>,
     mut drain: DrainSignal,
-    _permit: OwnedSemaphorePermit,
+    _places: (OwnedSemaphorePermit, SourceGuard),
 ) {
     let _active = metrics::connection_opened(&listener.name);
     let _ = stream.set_nodelay(true);
@@ -100,6 +103,7 @@ where
                 let limit = match expiry {
                     Expiry::HeaderTimeout => "header_timeout",
                     Expiry::Idle => "idle_timeout",
+                    Expiry::Unauthenticated => "unauthenticated_timeout",
                 };
                 tracing::debug!(listener = %listener.name, %peer, limit, "closing connection");
                 metrics::limit_exceeded(&listener.name, limit);
@@ -131,7 +135,7 @@ fn connection_error(listener: &str, peer: SocketAddr, e: &hyper::Error) {
     if e.is_parse_too_large() {
         metrics::limit_exceeded(listener, "request_head");
         metrics::edge_error(listener, "client", "too_large");
-        tracing::info!(listener, %peer, error = %e, "request head over the limits");
+        tracing::info!(listener, %peer, reason = "too_large", error = %e, "request head over the limits");
     } else if e.is_parse() || e.is_parse_status() {
         metrics::edge_error(listener, "client", "bad_request");
         tracing::debug!(listener, %peer, error = %e, "malformed request");

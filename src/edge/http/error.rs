@@ -71,7 +71,8 @@ pub struct EdgeError {
     pub kind: ErrorKind,
     /// Whose.
     pub side: Side,
-    /// Text for the log (never token or key bytes).
+    /// Text for the log (never token or key bytes). Text from the wire in it is escaped
+    /// ([`crate::observe::escaped`]) where the error is made, so it goes to a line as it is.
     pub detail: String,
 }
 

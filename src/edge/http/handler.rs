@@ -3,15 +3,15 @@
 //! forwarded.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use http::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
+use http::header::{HeaderValue, AUTHORIZATION, CONNECTION, WWW_AUTHENTICATE};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use tokio::sync::Mutex;
 
 use super::body::{self, AnyBody, EdgeBody};
-use super::error::{EdgeError, ErrorKind};
+use super::error::{EdgeError, ErrorKind, Side};
 use super::forward_headers::remove_identity_headers;
 use super::limits::{ConnClock, ExchangeGuard};
 use super::negotiate::{self, ConnAuth, Credential, Identity, Owner};
@@ -24,6 +24,7 @@ use crate::edge::metrics;
 use crate::edge::Authenticate;
 use crate::krb::acceptor::{AcceptCtx, Accepted};
 use crate::krb::error::AuthError;
+use crate::observe::escaped;
 
 /// What every connection of a listener shares.
 pub struct ListenerShared {
@@ -44,6 +45,8 @@ pub struct ListenerShared {
 struct ConnState {
     auth: ConnAuth,
     pinned: Option<Pinned>,
+    /// Requests refused while the connection was not authenticated.
+    refused: u32,
 }
 
 impl ConnState {
@@ -79,7 +82,14 @@ impl Session {
         let path = req.uri().path().to_string();
         let resp = match self.serve(req).await {
             Ok(resp) => resp,
-            Err(e) => self.error_response(e, &path),
+            Err(e) => {
+                let client_side = e.side == Side::Client;
+                let mut resp = self.error_response(e, &path);
+                if client_side {
+                    self.spend_budget(&mut resp).await;
+                }
+                resp
+            }
         };
         metrics::response(&self.listener.name, resp.status().as_u16());
         resp.map(|b| EdgeBody::new(b, guard))
@@ -117,12 +127,14 @@ impl Session {
                     if let ConnAuth::Kerberos(old) = &st.auth {
                         if old.principal != id.principal {
                             tracing::info!(
-                                peer = %self.origin.peer, old = %old.principal, new = %id.principal,
+                                peer = %self.origin.peer, old = %escaped(&old.principal),
+                                new = %escaped(&id.principal),
                                 "connection re-authenticated as another principal"
                             );
                         }
                     }
                     st.auth = ConnAuth::Kerberos(Arc::new(id));
+                    self.authenticated(&mut st);
                     if route.assert.is_some() {
                         mutual = acc.response_token().as_deref().map(negotiate::negotiate_header);
                     }
@@ -140,8 +152,14 @@ impl Session {
                 }
             },
             Credential::Ntlm => self.ntlm(&mut st, &route)?,
-            Credential::Basic if route.passes_basic() => unverified = true,
-            Credential::Bearer if route.passes_bearer() => unverified = true,
+            Credential::Basic if route.passes_basic() => {
+                self.authenticated(&mut st);
+                unverified = true;
+            }
+            Credential::Bearer if route.passes_bearer() => {
+                self.authenticated(&mut st);
+                unverified = true;
+            }
             // Anonymous routes forward no credential kedge did not check (password spraying
             // against Autodiscover through the edge): the header goes, the request goes on.
             Credential::Basic | Credential::Bearer | Credential::Other(_) if route.cfg.anonymous => {
@@ -199,19 +217,14 @@ impl Session {
             Ok(acc) => {
                 metrics::auth_attempt("http", &route.cfg.service, "ok", "ok", Some(secs));
                 tracing::debug!(
-                    listener = %self.listener.name, peer = %self.origin.peer, principal = %acc.client,
+                    listener = %self.listener.name, peer = %self.origin.peer, principal = %escaped(&acc.client),
                     service = %route.cfg.service, mutual = acc.mutual, "Negotiate token accepted"
                 );
             }
             // Counted where NTLM policy is applied.
             Err(AuthError::Ntlm) => {}
-            Err(e) => {
-                metrics::auth_attempt("http", &route.cfg.service, "refused", e.reason(), Some(secs));
-                tracing::info!(
-                    listener = %self.listener.name, peer = %self.origin.peer, service = %route.cfg.service,
-                    reason = e.reason(), error = %e, "Negotiate token refused"
-                );
-            }
+            // Logged once, as the request's refusal (`error_response`).
+            Err(e) => metrics::auth_attempt("http", &route.cfg.service, "refused", e.reason(), Some(secs)),
         }
         res
     }
@@ -220,6 +233,7 @@ impl Session {
     fn ntlm(&self, st: &mut ConnState, route: &Route) -> Result<(), EdgeError> {
         if route.passes_ntlm() {
             st.auth = ConnAuth::Ntlm;
+            self.authenticated(st);
             return Ok(());
         }
         st.reset();
@@ -231,14 +245,42 @@ impl Session {
         ))
     }
 
+    /// The connection carries a credential kedge accepted (or passes to the member): the
+    /// unauthenticated budget is reset.
+    fn authenticated(&self, st: &mut ConnState) {
+        st.refused = 0;
+        self.clock.clear_unauthenticated_deadline();
+    }
+
+    /// A request of this connection was refused for something the client did. A connection
+    /// that is not authenticated has `unauthenticated_timeout_ms` from its first refusal to
+    /// authenticate, and at most `max_failed_auth` refusals: the last is answered with
+    /// `Connection: close`. (Today such a connection would otherwise idle for 20 minutes.)
+    async fn spend_budget(&self, resp: &mut Response<AnyBody>) {
+        let mut st = self.state.lock().await;
+        if st.auth != ConnAuth::Anonymous {
+            return;
+        }
+        let limits = &self.listener.cfg.limits;
+        st.refused = st.refused.saturating_add(1);
+        self.clock
+            .start_unauthenticated_deadline(Duration::from_millis(limits.unauthenticated_timeout_ms));
+        if limits.max_failed_auth != 0 && st.refused >= limits.max_failed_auth {
+            resp.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            metrics::limit_exceeded(&self.listener.name, "max_failed_auth");
+        }
+    }
+
     fn error_response(&self, e: EdgeError, path: &str) -> Response<AnyBody> {
         let d = e.disposition();
         metrics::edge_error(&self.listener.name, e.side.label(), d.label);
         macro_rules! log {
             ($lvl:expr) => {
                 tracing::event!(
-                    $lvl, listener = %self.listener.name, peer = %self.origin.peer, path, status = d.status.as_u16(),
-                    kind = d.label, side = e.side.label(), detail = %e.detail, "request refused"
+                    $lvl, listener = %self.listener.name, peer = %self.origin.peer, path = %escaped(path),
+                    status = d.status.as_u16(),
+                    reason = d.label, side = e.side.label(), detail = %e.detail, "request refused"
                 )
             };
         }
@@ -284,7 +326,10 @@ fn refuse_scheme(route: &Route, reason: &'static str, scheme: &str) -> EdgeError
     metrics::auth_attempt("http", &route.cfg.service, "refused", reason, None);
     EdgeError::client(
         ErrorKind::AuthRefused(reason),
-        format!("Authorization scheme {scheme:?} is not accepted on this route"),
+        format!(
+            "Authorization scheme \"{}\" is not accepted on this route",
+            escaped(scheme)
+        ),
     )
 }
 
@@ -299,7 +344,9 @@ fn authorize(auth: &ConnAuth, route: &Route) -> Result<(Owner, Option<Arc<Identi
                         ErrorKind::NoCredentials,
                         format!(
                             "{} authenticated for {}, route needs {}",
-                            id.principal, id.service, cfg.service
+                            escaped(&id.principal),
+                            escaped(&id.service),
+                            cfg.service
                         ),
                     ));
                 }
@@ -307,7 +354,7 @@ fn authorize(auth: &ConnAuth, route: &Route) -> Result<(Owner, Option<Arc<Identi
                     if !id.permitted_by(rules) {
                         return Err(EdgeError::client(
                             ErrorKind::Forbidden,
-                            format!("{} by group rules", id.principal),
+                            format!("{} by group rules", escaped(&id.principal)),
                         ));
                     }
                 }

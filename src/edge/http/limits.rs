@@ -1,4 +1,5 @@
-//! Per-connection clocks: the request-head timeout (slowloris) and the idle timeout.
+//! Per-connection clocks: the request-head timeout (slowloris), the idle timeout, and the time
+//! an unauthenticated connection has left once kedge refused one of its requests.
 //!
 //! hyper's own `header_read_timeout` also runs while a keep-alive connection waits for its next
 //! request, which would cut Outlook's idle connections after seconds. kedge keeps its own clock
@@ -25,6 +26,7 @@ pub struct ConnClock {
     start: Instant,
     last_activity_ms: AtomicU64,
     head_started_ms: AtomicU64,
+    unauth_deadline_ms: AtomicU64,
     in_request: AtomicBool,
     head_started: Notify,
     bytes_in: ByteMeter,
@@ -38,7 +40,13 @@ pub enum Expiry {
     HeaderTimeout,
     /// No byte either way for `idle_timeout_secs`.
     Idle,
+    /// A refused connection did not authenticate within `unauthenticated_timeout_ms`.
+    Unauthenticated,
 }
+
+/// While a request is in flight past the unauthenticated deadline, the watchdog looks again
+/// this often (the connection closes between requests, never under one).
+const UNAUTH_RECHECK: Duration = Duration::from_millis(100);
 
 impl ConnClock {
     /// A clock for a connection that opens now; the first head is due within the head timeout.
@@ -47,6 +55,7 @@ impl ConnClock {
             start: Instant::now(),
             last_activity_ms: AtomicU64::new(0),
             head_started_ms: AtomicU64::new(0),
+            unauth_deadline_ms: AtomicU64::new(NONE),
             in_request: AtomicBool::new(false),
             head_started: Notify::new(),
             bytes_in,
@@ -100,26 +109,64 @@ impl ConnClock {
         self.in_request.store(false, Ordering::Release);
     }
 
+    /// A request of this unauthenticated connection was refused: unless the deadline is
+    /// already running, the connection must authenticate within `budget`.
+    pub fn start_unauthenticated_deadline(&self, budget: Duration) {
+        self.start_unauthenticated_deadline_at(budget, self.now_ms())
+    }
+
+    fn start_unauthenticated_deadline_at(&self, budget: Duration, now: u64) {
+        let at = now.saturating_add(budget.as_millis() as u64);
+        if self
+            .unauth_deadline_ms
+            .compare_exchange(NONE, at, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            // Wake the watchdog to arm the new deadline.
+            self.head_started.notify_one();
+        }
+    }
+
+    /// The connection authenticated: no deadline.
+    pub fn clear_unauthenticated_deadline(&self) {
+        self.unauth_deadline_ms.store(NONE, Ordering::Release);
+    }
+
     /// Expired now, or the instant of the next check.
     pub fn check(&self, now: Instant, head: Duration, idle: Duration) -> Result<Instant, Expiry> {
         let idle_at = self.at(self.last_activity_ms.load(Ordering::Relaxed)) + idle;
         if now >= idle_at {
             return Err(Expiry::Idle);
         }
+        let mut next = idle_at;
+        match self.unauth_deadline_ms.load(Ordering::Acquire) {
+            NONE => {}
+            ms => {
+                let at = self.at(ms);
+                if now < at {
+                    next = next.min(at);
+                } else if self.in_request.load(Ordering::Acquire) {
+                    next = next.min(now + UNAUTH_RECHECK);
+                } else {
+                    return Err(Expiry::Unauthenticated);
+                }
+            }
+        }
         match self.head_started_ms.load(Ordering::Acquire) {
-            NONE => Ok(idle_at),
+            NONE => Ok(next),
             started => {
                 let head_at = self.at(started) + head;
                 if now >= head_at {
                     Err(Expiry::HeaderTimeout)
                 } else {
-                    Ok(head_at.min(idle_at))
+                    Ok(head_at.min(next))
                 }
             }
         }
     }
 
-    /// Resolves when a new request head begins (so the watchdog re-arms its deadline).
+    /// Resolves when a new request head begins or the unauthenticated deadline starts (so the
+    /// watchdog re-arms its deadline).
     pub async fn head_began(&self) {
         self.head_started.notified().await
     }
@@ -265,6 +312,36 @@ mod tests {
         c.on_read_at(100, 1_000);
         c.on_read_at(100, 40_000);
         assert!(c.check(ms(&c, 45_000), HEAD, IDLE).is_ok());
+    }
+
+    #[test]
+    fn a_refused_connection_closes_between_requests_once_its_budget_is_spent() {
+        let c = clock();
+        c.request_started();
+        c.start_unauthenticated_deadline_at(Duration::from_secs(5), 1_000);
+        c.start_unauthenticated_deadline_at(Duration::from_secs(5), 3_000);
+        assert_eq!(
+            c.check(ms(&c, 2_000), HEAD, IDLE),
+            Ok(ms(&c, 6_000)),
+            "the first refusal starts it"
+        );
+        assert_eq!(
+            c.check(ms(&c, 6_000), HEAD, IDLE),
+            Ok(ms(&c, 6_000) + UNAUTH_RECHECK),
+            "never under a request"
+        );
+        c.request_finished_at(6_050);
+        assert_eq!(c.check(ms(&c, 6_100), HEAD, IDLE), Err(Expiry::Unauthenticated));
+    }
+
+    #[test]
+    fn authenticating_ends_the_unauthenticated_deadline() {
+        let c = clock();
+        c.start_unauthenticated_deadline_at(Duration::from_secs(5), 0);
+        c.request_started();
+        c.clear_unauthenticated_deadline();
+        c.request_finished_at(100);
+        assert!(c.check(ms(&c, 60_000), HEAD, IDLE).is_ok());
     }
 
     #[test]

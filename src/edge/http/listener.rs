@@ -16,6 +16,7 @@ use super::{connection, EdgeContext, ServeError};
 use crate::config::HttpListenerConfig;
 use crate::edge::metrics;
 use crate::edge::shutdown::{self, Drain, DrainSignal};
+use crate::edge::source_limits::{self, SourceLimits};
 use crate::edge::workers::{accept_loops, Seat};
 
 /// Serves HTTP(S) on `listener` until `shutdown` resolves, then drains: no new connections,
@@ -41,12 +42,18 @@ pub async fn serve_http(
     let tls = shared.tls.is_some();
     // Shared by every accept loop: one connection limit, one drain switch per listener.
     let permits = Arc::new(Semaphore::new(cfg.limits.max_connections));
+    let sources = SourceLimits::new(cfg.limits.per_source);
+    source_limits::register(&cfg.name, &sources);
     let drain = Arc::new(Drain::new());
     tracing::info!(listener = %cfg.name, addr = ?listener.local_addr().ok(), tls,
         workers = ctx.workers().map_or(0, |w| w.len()), "HTTP listener serving");
 
     let cut = accept_loops(listener, ctx.workers(), shutdown, move |l, stop, seat| {
-        accept_loop(l, stop, seat, shared.clone(), permits.clone(), drain.clone())
+        let door = Door {
+            permits: permits.clone(),
+            sources: sources.clone(),
+        };
+        accept_loop(l, stop, seat, shared.clone(), door, drain.clone())
     })
     .await
     .map_err(|source| ServeError::Workers {
@@ -59,13 +66,19 @@ pub async fn serve_http(
     Ok(())
 }
 
+/// What a new connection must get past: the per-source limits, then the listener's limit.
+struct Door {
+    permits: Arc<Semaphore>,
+    sources: Arc<SourceLimits>,
+}
+
 /// One accept loop and the connections it accepted; returns how many were cut at shutdown.
 async fn accept_loop(
     listener: TcpListener,
     mut stop: DrainSignal,
     seat: Seat,
     shared: Arc<ListenerShared>,
-    permits: Arc<Semaphore>,
+    door: Door,
     drain: Arc<Drain>,
 ) -> usize {
     let name = shared.name.clone();
@@ -76,11 +89,18 @@ async fn accept_loop(
             _ = stop.draining() => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => match permits.clone().try_acquire_owned() {
+                Ok((stream, peer)) => match door.sources.admit(peer.ip(), std::time::Instant::now()) {
+                    Err(refusal) => {
+                        // Closed at once: no handshake, no byte read.
+                        drop(stream);
+                        metrics::limit_exceeded(&name, refusal.label());
+                        tracing::info!(listener = %name, %peer, reason = refusal.label(), "connection refused");
+                    }
+                    Ok(source) => match door.permits.clone().try_acquire_owned() {
                     Ok(permit) => {
                         let (shared, signal) = (shared.clone(), drain.signal());
                         seat.spawn(&mut tasks, stream, move |stream| {
-                            connection::serve(stream, peer, shared, signal, permit)
+                            connection::serve(stream, peer, shared, signal, (permit, source))
                         });
                     }
                     Err(_) => {
@@ -89,6 +109,7 @@ async fn accept_loop(
                         tracing::debug!(listener = %name, %peer, "connection limit reached");
                         tasks.spawn(connection::refuse(stream, tls));
                     }
+                    },
                 },
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.

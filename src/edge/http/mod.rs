@@ -11,7 +11,8 @@
 //! | `negotiate.rs` | Authorization parsing, identities, challenge |
 //! | `passthrough.rs` | the pinned backend connection per client connection |
 //! | `assert.rs` | identity headers, HMAC, pooled backend connections |
-//! | `backend.rs` | connecting to a member (pool, TLS, HTTP/1.1 handshake) |
+//! | `backend.rs` | connecting to a member (pool, TLS, HTTP/1.1 handshake), its timeouts |
+//! | `backend_idle.rs` | the backend connection's idle timeout |
 //! | `forward_headers.rs` | hop-by-hop headers, `X-Forwarded-For`, `Forwarded` |
 //! | `limits.rs` | head and idle timeouts |
 //! | `tls.rs` | rustls server, channel binding |
@@ -21,6 +22,7 @@
 
 mod assert;
 mod backend;
+mod backend_idle;
 mod body;
 mod connection;
 pub mod error;

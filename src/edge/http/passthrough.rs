@@ -88,7 +88,17 @@ pub async fn forward(
             retried = true;
             continue;
         }
-        match pinned.link.sender.try_send_request(req).await {
+        let member = pinned.link.member_ref().clone();
+        let sent = pinned.link.sender.try_send_request(req);
+        let sent = match backend.response_head(&member, sent).await {
+            Ok(sent) => sent,
+            Err(e) => {
+                // The request went (or may have): never retried; the member is ejected.
+                *slot = None;
+                return Err(e);
+            }
+        };
+        match sent {
             Ok(resp) => break resp,
             Err(mut e) => {
                 *slot = None;

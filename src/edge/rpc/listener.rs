@@ -13,6 +13,7 @@ use super::splice::Meters;
 use super::RpcEdgeContext;
 use crate::config::RpcListenerConfig;
 use crate::edge::shutdown::{self, DrainSignal};
+use crate::edge::source_limits::{self, SourceLimits};
 use crate::edge::workers::{accept_loops, Seat};
 use crate::observe::{self, Direction};
 
@@ -34,6 +35,8 @@ pub async fn serve_rpc(
     shutdown: impl Future,
 ) {
     let limit = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
+    let sources = SourceLimits::new(cfg.per_source);
+    source_limits::register(&cfg.name, &sources);
     // Label lookups once per listener, not per connection.
     let meters = Arc::new(Meters {
         up: observe::byte_meter(&cfg.name, Direction::ClientToBackend),
@@ -50,7 +53,7 @@ pub async fn serve_rpc(
             seat,
             cfg.clone(),
             ctx.clone(),
-            limit.clone(),
+            (limit.clone(), sources.clone()),
             meters.clone(),
         )
     })
@@ -73,7 +76,7 @@ async fn accept_loop(
     seat: Seat,
     cfg: Arc<RpcListenerConfig>,
     ctx: Arc<RpcEdgeContext>,
-    limit: Arc<Semaphore>,
+    (limit, sources): (Arc<Semaphore>, Arc<SourceLimits>),
     meters: Arc<Meters>,
 ) -> usize {
     let mut conns = JoinSet::new();
@@ -83,18 +86,26 @@ async fn accept_loop(
             _ = stop.draining() => break,
             Some(done) = conns.join_next(), if !conns.is_empty() => log_join(&cfg.name, done),
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => match limit.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        let (cfg, ctx, meters) = (cfg.clone(), ctx.clone(), meters.clone());
-                        seat.spawn(&mut conns, stream, move |stream| async move {
-                            serve_connection(stream, peer, cfg, ctx, meters).await;
-                            drop(permit);
-                        });
-                    }
-                    Err(_) => {
+                // Per-source limits first: over them, closed at once and counted.
+                Ok((stream, peer)) => match sources.admit(peer.ip(), std::time::Instant::now()) {
+                    Err(refusal) => {
                         drop(stream);
-                        refuse_over_limit(&cfg.name, peer);
+                        observe::limit_exceeded(&cfg.name, refusal.label());
+                        tracing::info!(listener = %cfg.name, %peer, reason = refusal.label(), "rpc connection refused");
                     }
+                    Ok(source) => match limit.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            let (cfg, ctx, meters) = (cfg.clone(), ctx.clone(), meters.clone());
+                            seat.spawn(&mut conns, stream, move |stream| async move {
+                                serve_connection(stream, peer, cfg, ctx, meters).await;
+                                drop((permit, source));
+                            });
+                        }
+                        Err(_) => {
+                            drop(stream);
+                            refuse_over_limit(&cfg.name, peer);
+                        }
+                    },
                 },
                 Err(e) => {
                     tracing::warn!(listener = %cfg.name, error = %e, "accept failed");

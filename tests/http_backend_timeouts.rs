@@ -1,0 +1,180 @@
+//! Members that accept and then do not answer, through the real HTTP edge: the request gets a
+//! 504 after the pool's `response_header_timeout_ms` and the member is ejected passively, like
+//! one that refuses connections, so the next sessions go elsewhere; a member that stalls
+//! mid-body is cut after the pool's `idle_timeout_secs`.
+
+mod http_common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::BodyExt;
+use http_common::backend::TestBackend;
+use http_common::client::Conn;
+use http_common::fake::{self, FakeAuth};
+use http_common::kedge::{start_over, Kedge};
+use http_common::{bounded, BOUND};
+use kedge::pool::{MemberConfig, Pool, PoolConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const ROUTES: &str = "name = \"https\"\n[[routes]]\nprefix = \"/\"\npool = \"cas\"\n";
+
+/// A member that accepts connections, reads what comes and never answers.
+async fn hanging_member() -> SocketAddr {
+    serve_raw(|mut s: TcpStream| async move {
+        let mut buf = [0u8; 4096];
+        while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+    })
+    .await
+}
+
+/// A member that answers a response head promising 100 bytes, sends 10, and stalls.
+async fn stalling_member() -> SocketAddr {
+    serve_raw(|mut s: TcpStream| async move {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf).await {
+                Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
+                _ => return,
+            }
+        }
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+            .await;
+        while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+    })
+    .await
+}
+
+async fn serve_raw<F, Fut>(serve: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(serve(s));
+        }
+    });
+    addr
+}
+
+/// Pool `cas` over `members`, with `timeouts` (TOML lines) and no active health check.
+fn pool(members: &[(&str, SocketAddr)], timeouts: &str) -> Arc<Pool> {
+    let table: BTreeMap<String, MemberConfig> = members
+        .iter()
+        .map(|(name, addr)| {
+            let mc = MemberConfig {
+                address: addr.ip().to_string(),
+                weight: 100,
+                ports: [("http".to_string(), addr.port())].into_iter().collect(),
+                drain: false,
+            };
+            (name.to_string(), mc)
+        })
+        .collect();
+    let names: Vec<String> = members.iter().map(|(m, _)| format!("{m:?}")).collect();
+    let pc: PoolConfig = toml::from_str(&format!(
+        "members = [{}]\nport = \"http\"\neject_base_ms = 60000\neject_max_ms = 60000\n{timeouts}\n[health]\nkind = \"none\"\n",
+        names.join(", ")
+    ))
+    .expect("pool config");
+    Arc::new(Pool::new("cas", &pc, &table).expect("pool"))
+}
+
+async fn edge(pool: Arc<Pool>) -> Kedge {
+    kedge::observe::install();
+    let pools = BTreeMap::from([("cas".to_string(), pool)]);
+    start_over(ROUTES, pools, Arc::new(FakeAuth::default()), None).await
+}
+
+#[tokio::test]
+async fn a_member_that_accepts_and_hangs_gets_a_504_and_is_ejected() {
+    let hang = hanging_member().await;
+    let good = TestBackend::start().await;
+    let cas = pool(
+        &[("hang", hang), ("good", good.addr)],
+        "response_header_timeout_ms = 300",
+    );
+    let kedge = edge(cas.clone()).await;
+
+    // Users spread over both members by rendezvous hashing; the first one sent to `hang`
+    // waits the response-head timeout and gets a 504.
+    let mut victim = None;
+    for i in 0..40 {
+        let user = format!("user{i}");
+        let mut c = Conn::plain(kedge.addr).await;
+        let started = Instant::now();
+        let r = c.get_as("request", "/ews/", &user).await;
+        match r.status.as_u16() {
+            200 => {}
+            504 => {
+                let waited = started.elapsed();
+                assert!(waited >= Duration::from_millis(300), "{waited:?}");
+                victim = Some(user);
+                break;
+            }
+            s => panic!("{user}: unexpected {s}"),
+        }
+    }
+    let victim = victim.expect("one of 40 users hashes to the hanging member");
+    let hung = cas.member("hang").unwrap();
+    assert!(hung.is_ejected(std::time::Instant::now()), "ejected passively");
+    assert!(
+        hung.last_error()
+            .unwrap_or_default()
+            .contains("no response head within 300 ms"),
+        "{:?}",
+        hung.last_error()
+    );
+    let ejections = kedge::observe::render()
+        .lines()
+        .filter(|l| l.starts_with("kedge_backend_ejections_total") && l.contains("member=\"hang\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>();
+    assert!(ejections >= 1.0, "counted");
+
+    // The same user, and everyone after, now goes to the healthy member at once.
+    for user in std::iter::once(victim).chain((40..60).map(|i| format!("user{i}"))) {
+        let mut c = Conn::plain(kedge.addr).await;
+        let started = Instant::now();
+        assert_eq!(
+            c.get_as("after ejection", "/ews/", &user).await.status,
+            200,
+            "{user}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(300),
+            "{user} waited on the ejected member"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_member_that_stalls_mid_body_is_cut_at_the_idle_timeout() {
+    let stall = stalling_member().await;
+    let kedge = edge(pool(&[("stall", stall)], "idle_timeout_secs = 1")).await;
+    let mut c = Conn::plain(kedge.addr).await;
+    let req = http::Request::get("/ews/")
+        .header("host", "outlook.kedge.test")
+        .header("authorization", fake::header("alice", ""))
+        .body(http_common::client::TestBody::Empty)
+        .unwrap();
+    let resp = bounded("head", c.send(req)).await.expect("response head");
+    assert_eq!(resp.status(), 200);
+    let started = Instant::now();
+    let body = tokio::time::timeout(BOUND, resp.into_body().collect()).await;
+    let body = body.expect("the stalled body ends instead of hanging");
+    assert!(body.is_err(), "a truncated body is an error, not a short success");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+}
