@@ -19,6 +19,7 @@ async fn one_source_gets_at_most_its_share_of_rpc_connections() {
     kedge::observe::install();
     let backend = RecordingBackend::start().await;
     let mut cfg = listener_config("rpc-per-source");
+    cfg.endpoint_mapper = true;
     cfg.per_source = SourceLimitsConfig {
         max_connections: 2,
         rate_per_sec: 0,
