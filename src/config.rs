@@ -46,7 +46,10 @@ pub struct LoggingConfig {
     /// Refusals (401s, bind_naks, connections over a limit) are logged in full up to
     /// `refusal_burst` times per reason and call site per interval; one summary line per reason
     /// counts the rest at the interval's end. Seconds, default 60.
-    #[serde(default = "default_refusal_interval")]
+    #[serde(
+        default = "default_refusal_interval",
+        deserialize_with = "crate::duration_field::secs"
+    )]
     pub refusal_interval_secs: u64,
     /// Full lines per reason per interval (default 10; 0 logs summaries only).
     #[serde(default = "default_refusal_burst")]
@@ -116,7 +119,7 @@ pub struct KerberosConfig {
     #[serde(default)]
     pub array: Vec<String>,
     /// Allowed clock skew, seconds (default 300).
-    #[serde(default = "default_skew")]
+    #[serde(default = "default_skew", deserialize_with = "crate::duration_field::secs")]
     pub skew_secs: u64,
     /// Extended Protection (channel binding) policy.
     #[serde(default)]
@@ -143,10 +146,10 @@ pub struct KerberosConfig {
     pub replay_principal_share: f64,
     /// Keys of a previous kvno stay valid this many seconds after a newer kvno is loaded
     /// (default 7 days, like AD's ticket lifetime ceiling with margin).
-    #[serde(default = "default_retire")]
+    #[serde(default = "default_retire", deserialize_with = "crate::duration_field::secs")]
     pub previous_key_retire_secs: u64,
     /// Poll interval for keytab changes, milliseconds (file events are used too).
-    #[serde(default = "default_poll")]
+    #[serde(default = "default_poll", deserialize_with = "crate::duration_field::millis")]
     pub keytab_poll_ms: u64,
 }
 
@@ -242,22 +245,34 @@ pub struct HttpLimits {
     #[serde(default = "default_max_token_bytes")]
     pub max_token_bytes: usize,
     /// Time allowed to receive a request head, milliseconds (slowloris).
-    #[serde(default = "default_header_timeout_ms")]
+    #[serde(
+        default = "default_header_timeout_ms",
+        deserialize_with = "crate::duration_field::millis"
+    )]
     pub header_timeout_ms: u64,
     /// Idle time before a client connection is closed, seconds (default 20 min, above Outlook's
     /// 12–15 min keep-alives).
-    #[serde(default = "default_idle_timeout_secs")]
+    #[serde(
+        default = "default_idle_timeout_secs",
+        deserialize_with = "crate::duration_field::secs"
+    )]
     pub idle_timeout_secs: u64,
     /// Maximum concurrent client connections on the listener.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
     /// On shutdown, how long in-flight connections may finish before they are cut, seconds.
-    #[serde(default = "default_shutdown_grace_secs")]
+    #[serde(
+        default = "default_shutdown_grace_secs",
+        deserialize_with = "crate::duration_field::secs"
+    )]
     pub shutdown_grace_secs: u64,
     /// Once kedge has refused a request on a connection that is not authenticated (a 401, a
     /// bad Authorization header, …), the connection must authenticate within this time or is
     /// closed, milliseconds (default 5,000; a Negotiate client answers a 401 at once).
-    #[serde(default = "default_unauthenticated_timeout_ms")]
+    #[serde(
+        default = "default_unauthenticated_timeout_ms",
+        deserialize_with = "crate::duration_field::millis"
+    )]
     pub unauthenticated_timeout_ms: u64,
     /// Refused requests an unauthenticated connection may have; the last one is answered with
     /// `Connection: close` (default 3; 0 = no limit).
@@ -495,10 +510,16 @@ pub struct RpcListenerConfig {
     #[serde(default = "default_max_pdu")]
     pub max_bind_bytes: usize,
     /// Time allowed for the first bind, milliseconds.
-    #[serde(default = "default_bind_timeout_ms")]
+    #[serde(
+        default = "default_bind_timeout_ms",
+        deserialize_with = "crate::duration_field::millis"
+    )]
     pub bind_timeout_ms: u64,
     /// Idle time before a spliced connection is closed, seconds (default 2 h).
-    #[serde(default = "default_rpc_idle_secs")]
+    #[serde(
+        default = "default_rpc_idle_secs",
+        deserialize_with = "crate::duration_field::secs"
+    )]
     pub idle_timeout_secs: u64,
     /// PAC group rules.
     #[serde(default)]
@@ -512,7 +533,10 @@ pub struct RpcListenerConfig {
     pub per_source: SourceLimitsConfig,
     /// On shutdown, how long spliced connections may run on before they are cut, seconds
     /// (default 30).
-    #[serde(default = "default_shutdown_grace_secs")]
+    #[serde(
+        default = "default_shutdown_grace_secs",
+        deserialize_with = "crate::duration_field::secs"
+    )]
     pub shutdown_grace_secs: u64,
 }
 

@@ -10,6 +10,7 @@ pub mod asa;
 pub mod benchclient;
 pub mod cli;
 pub mod config;
+pub mod duration_field;
 pub mod edge;
 pub mod fuzzing;
 pub mod krb;

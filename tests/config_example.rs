@@ -222,3 +222,54 @@ fn the_commented_replay_store_example_is_valid_once_uncommented() {
         Some("redis://10.0.0.5:6379/0")
     );
 }
+
+#[test]
+fn durations_take_numbers_in_their_unit_or_human_strings() {
+    let text = r#"
+[kerberos]
+keytab = "k"
+skew_secs = "5m"
+previous_key_retire_secs = "7days"
+keytab_poll_ms = "2s"
+[[http]]
+listen = "127.0.0.1:0"
+routes = [{ prefix = "/", pool = "web" }]
+limits = { header_timeout_ms = "15s", idle_timeout_secs = "20m", shutdown_grace_secs = 30 }
+[[rpc]]
+name = "mdb"
+listen = "127.0.0.1:0"
+pool = "web"
+bind_timeout_ms = "10s"
+idle_timeout_secs = "2h"
+[members.cas1]
+address = "127.0.0.1"
+ports = { http = 80 }
+[pools.web]
+members = ["cas1"]
+port = "http"
+connect_timeout_ms = "2s"
+health = { kind = "tcp", interval_ms = "5s", timeout_ms = "1500ms" }
+"#;
+    let cfg = Config::from_toml(text, "d.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.kerberos.skew_secs, 300);
+    assert_eq!(cfg.kerberos.previous_key_retire_secs, 7 * 86_400);
+    assert_eq!(cfg.kerberos.keytab_poll_ms, 2_000);
+    assert_eq!(cfg.http[0].limits.header_timeout_ms, 15_000);
+    assert_eq!(cfg.http[0].limits.idle_timeout_secs, 1_200);
+    assert_eq!(cfg.http[0].limits.shutdown_grace_secs, 30);
+    assert_eq!(
+        (cfg.rpc[0].bind_timeout_ms, cfg.rpc[0].idle_timeout_secs),
+        (10_000, 7_200)
+    );
+    let web = &cfg.pools["web"];
+    assert_eq!(web.connect_timeout_ms, 2_000);
+    assert_eq!((web.health.interval_ms, web.health.timeout_ms), (5_000, 1_500));
+    // A fraction of the field's unit is an error with the file, line and field, not a rounding.
+    let e = Config::from_toml(&text.replace("\"5m\"", "\"90500ms\""), "d.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("d.toml") && e.contains("line 4") && e.contains("whole number of seconds"),
+        "{e}"
+    );
+}

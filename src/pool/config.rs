@@ -60,10 +60,16 @@ pub struct HealthConfig {
     #[serde(default = "default_health_path")]
     pub path: String,
     /// Interval between checks, milliseconds.
-    #[serde(default = "default_interval_ms")]
+    #[serde(
+        default = "default_interval_ms",
+        deserialize_with = "crate::duration_field::millis"
+    )]
     pub interval_ms: u64,
     /// Timeout of one check, milliseconds.
-    #[serde(default = "default_timeout_ms")]
+    #[serde(
+        default = "default_timeout_ms",
+        deserialize_with = "crate::duration_field::millis"
+    )]
     pub timeout_ms: u64,
     /// Consecutive successes to mark a member up.
     #[serde(default = "default_rise")]
@@ -138,25 +144,40 @@ pub struct PoolConfig {
     #[serde(default)]
     pub health: HealthConfig,
     /// Backend connect timeout (TCP, and the TLS handshake), milliseconds.
-    #[serde(default = "default_connect_timeout_ms")]
+    #[serde(
+        default = "default_connect_timeout_ms",
+        deserialize_with = "crate::duration_field::millis"
+    )]
     pub connect_timeout_ms: u64,
     /// From a request sent to a member until its response head arrives, milliseconds
     /// (default 300,000). A member that accepts and then hangs gets the request answered with
     /// 504 and is ejected like one refusing connections. Exchange answers heads at once (long
     /// polls stream their bodies), except ActiveSync `Ping`, which holds a request up to its
     /// heartbeat (at most 59 min): a pool serving ActiveSync needs 3,600,000.
-    #[serde(default = "default_response_header_timeout_ms")]
+    #[serde(
+        default = "default_response_header_timeout_ms",
+        deserialize_with = "crate::duration_field::millis"
+    )]
     pub response_header_timeout_ms: u64,
     /// A backend connection with no byte either way for this long is closed, seconds (default
     /// 1,200, as the client side: above Outlook's 12–15 min keep-alives).
-    #[serde(default = "default_backend_idle_secs")]
+    #[serde(
+        default = "default_backend_idle_secs",
+        deserialize_with = "crate::duration_field::secs"
+    )]
     pub idle_timeout_secs: u64,
     /// Passive ejection: how long a member that refused a connect is left out at first,
     /// milliseconds; doubles on each further failure in a row.
-    #[serde(default = "default_eject_base_ms")]
+    #[serde(
+        default = "default_eject_base_ms",
+        deserialize_with = "crate::duration_field::millis"
+    )]
     pub eject_base_ms: u64,
     /// Passive ejection: the longest back-off, milliseconds.
-    #[serde(default = "default_eject_max_ms")]
+    #[serde(
+        default = "default_eject_max_ms",
+        deserialize_with = "crate::duration_field::millis"
+    )]
     pub eject_max_ms: u64,
 }
 

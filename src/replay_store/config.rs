@@ -50,7 +50,10 @@ pub struct ReplayConfig {
     #[serde(default)]
     pub fail: FailPolicy,
     /// How long one store call may take before it counts as a failure, milliseconds.
-    #[serde(default = "default_timeout_ms")]
+    #[serde(
+        default = "default_timeout_ms",
+        deserialize_with = "crate::duration_field::millis"
+    )]
     pub timeout_ms: u64,
     /// Prefix of the store's keys (`<prefix><32 hex digits>`).
     #[serde(default = "default_key_prefix")]
