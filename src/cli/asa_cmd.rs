@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use crate::asa::{roll, RollOptions};
+use crate::krb::ad_account::AccountType;
 use crate::krb::principal::Principal;
 
 #[derive(Subcommand, Debug)]
@@ -32,6 +33,10 @@ pub enum AsaCmd {
         /// Salt for the new keys (default: the salt the KDC names in PA-ETYPE-INFO2).
         #[arg(long)]
         salt: Option<String>,
+        /// The ASA's AD account type (`computer` or `user`): AD's salt rule for the new keys
+        /// when the KDC names no salt.
+        #[arg(long)]
+        account_type: Option<AccountType>,
         /// Prove the current key with an AS exchange and show what would be done; change nothing.
         #[arg(long)]
         dry_run: bool,
@@ -56,6 +61,7 @@ pub fn run(cmd: AsaCmd) -> anyhow::Result<ExitCode> {
         kpasswd,
         realm,
         salt,
+        account_type,
         dry_run,
         show_password,
         timeout_secs,
@@ -73,6 +79,7 @@ pub fn run(cmd: AsaCmd) -> anyhow::Result<ExitCode> {
         kpasswd,
         dry_run,
         salt,
+        account_type,
         timeout: Duration::from_secs(timeout_secs.max(1)),
         preload_wait: Duration::from_millis(preload_wait_ms),
     };

@@ -3,6 +3,7 @@
 
 mod asa_cmd;
 mod demo_cmd;
+mod keytab_add;
 mod keytab_cmd;
 mod run_cmd;
 mod spn_cmd;

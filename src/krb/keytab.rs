@@ -4,6 +4,8 @@
 use super::crypto::{derive_keys, CryptoError, EncType, Key};
 use super::principal::Principal;
 
+pub use super::ad_account::{ad_computer_salt, ad_user_salt};
+
 /// One keytab entry.
 #[derive(Clone, Debug)]
 pub struct KeytabEntry {
@@ -305,18 +307,6 @@ fn write_entry(out: &mut Vec<u8>, e: &KeytabEntry) -> Option<()> {
     counted(out, e.key.expose_bytes())?;
     out.extend_from_slice(&e.kvno.to_be_bytes());
     Some(())
-}
-
-/// The AD salt of a computer account such as the ASA (MS-KILE §3.1.1.2):
-/// `<REALM uppercase>host<name lowercase, without trailing $>.<realm lowercase>`.
-pub fn ad_computer_salt(realm: &str, account: &str) -> String {
-    let name = account.trim_end_matches('$').to_ascii_lowercase();
-    format!(
-        "{}host{}.{}",
-        realm.to_ascii_uppercase(),
-        name,
-        realm.to_ascii_lowercase()
-    )
 }
 
 /// The default MIT/RFC 4120 salt: the realm followed by each name component.
