@@ -8,9 +8,11 @@
 pub mod credentials;
 pub mod history;
 pub mod kdc_io;
+pub mod key_proof;
 pub mod password;
 pub mod roll;
 pub mod spn;
+pub mod spn_plan;
 pub mod watch;
 
 pub use history::CredentialHistory;
