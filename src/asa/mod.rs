@@ -5,6 +5,7 @@
 //! The protocol messages live in `krb::kdc_client` (pure); this module owns the file watching
 //! and the sockets.
 
+pub mod backups;
 pub mod credentials;
 pub mod history;
 pub mod kdc_io;

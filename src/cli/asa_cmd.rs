@@ -50,6 +50,10 @@ pub enum AsaCmd {
         /// Timeout per exchange, seconds.
         #[arg(long, default_value_t = 10)]
         timeout_secs: u64,
+        /// After the roll, remove `.bak-<kvno>` copies older than the newest N kvnos (the keys
+        /// themselves stay: `kedge keytab prune --keep N` removes those).
+        #[arg(long, default_value_t = 2)]
+        keep_backups: usize,
     },
 }
 
@@ -66,6 +70,7 @@ pub fn run(cmd: AsaCmd) -> anyhow::Result<ExitCode> {
         show_password,
         timeout_secs,
         preload_wait_ms,
+        keep_backups,
     } = cmd;
     let p = Principal::parse(&principal, realm.as_deref().unwrap_or(""))
         .with_context(|| format!("--principal {principal:?}"))?;
@@ -121,6 +126,17 @@ pub fn run(cmd: AsaCmd) -> anyhow::Result<ExitCode> {
             );
             if let Some(b) = &report.backup {
                 println!("previous keytab kept as {}", b.display());
+            }
+            match crate::asa::backups::prune(&opts.keytab, kvno, keep_backups) {
+                Ok(gone) => {
+                    for b in gone {
+                        println!(
+                            "removed old backup {} (keeping {keep_backups} kvnos)",
+                            b.path.display()
+                        );
+                    }
+                }
+                Err(e) => println!("warning: old backups not removed: {e}"),
             }
             match &report.verified {
                 Some(Ok(())) => println!("verified: the KDC accepts the new key"),

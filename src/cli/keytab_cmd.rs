@@ -19,12 +19,18 @@ pub enum KeytabCmd {
     /// Add keys derived from a password (read from stdin) with AD's salt for the account type,
     /// under the given SPNs and the account principal.
     Add(super::keytab_add::AddArgs),
+    /// Remove the entries of one kvno and/or one principal.
+    Remove(super::keytab_prune::RemoveArgs),
+    /// Keep only the newest N kvnos of each principal, and remove `.bak-<kvno>` copies older than them.
+    Prune(super::keytab_prune::PruneArgs),
 }
 
 pub fn run(cmd: KeytabCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         KeytabCmd::List { file } => list(&file),
         KeytabCmd::Add(a) => super::keytab_add::run(a),
+        KeytabCmd::Remove(a) => super::keytab_prune::remove(a),
+        KeytabCmd::Prune(a) => super::keytab_prune::prune(a),
     }
 }
 

@@ -5,6 +5,7 @@ mod asa_cmd;
 mod demo_cmd;
 mod keytab_add;
 mod keytab_cmd;
+mod keytab_prune;
 mod run_cmd;
 mod spn_cmd;
 mod status_cmd;

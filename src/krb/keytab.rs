@@ -318,5 +318,8 @@ pub fn default_salt(p: &Principal) -> String {
     s
 }
 
+mod prune;
+pub use prune::Removed;
+
 #[cfg(test)]
 mod tests;
