@@ -251,6 +251,7 @@ impl Kedge {
             let listeners = cfg.clone();
             let mut state = AdminState::new(pools.clone())
                 .with_credentials(watcher.status_provider())
+                .with_members_validate(crate::asa::member_validation::reasons(&cfg))
                 .with_listeners(move || listener_status(&listeners))
                 .with_started_at(crate::krb::time::unix_secs(std::time::SystemTime::now()).max(0) as u64);
             if let Some(w) = &workers {

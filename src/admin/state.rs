@@ -22,6 +22,7 @@ pub struct AdminState {
     listeners: ListenerProvider,
     workers: Option<Arc<Workers>>,
     started_at: u64,
+    members_validate: Arc<Vec<String>>,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -51,6 +52,7 @@ impl AdminState {
             listeners: Arc::new(Vec::new),
             workers: None,
             started_at: unix_now(),
+            members_validate: Arc::new(Vec::new()),
         }
     }
 
@@ -75,6 +77,12 @@ impl AdminState {
     /// Sets the start time shown (seconds since the Unix epoch); default: when `new` ran.
     pub fn with_started_at(mut self, unix_secs: u64) -> Self {
         self.started_at = unix_secs;
+        self
+    }
+
+    /// Sets what makes the CAS members validate tickets too (shown by `/status`).
+    pub fn with_members_validate(mut self, why: Vec<String>) -> Self {
+        self.members_validate = Arc::new(why);
         self
     }
 
@@ -175,6 +183,7 @@ impl AdminState {
             listeners,
             pools: self.pools.all().iter().map(|p| PoolStatus::of(p)).collect(),
             credentials,
+            members_validate: self.members_validate.as_ref().clone(),
             counters: observe::tally().snapshot(),
         }
     }
