@@ -179,4 +179,17 @@ fn prepare_with_unreachable_replicas_says_not_ready_and_exits_1() {
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(t.contains("NOT READY") && t.contains(&addr), "{t}");
     assert_eq!(kdc.kvno_of(&kdc.spn("HTTP")), 1);
+    // Commit waits for the replicas too and changes nothing while one lags.
+    let o = step(
+        &kdc,
+        "commit",
+        &keytab,
+        &pwfile,
+        &["--wait-replicas", &addr, "--wait-secs", "1"],
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("NOT COMMITTED") && t.contains(&addr), "{t}");
+    assert_eq!(kdc.kvno_of(&kdc.spn("HTTP")), 1);
+    assert!(pwfile.exists());
 }

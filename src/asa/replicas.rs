@@ -17,6 +17,29 @@ pub struct Replica {
     pub status: Result<Status, String>,
 }
 
+/// Every replica behind `admins`: a name that resolves to several addresses (a Kubernetes
+/// headless Service, `kedge-admin.kedge.svc:9180`) stands for each of them; a name that does
+/// not resolve is kept as it is (fetching it then reports why).
+pub async fn expand(admins: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in admins {
+        match tokio::net::lookup_host(a.as_str()).await {
+            Ok(addrs) => {
+                let mut addrs: Vec<String> = addrs.map(|x| x.to_string()).collect();
+                addrs.sort();
+                addrs.dedup();
+                if addrs.len() > 1 {
+                    out.extend(addrs);
+                } else {
+                    out.push(a.clone());
+                }
+            }
+            Err(_) => out.push(a.clone()),
+        }
+    }
+    out
+}
+
 /// Reads every replica's `/status` at once.
 pub async fn fetch_all(admins: &[String]) -> Vec<Replica> {
     let futs = admins.iter().map(|a| async move {

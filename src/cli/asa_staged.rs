@@ -89,6 +89,14 @@ pub struct PrepareArgs {
 pub struct CommitArgs {
     #[command(flatten)]
     common: Common,
+    /// kedge replicas' admin addresses (comma-separated; a name resolving to several addresses,
+    /// such as a headless Service, means each): commit only once every one reports the staged
+    /// kvno as Latest.
+    #[arg(long, value_delimiter = ',')]
+    wait_replicas: Vec<String>,
+    /// How long to wait for the replicas, seconds.
+    #[arg(long, default_value_t = 120)]
+    wait_secs: u64,
     /// After the commit, remove `.bak-<kvno>` copies older than the newest N kvnos.
     #[arg(long, default_value_t = 2)]
     keep_backups: usize,
@@ -236,6 +244,33 @@ fn prepare(a: PrepareArgs) -> anyhow::Result<ExitCode> {
 fn commit(a: CommitArgs) -> anyhow::Result<ExitCode> {
     let opts = options(&a.common)?;
     let rt = runtime()?;
+    if !a.wait_replicas.is_empty() {
+        let kt = super::keytab_cmd::read_keytab(&opts.keytab)?;
+        let staged = crate::asa::key_proof::newest_entries(&kt, &opts.principal)
+            .first()
+            .map(|e| e.kvno)
+            .with_context(|| format!("{} holds no key for {}", opts.keytab.display(), opts.principal))?;
+        println!(
+            "waiting up to {} s for the replicas to hold kvno {staged} …",
+            a.wait_secs
+        );
+        let waited = rt.block_on(replicas::wait_for_kvno(
+            &a.wait_replicas,
+            staged,
+            Duration::from_secs(a.wait_secs),
+            Duration::from_millis(250),
+        ));
+        match waited {
+            Ok(all) => print!("{}", replicas::render(&all)),
+            Err(behind) => {
+                println!(
+                    "NOT COMMITTED: these replicas do not hold kvno {staged}: {}; AD's password was not changed",
+                    behind.join("; ")
+                );
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
     let c = rt.block_on(staged_roll::commit(&opts))?;
     if c.already {
         println!(
