@@ -88,11 +88,14 @@ pub struct Proof {
 }
 
 /// Proves the newest keys the keytab holds for `principal` with an AS exchange for
-/// `krbtgt/REALM`.
+/// `krbtgt/REALM` as `client`: the principal itself, or — for keys filed under an SPN — the
+/// account that holds the SPN (Active Directory answers an AS-REQ naming an SPN as the client
+/// with KDC_ERR_C_PRINCIPAL_UNKNOWN; the keys under the SPN are the account's).
 pub async fn prove(
     kdc: &str,
     kt: &Keytab,
     principal: &Principal,
+    client: &Principal,
     timeout: Duration,
 ) -> Result<Proof, ProofError> {
     let es = newest_entries(kt, principal);
@@ -106,7 +109,7 @@ pub async fn prove(
         components: vec!["krbtgt".into(), principal.realm.to_ascii_uppercase()],
         realm: principal.realm.to_ascii_uppercase(),
     };
-    let t = as_exchange(kdc, principal, tgs, keys, timeout).await?;
+    let t = as_exchange(kdc, client, tgs, keys, timeout).await?;
     Ok(Proof {
         kvno,
         kdc_kvno: t.reply_kvno,

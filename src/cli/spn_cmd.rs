@@ -128,8 +128,15 @@ pub fn run(cmd: SpnCmd) -> anyhow::Result<ExitCode> {
                     .map(|p| p.to_string())
                     .unwrap_or_else(|| "(unknown: pass --account)".into())
             );
+            let client = spn::account_of(&kt, account.as_ref());
             let proofs = match &kdc {
-                Some(kdc) => prove_all(&kt, &rows, kdc, Duration::from_secs(timeout_secs.max(1)))?,
+                Some(kdc) => prove_all(
+                    &kt,
+                    &rows,
+                    client.as_ref(),
+                    kdc,
+                    Duration::from_secs(timeout_secs.max(1)),
+                )?,
                 None => Vec::new(),
             };
             Ok(report(&rows, &proofs, kdc.as_deref()))
@@ -137,11 +144,16 @@ pub fn run(cmd: SpnCmd) -> anyhow::Result<ExitCode> {
     }
 }
 
-type Proven = (Principal, Result<Proof, ProofError>);
+/// A principal whose keys were put to the KDC, the client the AS exchange named, the outcome.
+type Proven = (Principal, Principal, Result<Proof, ProofError>);
 
+/// Proves the keys of every principal that serves an SPN: as that principal when it is an
+/// account, as the ASA's account when it is an SPN and the account is known (AD refuses SPNs
+/// as AS clients), else as the SPN (MIT KDCs accept that).
 fn prove_all(
     kt: &crate::krb::keytab::Keytab,
     rows: &[SpnCheck],
+    account: Option<&Principal>,
     kdc: &str,
     timeout: Duration,
 ) -> anyhow::Result<Vec<Proven>> {
@@ -155,8 +167,12 @@ fn prove_all(
     Ok(todo
         .into_iter()
         .map(|p| {
-            let r = rt.block_on(key_proof::prove(kdc, kt, &p, timeout));
-            (p, r)
+            let client = match account {
+                Some(a) if p.components.len() > 1 => a.clone(),
+                _ => p.clone(),
+            };
+            let r = rt.block_on(key_proof::prove(kdc, kt, &p, &client, timeout));
+            (p, client, r)
         })
         .collect())
 }
@@ -203,20 +219,31 @@ fn report(rows: &[SpnCheck], proofs: &[Proven], kdc: Option<&str>) -> ExitCode {
             println!("{:<52} warning: rc4-hmac only; give the ASA AES keys", "");
         }
         if let Some(p) = &r.served_by {
-            match proofs.iter().find(|(q, _)| q == p).map(|(_, r)| r) {
-                Some(Ok(proof)) => println!(
-                    "{:<52} proven: the KDC accepts {p} kvno {} ({}{})",
+            match proofs.iter().find(|(q, _, _)| q == p).map(|(_, c, r)| (c, r)) {
+                Some((client, Ok(proof))) => println!(
+                    "{:<52} proven: the KDC accepts {p} kvno {}{} ({}{})",
                     "",
                     proof.kvno,
+                    if client == p {
+                        String::new()
+                    } else {
+                        format!(" as {client}")
+                    },
                     proof.etype,
                     match proof.kdc_kvno {
                         Some(k) if k != proof.kvno => format!("; but the KDC's kvno is {k}"),
                         _ => String::new(),
                     }
                 ),
-                Some(Err(e)) => {
+                Some((client, Err(e))) => {
                     problems += 1;
                     println!("{:<52} NOT PROVEN: {e}", "");
+                    if client == p && p.components.len() > 1 {
+                        println!(
+                            "{:<52} (Active Directory takes no SPN as an AS client: pass --account <ASA>)",
+                            ""
+                        );
+                    }
                 }
                 None => {}
             }
