@@ -289,6 +289,7 @@ impl Kedge {
             let mut state = AdminState::new(pools.clone())
                 .with_token_file(token_file)
                 .with_credentials(watcher.status_provider())
+                .with_members_validate(crate::asa::member_validation::reasons(&cfg))
                 .with_listeners(move || listener_status(&listeners))
                 .with_started_at(crate::krb::time::unix_secs(std::time::SystemTime::now()).max(0) as u64);
             if let Some(s) = store.clone() {

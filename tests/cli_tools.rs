@@ -56,7 +56,12 @@ fn keytab_add_derives_ad_salted_keys_and_list_never_prints_them() {
         text(&o)
     );
     let parsed = Keytab::parse(&std::fs::read(&kt).unwrap()).unwrap();
-    assert_eq!(parsed.entries.len(), 2);
+    // Under the SPN and the account principal (for `asa roll --principal EXCH2010ASA$@…`).
+    assert_eq!(parsed.entries.len(), 4);
+    assert!(parsed
+        .entries
+        .iter()
+        .any(|e| e.principal.to_string() == "EXCH2010ASA$@CONTOSO.COM"));
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&kt).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
     // The same keys ktpass/AD derive: PBKDF2 with the AD computer salt.
@@ -210,4 +215,69 @@ fn token_verify_explains_success_and_failure() {
         "Authorization: NTLM TlRMTVNTUAABAAAA\n",
     );
     assert!(!o.status.success() && text(&o).contains("NTLM"), "{}", text(&o));
+}
+
+/// `keytab add` for each AD account type gives the keys a Samba AD DC exported for that account
+/// (tests/testdata/keytab/samba_ad_accounts.txt), filed under the SPN and the account principal.
+#[test]
+fn keytab_add_matches_ad_exported_keys_for_user_and_computer_accounts() {
+    let cases = [
+        (
+            "user",
+            "ExchAsaSvc",
+            "Us3r-Asa-Pa55!",
+            "samba_ad_user_ExchAsaSvc.keytab",
+            "ExchAsaSvc@KEDGE.AD",
+        ),
+        (
+            "computer",
+            "EXCH2010ASA",
+            "C0mputer-Asa-Pa55!",
+            "samba_ad_computer_EXCH2010ASA.keytab",
+            "EXCH2010ASA$@KEDGE.AD",
+        ),
+    ];
+    for (kind, account, password, exported, own) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let kt = dir.path().join("asa.keytab");
+        let o = kedge(
+            &[
+                "keytab",
+                "add",
+                kt.to_str().unwrap(),
+                "--principal",
+                "http/outlook.kedge.ad@KEDGE.AD",
+                "--account",
+                account,
+                "--account-type",
+                kind,
+                "--kvno",
+                "2",
+                "--enctypes",
+                "aes256-cts-hmac-sha1-96,aes128-cts-hmac-sha1-96,arcfour-hmac",
+                "--password-stdin",
+            ],
+            &format!("{password}\n"),
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        let ours = Keytab::parse(&std::fs::read(&kt).unwrap()).unwrap();
+        let ad_path = format!("{}/tests/testdata/keytab/{exported}", env!("CARGO_MANIFEST_DIR"));
+        let ad = Keytab::parse(&std::fs::read(ad_path).unwrap()).unwrap();
+        for principal in ["http/outlook.kedge.ad@KEDGE.AD", own] {
+            for want in &ad.entries {
+                let got = ours
+                    .entries
+                    .iter()
+                    .find(|e| e.principal.to_string() == principal && e.key.etype() == want.key.etype())
+                    .unwrap_or_else(|| {
+                        panic!("{kind}: no {} key under {principal}", want.key.etype().name())
+                    });
+                assert!(
+                    got.key.expose_bytes() == want.key.expose_bytes(),
+                    "{kind} {principal} {}: differs from AD's key",
+                    want.key.etype().name()
+                );
+            }
+        }
+    }
 }

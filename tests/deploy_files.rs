@@ -314,3 +314,139 @@ fn alert_rules_pass_promtool_check_and_their_unit_tests() {
         );
     }
 }
+
+/// The kedge command lines a file runs, each as its words: `ExecStart=` lines of a unit naming
+/// kedge, or the JSON-style `args: [...]` lists of a manifest (a container's `$(VAR)` and a
+/// unit's `${VAR}` replaced by sample values).
+fn kedge_commands(text: &str) -> Vec<Vec<String>> {
+    let fill = |w: &str| {
+        w.replace("${KEDGE_ASA_PRINCIPAL}", "EXCH2010ASA$@CONTOSO.COM")
+            .replace("$(KEDGE_ASA_PRINCIPAL)", "EXCH2010ASA$@CONTOSO.COM")
+            .replace("${KEDGE_KDC}", "dc01.contoso.com:88")
+            .replace("$(KEDGE_KDC)", "dc01.contoso.com:88")
+    };
+    let mut out = Vec::new();
+    for l in text.lines() {
+        if let Some(cmd) = l.strip_prefix("ExecStart=/usr/local/bin/kedge ") {
+            out.push(cmd.split_whitespace().map(fill).collect());
+        }
+    }
+    let mut rest = text;
+    while let Some(i) = rest.find("args: [") {
+        let tail = &rest[i + "args: ".len()..];
+        let end = tail.find(']').expect("args list ends");
+        let words: Vec<String> = serde_json::from_str(&tail[..=end]).expect("args list is JSON");
+        out.push(words.iter().map(|w| fill(w)).collect());
+        rest = &tail[end..];
+    }
+    out
+}
+
+fn parses(words: &[String]) -> Result<(), String> {
+    use clap::Parser;
+    let argv = std::iter::once("kedge".to_string()).chain(words.iter().cloned());
+    kedge::cli::Cli::try_parse_from(argv)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn scheduled_roll_for_systemd_runs_a_roll_then_a_prune_the_cli_accepts() {
+    let service = read("deploy/systemd/kedge-asa-roll.service");
+    let timer = read("deploy/systemd/kedge-asa-roll.timer");
+    let cmds = kedge_commands(&service);
+    assert_eq!(cmds.len(), 2, "{cmds:?}");
+    assert_eq!(cmds[0][..2], ["asa".to_string(), "roll".into()]);
+    assert_eq!(cmds[1][..2], ["keytab".to_string(), "prune".into()]);
+    for c in &cmds {
+        parses(c).unwrap_or_else(|e| panic!("kedge {c:?}: {e}"));
+    }
+    for line in [
+        "Type=oneshot",
+        "User=kedge",
+        "ReadWritePaths=/etc/kedge/keytab",
+        "EnvironmentFile=/etc/kedge/asa-roll.env",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+    ] {
+        assert!(
+            service.lines().any(|l| l == line),
+            "kedge-asa-roll.service lacks {line:?}"
+        );
+    }
+    assert!(
+        service.contains("Exchange-RollAsa"),
+        "the unit warns about Exchange's own task"
+    );
+    for line in [
+        "Unit=kedge-asa-roll.service",
+        "Persistent=true",
+        "WantedBy=timers.target",
+    ] {
+        assert!(
+            timer.lines().any(|l| l == line),
+            "kedge-asa-roll.timer lacks {line:?}"
+        );
+    }
+    assert!(timer.lines().any(|l| l.starts_with("OnCalendar=")));
+}
+
+#[test]
+fn kubernetes_cronjob_stages_publishes_waits_commits_and_prunes() {
+    let text = read("deploy/kubernetes/asa-roll-cronjob.yaml");
+    let cmds = kedge_commands(&text);
+    let heads: Vec<String> = cmds.iter().map(|c| c[..3.min(c.len())].join(" ")).collect();
+    assert_eq!(
+        heads,
+        [
+            "asa roll prepare",
+            "asa roll commit",
+            "keytab prune /work/asa.keytab"
+        ],
+        "{cmds:?}"
+    );
+    for c in &cmds {
+        parses(c).unwrap_or_else(|e| panic!("kedge {c:?}: {e}"));
+    }
+    let commit = &cmds[1];
+    let wait = commit
+        .iter()
+        .position(|w| w == "--wait-replicas")
+        .expect("commit waits for the replicas");
+    assert_eq!(commit[wait + 1], "kedge-admin.kedge.svc:9180");
+    // Order of the steps: fetch, prepare, publish the staged keytab, commit, prune, publish.
+    let order: Vec<usize> = [
+        "name: fetch",
+        "name: prepare",
+        "name: publish-staged",
+        "name: commit",
+        "name: prune",
+        "name: publish\n",
+    ]
+    .iter()
+    .map(|n| text.find(n).unwrap_or_else(|| panic!("no step {n:?}")))
+    .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "steps out of order: {order:?}"
+    );
+    for need in [
+        "kind: CronJob",
+        "concurrencyPolicy: Forbid",
+        "backoffLimit: 0",
+        "medium: Memory",
+        "resourceNames: [\"kedge-keytab\"]",
+        "verbs: [\"get\", \"patch\"]",
+        "clusterIP: None",
+        "publishNotReadyAddresses: true",
+        "app.kubernetes.io/name: kedge-asa-roll",
+    ] {
+        assert!(text.contains(need), "asa-roll-cronjob.yaml lacks {need:?}");
+    }
+    assert!(!text.contains("subPath:"));
+    let kust = read("deploy/kubernetes/kustomization.yaml");
+    assert!(
+        !kust.contains("asa-roll-cronjob.yaml"),
+        "the scheduled roll is opt-in (kedge-only deployments)"
+    );
+}

@@ -27,6 +27,7 @@ pub struct AdminState {
     workers: Option<Arc<Workers>>,
     started_at: u64,
     guard: MutationGuard,
+    members_validate: Arc<Vec<String>>,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -58,6 +59,7 @@ impl AdminState {
             workers: None,
             started_at: unix_now(),
             guard: MutationGuard::default(),
+            members_validate: Arc::new(Vec::new()),
         }
     }
 
@@ -101,6 +103,12 @@ impl AdminState {
     /// Sets the start time shown (seconds since the Unix epoch); default: when `new` ran.
     pub fn with_started_at(mut self, unix_secs: u64) -> Self {
         self.started_at = unix_secs;
+        self
+    }
+
+    /// Sets what makes the CAS members validate tickets too (shown by `/status`).
+    pub fn with_members_validate(mut self, why: Vec<String>) -> Self {
+        self.members_validate = Arc::new(why);
         self
     }
 
@@ -201,6 +209,7 @@ impl AdminState {
             listeners,
             pools: self.pools.all().iter().map(|p| PoolStatus::of(p)).collect(),
             credentials,
+            members_validate: self.members_validate.as_ref().clone(),
             counters: observe::tally().snapshot(),
             replay_store: self.replay_store.as_ref().map(|f| f()),
         }

@@ -29,6 +29,12 @@ pub struct Status {
     pub pools: Vec<PoolStatus>,
     /// The ASA credentials in use.
     pub credentials: CredentialStatus,
+    /// Why the CAS members validate the same tickets with the ASA key too (passthrough routes,
+    /// RPC listeners): then the ASA password must reach them before AD's changes (staged roll),
+    /// and Exchange's own scheduled `Exchange-RollAsa` task must not run. Empty in assert-only
+    /// deployments.
+    #[serde(default)]
+    pub members_validate: Vec<String>,
     /// Running totals.
     pub counters: Counters,
     /// The replay store shared with other replicas, where one is configured.

@@ -5,12 +5,21 @@
 //! The protocol messages live in `krb::kdc_client` (pure); this module owns the file watching
 //! and the sockets.
 
+pub mod backups;
+pub mod cas_commands;
 pub mod credentials;
 pub mod history;
 pub mod kdc_io;
+pub mod key_proof;
+pub mod kpasswd_io;
+pub mod member_validation;
 pub mod password;
+pub mod replicas;
 pub mod roll;
+pub mod secret_write;
 pub mod spn;
+pub mod spn_plan;
+pub mod staged_roll;
 pub mod watch;
 
 pub use history::CredentialHistory;

@@ -24,6 +24,7 @@ use zeroize::Zeroizing;
 
 use super::kdc_io::{self, KdcIoError};
 use super::password;
+use crate::krb::ad_account::{AccountType, AdAccount};
 use crate::krb::crypto::{string_to_key, CryptoError, EncType, Key};
 use crate::krb::kdc_client::as_req::{AsError, AsExchange, AsStep, AsTicket};
 use crate::krb::kdc_client::changepw_principal;
@@ -46,8 +47,11 @@ pub struct RollOptions {
     pub kpasswd: Option<String>,
     /// Only prove the current key; change nothing.
     pub dry_run: bool,
-    /// Salt override (default: the one the KDC names, else the principal's default salt).
+    /// Salt override (default: the one the KDC names, else AD's rule for the account type).
     pub salt: Option<String>,
+    /// The ASA's AD account type, for the salt when the KDC names none (default: the
+    /// principal's default salt, which is AD's user-account rule).
+    pub account_type: Option<AccountType>,
     /// Per-exchange timeout.
     pub timeout: Duration,
     /// How long to wait between installing the pre-loaded keytab and changing the password
@@ -156,6 +160,18 @@ async fn as_exchange(opts: &RollOptions, keys: Vec<Key>) -> Result<AsTicket, Rol
     Err(AsError::PreauthLoop.into())
 }
 
+/// The salt AD's rules give when the KDC names none: the account type's, else the default.
+fn fallback_salt(opts: &RollOptions) -> (String, &'static str) {
+    let p = &opts.principal;
+    match (opts.account_type, p.components.as_slice()) {
+        (Some(kind), [name]) => match AdAccount::new(kind, name, &p.realm) {
+            Ok(a) => (a.salt(), kind.as_str()),
+            Err(_) => (default_salt(p), "default"),
+        },
+        _ => (default_salt(p), "default"),
+    }
+}
+
 fn kpasswd_addr(opts: &RollOptions) -> String {
     opts.kpasswd.clone().unwrap_or_else(|| {
         let host = opts.kdc.rsplit_once(':').map(|(h, _)| h).unwrap_or(&opts.kdc);
@@ -208,7 +224,7 @@ pub async fn roll(opts: &RollOptions) -> Result<RollReport, RollError> {
     let (salt, salt_source) = match (&opts.salt, tkt.salt_for(etype0)) {
         (Some(s), _) => (s.clone(), "option"),
         (None, Some(s)) => (s.to_string(), "kdc"),
-        (None, None) => (default_salt(&opts.principal), "default"),
+        (None, None) => fallback_salt(opts),
     };
     // Every principal that holds the same key at the same kvno is the same account.
     let mut principals: Vec<Principal> = kt

@@ -1,15 +1,13 @@
-//! `kedge keytab list|add`: the administrator's view of an ASA keytab. Never prints key bytes.
+//! `kedge keytab list|add|remove|prune`: the administrator's view of an ASA keytab. Never prints key bytes.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Subcommand;
 
-use crate::krb::crypto::{string_to_key, EncType};
-use crate::krb::keytab::{ad_computer_salt, default_salt, Keytab, KeytabEntry};
-use crate::krb::principal::Principal;
+use crate::krb::keytab::Keytab;
 
 #[derive(Subcommand, Debug)]
 pub enum KeytabCmd {
@@ -18,69 +16,21 @@ pub enum KeytabCmd {
         /// Keytab file.
         file: PathBuf,
     },
-    /// Add keys derived from a password (read from stdin) with the AD salt.
-    Add {
-        /// Keytab file (created if missing; written atomically, mode 0600).
-        file: PathBuf,
-        /// Principal, e.g. `http/outlook.contoso.com@CONTOSO.COM` or `EXCH2010ASA$@CONTOSO.COM`.
-        #[arg(long)]
-        principal: String,
-        /// Key version number (AD's msDS-KeyVersionNumber of the ASA).
-        #[arg(long)]
-        kvno: u32,
-        /// The ASA's account name (sAMAccountName, with or without `$`) for the AD computer salt.
-        #[arg(long)]
-        account: Option<String>,
-        /// Explicit salt (overrides --account).
-        #[arg(long)]
-        salt: Option<String>,
-        /// Enctypes (comma-separated MIT names).
-        #[arg(
-            long,
-            default_value = "aes256-cts-hmac-sha1-96,aes128-cts-hmac-sha1-96",
-            value_delimiter = ','
-        )]
-        enctypes: Vec<String>,
-        /// Read the password from the first line of stdin (required: passwords never go on the command line).
-        #[arg(long)]
-        password_stdin: bool,
-    },
+    /// Add keys derived from a password (read from stdin) with AD's salt for the account type,
+    /// under the given SPNs and the account principal.
+    Add(super::keytab_add::AddArgs),
+    /// Remove the entries of one kvno and/or one principal.
+    Remove(super::keytab_prune::RemoveArgs),
+    /// Keep only the newest N kvnos of each principal, and remove `.bak-<kvno>` copies older than them.
+    Prune(super::keytab_prune::PruneArgs),
 }
 
 pub fn run(cmd: KeytabCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         KeytabCmd::List { file } => list(&file),
-        KeytabCmd::Add {
-            file,
-            principal,
-            kvno,
-            account,
-            salt,
-            enctypes,
-            password_stdin,
-        } => {
-            if !password_stdin {
-                bail!("pass --password-stdin and give the password on standard input");
-            }
-            let mut line = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut line)
-                .context("reading the password from stdin")?;
-            let password = zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string());
-            if password.is_empty() {
-                bail!("empty password on stdin");
-            }
-            add(
-                &file,
-                &principal,
-                kvno,
-                account.as_deref(),
-                salt.as_deref(),
-                &enctypes,
-                password.as_bytes(),
-            )
-        }
+        KeytabCmd::Add(a) => super::keytab_add::run(a),
+        KeytabCmd::Remove(a) => super::keytab_prune::remove(a),
+        KeytabCmd::Prune(a) => super::keytab_prune::prune(a),
     }
 }
 
@@ -119,58 +69,6 @@ fn list(path: &Path) -> anyhow::Result<ExitCode> {
             kt.skipped_unsupported
         )?;
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn add(
-    path: &Path,
-    principal: &str,
-    kvno: u32,
-    account: Option<&str>,
-    salt: Option<&str>,
-    enctypes: &[String],
-    password: &[u8],
-) -> anyhow::Result<ExitCode> {
-    let p = Principal::parse(principal, "").with_context(|| format!("--principal {principal:?}"))?;
-    if p.realm.is_empty() {
-        bail!("--principal {principal:?} needs a realm (…@CONTOSO.COM)");
-    }
-    let salt = match (salt, account) {
-        (Some(s), _) => s.to_string(),
-        (None, Some(a)) => ad_computer_salt(&p.realm, a),
-        (None, None) if p.components.len() == 1 && p.components[0].ends_with('$') => {
-            ad_computer_salt(&p.realm, &p.components[0])
-        }
-        (None, None) if p.components.len() == 1 => default_salt(&p),
-        (None, None) => bail!(
-            "{principal} is an SPN: its keys are the ASA account's, salted with the account name; \
-             pass --account <ASA sAMAccountName> (or --salt)"
-        ),
-    };
-    let mut kt = if path.exists() {
-        read_keytab(path)?
-    } else {
-        Keytab::default()
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0);
-    for name in enctypes {
-        let et = EncType::from_name(name).with_context(|| format!("unknown or refused enctype {name:?}"))?;
-        let key = string_to_key(et, password, salt.as_bytes(), None)?;
-        kt.entries
-            .retain(|e| !(e.principal == p && e.kvno == kvno && e.key.etype() == et));
-        kt.entries.push(KeytabEntry {
-            principal: p.clone(),
-            timestamp: now,
-            kvno,
-            key,
-        });
-        println!("added {p} kvno {kvno} {}", et.name());
-    }
-    write_atomic(path, &kt.to_bytes())?;
-    println!("salt used: {salt}");
     Ok(ExitCode::SUCCESS)
 }
 

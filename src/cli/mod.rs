@@ -2,9 +2,12 @@
 //! a file named for it.
 
 mod asa_cmd;
+mod asa_staged;
 mod demo_cmd;
 mod drain_cmd;
+mod keytab_add;
 mod keytab_cmd;
+mod keytab_prune;
 mod run_cmd;
 mod spn_cmd;
 mod status_cmd;
@@ -41,7 +44,7 @@ enum Command {
     Spn(spn_cmd::SpnCmd),
     /// The ASA credential life cycle: password roll through kpasswd.
     #[command(subcommand)]
-    Asa(asa_cmd::AsaCmd),
+    Asa(Box<asa_cmd::AsaCmd>),
 }
 
 /// Parses arguments and runs the command; returns the process exit code.
@@ -55,7 +58,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Keytab(c) => keytab_cmd::run(c),
         Command::Token(c) => token_cmd::run(c),
         Command::Spn(c) => spn_cmd::run(c),
-        Command::Asa(c) => asa_cmd::run(c),
+        Command::Asa(c) => asa_cmd::run(*c),
     };
     match result {
         Ok(code) => code,

@@ -1,42 +1,69 @@
-//! `kedge spn plan|check`: the ASA's SPNs on the array name, the `setspn`/`ktpass` commands that
-//! register them and produce a keytab, and a check that a keytab covers them.
+//! `kedge spn plan|check`: the ASA's SPNs on the array names, the `setspn`/`ktpass` commands that
+//! register (or remove) them and produce a keytab, and a check that a keytab covers them with keys
+//! of the ASA's own account, proven against the KDC with `--kdc`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use anyhow::Context;
 use clap::Subcommand;
 
 use super::keytab_cmd::read_keytab;
-use crate::asa::spn::{self, Coverage};
+use crate::asa::key_proof::{self, Proof, ProofError};
+use crate::asa::spn::{self, CheckInput, Coverage, SpnCheck};
+use crate::asa::spn_plan::{self, PlanInput};
+use crate::krb::ad_account::{AccountType, AdAccount};
+use crate::krb::principal::Principal;
 
 #[derive(Subcommand, Debug)]
 pub enum SpnCmd {
     /// Print the SPN plan and the exact setspn / ktpass / kedge commands for an array.
     Plan {
-        /// The CAS array FQDN, e.g. outlook.contoso.com.
-        #[arg(long)]
-        array: String,
-        /// The ASA's account name (sAMAccountName, with or without `$`), e.g. EXCH2010ASA.
+        /// A CAS array name, e.g. outlook.contoso.com; repeat for every namespace (the HTTP
+        /// names and the RPC array name often differ).
+        #[arg(long, required = true)]
+        array: Vec<String>,
+        /// The ASA's account name (sAMAccountName), e.g. EXCH2010ASA.
         #[arg(long)]
         account: String,
-        /// The AD realm (default: the array's parent domain, uppercase).
+        /// The ASA's AD account type: `computer` (default, gets `$`) or `user`.
+        #[arg(long, default_value = "computer")]
+        account_type: AccountType,
+        /// The AD realm (default: the first array's parent domain, uppercase).
         #[arg(long)]
         realm: Option<String>,
         /// The NetBIOS domain name (default: the realm's first label).
         #[arg(long)]
         domain: Option<String>,
+        /// Print the `setspn -D` lines that remove the SPNs instead.
+        #[arg(long)]
+        remove: bool,
     },
-    /// Check that a keytab holds keys for every SPN of the array; exit 1 when one is missing.
+    /// Check that a keytab holds keys of the ASA's account for every SPN of the arrays; exit 1
+    /// when one is missing, only covered by unrelated keys, or refused by the KDC.
     Check {
         /// Keytab file.
         #[arg(long)]
         keytab: PathBuf,
-        /// The CAS array FQDN.
-        #[arg(long)]
-        array: String,
+        /// A CAS array name; repeat for every namespace.
+        #[arg(long, required = true)]
+        array: Vec<String>,
         /// The AD realm (default: the realm of the keytab's entries, else the array's parent domain).
         #[arg(long)]
         realm: Option<String>,
+        /// The ASA's account name (default: the keytab's one account principal, if it has one).
+        #[arg(long)]
+        account: Option<String>,
+        /// The ASA's AD account type.
+        #[arg(long, default_value = "computer")]
+        account_type: AccountType,
+        /// KDC host:port: prove every key used with an AS exchange.
+        #[arg(long)]
+        kdc: Option<String>,
+        /// Timeout per KDC exchange, seconds.
+        #[arg(long, default_value_t = 10)]
+        timeout_secs: u64,
     },
 }
 
@@ -45,127 +72,198 @@ pub fn run(cmd: SpnCmd) -> anyhow::Result<ExitCode> {
         SpnCmd::Plan {
             array,
             account,
+            account_type,
             realm,
             domain,
+            remove,
         } => {
-            print!("{}", plan(&array, &account, realm.as_deref(), domain.as_deref()));
+            let realm = realm
+                .map(|r| r.to_ascii_uppercase())
+                .unwrap_or_else(|| spn::realm_from_fqdn(&array[0]));
+            let domain = domain
+                .map(|d| d.to_ascii_uppercase())
+                .unwrap_or_else(|| spn::netbios_from_realm(&realm));
+            let account = AdAccount::new(account_type, &account, &realm)?;
+            print!(
+                "{}",
+                spn_plan::render(&PlanInput {
+                    arrays: &array,
+                    account: &account,
+                    domain: &domain,
+                    remove,
+                })
+            );
             Ok(ExitCode::SUCCESS)
         }
-        SpnCmd::Check { keytab, array, realm } => check(&keytab, &array, realm.as_deref()),
+        SpnCmd::Check {
+            keytab,
+            array,
+            realm,
+            account,
+            account_type,
+            kdc,
+            timeout_secs,
+        } => {
+            let kt = read_keytab(&keytab)?;
+            let realm = realm
+                .map(|r| r.to_ascii_uppercase())
+                .or_else(|| kt.entries.first().map(|e| e.principal.realm.to_ascii_uppercase()))
+                .unwrap_or_else(|| spn::realm_from_fqdn(&array[0]));
+            let account = account
+                .map(|a| AdAccount::new(account_type, &a, &realm).map(|a| a.principal()))
+                .transpose()?;
+            let rows = spn::check(
+                &kt,
+                &CheckInput {
+                    arrays: &array,
+                    realm: &realm,
+                    account: account.as_ref(),
+                },
+            );
+            println!(
+                "Keytab: {}  arrays: {}  realm: {realm}  account: {}",
+                keytab.display(),
+                array.join(", "),
+                spn::account_of(&kt, account.as_ref())
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "(unknown: pass --account)".into())
+            );
+            let client = spn::account_of(&kt, account.as_ref());
+            let proofs = match &kdc {
+                Some(kdc) => prove_all(
+                    &kt,
+                    &rows,
+                    client.as_ref(),
+                    kdc,
+                    Duration::from_secs(timeout_secs.max(1)),
+                )?,
+                None => Vec::new(),
+            };
+            Ok(report(&rows, &proofs, kdc.as_deref()))
+        }
     }
 }
 
-fn plan(array: &str, account: &str, realm: Option<&str>, domain: Option<&str>) -> String {
-    let realm = realm
-        .map(str::to_ascii_uppercase)
-        .unwrap_or_else(|| spn::realm_from_fqdn(array));
-    let domain = domain
-        .map(str::to_ascii_uppercase)
-        .unwrap_or_else(|| spn::netbios_from_realm(&realm));
-    let name = account.trim_end_matches('$');
-    let acct = format!("{domain}\\{name}$");
-    let spns = spn::required_spns(array);
-    let mut s = String::new();
-    let mut line = |l: &str| {
-        s.push_str(l);
-        s.push('\n');
-    };
-    line(&format!(
-        "# ASA SPN plan for array {array}, account {acct}, realm {realm}"
-    ));
-    line("# Each SPN must exist exactly once in the forest (AD compares them case-insensitively).");
-    line("");
-    line("# 1. Look for duplicates, forest-wide (expect \"No such SPN found.\"):");
-    for p in &spns {
-        line(&format!("setspn -F -Q {p}"));
-    }
-    line("");
-    line("# 2. Add them to the ASA (-S checks for duplicates again before adding):");
-    for p in &spns {
-        line(&format!("setspn -S {p} {acct}"));
-    }
-    line("");
-    line("# 3. Verify:");
-    line(&format!("setspn -L {acct}"));
-    line("");
-    line("# 4. A keytab for kedge. Either derive the keys from the password you set (recommended:");
-    line("#    kedge uses AD's computer-account salt, which ktpass does not, see below):");
-    line(&format!(
-        "kedge keytab add asa.keytab --principal http/{}@{realm} --account {name}$ --kvno <msDS-KeyVersionNumber> --password-stdin",
-        array.to_ascii_lowercase()
-    ));
-    line("#    (repeat with --principal exchangeMDB/…, exchangeRFR/…, exchangeAB/… if you want exact names;");
-    line("#    kedge falls back to any key of the ASA, so one principal is enough)");
-    line("#  or with ktpass on a domain controller:");
-    line(&format!(
-        "ktpass /princ http/{}@{realm} /mapuser {acct} /crypto AES256-SHA1 /ptype KRB5_NT_SRV_HST /pass * /out asa.keytab",
-        array.to_ascii_lowercase()
-    ));
-    line("#    Careful: without -setpass, ktpass RESETS the account's password to /pass (Exchange must");
-    line("#    then get the same password, step 5); with -setpass the password is only used to derive");
-    line("#    keys and must equal the account's current one. ktpass also sets the account's UPN to");
-    line("#    /princ unless you pass -setupn, and salts AES keys from /princ, while AD salts a computer");
-    line(&format!(
-        "#    account's keys with {} — so prefer the kedge command above for AES",
-        crate::krb::keytab::ad_computer_salt(&realm, name)
-    ));
-    line("#    keys, and prove any keytab with: kedge asa roll --dry-run --keytab asa.keytab …");
-    line("");
-    line("# 5. Exchange: every CAS member must hold the same password:");
-    line(&format!(
-        "#    Set-ClientAccessServer <CAS> -AlternateServiceAccountCredential (Get-Credential {acct})"
-    ));
-    line("#    (Set-ClientAccessService on Exchange 2016+). Check with");
-    line("#    Get-ClientAccessServer -IncludeAlternateServiceAccountCredentialStatus | fl Name,AlternateServiceAccountConfiguration");
-    line("#    Exchange's Scripts\\RollAlternateServiceAccountPassword.ps1 rolls to a random password it");
-    line(
-        "#    never reveals, so kedge's keytab cannot follow it: roll with `kedge asa roll --show-password`",
-    );
-    line("#    and push that password with Set-ClientAccessServer instead.");
-    s
+/// A principal whose keys were put to the KDC, the client the AS exchange named, the outcome.
+type Proven = (Principal, Principal, Result<Proof, ProofError>);
+
+/// Proves the keys of every principal that serves an SPN: as that principal when it is an
+/// account, as the ASA's account when it is an SPN and the account is known (AD refuses SPNs
+/// as AS clients), else as the SPN (MIT KDCs accept that).
+fn prove_all(
+    kt: &crate::krb::keytab::Keytab,
+    rows: &[SpnCheck],
+    account: Option<&Principal>,
+    kdc: &str,
+    timeout: Duration,
+) -> anyhow::Result<Vec<Proven>> {
+    let mut todo: Vec<Principal> = rows.iter().filter_map(|r| r.served_by.clone()).collect();
+    todo.sort_by_key(|p| p.canonical());
+    todo.dedup_by_key(|p| p.canonical());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    Ok(todo
+        .into_iter()
+        .map(|p| {
+            let client = match account {
+                Some(a) if p.components.len() > 1 => a.clone(),
+                _ => p.clone(),
+            };
+            let r = rt.block_on(key_proof::prove(kdc, kt, &p, &client, timeout));
+            (p, client, r)
+        })
+        .collect())
 }
 
-fn check(path: &std::path::Path, array: &str, realm: Option<&str>) -> anyhow::Result<ExitCode> {
-    let kt = read_keytab(path)?;
-    let realm = realm
-        .map(str::to_ascii_uppercase)
-        .or_else(|| kt.entries.first().map(|e| e.principal.realm.clone()))
-        .unwrap_or_else(|| spn::realm_from_fqdn(array));
-    let rows = spn::check(&kt, array, &realm);
-    println!("Keytab: {}  array: {array}  realm: {realm}", path.display());
-    let mut missing = 0;
-    for r in &rows {
+fn kvno_list(kvnos: &[u32]) -> String {
+    kvnos
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn report(rows: &[SpnCheck], proofs: &[Proven], kdc: Option<&str>) -> ExitCode {
+    let mut problems = 0;
+    for r in rows {
         let what = match &r.coverage {
-            Coverage::Exact { kvnos, enctypes } => format!(
-                "exact: kvno {} ({})",
-                kvnos
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                enctypes.join(", ")
-            ),
-            Coverage::Fallback {
+            Coverage::Exact { kvnos, enctypes } => {
+                format!("exact: kvno {} ({})", kvno_list(kvnos), enctypes.join(", "))
+            }
+            Coverage::SameAccount {
                 principal,
-                kvno,
+                via,
+                kvnos,
                 enctypes,
             } => format!(
-                "covered by fallback to {principal} kvno {kvno} ({}) — only if that is the same ASA account",
+                "same account: {principal} ({via}) kvno {} ({})",
+                kvno_list(kvnos),
                 enctypes.join(", ")
             ),
+            Coverage::Unrelated { principals } => {
+                problems += 1;
+                format!(
+                    "NOT COVERED: the keytab only holds keys of other names ({}); a ticket for this SPN would not decrypt",
+                    principals.join(", ")
+                )
+            }
             Coverage::Missing => {
-                missing += 1;
+                problems += 1;
                 "MISSING: no key at all".to_string()
             }
         };
-        println!("{:<48} {what}", r.spn);
+        println!("{:<52} {what}", r.spn);
         if r.rc4_only {
-            println!("{:<48} warning: rc4-hmac only; give the ASA AES keys", "");
+            println!("{:<52} warning: rc4-hmac only; give the ASA AES keys", "");
+        }
+        if let Some(p) = &r.served_by {
+            match proofs.iter().find(|(q, _, _)| q == p).map(|(_, c, r)| (c, r)) {
+                Some((client, Ok(proof))) => println!(
+                    "{:<52} proven: the KDC accepts {p} kvno {}{} ({}{})",
+                    "",
+                    proof.kvno,
+                    if client == p {
+                        String::new()
+                    } else {
+                        format!(" as {client}")
+                    },
+                    proof.etype,
+                    match proof.kdc_kvno {
+                        Some(k) if k != proof.kvno => format!("; but the KDC's kvno is {k}"),
+                        _ => String::new(),
+                    }
+                ),
+                Some((client, Err(e))) => {
+                    problems += 1;
+                    println!("{:<52} NOT PROVEN: {e}", "");
+                    if client == p && p.components.len() > 1 {
+                        println!(
+                            "{:<52} (Active Directory takes no SPN as an AS client: pass --account <ASA>)",
+                            ""
+                        );
+                    }
+                }
+                None => {}
+            }
         }
     }
-    if missing > 0 {
-        println!("{missing} SPN(s) missing");
-        return Ok(ExitCode::from(1));
+    if problems > 0 {
+        println!(
+            "{problems} problem(s){}",
+            if kdc.is_none() {
+                ""
+            } else {
+                " (keys checked against the KDC)"
+            }
+        );
+        return ExitCode::from(1);
     }
-    Ok(ExitCode::SUCCESS)
+    if kdc.is_none() {
+        println!("every SPN is covered by keys of one account (not proven: add --kdc <DC>:88 to prove them)");
+    } else {
+        println!("every SPN is covered and its keys are proven by the KDC");
+    }
+    ExitCode::SUCCESS
 }

@@ -4,6 +4,8 @@
 use super::crypto::{derive_keys, CryptoError, EncType, Key};
 use super::principal::Principal;
 
+pub use super::ad_account::{ad_computer_salt, ad_user_salt};
+
 /// One keytab entry.
 #[derive(Clone, Debug)]
 pub struct KeytabEntry {
@@ -307,18 +309,6 @@ fn write_entry(out: &mut Vec<u8>, e: &KeytabEntry) -> Option<()> {
     Some(())
 }
 
-/// The AD salt of a computer account such as the ASA (MS-KILE §3.1.1.2):
-/// `<REALM uppercase>host<name lowercase, without trailing $>.<realm lowercase>`.
-pub fn ad_computer_salt(realm: &str, account: &str) -> String {
-    let name = account.trim_end_matches('$').to_ascii_lowercase();
-    format!(
-        "{}host{}.{}",
-        realm.to_ascii_uppercase(),
-        name,
-        realm.to_ascii_lowercase()
-    )
-}
-
 /// The default MIT/RFC 4120 salt: the realm followed by each name component.
 pub fn default_salt(p: &Principal) -> String {
     let mut s = p.realm.clone();
@@ -327,6 +317,9 @@ pub fn default_salt(p: &Principal) -> String {
     }
     s
 }
+
+mod prune;
+pub use prune::Removed;
 
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,7 @@
 //! validation, replay cache, PAC and AP-REP. Pure: no I/O, no tokio; time is passed in.
 
 pub mod acceptor;
+pub mod ad_account;
 pub mod aprep;
 pub mod authz;
 pub mod crypto;

@@ -19,13 +19,18 @@
 //!
 //! Missing MIT tools make the harness panic with the package to install and the advice to run
 //! `scripts/test`; a test never passes without a real KDC.
+//!
+//! [`SambaDc`] is a real Active Directory DC (Samba) in a network namespace of its own, one per
+//! test process (see `samba.rs` for why a namespace, and how clients reach it).
 #![allow(dead_code, unused_imports)]
 
 mod daemon;
 mod gss;
 mod kdc;
 mod redis;
+mod samba;
 
 pub use gss::{Initiator, Mech, MitAccepted, Step, TokenSpec, DCE_FLAGS, GSS_CLIENT, PYTHON};
 pub use kdc::{Ccache, Kdc, Secret, ADMIN, ARRAY_FQDN, ASA_SERVICES, ENCTYPES, REALM, USERS};
 pub use redis::RedisServer;
+pub use samba::{is_root, SambaDc, AD_ADMIN_PASSWORD, AD_DOMAIN, AD_REALM, AD_USER};

@@ -2,11 +2,11 @@
 
 use super::*;
 
-const MIT_DEFAULT: &[u8] = include_bytes!("../../../tests/testdata/keytab/mit_default_salt.keytab");
-const MIT_DEFAULT_KLIST: &str = include_str!("../../../tests/testdata/keytab/mit_default_salt.klist.txt");
-const AD_SALT: &[u8] = include_bytes!("../../../tests/testdata/keytab/ad_computer_salt.keytab");
-const AD_SALT_KLIST: &str = include_str!("../../../tests/testdata/keytab/ad_computer_salt.klist.txt");
-const HOLE: &[u8] = include_bytes!("../../../tests/testdata/keytab/hole.keytab");
+const MIT_DEFAULT: &[u8] = include_bytes!("../../../../tests/testdata/keytab/mit_default_salt.keytab");
+const MIT_DEFAULT_KLIST: &str = include_str!("../../../../tests/testdata/keytab/mit_default_salt.klist.txt");
+const AD_SALT: &[u8] = include_bytes!("../../../../tests/testdata/keytab/ad_computer_salt.keytab");
+const AD_SALT_KLIST: &str = include_str!("../../../../tests/testdata/keytab/ad_computer_salt.klist.txt");
+const HOLE: &[u8] = include_bytes!("../../../../tests/testdata/keytab/hole.keytab");
 
 type Summary = (String, i32, u32, u32, i32, Vec<u8>);
 
@@ -300,3 +300,5 @@ fn error_messages_name_the_offset_and_never_key_bytes() {
     let key_hex = hex::encode(Keytab::parse(AD_SALT).unwrap().entries[0].key.expose_bytes());
     assert!(!shown.contains(&key_hex[..8]) && shown.contains("redacted"));
 }
+
+mod samba_ad;
