@@ -4,14 +4,16 @@
 
 use std::sync::OnceLock;
 
-use hmac::{Hmac, Mac};
-use sha1::Sha1;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::cts::{AesCipher, BLOCK};
+use super::hmac_state::{KeyedHmac, Sha1};
 use super::nfold::{fold_usage_constant, nfold};
-use super::{hmac_with_key, CryptoError};
+use super::CryptoError;
+
+/// HMAC-SHA1 keyed once, zeroized on drop.
+type HmacSha1 = KeyedHmac<Sha1>;
 
 /// Length of the truncated HMAC-SHA1-96 tag.
 pub(crate) const TAG_LEN: usize = 12;
@@ -52,8 +54,8 @@ pub(crate) struct AesSha1Keys {
     key_len: usize,
     usage: u32,
     ke: AesCipher,
-    ki: Hmac<Sha1>,
-    kc: OnceLock<Hmac<Sha1>>,
+    ki: HmacSha1,
+    kc: OnceLock<HmacSha1>,
 }
 
 impl AesSha1Keys {
@@ -66,7 +68,7 @@ impl AesSha1Keys {
         derive_usage(&base, usage, 0xAA, derived);
         let ke = AesCipher::new(derived)?;
         derive_usage(&base, usage, 0x55, derived);
-        let ki = hmac_with_key(derived);
+        let ki = HmacSha1::new(derived);
         Some(Self {
             base,
             key_len,
@@ -82,11 +84,10 @@ impl AesSha1Keys {
         let mut out = Vec::with_capacity(BLOCK + plaintext.len() + TAG_LEN);
         out.extend_from_slice(confounder);
         out.extend_from_slice(plaintext);
-        let mut mac = self.ki.clone();
-        mac.update(&out);
-        let tag = mac.finalize().into_bytes();
+        let mut tag = [0u8; TAG_LEN];
+        self.ki.mac_into(&[&out], &mut tag);
         self.ke.cts_encrypt(&mut out);
-        out.extend_from_slice(&tag[..TAG_LEN]);
+        out.extend_from_slice(&tag);
         out
     }
 
@@ -106,10 +107,9 @@ impl AesSha1Keys {
         let (body, tag) = ciphertext.split_at(ciphertext.len() - TAG_LEN);
         let mut out = Zeroizing::new(vec![0u8; body.len()]);
         self.ke.cts_decrypt(body, &mut out);
-        let mut mac = self.ki.clone();
-        mac.update(&out);
-        let want = mac.finalize().into_bytes();
-        let ok: bool = want.get(..TAG_LEN).ok_or_else(bad_len)?.ct_eq(tag).into();
+        let mut want = [0u8; TAG_LEN];
+        self.ki.mac_into(&[&out], &mut want);
+        let ok: bool = want.ct_eq(tag).into();
         if !ok {
             return Err(CryptoError::Integrity);
         }
@@ -127,17 +127,17 @@ impl AesSha1Keys {
 }
 
 /// Kc = DK(base, usage‖0x99) as keyed HMAC state (RFC 3961 §5.3).
-fn derive_kc(base: &AesCipher, key_len: usize, usage: u32) -> Hmac<Sha1> {
+fn derive_kc(base: &AesCipher, key_len: usize, usage: u32) -> HmacSha1 {
     let mut buf = Zeroizing::new([0u8; 32]);
     let derived = &mut buf[..key_len.min(32)];
     derive_usage(base, usage, 0x99, derived);
-    hmac_with_key(derived)
+    HmacSha1::new(derived)
 }
 
-fn mac_96(kc: &Hmac<Sha1>, data: &[u8]) -> Vec<u8> {
-    let mut mac = kc.clone();
-    mac.update(data);
-    mac.finalize().into_bytes()[..TAG_LEN].to_vec()
+fn mac_96(kc: &HmacSha1, data: &[u8]) -> Vec<u8> {
+    let mut tag = vec![0u8; TAG_LEN];
+    kc.mac_into(&[data], &mut tag);
+    tag
 }
 
 /// One-shot hmac-sha1-96-aes checksum that derives only Kc (RFC 3962 §7); `None` for a key

@@ -5,32 +5,31 @@
 
 use std::sync::OnceLock;
 
-use hmac::{Hmac, Mac};
-use sha2::{Sha256, Sha384};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::aes_sha1::usage_constant;
 use super::cts::{AesCipher, BLOCK};
-use super::{hmac_with_key, CryptoError};
+use super::hmac_state::{KeyedHmac, Sha256, Sha384};
+use super::CryptoError;
 
 /// The all-zero initial cipher state that RFC 8009 §5 feeds into the integrity HMAC.
 const ZERO_IV: [u8; BLOCK] = [0u8; BLOCK];
 
-/// An HMAC-SHA-256 or HMAC-SHA-384 already keyed, cloned per use.
+/// An HMAC-SHA-256 or HMAC-SHA-384 already keyed (zeroized on drop).
 #[derive(Clone)]
 pub(crate) enum Sha2Mac {
-    Sha256(Hmac<Sha256>),
-    Sha384(Hmac<Sha384>),
+    Sha256(KeyedHmac<Sha256>),
+    Sha384(KeyedHmac<Sha384>),
 }
 
 impl Sha2Mac {
     /// Keys HMAC-SHA-256 (`sha384 == false`, enctype 19) or HMAC-SHA-384 (enctype 20).
     pub(crate) fn new(sha384: bool, key: &[u8]) -> Self {
         if sha384 {
-            Self::Sha384(hmac_with_key(key))
+            Self::Sha384(KeyedHmac::new(key))
         } else {
-            Self::Sha256(hmac_with_key(key))
+            Self::Sha256(KeyedHmac::new(key))
         }
     }
 
@@ -38,20 +37,10 @@ impl Sha2Mac {
     /// at most the hash length). Returns the number of bytes written.
     pub(crate) fn mac_into(&self, parts: &[&[u8]], out: &mut [u8]) -> usize {
         match self {
-            Self::Sha256(m) => finish(m.clone(), parts, out),
-            Self::Sha384(m) => finish(m.clone(), parts, out),
+            Self::Sha256(m) => m.mac_into(parts, out),
+            Self::Sha384(m) => m.mac_into(parts, out),
         }
     }
-}
-
-fn finish<M: Mac>(mut m: M, parts: &[&[u8]], out: &mut [u8]) -> usize {
-    for p in parts {
-        m.update(p);
-    }
-    let full = m.finalize().into_bytes();
-    let n = out.len().min(full.len());
-    out[..n].copy_from_slice(&full[..n]);
-    n
 }
 
 /// KDF-HMAC-SHA2(key, label, k) of RFC 8009 §3: the first `out.len()` bytes of

@@ -7,11 +7,14 @@
 //!
 //! Keys are zeroized on drop and never formatted. [`UsageKeys`] caches the derived keys
 //! (Ke/Ki, with the AES key schedule and keyed HMAC state) of one key and one usage, so the
-//! hot path (ticket decryption with the service key, usage 2) derives nothing per token.
+//! hot path (ticket decryption with the service key, usage 2) derives nothing per token; every
+//! cached state is zeroized on drop too (the AES schedules by the `aes` crate, the HMAC states
+//! by `hmac_state`, the rc4-hmac keys as raw bytes).
 
 mod aes_sha1;
 mod aes_sha2;
 mod cts;
+mod hmac_state;
 mod nfold;
 mod rc4_hmac;
 mod string_to_key;
@@ -214,6 +217,11 @@ enum Inner {
     AesSha2(aes_sha2::AesSha2Keys),
     Rc4(rc4_hmac::Rc4Keys),
 }
+
+// Every part of a `UsageKeys` wipes itself when dropped: the AES key schedules (`aes` with
+// its `zeroize` feature), the keyed HMAC states (`hmac_state::KeyedHmac`), the rc4-hmac keys
+// (`Zeroizing` bytes). `cached_key_states_are_wiped_on_drop` checks each part.
+impl ZeroizeOnDrop for UsageKeys {}
 
 impl std::fmt::Debug for UsageKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

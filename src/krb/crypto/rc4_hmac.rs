@@ -28,29 +28,38 @@ pub(crate) fn translate_usage(usage: u32) -> u32 {
     }
 }
 
-/// K1 keyed as HMAC state, and the -138 signing key as HMAC state, for one key and usage.
+/// A 16-byte key held as bytes, zeroized on drop.
+type Key16 = Zeroizing<[u8; 16]>;
+
+/// K1 and (on first checksum) Ksign for one key and usage, kept as key bytes (zeroized on drop;
+/// the HMAC-MD5 states are keyed per use: rc4-hmac is for legacy domains, not the hot path).
 #[derive(Clone)]
 pub(crate) struct Rc4Keys {
-    /// HMAC-MD5 keyed with K1 = HMAC-MD5(key, usage as little-endian u32).
-    k1: Hmac<Md5>,
-    /// HMAC-MD5 keyed with the base key, for deriving Ksign.
-    base: Hmac<Md5>,
-    /// HMAC-MD5 keyed with Ksign = HMAC-MD5(key, "signaturekey\0"), on first checksum.
-    ksign: OnceLock<Hmac<Md5>>,
+    /// K1 = HMAC-MD5(key, usage as little-endian u32).
+    k1: Key16,
+    /// The base key, for deriving Ksign.
+    base: Zeroizing<Vec<u8>>,
+    /// Ksign = HMAC-MD5(key, "signaturekey\0"), on first checksum.
+    ksign: OnceLock<Key16>,
     /// The translated usage, little-endian, for the checksum.
     usage_le: [u8; 4],
 }
 
+fn hmac_md5(key: &[u8], parts: &[&[u8]]) -> Key16 {
+    let mut m: Hmac<Md5> = hmac_with_key(key);
+    for p in parts {
+        m.update(p);
+    }
+    Zeroizing::new(<[u8; 16]>::from(m.finalize().into_bytes()))
+}
+
 impl Rc4Keys {
-    /// Precomputes the keyed HMAC states of a 16-byte rc4-hmac key for `usage`.
+    /// Derives K1 of a 16-byte rc4-hmac key for `usage`.
     pub(crate) fn new(key: &[u8], usage: u32) -> Self {
-        let base: Hmac<Md5> = hmac_with_key(key);
+        let base = Zeroizing::new(key.to_vec());
         let usage_le = translate_usage(usage).to_le_bytes();
-        let k1 = Zeroizing::new(<[u8; 16]>::from(
-            base.clone().chain_update(usage_le).finalize().into_bytes(),
-        ));
         Self {
-            k1: hmac_with_key(&k1[..]),
+            k1: hmac_md5(key, &[&usage_le]),
             base,
             ksign: OnceLock::new(),
             usage_le,
@@ -58,22 +67,14 @@ impl Rc4Keys {
     }
 
     fn rc4_with_k3(&self, checksum: &[u8]) -> Rc4<U16> {
-        let k3 = Zeroizing::new(<[u8; 16]>::from(
-            self.k1.clone().chain_update(checksum).finalize().into_bytes(),
-        ));
+        let k3 = hmac_md5(&self.k1[..], &[checksum]);
         Rc4::<U16>::new(&(*k3).into())
     }
 
     /// RFC 4757 §4 encryption with the given 8-byte confounder.
     pub(crate) fn encrypt(&self, confounder: &[u8; CONFOUNDER_LEN], plaintext: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(CHECKSUM_LEN + CONFOUNDER_LEN + plaintext.len());
-        let checksum = self
-            .k1
-            .clone()
-            .chain_update(confounder)
-            .chain_update(plaintext)
-            .finalize()
-            .into_bytes();
+        let checksum = *hmac_md5(&self.k1[..], &[confounder, plaintext]);
         out.extend_from_slice(&checksum);
         out.extend_from_slice(confounder);
         out.extend_from_slice(plaintext);
@@ -97,7 +98,7 @@ impl Rc4Keys {
         let (checksum, body) = ciphertext.split_at(CHECKSUM_LEN);
         let mut out = Zeroizing::new(body.to_vec());
         self.rc4_with_k3(checksum).apply_keystream(&mut out);
-        let want = self.k1.clone().chain_update(&out[..]).finalize().into_bytes();
+        let want = hmac_md5(&self.k1[..], &[&out[..]]);
         let ok: bool = want.as_slice().ct_eq(checksum).into();
         if !ok {
             return Err(CryptoError::Integrity);
@@ -110,36 +111,26 @@ impl Rc4Keys {
     /// HMAC-MD5(Ksign, MD5(usage as little-endian u32 ‖ data)).
     pub(crate) fn checksum(&self, data: &[u8]) -> Vec<u8> {
         sign(
-            self.ksign.get_or_init(|| derive_ksign(&self.base)),
+            self.ksign.get_or_init(|| derive_ksign(&self.base[..])),
             self.usage_le,
             data,
         )
     }
 }
 
-fn sign(ksign: &Hmac<Md5>, usage_le: [u8; 4], data: &[u8]) -> Vec<u8> {
+fn sign(ksign: &Key16, usage_le: [u8; 4], data: &[u8]) -> Vec<u8> {
     let tmp = Md5::new().chain_update(usage_le).chain_update(data).finalize();
-    ksign.clone().chain_update(tmp).finalize().into_bytes().to_vec()
+    hmac_md5(&ksign[..], &[&tmp]).to_vec()
 }
 
 /// One-shot hmac-md5 checksum (type -138, RFC 4757 §4) that derives only Ksign.
 pub(crate) fn checksum_oneshot(key: &[u8], usage: u32, data: &[u8]) -> Vec<u8> {
-    sign(
-        &derive_ksign(&hmac_with_key(key)),
-        translate_usage(usage).to_le_bytes(),
-        data,
-    )
+    sign(&derive_ksign(key), translate_usage(usage).to_le_bytes(), data)
 }
 
-/// Ksign = HMAC-MD5(key, "signaturekey\0") as keyed HMAC state (RFC 4757 §4).
-fn derive_ksign(base: &Hmac<Md5>) -> Hmac<Md5> {
-    let ksign = Zeroizing::new(<[u8; 16]>::from(
-        base.clone()
-            .chain_update(b"signaturekey\0")
-            .finalize()
-            .into_bytes(),
-    ));
-    hmac_with_key(&ksign[..])
+/// Ksign = HMAC-MD5(key, "signaturekey\0") (RFC 4757 §4).
+fn derive_ksign(key: &[u8]) -> Key16 {
+    hmac_md5(key, &[b"signaturekey\0"])
 }
 
 #[cfg(test)]

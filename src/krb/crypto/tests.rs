@@ -202,3 +202,19 @@ fn random_keys_have_the_enctype_length() {
         assert_eq!(Key::random(etype).expose_bytes().len(), etype.key_len());
     }
 }
+
+#[test]
+fn cached_key_states_are_wiped_on_drop() {
+    fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    // The parts a UsageKeys caches (aes-sha1 and aes-sha2: schedules and HMAC states; rc4:
+    // key bytes), and the base key.
+    wiped_on_drop::<aes::Aes128>();
+    wiped_on_drop::<aes::Aes256>();
+    wiped_on_drop::<super::hmac_state::KeyedHmac<super::hmac_state::Sha1>>();
+    wiped_on_drop::<super::hmac_state::KeyedHmac<super::hmac_state::Sha256>>();
+    wiped_on_drop::<super::hmac_state::KeyedHmac<super::hmac_state::Sha384>>();
+    wiped_on_drop::<zeroize::Zeroizing<[u8; 16]>>();
+    wiped_on_drop::<zeroize::Zeroizing<Vec<u8>>>();
+    wiped_on_drop::<super::Key>();
+    wiped_on_drop::<super::UsageKeys>();
+}
