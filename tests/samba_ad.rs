@@ -467,3 +467,108 @@ fn staged_roll_with_a_running_kedge_fails_no_ticket_of_either_kvno() {
     assert_eq!(v["credentials"]["latest"]["kvno"], old + 1, "{v}");
     assert_eq!(v["credentials"]["previous"]["kvno"], old, "{v}");
 }
+
+// ---- spn check --ldap ---------------------------------------------------------------------------
+
+fn ldap_check(dc: &SambaDc, keytab: &Path, array: &str, account: &str, pwfile: &Path) -> Output {
+    dc.command(KEDGE)
+        .args(["spn", "check", "--keytab"])
+        .arg(keytab)
+        .args([
+            "--array",
+            array,
+            "--account",
+            account,
+            "--ldap",
+            "ldap://127.0.0.1",
+        ])
+        .args([
+            "--ldap-bind",
+            "CN=Administrator,CN=Users,DC=kedge,DC=ad",
+            "--ldap-password-file",
+        ])
+        .arg(pwfile)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn ldap_check_finds_a_missing_spn_a_duplicate_on_another_account_and_a_stale_kvno() {
+    let dc = dc_or_skip!();
+    let dir = tempfile::tempdir().unwrap();
+    let pwfile = dir.path().join("bind.password");
+    std::fs::write(&pwfile, format!("{}\n", support::AD_ADMIN_PASSWORD)).unwrap();
+    std::fs::set_permissions(&pwfile, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let spns = |host: &str| -> Vec<String> {
+        ["http", "exchangeMDB", "exchangeRFR", "exchangeAB"]
+            .iter()
+            .map(|s| format!("{s}/{host}"))
+            .collect()
+    };
+
+    // A clean ASA: every SPN on it alone, the keytab at AD's kvno.
+    let clean: Vec<String> = spns("clean.kedge.ad");
+    dc.add_computer(
+        "CLEANASA",
+        "Cl3an-Asa-Pa55!",
+        &clean.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let kt = dir.path().join("clean.keytab");
+    keytab_add(
+        &kt,
+        "CLEANASA",
+        "computer",
+        dc.kvno_of("CLEANASA$"),
+        "Cl3an-Asa-Pa55!",
+        &[],
+    );
+    let o = ldap_check(dc, &kt, "clean.kedge.ad", "CLEANASA", &pwfile);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert_eq!(t.matches("registered on the ASA only").count(), 4, "{t}");
+    assert!(t.contains("= the keytab's newest kvno"), "{t}");
+
+    // exchangeAB missing, exchangeMDB also on a CAS's computer account, exchangeRFR only there.
+    let all = spns("bad.kedge.ad");
+    dc.add_computer("BADASA", "B4d-Asa-Pa55!", &[all[0].as_str(), all[1].as_str()]);
+    dc.add_computer("BADCAS", "B4d-Cas-Pa55!", &[all[2].as_str()]);
+    dc.add_spn_unchecked("BADCAS$", &all[1]);
+    let kt = dir.path().join("bad.keytab");
+    let kvno = dc.kvno_of("BADASA$");
+    keytab_add(&kt, "BADASA", "computer", kvno, "B4d-Asa-Pa55!", &[]);
+    // The password changes behind kedge's back (Exchange-RollAsa would do this).
+    dc.samba_tool(&[
+        "user",
+        "setpassword",
+        "BADASA$",
+        "--newpassword=Ch4nged-Elsewhere!",
+    ]);
+    assert_eq!(dc.kvno_of("BADASA$"), kvno + 1);
+
+    let o = ldap_check(dc, &kt, "bad.kedge.ad", "BADASA", &pwfile);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("http/bad.kedge.ad: registered on the ASA only"), "{t}");
+    assert!(
+        t.contains("exchangeMDB/bad.kedge.ad: DUPLICATE: also on CN=BADCAS,CN=Computers,DC=kedge,DC=ad"),
+        "{t}"
+    );
+    assert!(
+        t.contains(
+            "exchangeRFR/bad.kedge.ad: REGISTERED ON ANOTHER ACCOUNT (CN=BADCAS,CN=Computers,DC=kedge,DC=ad)"
+        ),
+        "{t}"
+    );
+    assert!(
+        t.contains("exchangeAB/bad.kedge.ad: NOT REGISTERED in AD (add it: setspn -S exchangeAB/bad.kedge.ad KEDGE\\BADASA$)"),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!(
+            "STALE KEYTAB: AD's msDS-KeyVersionNumber is {}, the keytab's newest kvno is {kvno}",
+            kvno + 1
+        )),
+        "{t}"
+    );
+    assert!(t.contains("4 problem(s) in AD"), "{t}");
+}

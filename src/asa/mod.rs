@@ -5,6 +5,7 @@
 //! The protocol messages live in `krb::kdc_client` (pure); this module owns the file watching
 //! and the sockets.
 
+pub mod ad_check;
 pub mod backups;
 pub mod cas_commands;
 pub mod credentials;

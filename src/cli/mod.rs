@@ -10,6 +10,7 @@ mod keytab_cmd;
 mod keytab_prune;
 mod run_cmd;
 mod spn_cmd;
+mod spn_ldap;
 mod status_cmd;
 mod token_cmd;
 

@@ -61,9 +61,11 @@ pub enum SpnCmd {
         /// KDC host:port: prove every key used with an AS exchange.
         #[arg(long)]
         kdc: Option<String>,
-        /// Timeout per KDC exchange, seconds.
+        /// Timeout per KDC or LDAP exchange, seconds.
         #[arg(long, default_value_t = 10)]
         timeout_secs: u64,
+        #[command(flatten)]
+        ldap: super::spn_ldap::LdapArgs,
     },
 }
 
@@ -103,6 +105,7 @@ pub fn run(cmd: SpnCmd) -> anyhow::Result<ExitCode> {
             account_type,
             kdc,
             timeout_secs,
+            ldap,
         } => {
             let kt = read_keytab(&keytab)?;
             let realm = realm
@@ -139,7 +142,24 @@ pub fn run(cmd: SpnCmd) -> anyhow::Result<ExitCode> {
                 )?,
                 None => Vec::new(),
             };
-            Ok(report(&rows, &proofs, kdc.as_deref()))
+            let code = report(&rows, &proofs, kdc.as_deref());
+            let Some(url) = &ldap.ldap else {
+                return Ok(code);
+            };
+            println!();
+            let problems = super::spn_ldap::check(
+                &ldap,
+                url,
+                &kt,
+                client.as_ref(),
+                &array,
+                Duration::from_secs(timeout_secs.max(1)),
+            )?;
+            if problems > 0 {
+                println!("{problems} problem(s) in AD");
+                return Ok(ExitCode::from(1));
+            }
+            Ok(code)
         }
     }
 }

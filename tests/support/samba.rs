@@ -169,6 +169,16 @@ impl SambaDc {
         );
         let provision_secs = t0.elapsed().as_secs_f64();
         eprintln!("SAMBA_PROVISION {provision_secs:.1} s");
+        // `spn check --ldap` binds simply over plain LDAP to this throwaway DC (provision does
+        // not keep this option from the command line, so it goes into smb.conf here).
+        let conf = d.join("dc/etc/smb.conf");
+        let text = fs::read_to_string(&conf).expect("read the provisioned smb.conf");
+        let text = text.replacen(
+            "[global]\n",
+            "[global]\n\tldap server require strong auth = no\n",
+            1,
+        );
+        fs::write(&conf, text).expect("write smb.conf");
         for sub in ["pid", "winbindd", "ntp_signd", "ccache", "keytabs"] {
             fs::create_dir_all(d.join(sub)).unwrap();
         }
@@ -201,9 +211,15 @@ impl SambaDc {
 
         let t1 = Instant::now();
         let smb_conf = dc.smb_conf();
+        // A PID namespace too, with unshare's child as its init: when the supervisor kills
+        // unshare, the kernel kills that child (--kill-child) and with it every samba process,
+        // so none is left to write into the directory the supervisor then removes.
         let mut cmd = Command::new(tool("unshare", "util-linux"));
         cmd.args([
             "--net",
+            "--pid",
+            "--fork",
+            "--kill-child",
             "/bin/sh",
             "-c",
             "ip link set lo up && exec \"$0\" \"$@\"",
@@ -308,6 +324,43 @@ impl SambaDc {
         for s in spns {
             self.samba_tool(&["spn", "add", s, &sam]);
         }
+    }
+
+    /// Adds `spn` to the account `sam` past Samba's uniqueness check (which refuses duplicates,
+    /// as AD's `setspn -S` does; AD itself still ends up with them: `setspn -A`, replication of
+    /// conflicting writes, other domains of the forest). Written into the domain partition with
+    /// no ldb modules loaded, as only a test DC may be.
+    pub fn add_spn_unchecked(&self, sam: &str, spn: &str) {
+        let out = Command::new(tool("ldbsearch", "ldb-tools"))
+            .arg("-H")
+            .arg(self.dir().join("dc/private/sam.ldb"))
+            .arg(format!("(sAMAccountName={sam})"))
+            .arg("dn")
+            .output()
+            .expect("run ldbsearch");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let dn = text
+            .lines()
+            .find_map(|l| l.strip_prefix("dn: "))
+            .unwrap_or_else(|| panic!("no account {sam}: {text}"));
+        let partition = self
+            .dir()
+            .join(format!("dc/private/sam.ldb.d/DC={},DC=AD.ldb", AD_DOMAIN));
+        let ldif =
+            format!("dn: {dn}\nchangetype: modify\nadd: servicePrincipalName\nservicePrincipalName: {spn}\n");
+        let out = run_with_stdin(
+            Command::new(tool("ldbmodify", "ldb-tools"))
+                .arg("-H")
+                .arg(partition)
+                .args(["-o", "modules:"]),
+            ldif.as_bytes(),
+        );
+        assert!(
+            out.status.success(),
+            "ldbmodify {spn} on {sam}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// AD's `msDS-KeyVersionNumber` of the account `sam`.
