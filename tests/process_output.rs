@@ -147,3 +147,29 @@ fn an_admin_token_file_others_may_write_stops_kedge_at_start() {
         "{err}"
     );
 }
+
+#[test]
+fn a_reader_that_goes_away_early_ends_kedge_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    // Far more than a pipe buffer (64 KiB) of listing, so kedge is still writing when the
+    // reader goes.
+    let kt = keytab(dir.path(), 3000);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kedge"))
+        .args(["keytab", "list"])
+        .arg(&kt)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // `| head -1`: the reader has its line and closes the pipe.
+    assert!(!first.is_empty());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.is_empty(), "quiet: {stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

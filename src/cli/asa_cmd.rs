@@ -116,7 +116,7 @@ pub fn run(cmd: AsaCmd) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the runtime")?;
     let report = rt.block_on(roll(&opts))?;
-    println!(
+    outln!(
         "current key of {} (kvno {}) accepted by the KDC{}",
         report.principal,
         report.old_kvno,
@@ -125,11 +125,11 @@ pub fn run(cmd: AsaCmd) -> anyhow::Result<ExitCode> {
         } else {
             ""
         }
-    );
-    println!("salt: {} (from {})", report.salt, report.salt_source);
+    )?;
+    outln!("salt: {} (from {})", report.salt, report.salt_source)?;
     match report.new_kvno {
         None => {
-            println!(
+            outln!(
                 "dry run: would change the password through kpasswd at {} and add kvno {} ({}) for: {}",
                 opts.kpasswd.clone().unwrap_or_else(|| format!(
                     "{}:464",
@@ -138,51 +138,51 @@ pub fn run(cmd: AsaCmd) -> anyhow::Result<ExitCode> {
                 report.old_kvno + 1,
                 report.enctypes.join(", "),
                 report.principals.join(", ")
-            );
-            println!("nothing was changed");
+            )?;
+            outln!("nothing was changed")?;
         }
         Some(kvno) => {
-            println!(
+            outln!(
                 "password changed; added kvno {kvno} ({}) for: {}",
                 report.enctypes.join(", "),
                 report.principals.join(", ")
-            );
+            )?;
             if let Some(b) = &report.backup {
-                println!("previous keytab kept as {}", b.display());
+                outln!("previous keytab kept as {}", b.display())?;
             }
             match crate::asa::backups::prune(&opts.keytab, kvno, keep_backups) {
                 Ok(gone) => {
                     for b in gone {
-                        println!(
+                        outln!(
                             "removed old backup {} (keeping {keep_backups} kvnos)",
                             b.path.display()
-                        );
+                        )?;
                     }
                 }
-                Err(e) => println!("warning: old backups not removed: {e}"),
+                Err(e) => outln!("warning: old backups not removed: {e}")?,
             }
             match &report.verified {
-                Some(Ok(())) => println!("verified: the KDC accepts the new key"),
-                Some(Err(e)) => println!(
+                Some(Ok(())) => outln!("verified: the KDC accepts the new key")?,
+                Some(Err(e)) => outln!(
                     "warning: the new key was not accepted yet ({e}); AD replication may lag — check again"
-                ),
+                )?,
                 None => {}
             }
-            println!(
+            outln!(
                 "kedge instances watching this keytab load the new keys by themselves; copy it to the others"
-            );
+            )?;
             if show_password {
                 if let Some(pw) = &report.password {
-                    eprintln!(
+                    errln!(
                         "WARNING: the ASA password follows; it is a secret. Give it to every CAS member with"
                     );
-                    eprintln!(
+                    errln!(
                         "  Set-ClientAccessServer <CAS> -AlternateServiceAccountCredential (Get-Credential)"
                     );
-                    println!("new password: {}", pw.as_str());
+                    outln!("new password: {}", pw.as_str())?;
                 }
             } else {
-                println!("(password not shown. This one-shot roll is for deployments where only kedge validates; where the CAS members validate too (passthrough routes, RPC), roll with `kedge asa roll prepare` / `commit` so they get the password before AD changes it)");
+                outln!("(password not shown. This one-shot roll is for deployments where only kedge validates; where the CAS members validate too (passthrough routes, RPC), roll with `kedge asa roll prepare` / `commit` so they get the password before AD changes it)")?;
             }
         }
     }

@@ -148,20 +148,21 @@ fn prepare(a: PrepareArgs) -> anyhow::Result<ExitCode> {
     let opts = options(&a.common)?;
     let rt = runtime()?;
     let p = rt.block_on(staged_roll::prepare(&opts))?;
-    println!(
+    outln!(
         "current key of {} (kvno {}) accepted by the KDC",
-        opts.principal, p.old_kvno
-    );
-    println!("salt: {} (from {})", p.salt.0, p.salt.1);
-    println!(
+        opts.principal,
+        p.old_kvno
+    )?;
+    outln!("salt: {} (from {})", p.salt.0, p.salt.1)?;
+    outln!(
         "staged kvno {} ({}) beside kvno {} for: {}",
         p.new_kvno,
         p.enctypes.join(", "),
         p.old_kvno,
         p.principals.join(", ")
-    );
-    println!("previous keytab kept as {}", p.backup.display());
-    println!(
+    )?;
+    outln!("previous keytab kept as {}", p.backup.display())?;
+    outln!(
         "new password {} {} (mode 0600; never printed)",
         if p.generated {
             "generated into"
@@ -169,18 +170,18 @@ fn prepare(a: PrepareArgs) -> anyhow::Result<ExitCode> {
             "read from"
         },
         opts.password_file.display()
-    );
-    println!(
+    )?;
+    outln!(
         "AD's password is unchanged: tickets of kvno {} keep working everywhere",
         p.old_kvno
-    );
+    )?;
     if !a.wait_replicas.is_empty() {
-        println!(
+        outln!(
             "waiting up to {} s for {} replica(s) to load kvno {} …",
             a.wait_secs,
             a.wait_replicas.len(),
             p.new_kvno
-        );
+        )?;
         let waited = rt.block_on(replicas::wait_for_kvno(
             &a.wait_replicas,
             p.new_kvno,
@@ -189,20 +190,20 @@ fn prepare(a: PrepareArgs) -> anyhow::Result<ExitCode> {
         ));
         match waited {
             Ok(all) => {
-                print!("{}", replicas::render(&all));
-                println!("every replica holds kvno {} as Latest", p.new_kvno);
+                out!("{}", replicas::render(&all))?;
+                outln!("every replica holds kvno {} as Latest", p.new_kvno)?;
             }
             Err(behind) => {
-                println!(
+                outln!(
                     "NOT READY: kvno {} is staged, but these replicas do not hold it: {}",
                     p.new_kvno,
                     behind.join("; ")
-                );
-                println!(
+                )?;
+                outln!(
                     "copy {} to them (or fix their keytab reload), check with `kedge status --admin {}`, and commit only when they agree",
                     opts.keytab.display(),
                     a.wait_replicas.join(",")
-                );
+                )?;
                 return Ok(ExitCode::from(1));
             }
         }
@@ -218,26 +219,26 @@ fn prepare(a: PrepareArgs) -> anyhow::Result<ExitCode> {
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("asa.password");
-    println!();
-    println!(
+    outln!()?;
+    outln!(
         "Next: copy {} to an Exchange server over a protected channel, and in the",
         opts.password_file.display()
-    );
-    println!("Exchange Management Shell give every CAS member the new password (Latest; the old one stays Previous):");
-    println!();
-    print!(
+    )?;
+    outln!("Exchange Management Shell give every CAS member the new password (Latest; the old one stays Previous):")?;
+    outln!()?;
+    out!(
         "{}",
         cas_commands::render(&down_level, file_name, &a.member, a.exchange)
-    );
-    println!();
-    println!("When every member shows it as Latest (and every kedge replica holds kvno {}), delete the copy and run:", p.new_kvno);
-    println!(
+    )?;
+    outln!()?;
+    outln!("When every member shows it as Latest (and every kedge replica holds kvno {}), delete the copy and run:", p.new_kvno)?;
+    outln!(
         "kedge asa roll commit --keytab {} --principal {} --kdc {} --password-file {}",
         opts.keytab.display(),
         opts.principal,
         opts.kdc,
         opts.password_file.display()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -250,10 +251,10 @@ fn commit(a: CommitArgs) -> anyhow::Result<ExitCode> {
             .first()
             .map(|e| e.kvno)
             .with_context(|| format!("{} holds no key for {}", opts.keytab.display(), opts.principal))?;
-        println!(
+        outln!(
             "waiting up to {} s for the replicas to hold kvno {staged} …",
             a.wait_secs
-        );
+        )?;
         let waited = rt.block_on(replicas::wait_for_kvno(
             &a.wait_replicas,
             staged,
@@ -261,42 +262,45 @@ fn commit(a: CommitArgs) -> anyhow::Result<ExitCode> {
             Duration::from_millis(250),
         ));
         match waited {
-            Ok(all) => print!("{}", replicas::render(&all)),
+            Ok(all) => out!("{}", replicas::render(&all))?,
             Err(behind) => {
-                println!(
+                outln!(
                     "NOT COMMITTED: these replicas do not hold kvno {staged}: {}; AD's password was not changed",
                     behind.join("; ")
-                );
+                )?;
                 return Ok(ExitCode::from(1));
             }
         }
     }
     let c = rt.block_on(staged_roll::commit(&opts))?;
     if c.already {
-        println!(
+        outln!(
             "the KDC already accepts kvno {} of {}: the password was changed before; nothing to do",
-            c.new_kvno, opts.principal
-        );
+            c.new_kvno,
+            opts.principal
+        )?;
     } else {
-        println!(
+        outln!(
             "password of {} changed through kpasswd: kvno {} → {}",
-            opts.principal, c.old_kvno, c.new_kvno
-        );
-        println!("verified: the KDC accepts the kvno {} key", c.new_kvno);
+            opts.principal,
+            c.old_kvno,
+            c.new_kvno
+        )?;
+        outln!("verified: the KDC accepts the kvno {} key", c.new_kvno)?;
     }
-    println!("{} destroyed", opts.password_file.display());
+    outln!("{} destroyed", opts.password_file.display())?;
     match backups::prune(&opts.keytab, c.new_kvno, a.keep_backups) {
         Ok(gone) => {
             for b in gone {
-                println!("removed old backup {}", b.path.display());
+                outln!("removed old backup {}", b.path.display())?;
             }
         }
-        Err(e) => println!("warning: old backups not removed: {e}"),
+        Err(e) => outln!("warning: old backups not removed: {e}")?,
     }
-    println!(
+    outln!(
         "kvno {} stays loaded as Previous for tickets issued before the change; \
          `kedge keytab prune --keep 2` removes older keys",
         c.old_kvno
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -162,39 +162,40 @@ fn print_instructions(args: &DemoArgs, dir: &std::path::Path, kt: &Keytab) -> an
     })
     .token;
     let b64 = base64::engine::general_purpose::STANDARD.encode(token);
-    println!(
+    outln!(
         "\nkedge demo: array {ARRAY}, realm {REALM}, ASA keytab {}",
         dir.join("asa.keytab").display()
-    );
-    println!("  config:   {}", dir.join("kedge.toml").display());
-    println!(
+    )?;
+    outln!("  config:   {}", dir.join("kedge.toml").display())?;
+    outln!(
         "  https:    https://{ARRAY}:{} (self-signed; curl --resolve … -k)",
         args.https_port
-    );
-    println!("  http:     http://127.0.0.1:{}", args.http_port);
-    println!(
+    )?;
+    outln!("  http:     http://127.0.0.1:{}", args.http_port)?;
+    outln!(
         "  admin:    http://127.0.0.1:{}/status  /metrics  (or: kedge status --admin 127.0.0.1:{})",
-        args.admin_port, args.admin_port
-    );
-    println!("\nWithout credentials kedge answers 401 Negotiate:");
-    println!("  curl -i http://127.0.0.1:{}/owa/", args.http_port);
-    println!("\nAn authenticated request (a token minted now for alice@{REALM}; valid for one use within 5 minutes):");
-    println!(
+        args.admin_port,
+        args.admin_port
+    )?;
+    outln!("\nWithout credentials kedge answers 401 Negotiate:")?;
+    outln!("  curl -i http://127.0.0.1:{}/owa/", args.http_port)?;
+    outln!("\nAn authenticated request (a token minted now for alice@{REALM}; valid for one use within 5 minutes):")?;
+    outln!(
         "  curl -i -H 'Authorization: Negotiate {b64}' http://127.0.0.1:{}/whoami/",
         args.http_port
-    );
-    println!("\nFresh tokens any time:");
-    println!(
+    )?;
+    outln!("\nFresh tokens any time:")?;
+    outln!(
         "  curl -ik --resolve {ARRAY}:{}:127.0.0.1 -H \"Authorization: Negotiate $(cargo run -q --release --bin kedge-bench -- mint --keytab {} --spn http/{ARRAY}@{REALM} --user alice@{REALM})\" https://{ARRAY}:{}/whoami/",
         args.https_port,
         dir.join("asa.keytab").display(),
         args.https_port
-    );
-    println!(
+    )?;
+    outln!(
         "\nCheck a token as kedge would:  echo <token> | kedge token verify --keytab {}",
         dir.join("asa.keytab").display()
-    );
-    println!("Ctrl-C stops the demo.\n");
+    )?;
+    outln!("Ctrl-C stops the demo.\n")?;
     Ok(())
 }
 

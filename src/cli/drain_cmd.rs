@@ -46,7 +46,7 @@ pub fn run(args: DrainArgs) -> anyhow::Result<ExitCode> {
                 args.admin
             )
         })?;
-    println!(
+    outln!(
         "{}/{}: {} ({} active sessions)",
         args.pool,
         m.name,
@@ -56,6 +56,6 @@ pub fn run(args: DrainArgs) -> anyhow::Result<ExitCode> {
             "taking new sessions"
         },
         m.active_sessions
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }

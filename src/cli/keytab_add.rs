@@ -192,11 +192,11 @@ fn add(
                 kvno,
                 key: key.clone(),
             });
-            println!("added {p} kvno {kvno} {}", et.name());
+            outln!("added {p} kvno {kvno} {}", et.name())?;
         }
     }
     write_atomic(path, &zeroize::Zeroizing::new(kt.to_bytes()))?;
-    println!("salt used: {}", plan.salt);
+    outln!("salt used: {}", plan.salt)?;
     Ok(ExitCode::SUCCESS)
 }
 

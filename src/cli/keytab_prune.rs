@@ -40,16 +40,17 @@ pub struct PruneArgs {
     pub dry_run: bool,
 }
 
-fn show(removed: &[Removed], dry_run: bool) {
+fn show(removed: &[Removed], dry_run: bool) -> std::io::Result<()> {
     let verb = if dry_run { "would remove" } else { "removed" };
     for r in removed {
-        println!("{verb} {} kvno {} ({} entries)", r.principal, r.kvno, r.entries);
+        outln!("{verb} {} kvno {} ({} entries)", r.principal, r.kvno, r.entries)?;
     }
+    Ok(())
 }
 
 fn save(path: &std::path::Path, kt: &Keytab, dry_run: bool) -> anyhow::Result<()> {
     if dry_run {
-        println!("dry run: nothing was changed");
+        outln!("dry run: nothing was changed")?;
         return Ok(());
     }
     write_atomic(path, &zeroize::Zeroizing::new(kt.to_bytes()))
@@ -67,7 +68,7 @@ pub fn remove(a: RemoveArgs) -> anyhow::Result<ExitCode> {
     let mut kt = read_keytab(&a.file)?;
     let removed = kt.remove(a.kvno, principal.as_ref());
     if removed.is_empty() {
-        println!("{}: no entry matches; nothing was changed", a.file.display());
+        outln!("{}: no entry matches; nothing was changed", a.file.display())?;
         return Ok(ExitCode::from(1));
     }
     if kt.entries.is_empty() {
@@ -76,7 +77,7 @@ pub fn remove(a: RemoveArgs) -> anyhow::Result<ExitCode> {
             a.file.display()
         );
     }
-    show(&removed, a.dry_run);
+    show(&removed, a.dry_run)?;
     save(&a.file, &kt, a.dry_run)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -87,7 +88,7 @@ pub fn prune(a: PruneArgs) -> anyhow::Result<ExitCode> {
     }
     let mut kt = read_keytab(&a.file)?;
     let removed = kt.prune(a.keep);
-    show(&removed, a.dry_run);
+    show(&removed, a.dry_run)?;
     if !removed.is_empty() {
         save(&a.file, &kt, a.dry_run)?;
     }
@@ -96,18 +97,18 @@ pub fn prune(a: PruneArgs) -> anyhow::Result<ExitCode> {
     let expired = backups::expired(&all, newest, a.keep);
     for b in &expired {
         if a.dry_run {
-            println!("would remove backup {}", b.path.display());
+            outln!("would remove backup {}", b.path.display())?;
         } else {
             std::fs::remove_file(&b.path).with_context(|| format!("{}: cannot remove", b.path.display()))?;
-            println!("removed backup {}", b.path.display());
+            outln!("removed backup {}", b.path.display())?;
         }
     }
     if removed.is_empty() && expired.is_empty() {
-        println!(
+        outln!(
             "{}: nothing older than the newest {} kvno(s) of each principal",
             a.file.display(),
             a.keep
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,8 @@
 //! The `kedge` command line: the binary's edge, where `anyhow` is allowed. Each subcommand lives in
 //! a file named for it.
 
+#[macro_use]
+mod output;
 mod asa_cmd;
 mod asa_staged;
 mod demo_cmd;
@@ -63,8 +65,10 @@ pub fn main() -> std::process::ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader of our output went away (`kedge … | head`): what it wanted it has.
+        Err(e) if output::is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("kedge: {e:#}");
+            errln!("kedge: {e:#}");
             std::process::ExitCode::from(2)
         }
     }

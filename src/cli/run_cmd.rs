@@ -27,11 +27,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.check {
         let pre = crate::preflight::check(&cfg);
         for w in &pre.warnings {
-            eprintln!("warning: {w}");
+            errln!("warning: {w}");
         }
         if !pre.ok() {
             for p in &pre.problems {
-                eprintln!("error: {p}");
+                errln!("error: {p}");
             }
             anyhow::bail!(
                 "{}: kedge would not start ({} problem{})",
@@ -40,12 +40,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 if pre.problems.len() == 1 { "" } else { "s" }
             );
         }
-        println!(
+        outln!(
             "{}: configuration is valid; keytab {} holds {} keys; certificates, keys, CAs and routes load",
             args.config.display(),
             cfg.kerberos.keytab.display(),
             pre.keys
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut builder = tokio::runtime::Builder::new_multi_thread();

@@ -86,7 +86,7 @@ pub fn run(cmd: SpnCmd) -> anyhow::Result<ExitCode> {
                 .map(|d| d.to_ascii_uppercase())
                 .unwrap_or_else(|| spn::netbios_from_realm(&realm));
             let account = AdAccount::new(account_type, &account, &realm)?;
-            print!(
+            out!(
                 "{}",
                 spn_plan::render(&PlanInput {
                     arrays: &array,
@@ -94,7 +94,7 @@ pub fn run(cmd: SpnCmd) -> anyhow::Result<ExitCode> {
                     domain: &domain,
                     remove,
                 })
-            );
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         SpnCmd::Check {
@@ -123,14 +123,14 @@ pub fn run(cmd: SpnCmd) -> anyhow::Result<ExitCode> {
                     account: account.as_ref(),
                 },
             );
-            println!(
+            outln!(
                 "Keytab: {}  arrays: {}  realm: {realm}  account: {}",
                 keytab.display(),
                 array.join(", "),
                 spn::account_of(&kt, account.as_ref())
                     .map(|p| p.to_string())
                     .unwrap_or_else(|| "(unknown: pass --account)".into())
-            );
+            )?;
             let client = spn::account_of(&kt, account.as_ref());
             let proofs = match &kdc {
                 Some(kdc) => prove_all(
@@ -142,11 +142,11 @@ pub fn run(cmd: SpnCmd) -> anyhow::Result<ExitCode> {
                 )?,
                 None => Vec::new(),
             };
-            let code = report(&rows, &proofs, kdc.as_deref());
+            let code = report(&rows, &proofs, kdc.as_deref())?;
             let Some(url) = &ldap.ldap else {
                 return Ok(code);
             };
-            println!();
+            outln!()?;
             let problems = super::spn_ldap::check(
                 &ldap,
                 url,
@@ -156,7 +156,7 @@ pub fn run(cmd: SpnCmd) -> anyhow::Result<ExitCode> {
                 Duration::from_secs(timeout_secs.max(1)),
             )?;
             if problems > 0 {
-                println!("{problems} problem(s) in AD");
+                outln!("{problems} problem(s) in AD")?;
                 return Ok(ExitCode::from(1));
             }
             Ok(code)
@@ -205,7 +205,7 @@ fn kvno_list(kvnos: &[u32]) -> String {
         .join(", ")
 }
 
-fn report(rows: &[SpnCheck], proofs: &[Proven], kdc: Option<&str>) -> ExitCode {
+fn report(rows: &[SpnCheck], proofs: &[Proven], kdc: Option<&str>) -> anyhow::Result<ExitCode> {
     let mut problems = 0;
     for r in rows {
         let what = match &r.coverage {
@@ -234,13 +234,13 @@ fn report(rows: &[SpnCheck], proofs: &[Proven], kdc: Option<&str>) -> ExitCode {
                 "MISSING: no key at all".to_string()
             }
         };
-        println!("{:<52} {what}", r.spn);
+        outln!("{:<52} {what}", r.spn)?;
         if r.rc4_only {
-            println!("{:<52} warning: rc4-hmac only; give the ASA AES keys", "");
+            outln!("{:<52} warning: rc4-hmac only; give the ASA AES keys", "")?;
         }
         if let Some(p) = &r.served_by {
             match proofs.iter().find(|(q, _, _)| q == p).map(|(_, c, r)| (c, r)) {
-                Some((client, Ok(proof))) => println!(
+                Some((client, Ok(proof))) => outln!(
                     "{:<52} proven: the KDC accepts {p} kvno {}{} ({}{})",
                     "",
                     proof.kvno,
@@ -254,15 +254,15 @@ fn report(rows: &[SpnCheck], proofs: &[Proven], kdc: Option<&str>) -> ExitCode {
                         Some(k) if k != proof.kvno => format!("; but the KDC's kvno is {k}"),
                         _ => String::new(),
                     }
-                ),
+                )?,
                 Some((client, Err(e))) => {
                     problems += 1;
-                    println!("{:<52} NOT PROVEN: {e}", "");
+                    outln!("{:<52} NOT PROVEN: {e}", "")?;
                     if client == p && p.components.len() > 1 {
-                        println!(
+                        outln!(
                             "{:<52} (Active Directory takes no SPN as an AS client: pass --account <ASA>)",
                             ""
-                        );
+                        )?;
                     }
                 }
                 None => {}
@@ -270,20 +270,20 @@ fn report(rows: &[SpnCheck], proofs: &[Proven], kdc: Option<&str>) -> ExitCode {
         }
     }
     if problems > 0 {
-        println!(
+        outln!(
             "{problems} problem(s){}",
             if kdc.is_none() {
                 ""
             } else {
                 " (keys checked against the KDC)"
             }
-        );
-        return ExitCode::from(1);
+        )?;
+        return Ok(ExitCode::from(1));
     }
     if kdc.is_none() {
-        println!("every SPN is covered by keys of one account (not proven: add --kdc <DC>:88 to prove them)");
+        outln!("every SPN is covered by keys of one account (not proven: add --kdc <DC>:88 to prove them)")?;
     } else {
-        println!("every SPN is covered and its keys are proven by the KDC");
+        outln!("every SPN is covered and its keys are proven by the KDC")?;
     }
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }

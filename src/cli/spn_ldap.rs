@@ -78,17 +78,17 @@ pub fn check(
         .or_else(|| kt.entries.iter().map(|e| e.kvno).max());
     let down_level = format!("{}\\{sam}", spn::netbios_from_realm(&account.realm));
     let found = ad_check::findings(&facts, &sam, &down_level, keytab_kvno);
-    println!(
+    outln!(
         "AD ({url}): account {}",
         facts
             .account
             .as_ref()
             .map(|a| a.dn.as_str())
             .unwrap_or("not found")
-    );
+    )?;
     for f in &found {
         let mark = if f.is_problem() { "PROBLEM" } else { "ok" };
-        println!("  {mark:<8} {f}");
+        outln!("  {mark:<8} {f}")?;
     }
     Ok(found.iter().filter(|f| Finding::is_problem(f)).count())
 }

@@ -42,43 +42,43 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     if args.admin.len() > 1 {
-        return Ok(several(&rt, &args.admin));
+        return several(&rt, &args.admin);
     }
     let admin = &args.admin[0];
     let status = rt
         .block_on(crate::admin::fetch_status(admin))
         .with_context(|| format!("cannot read /status from {admin}"))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        outln!("{}", serde_json::to_string_pretty(&status)?)?;
     } else {
-        print!("{}", crate::admin::render_status_table(&status));
+        out!("{}", crate::admin::render_status_table(&status))?;
         if let Some(w) = roll_asa_warning(&[&status]) {
-            print!("{w}");
+            out!("{w}")?;
         }
     }
     if status.ready {
         return Ok(ExitCode::SUCCESS);
     }
-    eprintln!("kedge at {admin} is not ready: {}", status.not_ready.join("; "));
+    errln!("kedge at {admin} is not ready: {}", status.not_ready.join("; "));
     Ok(ExitCode::from(1))
 }
 
-fn several(rt: &tokio::runtime::Runtime, admins: &[String]) -> ExitCode {
+fn several(rt: &tokio::runtime::Runtime, admins: &[String]) -> anyhow::Result<ExitCode> {
     let all = rt.block_on(replicas::fetch_all(admins));
-    println!("Alternate service account credentials on {} replicas", all.len());
-    print!("{}", replicas::render(&all));
+    outln!("Alternate service account credentials on {} replicas", all.len())?;
+    out!("{}", replicas::render(&all))?;
     let statuses: Vec<&Status> = all.iter().filter_map(|r| r.status.as_ref().ok()).collect();
     if let Some(w) = roll_asa_warning(&statuses) {
-        print!("{w}");
+        out!("{w}")?;
     }
     let problems = replicas::disagreements(&all);
     if problems.is_empty() {
-        println!("\nall {} replicas hold the same credentials", all.len());
-        return ExitCode::SUCCESS;
+        outln!("\nall {} replicas hold the same credentials", all.len())?;
+        return Ok(ExitCode::SUCCESS);
     }
-    println!();
+    outln!()?;
     for p in &problems {
-        println!("PROBLEM: {p}");
+        outln!("PROBLEM: {p}")?;
     }
-    ExitCode::from(1)
+    Ok(ExitCode::from(1))
 }

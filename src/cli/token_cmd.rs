@@ -87,45 +87,45 @@ pub fn run(cmd: TokenCmd) -> anyhow::Result<ExitCode> {
                     .map(|d| d.to_rfc3339())
                     .unwrap_or_else(|| s.to_string())
             };
-            println!("OK");
-            println!("principal:  {}", a.client);
-            println!("realm:      {}", a.client.realm);
-            println!("spn:        {}", a.service);
-            println!("enctype:    {}", a.etype.name());
-            println!("kvno:       {}", a.kvno);
-            println!("authtime:   {}", t(a.authtime));
-            println!("starttime:  {}", t(a.starttime));
-            println!("endtime:    {}", t(a.endtime));
-            println!("framing:    {:?}", a.framing);
-            println!(
+            outln!("OK")?;
+            outln!("principal:  {}", a.client)?;
+            outln!("realm:      {}", a.client.realm)?;
+            outln!("spn:        {}", a.service)?;
+            outln!("enctype:    {}", a.etype.name())?;
+            outln!("kvno:       {}", a.kvno)?;
+            outln!("authtime:   {}", t(a.authtime))?;
+            outln!("starttime:  {}", t(a.starttime))?;
+            outln!("endtime:    {}", t(a.endtime))?;
+            outln!("framing:    {:?}", a.framing)?;
+            outln!(
                 "gss flags:  0x{:x}{}",
                 a.gss_flags,
                 if a.dce_style { " (DCE style)" } else { "" }
-            );
+            )?;
             match &a.pac {
                 Some(p) => {
-                    println!(
+                    outln!(
                         "pac:        server signature {}",
                         if p.server_signature_verified {
                             "verified"
                         } else {
                             "not checked"
                         }
-                    );
+                    )?;
                     if let Some(s) = p.user_sid() {
-                        println!("user sid:   {s}");
+                        outln!("user sid:   {s}")?;
                     }
                     for g in p.group_sids() {
-                        println!("group:      {g}");
+                        outln!("group:      {g}")?;
                     }
                 }
-                None => println!("pac:        none"),
+                None => outln!("pac:        none")?,
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            println!("REJECTED: {e}");
-            println!("reason:   {}", e.reason());
+            outln!("REJECTED: {e}")?;
+            outln!("reason:   {}", e.reason())?;
             Ok(ExitCode::from(1))
         }
     }
