@@ -89,8 +89,10 @@ fn reload(kedge: &Kedge, path: &Path) {
         Ok(cfg) => match kedge.reload(cfg) {
             Ok(r) => {
                 crate::observe::config_reload(true);
+                crate::observe::reloaded(crate::observe::Reloaded::Config, std::time::SystemTime::now());
                 tracing::info!(
                     keys_reloaded = r.keys_reloaded,
+                    tls_reloaded = ?r.tls_reloaded,
                     "configuration reloaded (pools and members applied)"
                 );
                 for what in r.needs_restart {
