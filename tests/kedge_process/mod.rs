@@ -160,3 +160,27 @@ pub fn terminate(mut k: Running) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `promtool check metrics` on a scrape: every metric has help text and a valid name, type and
+/// unit suffix (promtool says nothing). promtool comes with Debian's `prometheus` package
+/// (`scripts/install-test-deps`).
+pub fn promtool_check_metrics(scrape: &str) {
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; run scripts/install-test-deps)");
+    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), scrape.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics:\n{said}"
+    );
+}
