@@ -248,7 +248,11 @@ fn shipped(name: &str, site: &Site) -> PathBuf {
         &site.path("asa.keytab").display().to_string(),
     );
     for (suffix, file) in [(".pem\"", "cert.pem"), (".key\"", "key.pem")] {
-        for host in ["outlook.contoso.com", "mail.contoso.com"] {
+        for host in [
+            "outlook.contoso.com",
+            "mail.contoso.com",
+            "autodiscover.contoso.com",
+        ] {
             let old = format!("/etc/kedge/{host}{suffix}");
             text = text.replace(&old, &format!("{}\"", site.path(file).display()));
         }

@@ -4,6 +4,7 @@
 mod asa_cmd;
 mod asa_staged;
 mod demo_cmd;
+mod demo_site;
 mod drain_cmd;
 mod keytab_add;
 mod keytab_cmd;

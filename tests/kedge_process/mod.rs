@@ -61,12 +61,19 @@ impl Drop for Running {
 /// Starts `kedge run --config <cfg_path>` and waits (20 s at most) until it reports its HTTP
 /// and admin listeners (bound to port 0 in the config) on its JSON log.
 pub fn start(cfg_path: &Path) -> Running {
+    start_command(
+        &["run".as_ref(), "--config".as_ref(), cfg_path.as_os_str()],
+        Stdio::null(),
+    )
+}
+
+/// Starts `kedge <args>` with its standard output to `stdout`, and waits as [`start`] does.
+pub fn start_command(args: &[&std::ffi::OsStr], stdout: Stdio) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kedge"))
-        .args(["run", "--config"])
-        .arg(cfg_path)
+        .args(args)
         .env("KEDGE_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn kedge");

@@ -1,7 +1,8 @@
 //! Choosing a listener's certificate by the client's SNI name: an exact name first, then a
 //! `*.domain` wildcard (one label, as RFC 6125 §6.4.3 allows), else the default certificate (the
 //! first) — for clients without SNI and for names no certificate covers, so an old client still
-//! gets the array's certificate rather than a failed handshake.
+//! gets the array's certificate rather than a failed handshake. Names the default shares with
+//! another certificate go to the other one.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,12 +21,15 @@ pub struct CertSet {
 }
 
 impl CertSet {
-    /// Over `certs` (not empty), the first being the default; when two claim a name, the
-    /// earlier one has it.
+    /// Over `certs` (not empty), the first being the default. A name two certificates claim
+    /// goes to the earlier of the others before the default: an Autodiscover certificate added
+    /// beside an array certificate that also lists `autodiscover.` (a typical UCC certificate)
+    /// serves Autodiscover.
     pub fn new(certs: Vec<LoadedCert>) -> Self {
         assert!(!certs.is_empty(), "a TLS listener has at least one certificate");
         let (mut exact, mut wildcard) = (HashMap::new(), HashMap::new());
-        for (i, c) in certs.iter().enumerate() {
+        let order = (1..certs.len()).chain([0]);
+        for (i, c) in order.map(|i| (i, &certs[i])) {
             for n in &c.names {
                 match n.strip_prefix("*.") {
                     Some(domain) => wildcard.entry(domain.to_owned()).or_insert(i),
@@ -118,8 +122,17 @@ mod tests {
     }
 
     #[test]
-    fn the_earlier_certificate_keeps_a_name_two_claim() {
-        let set = CertSet::new(vec![cert(&["a.test", "shared.test"]), cert(&["shared.test"])]);
-        assert_eq!(set.pick(Some("shared.test")).origin, "a.test.pem");
+    fn a_name_the_default_shares_goes_to_the_other_certificate_then_to_the_earlier() {
+        let set = CertSet::new(vec![
+            cert(&["mail.test", "shared.test", "autodiscover.test"]),
+            cert(&["autodiscover.test", "shared.test"]),
+            cert(&["shared.test"]),
+        ]);
+        assert_eq!(
+            set.pick(Some("autodiscover.test")).origin,
+            "autodiscover.test.pem"
+        );
+        assert_eq!(set.pick(Some("shared.test")).origin, "autodiscover.test.pem");
+        assert_eq!(set.pick(Some("mail.test")).origin, "mail.test.pem");
     }
 }
