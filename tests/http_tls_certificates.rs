@@ -4,21 +4,21 @@
 //! counted once, the expiry gauge, and failed handshakes counted by reason.
 
 mod http_common;
+mod kedge_process;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use http_common::backend::TestBackend;
-use http_common::client::Conn;
+use http_common::client::{self, Conn};
 use http_common::fake::{self, FakeAuth};
 use http_common::kedge::{start, Kedge, PoolSpec};
 use http_common::pki::{TestCa, TestPki};
 use http_common::{bounded, BOUND};
 use kedge::config::TlsConfig;
 use kedge::edge::http::{ServerTls, TlsError};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -92,16 +92,7 @@ async fn listener(name: &str, tls: ServerTls, header_ms: u64) -> (Kedge, Arc<Fak
 }
 
 fn client_config(ca_pem: &str, sni: bool) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(c.expect("pem")).expect("root");
-    }
-    let mut cfg =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    let mut cfg = client::client_config(ca_pem);
     cfg.enable_sni = sni;
     Arc::new(cfg)
 }
@@ -134,19 +125,7 @@ async fn until_served(kedge: &Kedge, ca_pem: &str, name: &str, want: &[u8]) {
 
 /// Sum of the samples of metric `name` (kedge's in-process recorder) with every label pair.
 fn metric(name: &str, labels: &[(&str, &str)]) -> f64 {
-    let text = kedge::observe::render();
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("exposition");
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .map(|s| match s.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => v,
-            _ => 0.0,
-        })
-        .sum()
+    kedge_process::sample_sum(&kedge::observe::render(), name, labels)
 }
 
 /// Waits (within `BOUND`) until metric `name` with `labels` reaches `want`.

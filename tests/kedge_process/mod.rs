@@ -136,8 +136,13 @@ pub fn get(addr: SocketAddr, path: &str, auth: Option<&str>) -> (u16, String) {
 /// Sum of the samples of `name` on the admin listener's `/metrics` whose labels include every pair.
 pub fn metric(admin: SocketAddr, name: &str, labels: &[(&str, &str)]) -> f64 {
     let (_, body) = get(admin, "/metrics", None);
-    let scrape =
-        prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("valid exposition");
+    sample_sum(&body, name, labels)
+}
+
+/// Sum of the samples of `name` in a Prometheus exposition whose labels include every pair.
+pub fn sample_sum(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let scrape = prometheus_parse::Scrape::parse(exposition.lines().map(|l| Ok(l.to_owned())))
+        .expect("valid exposition");
     scrape
         .samples
         .iter()
