@@ -1,7 +1,8 @@
 //! `kedge run` with an HTTPS listener as an operator renews its certificate: new files put in
 //! place where no file event reaches kedge, then SIGHUP — the next TLS client gets the new
-//! certificate; a bad one on SIGHUP is refused and the old one stays. The live scrape with the
-//! TLS and process metrics passes `promtool check metrics`.
+//! certificate; a bad one on SIGHUP is refused and the old one stays; files renamed into place
+//! are picked up without a signal. The live scrape with the TLS and process metrics passes
+//! `promtool check metrics`.
 
 mod kedge_process;
 
@@ -78,7 +79,8 @@ fn publish(dir: &Path, version: &str, pki: &TestPki) {
     std::fs::rename(dir.join("live.tmp"), dir.join("live")).unwrap();
 }
 
-fn config(dir: &Path) -> String {
+/// A config whose HTTPS listener serves `<certs>/mail.pem` and `mail.key`.
+fn config(dir: &Path, certs: &Path) -> String {
     let key = Key::random(EncType::Aes256CtsHmacSha196);
     let kt = Keytab {
         entries: vec![KeytabEntry {
@@ -92,7 +94,6 @@ fn config(dir: &Path) -> String {
     let kt_path = dir.join("asa.keytab");
     std::fs::write(&kt_path, kt.to_bytes()).unwrap();
     std::fs::set_permissions(&kt_path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let live = dir.join("live");
     format!(
         r#"[kerberos]
 keytab = "{kt}"
@@ -107,8 +108,8 @@ name = "https"
 listen = "127.0.0.1:0"
 routes = [{{ prefix = "/", pool = "web" }}]
 [http.tls]
-cert = "{live}/mail.pem"
-key = "{live}/mail.key"
+cert = "{certs}/mail.pem"
+key = "{certs}/mail.key"
 poll_secs = "1h"
 
 [members.cas1]
@@ -120,7 +121,7 @@ members = ["cas1"]
 port = "http"
 "#,
         kt = kt_path.display(),
-        live = live.display(),
+        certs = certs.display(),
         port = backend("cas1").port(),
     )
 }
@@ -132,7 +133,7 @@ fn a_certificate_swapped_under_kedge_run_is_served_after_sighup_and_a_bad_one_is
     let old = ca.leaf(&[MAIL]);
     publish(dir.path(), "v1", &old);
     let cfg_path = dir.path().join("kedge.toml");
-    std::fs::write(&cfg_path, config(dir.path())).unwrap();
+    std::fs::write(&cfg_path, config(dir.path(), &dir.path().join("live"))).unwrap();
     let k = start(&cfg_path);
     assert_eq!(served(k.http, &old.ca_pem, MAIL), old.cert_der);
     let loaded_at = metric(k.admin, "kedge_last_reload_timestamp_seconds", &[("what", "tls")]);
@@ -173,6 +174,39 @@ fn a_certificate_swapped_under_kedge_run_is_served_after_sighup_and_a_bad_one_is
     terminate(k);
 }
 
+#[test]
+fn a_certificate_renamed_into_place_is_served_without_a_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("tls");
+    std::fs::create_dir(&certs).unwrap();
+    let put = |pki: &TestPki| {
+        for (name, text) in [("mail.key", &pki.key_pem), ("mail.pem", &pki.cert_pem)] {
+            std::fs::write(certs.join(".tmp"), text).unwrap();
+            std::fs::rename(certs.join(".tmp"), certs.join(name)).unwrap();
+        }
+    };
+    let ca = TestCa::new();
+    let old = ca.leaf(&[MAIL]);
+    put(&old);
+    let cfg_path = dir.path().join("kedge.toml");
+    std::fs::write(&cfg_path, config(dir.path(), &certs)).unwrap();
+    let k = start(&cfg_path);
+    assert_eq!(served(k.http, &old.ca_pem, MAIL), old.cert_der);
+
+    // Polling is hourly: only the file watch can make this happen in time.
+    let new = ca.leaf(&[MAIL]);
+    put(&new);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while served(k.http, &new.ca_pem, MAIL) != new.cert_der {
+        assert!(
+            Instant::now() < deadline,
+            "the renamed certificate was not served within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    terminate(k);
+}
+
 /// The live scrape after TLS handshakes, a refused one and a reload: the TLS metrics and the
 /// process metrics are there, and `promtool check metrics` finds nothing to say.
 #[test]
@@ -182,7 +216,7 @@ fn a_live_scrape_with_tls_and_process_metrics_passes_promtool() {
     let cert = ca.leaf(&[MAIL]);
     publish(dir.path(), "v1", &cert);
     let cfg_path = dir.path().join("kedge.toml");
-    std::fs::write(&cfg_path, config(dir.path())).unwrap();
+    std::fs::write(&cfg_path, config(dir.path(), &dir.path().join("live"))).unwrap();
     let k = start(&cfg_path);
     assert_eq!(served(k.http, &cert.ca_pem, MAIL), cert.cert_der);
     let mut s = TcpStream::connect(k.http).unwrap();
