@@ -315,3 +315,20 @@ fn tls_takes_one_certificate_or_several_by_sni_and_names_what_is_missing() {
         assert!(e.contains(want), "missing {want:?} in:\n{e}");
     }
 }
+
+#[test]
+fn the_commented_sni_example_is_valid_once_uncommented() {
+    let text = include_str!("../config/example.toml");
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.starts_with("tls = { cert") {
+            continue; // replaced by the [http.tls] table below
+        }
+        out.push_str(line.strip_prefix("#   ").unwrap_or(line));
+        out.push('\n');
+    }
+    let cfg = Config::from_toml(&out, "example uncommented").unwrap_or_else(|e| panic!("{e}"));
+    let all = cfg.http[0].tls.as_ref().expect("tls").all_certificates();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1].names, ["autodiscover.contoso.com"]);
+}
