@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod duration_field;
 pub mod edge;
+pub mod file_events;
 pub mod fuzzing;
 pub mod krb;
 pub mod observe;

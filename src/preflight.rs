@@ -70,8 +70,11 @@ pub fn check(cfg: &Config) -> Preflight {
     for l in &cfg.http {
         let mut ctx = EdgeContext::new(acceptor.clone(), pool_map.clone());
         if let Some(t) = &l.tls {
-            match ServerTls::load(t) {
-                Ok(tls) => ctx = ctx.with_tls(tls),
+            match ServerTls::load(&l.name, t) {
+                Ok(tls) => {
+                    out.warnings.extend(tls.warnings(std::time::SystemTime::now()));
+                    ctx = ctx.with_tls(tls);
+                }
                 Err(e) => out.problems.push(
                     ServeError::Tls {
                         name: l.name.clone(),

@@ -122,6 +122,10 @@ pub struct ReloadReport {
     pub pools_applied: bool,
     /// Whether a new key set was installed.
     pub keys_reloaded: bool,
+    /// Listeners whose new certificate files were installed.
+    pub tls_reloaded: Vec<String>,
+    /// Listeners whose new certificate files were refused (they keep the old ones), and why.
+    pub tls_refused: Vec<String>,
     /// Settings that changed but need a restart (listeners, routes, Kerberos policy).
     pub needs_restart: Vec<String>,
 }
@@ -132,6 +136,8 @@ pub struct Kedge {
     acceptor: Arc<Acceptor>,
     pools: Arc<Pools>,
     watcher: KeytabWatcher,
+    /// Every TLS listener's certificates (reloaded on SIGHUP too).
+    tls: Vec<ServerTls>,
     shutdown_tx: watch::Sender<bool>,
     tasks: JoinSet<()>,
     workers: Option<Arc<Workers>>,
@@ -214,16 +220,22 @@ impl Kedge {
             ),
             Scheduler::WorkStealing => None,
         };
+        let mut tls_listeners = Vec::new();
         for (listener, lcfg) in bound.http.into_iter().zip(cfg.http.iter().cloned()) {
             let mut ctx = EdgeContext::new(auth.clone(), pool_map.clone());
             if let Some(w) = &workers {
                 ctx = ctx.with_workers(w.clone());
             }
             if let Some(t) = &lcfg.tls {
-                let tls = ServerTls::load(t).map_err(|e| ServeError::Tls {
+                let tls = ServerTls::load(&lcfg.name, t).map_err(|e| ServeError::Tls {
                     name: lcfg.name.clone(),
                     msg: e.to_string(),
                 })?;
+                for w in tls.warnings(std::time::SystemTime::now()) {
+                    tracing::warn!("{w}");
+                }
+                tasks.spawn(tls.clone().watch(signalled(shutdown_rx.clone())));
+                tls_listeners.push(tls.clone());
                 ctx = ctx.with_tls(tls);
             }
             // Routes (assert headers, HMAC key files) are built before anything serves, so a
@@ -304,11 +316,13 @@ impl Kedge {
         for (kind, name, addr) in &addresses {
             tracing::info!(%kind, %name, %addr, "listening");
         }
+        observe::reloaded(observe::Reloaded::Config, std::time::SystemTime::now());
         Ok(Self {
             cfg: Mutex::new(cfg),
             acceptor,
             pools,
             watcher,
+            tls: tls_listeners,
             shutdown_tx,
             tasks,
             workers,
@@ -336,8 +350,8 @@ impl Kedge {
         &self.watcher
     }
 
-    /// Applies a new, already validated config: members and pools (add, drain, remove) and the
-    /// keytab; reports settings that need a restart. Pools are applied all or nothing: a pool
+    /// Applies a new, already validated config: members and pools (add, drain, remove), the
+    /// keytab and the TLS certificates' files; reports settings that need a restart. Pools are applied all or nothing: a pool
     /// error leaves everything as it was.
     pub fn reload(&self, new: Config) -> Result<ReloadReport, ServeError> {
         let mut cur = self.cfg.lock().unwrap_or_else(|p| p.into_inner());
@@ -347,6 +361,13 @@ impl Kedge {
             .map_err(|e| ServeError::Pool(e.to_string()))?;
         report.pools_applied = true;
         report.keys_reloaded = matches!(self.watcher.check_now(), Ok(true));
+        for tls in &self.tls {
+            match tls.reload() {
+                Ok(true) => report.tls_reloaded.push(tls.listener().to_owned()),
+                Ok(false) => {}
+                Err(e) => report.tls_refused.push(format!("{}: {e}", tls.listener())),
+            }
+        }
         for (what, changed) in [
             ("http listeners and routes", json(&cur.http) != json(&new.http)),
             ("rpc listeners", json(&cur.rpc) != json(&new.rpc)),

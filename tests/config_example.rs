@@ -273,3 +273,62 @@ health = { kind = "tcp", interval_ms = "5s", timeout_ms = "1500ms" }
         "{e}"
     );
 }
+
+#[test]
+fn tls_takes_one_certificate_or_several_by_sni_and_names_what_is_missing() {
+    let listener = |tls: &str| {
+        format!(
+            "[kerberos]\nkeytab = \"k\"\n[[http]]\nlisten = \"127.0.0.1:0\"\nroutes = [{{ prefix = \"/\", pool = \"web\" }}]\n{tls}\n\
+             [members.cas1]\naddress = \"127.0.0.1\"\nports = {{ http = 80 }}\n[pools.web]\nmembers = [\"cas1\"]\nport = \"http\"\n"
+        )
+    };
+    // The single-certificate form of earlier versions.
+    let cfg = Config::from_toml(
+        &listener("tls = { cert = \"a.pem\", key = \"a.key\" }"),
+        "one.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let tls = cfg.http[0].tls.as_ref().unwrap();
+    assert_eq!((tls.all_certificates().len(), tls.poll_secs), (1, 60));
+    // A default and one more by SNI, or only a list (its first is the default).
+    let several = "[http.tls]\ncert = \"a.pem\"\nkey = \"a.key\"\npoll_secs = \"5m\"\n\
+                   [[http.tls.certificates]]\ncert = \"b.pem\"\nkey = \"b.key\"\nnames = [\"autodiscover.contoso.com\", \"*.contoso.com\"]\n";
+    let cfg = Config::from_toml(&listener(several), "two.toml").unwrap_or_else(|e| panic!("{e}"));
+    let tls = cfg.http[0].tls.as_ref().unwrap();
+    let all = tls.all_certificates();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1].names, ["autodiscover.contoso.com", "*.contoso.com"]);
+    assert_eq!(tls.poll_secs, 300);
+    let list_only = "[http.tls]\n[[http.tls.certificates]]\ncert = \"b.pem\"\nkey = \"b.key\"\n";
+    assert!(Config::from_toml(&listener(list_only), "list.toml").is_ok());
+
+    for (tls, want) in [
+        ("tls = { cert = \"a.pem\" }", "http[0].tls.key: cert is set but key is not"),
+        ("tls = {}", "http[0].tls: no certificate"),
+        (
+            "[http.tls]\n[[http.tls.certificates]]\ncert = \"b.pem\"\nkey = \"b.key\"\nnames = [\"*.*.contoso.com\"]\n",
+            "http[0].tls.certificates[0].names[0]: \"*.*.contoso.com\" is not a host name",
+        ),
+        ("tls = { cert = \"a.pem\", key = \"a.key\", poll_secs = 0 }", "http[0].tls.poll_secs: 0"),
+    ] {
+        let e = Config::from_toml(&listener(tls), "bad.toml").unwrap_err().to_string();
+        assert!(e.contains(want), "missing {want:?} in:\n{e}");
+    }
+}
+
+#[test]
+fn the_commented_sni_example_is_valid_once_uncommented() {
+    let text = include_str!("../config/example.toml");
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.starts_with("tls = { cert") {
+            continue; // replaced by the [http.tls] table below
+        }
+        out.push_str(line.strip_prefix("#   ").unwrap_or(line));
+        out.push('\n');
+    }
+    let cfg = Config::from_toml(&out, "example uncommented").unwrap_or_else(|e| panic!("{e}"));
+    let all = cfg.http[0].tls.as_ref().expect("tls").all_certificates();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1].names, ["autodiscover.contoso.com"]);
+}

@@ -1,7 +1,9 @@
 //! The files under `deploy/` agree with the code: the Grafana dashboard is JSON, every metric
 //! and reason label the alerts and dashboard name is one kedge emits, and the Kubernetes
-//! ConfigMap carries a valid kedge.toml whose paths and ports match the Deployment and Service.
-//! (YAML structure is checked by `deploy/check` with PyYAML and promtool; no YAML crate here.)
+//! ConfigMap carries a valid kedge.toml whose paths and ports match the Deployment and Service,
+//! the alert rules pass promtool with their unit tests, and every Kubernetes manifest passes a
+//! schema check (`kubernetes-validate --strict`). (Finer YAML checks are in `deploy/check`, with
+//! PyYAML; no YAML crate here.)
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -449,4 +451,102 @@ fn kubernetes_cronjob_stages_publishes_waits_commits_and_prunes() {
         !kust.contains("asa-roll-cronjob.yaml"),
         "the scheduled roll is opt-in (kedge-only deployments)"
     );
+}
+
+/// `kubernetes-validate` (PyPI; `scripts/install-test-deps` puts it in a venv of its own, by
+/// default `/opt/kedge-test-tools`, or `$KEDGE_TEST_TOOLS`), else one on `PATH`.
+fn kubernetes_validate() -> PathBuf {
+    let tools = std::env::var_os("KEDGE_TEST_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/kedge-test-tools"));
+    let venv = tools.join("bin/kubernetes-validate");
+    if venv.exists() {
+        return venv;
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("kubernetes-validate"))
+        .find(|p| p.exists());
+    on_path.unwrap_or_else(|| {
+        panic!(
+            "kubernetes-validate not found in {} nor on PATH: run scripts/install-test-deps",
+            venv.display()
+        )
+    })
+}
+
+/// Runs the schema check (`--strict`: unknown fields are errors too) over `files`: whether it
+/// passed, and what it said.
+fn schema_check(files: &[PathBuf]) -> (bool, String) {
+    let out = std::process::Command::new(kubernetes_validate())
+        .arg("--strict")
+        .args(files)
+        .output()
+        .expect("kubernetes-validate runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}
+
+fn manifests() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    walk(&root().join("deploy/kubernetes"), &mut files);
+    files.retain(|p| p.extension().is_some_and(|e| e == "yaml"));
+    files.sort();
+    files
+}
+
+/// Every manifest under deploy/kubernetes validates against the Kubernetes schemas; only the
+/// kustomization and the Prometheus Operator's PodMonitor (a CRD) have no schema there.
+#[test]
+fn kubernetes_manifests_pass_the_schema_check() {
+    let files = manifests();
+    assert!(files.len() >= 9, "{files:?}");
+    let (ok, said) = schema_check(&files);
+    assert!(ok, "kubernetes-validate --strict:\n{said}");
+    assert!(!said.contains("ERROR"), "{said}");
+    let mut resources = 0;
+    for f in &files {
+        let shown = f.display().to_string();
+        let passed = said
+            .lines()
+            .filter(|l| l.contains(&format!("{shown} passed for resource")))
+            .count();
+        let name = f.file_name().unwrap().to_string_lossy();
+        if name == "kustomization.yaml" || name == "podmonitor.yaml" {
+            assert!(said.contains(&format!("{shown} Couldn't find schema")), "{said}");
+        } else {
+            assert!(passed >= 1, "{shown} was not validated:\n{said}");
+        }
+        resources += passed;
+    }
+    assert!(resources >= 14, "{resources} resources validated:\n{said}");
+}
+
+/// The check can fail: copies of the Deployment with a string for a number, and with a
+/// misspelt field, are refused with the field's path.
+#[test]
+fn the_schema_check_refuses_a_broken_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let deployment = read("deploy/kubernetes/deployment.yaml");
+    for (name, from, to, says) in [
+        ("replicas.yaml", "replicas: 3", "replicas: three", "spec.replicas"),
+        (
+            "misspelt.yaml",
+            "readOnlyRootFilesystem:",
+            "readOnlyRootFileSystem:",
+            "readOnlyRootFileSystem",
+        ),
+    ] {
+        assert!(deployment.contains(from), "deployment.yaml has {from:?}");
+        let path = dir.path().join(name);
+        std::fs::write(&path, deployment.replacen(from, to, 1)).unwrap();
+        let (ok, said) = schema_check(&[path]);
+        assert!(!ok, "{name} passed:\n{said}");
+        assert!(said.contains(says), "{name}: {said}");
+    }
 }

@@ -159,6 +159,65 @@ fn missing_certificate_and_key_files_fail_the_check() {
     check_refuses_like_a_start(&config, "missing.pem");
 }
 
+/// `tls = {...}` in the `[[http]]` table over `<stem>.pem` / `<stem>.key` written from `pki`,
+/// the key taken from `key_of` when given (a mismatch).
+fn tls_files(site: &Site, stem: &str, pki: &pki::TestPki, key_of: Option<&pki::TestPki>) -> String {
+    std::fs::write(site.path(&format!("{stem}.pem")), &pki.cert_pem).unwrap();
+    std::fs::write(site.path(&format!("{stem}.key")), &key_of.unwrap_or(pki).key_pem).unwrap();
+    format!(
+        "tls = {{ cert = \"{}\", key = \"{}\" }}",
+        site.path(&format!("{stem}.pem")).display(),
+        site.path(&format!("{stem}.key")).display()
+    )
+}
+
+#[test]
+fn a_key_that_is_not_the_certificates_fails_the_check() {
+    let site = Site::new("CONTOSO.COM");
+    let ca = pki::TestCa::new();
+    let (a, b) = (
+        ca.leaf(&["outlook.contoso.com"]),
+        ca.leaf(&["outlook.contoso.com"]),
+    );
+    let tls = tls_files(&site, "swapped", &a, Some(&b));
+    check_refuses_like_a_start(
+        &site.config(ROUTE, &tls),
+        "the private key is not the certificate's",
+    );
+}
+
+#[test]
+fn an_expired_or_expiring_certificate_is_a_warning_of_the_check() {
+    let site = Site::new("CONTOSO.COM");
+    let ca = pki::TestCa::new();
+    let expired = ca.leaf_valid(&["outlook.contoso.com"], (2020, 1, 1), (2021, 1, 1));
+    let tls = tls_files(&site, "expired", &expired, None);
+    let out = kedge(&["run", "--check"], &site.config(ROUTE, &tls));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning: http listener https: ")
+            && err.contains("expired.pem: certificate expired at 2021-01-01T00:00:00Z"),
+        "{err}"
+    );
+    // notAfter at midnight (UTC) five days from now: 4 whole days left.
+    use chrono::Datelike;
+    let soon = chrono::Utc::now() + chrono::Duration::days(5);
+    let expiring = ca.leaf_valid(
+        &["outlook.contoso.com"],
+        (2020, 1, 1),
+        (soon.year(), soon.month() as u8, soon.day() as u8),
+    );
+    let tls = tls_files(&site, "expiring", &expiring, None);
+    let out = kedge(&["run", "--check"], &site.config(ROUTE, &tls));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("expiring.pem: certificate expires at") && err.contains("(in 4 days)"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_missing_backend_ca_fails_the_check() {
     let site = Site::new("CONTOSO.COM");
@@ -248,7 +307,11 @@ fn shipped(name: &str, site: &Site) -> PathBuf {
         &site.path("asa.keytab").display().to_string(),
     );
     for (suffix, file) in [(".pem\"", "cert.pem"), (".key\"", "key.pem")] {
-        for host in ["outlook.contoso.com", "mail.contoso.com"] {
+        for host in [
+            "outlook.contoso.com",
+            "mail.contoso.com",
+            "autodiscover.contoso.com",
+        ] {
             let old = format!("/etc/kedge/{host}{suffix}");
             text = text.replace(&old, &format!("{}\"", site.path(file).display()));
         }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use kedge_process::{backend, get, metric, start, terminate};
+use kedge_process::{backend, get, metric, promtool_check_metrics, start, terminate};
 
 use base64::Engine;
 use kedge::krb::acceptor::Framing;
@@ -259,23 +259,6 @@ fn a_live_scrape_passes_promtool_check_metrics() {
     assert_eq!(get(k.http, "/owa/", Some("!!")).0, 400);
     let (code, scrape) = get(k.admin, "/metrics", None);
     assert_eq!(code, 200);
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus; scripts/install-test-deps installs it)");
-    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), scrape.as_bytes()).unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && said.trim().is_empty(),
-        "promtool check metrics:\n{said}"
-    );
+    promtool_check_metrics(&scrape);
     terminate(k);
 }

@@ -1,4 +1,4 @@
-//! Hot-loading the ASA keytab (DESIGN.md §4): file events (`notify`, inotify on Linux, on the
+//! Hot-loading the ASA keytab (DESIGN.md §4): file events ([`crate::file_events`], on the
 //! keytab's directory so that an atomic rename into place is seen) plus a polling fallback
 //! comparing mtime, size, inode and mode, then a content hash.
 //!
@@ -26,9 +26,6 @@ use crate::observe::{self, KvnoSlot};
 
 /// Gauge: 1 while the loaded keytab file is readable by group or others.
 pub const KEYTAB_INSECURE_PERMISSIONS: &str = "kedge_keytab_insecure_permissions";
-
-/// How events are coalesced: a burst of writes (a non-atomic writer) ends in one check.
-const DEBOUNCE: Duration = Duration::from_millis(50);
 
 /// What to watch and the retirement policy.
 #[derive(Clone, Debug)]
@@ -230,65 +227,14 @@ impl Drop for KeytabWatcher {
 }
 
 async fn run(inner: Arc<Inner>) {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let name = inner.cfg.path.file_name().map(|n| n.to_os_string());
-    let dir = inner
-        .cfg
-        .path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
-    // Kept alive for the life of the task; events on the directory that name the file.
-    let _watcher = {
-        use notify::Watcher as _;
-        let handler = move |res: notify::Result<notify::Event>| {
-            let relevant = match &res {
-                // The file itself, or Kubernetes' projected-volume swap (`..data` symlink), whose
-                // events never name the file.
-                Ok(ev) => {
-                    ev.paths.is_empty()
-                        || ev.paths.iter().any(|p| {
-                            p.file_name() == name.as_deref()
-                                || p.file_name()
-                                    .is_some_and(|n| n.to_string_lossy().starts_with(".."))
-                        })
-                }
-                Err(_) => true,
-            };
-            if relevant {
-                let _ = tx.send(());
-            }
-        };
-        match notify::recommended_watcher(handler) {
-            Ok(mut w) => match w.watch(&dir, notify::RecursiveMode::NonRecursive) {
-                Ok(()) => Some(w),
-                Err(e) => {
-                    tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the keytab directory; polling only");
-                    None
-                }
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "file events unavailable; polling the keytab only");
-                None
-            }
-        }
-    };
+    let mut events = crate::file_events::FileEvents::watch(std::slice::from_ref(&inner.cfg.path), "keytab");
     let mut poll = tokio::time::interval(inner.cfg.poll_interval);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     poll.tick().await;
     loop {
         tokio::select! {
             _ = poll.tick() => {}
-            ev = rx.recv() => {
-                if ev.is_none() {
-                    // The notify side is gone: keep polling.
-                    poll.tick().await;
-                } else {
-                    tokio::time::sleep(DEBOUNCE).await;
-                    while rx.try_recv().is_ok() {}
-                }
-            }
+            _ = events.changed() => {}
         }
         let inner = inner.clone();
         // File reads and key derivation off the async threads.
@@ -379,6 +325,7 @@ impl Inner {
         observe::keytab_kvno(KvnoSlot::Latest, creds.first().map(|c| c.kvno));
         observe::keytab_kvno(KvnoSlot::Previous, creds.get(1).map(|c| c.kvno));
         observe::keytab_reload(true);
+        observe::reloaded(observe::Reloaded::Keytab, now);
         tracing::info!(keytab = %shown, kvnos = ?kvnos, entries = kt.entries.len(), "keytab loaded");
         st.stats.reloads_ok += 1;
         st.stats.last_error = None;

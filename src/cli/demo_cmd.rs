@@ -1,10 +1,12 @@
 //! `kedge demo`: kedge on loopback with everything generated — an ASA keytab derived from a demo
 //! password with the AD salt, a self-signed certificate for the array name, two demo CAS members —
 //! and a ready-made authenticated request to try. No KDC needed: a service key can issue tickets
-//! for its own SPNs, so the demo mints them (as `kedge-bench mint` does).
+//! for its own SPNs, so the demo mints them (as `kedge-bench mint` does). `--config` runs a site's
+//! configuration the same way ([`super::demo_site`]).
 
 use std::convert::Infallible;
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -15,72 +17,127 @@ use hyper::body::Bytes;
 use hyper::{Request, Response};
 use tokio::net::TcpListener;
 
+use super::demo_site::DemoPorts;
 use crate::config::Config;
 use crate::krb::acceptor::Framing;
-use crate::krb::crypto::{derive_keys, EncType};
+use crate::krb::crypto::{derive_keys, EncType, Key};
 use crate::krb::keytab::{ad_computer_salt, Keytab, KeytabEntry};
 use crate::krb::mint::{mint, MintRequest};
+use crate::krb::pac::{PacBuilder, Sid};
 use crate::krb::principal::Principal;
 
 const REALM: &str = "CONTOSO.COM";
 const ARRAY: &str = "outlook.contoso.com";
 const ACCOUNT: &str = "KEDGEDEMOASA";
 const DEMO_PASSWORD: &str = "kedge-demo-ASA-password-1";
+const DEMO_DOMAIN_SID: &str = "S-1-5-21-3623811015-3361044348-30300820";
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Directory for the generated keytab, certificate and config (default: a new temp dir).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// HTTPS port on 127.0.0.1.
+    /// Run a site's configuration instead of the built-in one (e.g. config/exchange2016.toml):
+    /// its routes, policies, pools and listeners on 127.0.0.1, its members played by demo CAS
+    /// members, its keytab and certificates generated.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// HTTPS port on 127.0.0.1 (0: any free port).
     #[arg(long, default_value_t = 8443)]
     pub https_port: u16,
-    /// Plain HTTP port on 127.0.0.1.
+    /// Plain HTTP port on 127.0.0.1 (0: any free port).
     #[arg(long, default_value_t = 8080)]
     pub http_port: u16,
-    /// Admin port on 127.0.0.1.
+    /// Admin port on 127.0.0.1 (0: any free port).
     #[arg(long, default_value_t = 9180)]
     pub admin_port: u16,
 }
 
-pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    crate::observe::logging::init(&crate::config::LoggingConfig::default());
-    let dir = args
-        .dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("kedge-demo-{}", std::process::id())));
-    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
-    let keytab_path = dir.join("asa.keytab");
-    let salt = ad_computer_salt(REALM, ACCOUNT);
+/// The ASA keys of the demo password for every Exchange SPN of every array name.
+fn demo_keytab(realm: &str, hosts: &[String]) -> anyhow::Result<Keytab> {
+    let salt = ad_computer_salt(realm, ACCOUNT);
     let keys = derive_keys(
         DEMO_PASSWORD.as_bytes(),
         salt.as_bytes(),
         &[EncType::Aes256CtsHmacSha196, EncType::Aes128CtsHmacSha196],
     )?;
     let mut kt = Keytab::default();
-    for svc in ["http", "exchangeMDB", "exchangeRFR", "exchangeAB"] {
-        let p = Principal::parse(&format!("{svc}/{ARRAY}@{REALM}"), REALM)?;
-        for k in &keys {
-            kt.entries.push(KeytabEntry {
-                principal: p.clone(),
-                timestamp: 0,
-                kvno: 1,
-                key: k.clone(),
-            });
+    for host in hosts {
+        for svc in ["http", "exchangeMDB", "exchangeRFR", "exchangeAB"] {
+            let p = Principal::parse(&format!("{svc}/{host}@{realm}"), realm)?;
+            for k in &keys {
+                kt.entries.push(KeytabEntry {
+                    principal: p.clone(),
+                    timestamp: 0,
+                    kvno: 1,
+                    key: k.clone(),
+                });
+            }
         }
     }
+    Ok(kt)
+}
+
+pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    crate::observe::logging::init(&crate::config::LoggingConfig::default());
+    let site = match &args.config {
+        Some(path) => Some(Config::load(path)?),
+        None => None,
+    };
+    let realm = site
+        .as_ref()
+        .and_then(|c| c.kerberos.realm.clone())
+        .unwrap_or_else(|| REALM.to_string());
+    let hosts = match &site {
+        Some(c) if !c.kerberos.array.is_empty() => c.kerberos.array.clone(),
+        _ => vec![ARRAY.to_string()],
+    };
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("kedge-demo-{}", std::process::id())));
+    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let keytab_path = dir.join("asa.keytab");
+    let kt = demo_keytab(&realm, &hosts)?;
     super::keytab_cmd::write_atomic(&keytab_path, &kt.to_bytes())?;
-    let cert = rcgen::generate_simple_self_signed(vec![ARRAY.to_string()])?;
-    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert_path, cert.cert.pem())?;
-    super::keytab_cmd::write_atomic(&key_path, cert.key_pair.serialize_pem().as_bytes())?;
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let cas1 = spawn_demo_member("cas1").await?;
         let cas2 = spawn_demo_member("cas2").await?;
-        let toml = format!(
-            r#"# Generated by `kedge demo`: see config/example.toml for a real array.
+        let ports = DemoPorts {
+            https: args.https_port,
+            http: args.http_port,
+            admin: args.admin_port,
+        };
+        let cfg_path = dir.join("kedge.toml");
+        let toml = match site {
+            Some(site) => {
+                let cfg = super::demo_site::localize(site, &dir, &keytab_path, &[cas1, cas2], ports)?;
+                format!(
+                    "# Generated by `kedge demo --config {}`: that site on loopback.\n{}",
+                    args.config.as_deref().unwrap_or(Path::new("?")).display(),
+                    toml::to_string(&cfg).context("writing the demo config")?
+                )
+            }
+            None => {
+                let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+                super::demo_site::write_certificate(&cert_path, &key_path, vec![ARRAY.to_string()])?;
+                builtin_config(&keytab_path, &cert_path, &key_path, ports, cas1, cas2)
+            }
+        };
+        std::fs::write(&cfg_path, &toml)?;
+        let cfg = Config::load(&cfg_path)?;
+        let bound = crate::serve::bind(&cfg).await?;
+        print_instructions(&cfg, &bound.addresses(&cfg), &dir, &kt, &realm, &hosts[0])?;
+        super::run_cmd::serve_bound_until_signalled(cfg, bound, &cfg_path).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn builtin_config(keytab: &Path, cert: &Path, key: &Path, ports: DemoPorts, p1: u16, p2: u16) -> String {
+    format!(
+        r#"# Generated by `kedge demo`: see config/example.toml for a real array.
 [kerberos]
 keytab = "{keytab}"
 realm = "{REALM}"
@@ -119,27 +176,20 @@ members = ["cas1", "cas2"]
 port = "http"
 health = {{ kind = "http", path = "/owa/healthcheck.htm", interval_ms = 2000 }}
 "#,
-            keytab = keytab_path.display(),
-            cert = cert_path.display(),
-            key = key_path.display(),
-            admin = args.admin_port,
-            https = args.https_port,
-            http = args.http_port,
-            p1 = cas1,
-            p2 = cas2,
-        );
-        let cfg_path = dir.join("kedge.toml");
-        std::fs::write(&cfg_path, &toml)?;
-        let cfg = Config::load(&cfg_path)?;
-        print_instructions(&args, &dir, &kt)?;
-        super::run_cmd::serve_until_signalled(cfg, &cfg_path).await
-    })?;
-    Ok(ExitCode::SUCCESS)
+        keytab = keytab.display(),
+        cert = cert.display(),
+        key = key.display(),
+        admin = ports.admin,
+        https = ports.https,
+        http = ports.http,
+    )
 }
 
-fn print_instructions(args: &DemoArgs, dir: &std::path::Path, kt: &Keytab) -> anyhow::Result<()> {
-    let spn = Principal::parse(&format!("http/{ARRAY}@{REALM}"), REALM)?;
-    let alice = Principal::parse(&format!("alice@{REALM}"), REALM)?;
+/// A Negotiate token for alice, minted now for `http/<host>`, with a PAC (configs that set
+/// `require_pac` refuse tickets without one, as AD always issues one).
+fn demo_token(kt: &Keytab, realm: &str, host: &str) -> anyhow::Result<String> {
+    let spn = Principal::parse(&format!("http/{host}@{realm}"), realm)?;
+    let alice = Principal::parse(&format!("alice@{realm}"), realm)?;
     let key = &kt
         .entries
         .iter()
@@ -147,6 +197,10 @@ fn print_instructions(args: &DemoArgs, dir: &std::path::Path, kt: &Keytab) -> an
         .context("demo key")?
         .key;
     let now = crate::krb::time::unix_secs(std::time::SystemTime::now());
+    let domain: Sid = DEMO_DOMAIN_SID.parse()?;
+    let pac = PacBuilder::windows_like("alice", realm, domain, 1105, 4)
+        .logon_time(now)
+        .build(key, &Key::random(EncType::Aes256CtsHmacSha196))?;
     let token = mint(&MintRequest {
         client: &alice,
         service: &spn,
@@ -158,42 +212,77 @@ fn print_instructions(args: &DemoArgs, dir: &std::path::Path, kt: &Keytab) -> an
         framing: Framing::Spnego { legacy_oid: false },
         gss_flags: 0x3e,
         channel_binding: None,
-        pac: None,
+        pac: Some(pac),
     })
     .token;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(token);
+    Ok(base64::engine::general_purpose::STANDARD.encode(token))
+}
+
+fn print_instructions(
+    cfg: &Config,
+    bound: &[(&'static str, String, SocketAddr)],
+    dir: &Path,
+    kt: &Keytab,
+    realm: &str,
+    host: &str,
+) -> anyhow::Result<()> {
+    let b64 = demo_token(kt, realm, host)?;
+    let keytab = dir.join("asa.keytab");
     outln!(
-        "\nkedge demo: array {ARRAY}, realm {REALM}, ASA keytab {}",
-        dir.join("asa.keytab").display()
+        "\nkedge demo: array {}, realm {realm}, ASA keytab {}",
+        cfg.kerberos.array.join(", "),
+        keytab.display()
     )?;
     outln!("  config:   {}", dir.join("kedge.toml").display())?;
-    outln!(
-        "  https:    https://{ARRAY}:{} (self-signed; curl --resolve … -k)",
-        args.https_port
-    )?;
-    outln!("  http:     http://127.0.0.1:{}", args.http_port)?;
-    outln!(
-        "  admin:    http://127.0.0.1:{}/status  /metrics  (or: kedge status --admin 127.0.0.1:{})",
-        args.admin_port,
-        args.admin_port
-    )?;
+    let mut https = None;
+    let mut http = None;
+    for (kind, name, addr) in bound {
+        let tls = cfg.http.iter().any(|l| &l.name == name && l.tls.is_some());
+        match (*kind, tls) {
+            ("http", true) => {
+                https.get_or_insert(addr.port());
+                outln!(
+                    "  https:    {name}: https://{host}:{} (self-signed; curl --resolve … -k)",
+                    addr.port()
+                )?;
+            }
+            ("http", false) => {
+                http.get_or_insert(addr.port());
+                outln!("  http:     {name}: http://{addr}")?;
+            }
+            ("rpc", _) => outln!("  rpc:      {name}: {addr}")?,
+            _ => outln!("  admin:    http://{addr}/status  /metrics  (or: kedge status --admin {addr})")?,
+        }
+    }
+    // A route that validates Kerberos: the built-in demo's /whoami/, or the site's first one.
+    let path = cfg
+        .http
+        .iter()
+        .flat_map(|l| &l.routes)
+        .filter(|r| !r.anonymous && r.prefix != "/")
+        .map(|r| r.prefix.clone())
+        .next()
+        .unwrap_or_else(|| "/".into());
+    let url = match (http, https) {
+        (Some(p), _) => format!("http://127.0.0.1:{p}{path}"),
+        (None, Some(p)) => format!("--resolve {host}:{p}:127.0.0.1 https://{host}:{p}{path}"),
+        (None, None) => return Ok(()),
+    };
+    let insecure = if http.is_some() { "" } else { "k" };
     outln!("\nWithout credentials kedge answers 401 Negotiate:")?;
-    outln!("  curl -i http://127.0.0.1:{}/owa/", args.http_port)?;
-    outln!("\nAn authenticated request (a token minted now for alice@{REALM}; valid for one use within 5 minutes):")?;
-    outln!(
-        "  curl -i -H 'Authorization: Negotiate {b64}' http://127.0.0.1:{}/whoami/",
-        args.http_port
-    )?;
-    outln!("\nFresh tokens any time:")?;
-    outln!(
-        "  curl -ik --resolve {ARRAY}:{}:127.0.0.1 -H \"Authorization: Negotiate $(cargo run -q --release --bin kedge-bench -- mint --keytab {} --spn http/{ARRAY}@{REALM} --user alice@{REALM})\" https://{ARRAY}:{}/whoami/",
-        args.https_port,
-        dir.join("asa.keytab").display(),
-        args.https_port
-    )?;
+    outln!("  curl -i{insecure} {url}")?;
+    outln!("\nAn authenticated request (a token minted now for alice@{realm}; valid for one use within 5 minutes):")?;
+    outln!("  curl -i{insecure} -H 'Authorization: Negotiate {b64}' {url}")?;
+    if let Some(p) = https {
+        outln!("\nFresh tokens any time:")?;
+        outln!(
+            "  curl -ik --resolve {host}:{p}:127.0.0.1 -H \"Authorization: Negotiate $(cargo run -q --release --bin kedge-bench -- mint --keytab {} --spn http/{host}@{realm} --user alice@{realm} --pac-groups 4)\" https://{host}:{p}{path}",
+            keytab.display(),
+        )?;
+    }
     outln!(
         "\nCheck a token as kedge would:  echo <token> | kedge token verify --keytab {}",
-        dir.join("asa.keytab").display()
+        keytab.display()
     )?;
     outln!("Ctrl-C stops the demo.\n")?;
     Ok(())

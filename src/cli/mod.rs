@@ -6,6 +6,7 @@ mod output;
 mod asa_cmd;
 mod asa_staged;
 mod demo_cmd;
+mod demo_site;
 mod drain_cmd;
 mod keytab_add;
 mod keytab_cmd;

@@ -9,7 +9,7 @@ use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::{Config, Scheduler};
-use crate::serve::{bind, Kedge};
+use crate::serve::{bind, Bound, Kedge};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -63,6 +63,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 /// Runs kedge with `cfg` until SIGTERM/SIGINT, reloading `path` on SIGHUP.
 pub async fn serve_until_signalled(cfg: Config, path: &Path) -> anyhow::Result<()> {
     let bound = bind(&cfg).await?;
+    serve_bound_until_signalled(cfg, bound, path).await
+}
+
+/// [`serve_until_signalled`] on listeners already bound.
+pub async fn serve_bound_until_signalled(cfg: Config, bound: Bound, path: &Path) -> anyhow::Result<()> {
     let kedge = Kedge::start(cfg, bound).await?;
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -89,8 +94,10 @@ fn reload(kedge: &Kedge, path: &Path) {
         Ok(cfg) => match kedge.reload(cfg) {
             Ok(r) => {
                 crate::observe::config_reload(true);
+                crate::observe::reloaded(crate::observe::Reloaded::Config, std::time::SystemTime::now());
                 tracing::info!(
                     keys_reloaded = r.keys_reloaded,
+                    tls_reloaded = ?r.tls_reloaded,
                     "configuration reloaded (pools and members applied)"
                 );
                 for what in r.needs_restart {

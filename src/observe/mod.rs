@@ -9,6 +9,7 @@ pub mod escape;
 pub mod logging;
 mod names;
 mod record;
+mod record_tls;
 pub mod refusal_log;
 mod tally;
 
@@ -20,6 +21,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub use escape::escaped;
 pub use names::*;
 pub use record::*;
+pub use record_tls::*;
 pub use tally::{tally, Counters, Tally};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -64,6 +66,7 @@ pub fn install() -> &'static PrometheusHandle {
             tracing::warn!(error = %e, "a metrics recorder was already installed; /metrics shows only kedge's own");
         }
         names::describe_all();
+        names::describe_tls_and_reloads();
         spawn_upkeep(handle.clone());
         handle
     })
@@ -74,9 +77,11 @@ pub fn handle() -> &'static PrometheusHandle {
     install()
 }
 
-/// The Prometheus text exposition of every metric.
+/// The Prometheus text exposition of every metric, the process metrics collected now.
 pub fn render() -> String {
-    handle().render()
+    let handle = handle();
+    names::process_collector().collect();
+    handle.render()
 }
 
 /// Histograms keep raw samples until drained; without a scrape they would grow forever, so a

@@ -62,6 +62,57 @@ pub const BACKEND_CONNECTIONS: &str = "kedge_backend_connections_total";
 /// Gauge `{version}`: always 1; carries the running version.
 pub const BUILD_INFO: &str = "kedge_build_info";
 
+// ---- TLS certificates, reload times and process metrics ------------------------------------
+
+/// Counter `{listener, result}`: TLS certificate reloads (SIGHUP or a file change) that found
+/// new files, `ok` (installed) or `rejected` (the old certificates stay).
+pub const TLS_RELOADS: &str = "kedge_tls_reloads_total";
+/// Gauge `{listener, name}`: a served certificate's notAfter, unix seconds; `name` is its first
+/// SNI name.
+pub const TLS_CERTIFICATE_EXPIRY: &str = "kedge_tls_certificate_expiry_timestamp_seconds";
+/// Counter `{listener, reason}`: TLS handshakes that failed, by
+/// [`crate::edge::http::tls::HandshakeFailure`] label: `timeout`, `malformed`, `protocol`,
+/// `certificate_rejected`, `io`.
+pub const TLS_HANDSHAKE_FAILURES: &str = "kedge_tls_handshake_failures_total";
+/// Gauge `{what}`: when the running `config`, `keytab` or `tls` certificates were last loaded
+/// (the start included), unix seconds.
+pub const LAST_RELOAD: &str = "kedge_last_reload_timestamp_seconds";
+
+/// The `process_*` metrics (`process_cpu_seconds_total`, `process_resident_memory_bytes`,
+/// `process_open_fds`, `process_max_fds`, `process_virtual_memory_bytes`,
+/// `process_virtual_memory_max_bytes`, `process_start_time_seconds`, `process_threads`): named
+/// and described by the `metrics-process` crate, collected on each scrape.
+pub fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: std::sync::OnceLock<metrics_process::Collector> = std::sync::OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
+}
+
+pub(super) fn describe_tls_and_reloads() {
+    describe_counter!(
+        TLS_RELOADS,
+        Unit::Count,
+        "TLS certificate reloads that found new files, by listener and result (ok|rejected)."
+    );
+    describe_gauge!(
+        TLS_CERTIFICATE_EXPIRY,
+        Unit::Seconds,
+        "notAfter of each served TLS certificate (unix time), by listener and first SNI name."
+    );
+    describe_counter!(
+        TLS_HANDSHAKE_FAILURES,
+        Unit::Count,
+        "Failed TLS handshakes by listener and reason (timeout|malformed|protocol|certificate_rejected|io)."
+    );
+    describe_gauge!(
+        LAST_RELOAD,
+        Unit::Seconds,
+        "When the running config, keytab or TLS certificates were last loaded (unix time)."
+    );
+    process_collector().describe();
+}
+
+// ---- end of TLS certificates, reload times and process metrics -----------------------------
+
 pub(super) fn describe_all() {
     describe_counter!(
         HTTP_ERRORS,

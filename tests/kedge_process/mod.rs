@@ -61,12 +61,19 @@ impl Drop for Running {
 /// Starts `kedge run --config <cfg_path>` and waits (20 s at most) until it reports its HTTP
 /// and admin listeners (bound to port 0 in the config) on its JSON log.
 pub fn start(cfg_path: &Path) -> Running {
+    start_command(
+        &["run".as_ref(), "--config".as_ref(), cfg_path.as_os_str()],
+        Stdio::null(),
+    )
+}
+
+/// Starts `kedge <args>` with its standard output to `stdout`, and waits as [`start`] does.
+pub fn start_command(args: &[&std::ffi::OsStr], stdout: Stdio) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kedge"))
-        .args(["run", "--config"])
-        .arg(cfg_path)
+        .args(args)
         .env("KEDGE_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn kedge");
@@ -129,8 +136,13 @@ pub fn get(addr: SocketAddr, path: &str, auth: Option<&str>) -> (u16, String) {
 /// Sum of the samples of `name` on the admin listener's `/metrics` whose labels include every pair.
 pub fn metric(admin: SocketAddr, name: &str, labels: &[(&str, &str)]) -> f64 {
     let (_, body) = get(admin, "/metrics", None);
-    let scrape =
-        prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("valid exposition");
+    sample_sum(&body, name, labels)
+}
+
+/// Sum of the samples of `name` in a Prometheus exposition whose labels include every pair.
+pub fn sample_sum(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let scrape = prometheus_parse::Scrape::parse(exposition.lines().map(|l| Ok(l.to_owned())))
+        .expect("valid exposition");
     scrape
         .samples
         .iter()
@@ -159,4 +171,28 @@ pub fn terminate(mut k: Running) {
         assert!(Instant::now() < deadline, "kedge did not stop on SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `promtool check metrics` on a scrape: every metric has help text and a valid name, type and
+/// unit suffix (promtool says nothing). promtool comes with Debian's `prometheus` package
+/// (`scripts/install-test-deps`).
+pub fn promtool_check_metrics(scrape: &str) {
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; run scripts/install-test-deps)");
+    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), scrape.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics:\n{said}"
+    );
 }

@@ -24,8 +24,10 @@ use super::backend::{LocalDriver, LocalDrivers, LOCAL_DRIVERS};
 use super::handler::{ListenerShared, Session};
 use super::limits::{ConnClock, Expiry, WatchedIo};
 use super::passthrough::Origin;
+use super::tls::HandshakeFailure;
 use crate::edge::metrics;
 use crate::edge::shutdown::DrainSignal;
+use crate::observe;
 
 /// Serves one accepted connection until it ends, times out or is drained. `_places` are its
 /// places in the listener's and its source's counts, freed when it ends.
@@ -39,35 +41,49 @@ pub async fn serve(
     let _active = metrics::connection_opened(&listener.name);
     let _ = stream.set_nodelay(true);
     let head = Duration::from_millis(listener.cfg.limits.header_timeout_ms);
-    match listener.tls.clone() {
-        None => run(stream, peer, false, listener, drain).await,
+    match listener.tls.as_ref().map(|t| t.snapshot()) {
+        None => run(stream, peer, None, listener, drain).await,
         Some(tls) => {
+            // The certificates current now serve this connection's handshake and give its
+            // channel binding, whatever a reload installs meanwhile.
             let handshake = tokio::time::timeout(head, tls.acceptor().accept(stream));
             let stream = tokio::select! {
                 res = handshake => match res {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
-                        tracing::debug!(listener = %listener.name, %peer, error = %e, "TLS handshake failed");
+                        let reason = HandshakeFailure::of(&e).label();
+                        tracing::debug!(listener = %listener.name, %peer, reason, error = %e, "TLS handshake failed");
                         metrics::edge_error(&listener.name, "client", "tls_handshake");
+                        observe::tls_handshake_failed(&listener.name, reason);
                         return;
                     }
                     Err(_) => {
                         tracing::debug!(listener = %listener.name, %peer, "TLS handshake timed out");
                         metrics::limit_exceeded(&listener.name, "tls_handshake_timeout");
+                        observe::tls_handshake_failed(&listener.name, HandshakeFailure::Timeout.label());
                         return;
                     }
                 },
                 _ = drain.draining() => return,
             };
-            run(stream, peer, true, listener, drain).await
+            let binding = tls.channel_binding_for(stream.get_ref().1.server_name());
+            run(stream, peer, Some(binding), listener, drain).await
         }
     }
 }
 
-async fn run<T>(io: T, peer: SocketAddr, tls: bool, listener: Arc<ListenerShared>, mut drain: DrainSignal)
-where
+/// `channel_binding`: the RFC 5929 binding of the certificate a TLS connection was served
+/// (`None` on plain HTTP).
+async fn run<T>(
+    io: T,
+    peer: SocketAddr,
+    channel_binding: Option<Arc<[u8]>>,
+    listener: Arc<ListenerShared>,
+    mut drain: DrainSignal,
+) where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let tls = channel_binding.is_some();
     let limits = &listener.cfg.limits;
     let head = Duration::from_millis(limits.header_timeout_ms);
     let idle = Duration::from_secs(limits.idle_timeout_secs);
@@ -77,6 +93,7 @@ where
         listener.clone(),
         Origin { peer, tls },
         clock.clone(),
+        channel_binding,
     ));
     let service = service_fn(move |req| {
         let session = session.clone();

@@ -62,16 +62,25 @@ pub struct Session {
     listener: Arc<ListenerShared>,
     origin: Origin,
     clock: Arc<ConnClock>,
+    /// The RFC 5929 binding of the certificate this TLS connection was served.
+    channel_binding: Option<Arc<[u8]>>,
     state: Mutex<ConnState>,
 }
 
 impl Session {
-    /// A new, unauthenticated connection.
-    pub fn new(listener: Arc<ListenerShared>, origin: Origin, clock: Arc<ConnClock>) -> Self {
+    /// A new, unauthenticated connection; `channel_binding` of the certificate it was served
+    /// (TLS only).
+    pub fn new(
+        listener: Arc<ListenerShared>,
+        origin: Origin,
+        clock: Arc<ConnClock>,
+        channel_binding: Option<Arc<[u8]>>,
+    ) -> Self {
         Self {
             listener,
             origin,
             clock,
+            channel_binding,
             state: Mutex::new(ConnState::default()),
         }
     }
@@ -200,10 +209,7 @@ impl Session {
     /// there is one), counting and logging the outcome.
     async fn validate(&self, token: &[u8], route: &Route) -> Result<Accepted, AuthError> {
         let started = Instant::now();
-        let channel_binding = match (&self.listener.tls, self.origin.tls) {
-            (Some(tls), true) => Some(tls.channel_binding()),
-            _ => None,
-        };
+        let channel_binding = self.channel_binding.as_deref();
         let ctx = AcceptCtx {
             now: SystemTime::now(),
             service: &route.cfg.service,

@@ -15,7 +15,7 @@
 //! | `backend_idle.rs` | the backend connection's idle timeout |
 //! | `forward_headers.rs` | hop-by-hop headers, `X-Forwarded-For`, `Forwarded` |
 //! | `limits.rs` | head and idle timeouts |
-//! | `tls.rs` | rustls server, channel binding |
+//! | `tls/` | rustls server, certificates by SNI, reload on SIGHUP and file change, channel binding, handshake failure reasons |
 //! | `error.rs` | error kind + side → status, metric label, log level |
 //! | `routes.rs` | route table, path checks |
 //! | `body.rs` | response bodies |
