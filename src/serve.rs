@@ -17,6 +17,7 @@ use crate::config::{Config, Scheduler};
 use crate::edge::authenticate::{Authenticate, SharedReplay};
 use crate::edge::http::{serve_http, EdgeContext, ServerTls};
 use crate::edge::rpc::{serve_rpc, RpcEdgeContext};
+use crate::observe::access_log::AccessLog;
 use crate::edge::source_limits::top_talkers;
 use crate::edge::workers::Workers;
 use crate::krb::acceptor::{Acceptor, AcceptorConfig};
@@ -57,6 +58,9 @@ pub enum ServeError {
     /// The connection worker threads could not start.
     #[error("runtime: cannot start worker threads: {0}")]
     Runtime(String),
+    /// The access log's file cannot be opened.
+    #[error("access_log.path: {0}")]
+    AccessLog(String),
 }
 
 /// Listeners bound for a config, in config order.
@@ -136,6 +140,7 @@ pub struct Kedge {
     tasks: JoinSet<()>,
     workers: Option<Arc<Workers>>,
     addresses: Vec<(&'static str, String, SocketAddr)>,
+    access_log: Option<Arc<AccessLog>>,
 }
 
 /// The acceptor policy a config asks for.
@@ -194,6 +199,7 @@ impl Kedge {
         let pools = Arc::new(
             Pools::from_config(&cfg.members, &cfg.pools).map_err(|e| ServeError::Pool(e.to_string()))?,
         );
+        let access_log = AccessLog::start(&cfg.access_log).map_err(|e| ServeError::AccessLog(e.to_string()))?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let checks = pools.spawn_health_checks(signalled(shutdown_rx.clone()));
@@ -218,6 +224,9 @@ impl Kedge {
             let mut ctx = EdgeContext::new(auth.clone(), pool_map.clone());
             if let Some(w) = &workers {
                 ctx = ctx.with_workers(w.clone());
+            }
+            if let Some(log) = &access_log {
+                ctx = ctx.with_access_log(log.clone());
             }
             if let Some(t) = &lcfg.tls {
                 let tls = ServerTls::load(t).map_err(|e| ServeError::Tls {
@@ -255,6 +264,9 @@ impl Kedge {
             }
             if let Some(s) = &store {
                 ctx = ctx.with_replay_store(s.clone());
+            }
+            if let Some(log) = &access_log {
+                ctx = ctx.with_access_log(log.clone());
             }
             let shutdown = signalled(shutdown_rx.clone());
             tasks.spawn(async move { serve_rpc(listener, Arc::new(lcfg), Arc::new(ctx), shutdown).await });
@@ -313,7 +325,15 @@ impl Kedge {
             tasks,
             workers,
             addresses,
+            access_log,
         })
+    }
+
+    /// Reopens the access log's file (SIGUSR1, after logrotate moved it away).
+    pub fn reopen_access_log(&self) {
+        if let Some(log) = &self.access_log {
+            log.reopen();
+        }
     }
 
     /// The bound addresses: (kind, name, address).
@@ -354,6 +374,7 @@ impl Kedge {
             ("kerberos settings", json(&cur.kerberos) != json(&new.kerberos)),
             ("runtime", json(&cur.runtime) != json(&new.runtime)),
             ("logging", json(&cur.logging) != json(&new.logging)),
+            ("access log", json(&cur.access_log) != json(&new.access_log)),
         ] {
             if changed {
                 report.needs_restart.push(what.to_string());

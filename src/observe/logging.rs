@@ -1,5 +1,5 @@
 //! The process's log subscriber: `RUST_LOG` filter (default `info`), text (coloured only on a
-//! terminal) or JSON (`KEDGE_LOG_FORMAT=json`), refusals summarized by rate ([`super::refusal_log`]), and one
+//! terminal) or flat JSON (`KEDGE_LOG_FORMAT=json`), refusals summarized by rate ([`super::refusal_log`]), and one
 //! record per line whatever a field holds.
 
 use std::io::{self, Write};
@@ -42,7 +42,9 @@ where
         .with_writer(OneLine(writer));
     match format {
         LogFormat::Text { ansi } => Box::new(base.with(fmt.with_ansi(ansi))),
-        LogFormat::Json => Box::new(base.with(fmt.json())),
+        // Flat: an event's fields beside `timestamp`, `level` and `message`, not nested under
+        // `fields`, so a log shipper can index them without a mapping.
+        LogFormat::Json => Box::new(base.with(fmt.json().flatten_event(true))),
     }
 }
 

@@ -14,7 +14,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::edge::source_limits::SourceGuard;
+use crate::edge::proxy_protocol;
+use crate::edge::source_limits::{SourceGuard, SourceLimits};
 use tokio::time::Instant;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -27,11 +28,53 @@ use super::passthrough::Origin;
 use crate::edge::metrics;
 use crate::edge::shutdown::DrainSignal;
 
+/// Serves a connection on a PROXY-protocol listener: reads the header (within the head
+/// timeout), admits the client it names under the per-source limits, then serves it as that
+/// client. Refused connections are closed without an answer and counted.
+pub async fn serve_proxied(
+    mut stream: TcpStream,
+    via: SocketAddr,
+    listener: Arc<ListenerShared>,
+    mut drain: DrainSignal,
+    permit: OwnedSemaphorePermit,
+    sources: Arc<SourceLimits>,
+) {
+    let Some(pp) = listener.cfg.proxy_protocol.as_ref() else {
+        return;
+    };
+    let head = Duration::from_millis(listener.cfg.limits.header_timeout_ms);
+    let client = tokio::select! {
+        c = proxy_protocol::client_address(&mut stream, via, pp, head) => c,
+        _ = drain.draining() => return,
+    };
+    let peer = match client {
+        Ok(peer) => peer,
+        Err(e) => {
+            metrics::limit_exceeded(&listener.name, "proxy_protocol");
+            tracing::info!(listener = %listener.name, peer = %via, reason = e.label(), error = %e,
+                "connection refused");
+            return;
+        }
+    };
+    let source = match sources.admit(peer.ip(), std::time::Instant::now()) {
+        Ok(source) => source,
+        Err(refusal) => {
+            metrics::limit_exceeded(&listener.name, refusal.label());
+            tracing::info!(listener = %listener.name, %peer, %via, reason = refusal.label(), "connection refused");
+            return;
+        }
+    };
+    let via = (peer != via).then_some(via);
+    serve(stream, peer, via, listener, drain, (permit, source)).await
+}
+
 /// Serves one accepted connection until it ends, times out or is drained. `_places` are its
-/// places in the listener's and its source's counts, freed when it ends.
+/// places in the listener's and its source's counts, freed when it ends. `via` is the balancer
+/// whose PROXY header named `peer`.
 pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
+    via: Option<SocketAddr>,
     listener: Arc<ListenerShared>,
     mut drain: DrainSignal,
     _places: (OwnedSemaphorePermit, SourceGuard),
@@ -40,7 +83,7 @@ pub async fn serve(
     let _ = stream.set_nodelay(true);
     let head = Duration::from_millis(listener.cfg.limits.header_timeout_ms);
     match listener.tls.clone() {
-        None => run(stream, peer, false, listener, drain).await,
+        None => run(stream, (peer, via), false, listener, drain).await,
         Some(tls) => {
             let handshake = tokio::time::timeout(head, tls.acceptor().accept(stream));
             let stream = tokio::select! {
@@ -59,13 +102,18 @@ pub async fn serve(
                 },
                 _ = drain.draining() => return,
             };
-            run(stream, peer, true, listener, drain).await
+            run(stream, (peer, via), true, listener, drain).await
         }
     }
 }
 
-async fn run<T>(io: T, peer: SocketAddr, tls: bool, listener: Arc<ListenerShared>, mut drain: DrainSignal)
-where
+async fn run<T>(
+    io: T,
+    (peer, via): (SocketAddr, Option<SocketAddr>),
+    tls: bool,
+    listener: Arc<ListenerShared>,
+    mut drain: DrainSignal,
+) where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let limits = &listener.cfg.limits;
@@ -76,6 +124,7 @@ where
     let session = Arc::new(Session::new(
         listener.clone(),
         Origin { peer, tls },
+        via,
         clock.clone(),
     ));
     let service = service_fn(move |req| {

@@ -2,6 +2,7 @@
 //! dispatch to passthrough or assert forwarding. A refused token is answered here and never
 //! forwarded.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -10,7 +11,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use tokio::sync::Mutex;
 
-use super::body::{self, AnyBody, EdgeBody};
+use super::body::{self, AnyBody, EdgeBody, PendingLine};
 use super::error::{EdgeError, ErrorKind, Side};
 use super::forward_headers::remove_identity_headers;
 use super::limits::{ConnClock, ExchangeGuard};
@@ -24,7 +25,9 @@ use crate::edge::metrics;
 use crate::edge::Authenticate;
 use crate::krb::acceptor::{AcceptCtx, Accepted};
 use crate::krb::error::AuthError;
-use crate::observe::escaped;
+use crate::observe::access_log::{AccessLog, Entry, Kind};
+use crate::observe::{escaped, RequestDurations};
+use crate::pool::Member;
 
 /// What every connection of a listener shares.
 pub struct ListenerShared {
@@ -38,6 +41,21 @@ pub struct ListenerShared {
     pub auth: Arc<dyn Authenticate>,
     /// TLS, when the listener terminates it.
     pub tls: Option<ServerTls>,
+    /// The access log, where one is written.
+    pub access_log: Option<Arc<AccessLog>>,
+    /// The listener's name for access-log lines.
+    pub label: Arc<str>,
+    /// `kedge_http_request_duration_seconds` of requests no route matched.
+    pub no_route: RequestDurations,
+}
+
+/// What serving a request found out, for its access-log line and latency histogram.
+#[derive(Debug, Default)]
+struct Served {
+    route: Option<Arc<Route>>,
+    auth: Option<&'static str>,
+    identity: Option<Arc<Identity>>,
+    member: Option<Arc<Member>>,
 }
 
 /// Auth state and pinned backend connection of one client connection.
@@ -61,16 +79,25 @@ impl ConnState {
 pub struct Session {
     listener: Arc<ListenerShared>,
     origin: Origin,
+    /// The balancer's address, where a PROXY header named the client (`origin.peer`).
+    via: Option<SocketAddr>,
     clock: Arc<ConnClock>,
     state: Mutex<ConnState>,
 }
 
 impl Session {
-    /// A new, unauthenticated connection.
-    pub fn new(listener: Arc<ListenerShared>, origin: Origin, clock: Arc<ConnClock>) -> Self {
+    /// A new, unauthenticated connection; `via` is the balancer that named `origin.peer` in a
+    /// PROXY header.
+    pub fn new(
+        listener: Arc<ListenerShared>,
+        origin: Origin,
+        via: Option<SocketAddr>,
+        clock: Arc<ConnClock>,
+    ) -> Self {
         Self {
             listener,
             origin,
+            via,
             clock,
             state: Mutex::new(ConnState::default()),
         }
@@ -78,12 +105,23 @@ impl Session {
 
     /// Answers one request (hyper calls this once per request, one at a time per connection).
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<EdgeBody> {
+        let mark_in = self.clock.request_mark();
         let guard = ExchangeGuard::start(self.clock.clone());
+        let started = Instant::now();
         let path = req.uri().path().to_string();
-        let resp = match self.serve(req).await {
+        // What the access log needs of the request, taken before it is forwarded: no copy
+        // (the method and header value share the parsed head's bytes).
+        let asked = self.listener.access_log.as_ref().map(|_| {
+            let ua = req.headers().get(http::header::USER_AGENT).cloned();
+            (req.method().clone(), ua)
+        });
+        let mut served = Served::default();
+        let mut reason = None;
+        let resp = match self.serve(req, &mut served).await {
             Ok(resp) => resp,
             Err(e) => {
                 let client_side = e.side == Side::Client;
+                reason = Some(e.disposition().label);
                 let mut resp = self.error_response(e, &path);
                 if client_side {
                     self.spend_budget(&mut resp).await;
@@ -91,11 +129,31 @@ impl Session {
                 resp
             }
         };
-        metrics::response(&self.listener.name, resp.status().as_u16());
-        resp.map(|b| EdgeBody::new(b, guard))
+        let status = resp.status().as_u16();
+        metrics::response(&self.listener.name, status);
+        let durations = served.route.as_ref().map_or(&self.listener.no_route, |r| &r.durations);
+        durations.record(status, started.elapsed().as_secs_f64());
+        let line = match (&self.listener.access_log, asked) {
+            (Some(log), Some((method, ua))) if reason.is_some() || status >= 400 || log.sample_success() => {
+                let mut e = Entry::new(Kind::Http, self.listener.label.clone(), self.origin.peer, began(started));
+                e.via = self.via;
+                e.route = Some(served.route.as_ref().map_or_else(|| "-".to_owned(), |r| r.cfg.prefix.clone()));
+                e.method = Some(method);
+                e.path = Some(path);
+                e.auth = served.auth;
+                e.principal = served.identity.map(|id| id.principal.clone());
+                e.member = served.member.map(|m| m.name.clone());
+                e.status = Some(status);
+                e.reason = reason.map(str::to_owned);
+                e.user_agent = ua;
+                Some(PendingLine::new(log.clone(), e, self.clock.clone(), started, mark_in))
+            }
+            _ => None,
+        };
+        resp.map(|b| EdgeBody::new(b, guard, line))
     }
 
-    async fn serve(&self, req: Request<Incoming>) -> Result<Response<AnyBody>, EdgeError> {
+    async fn serve(&self, req: Request<Incoming>, served: &mut Served) -> Result<Response<AnyBody>, EdgeError> {
         routes::check_path(req.uri().path())?;
         let route = self
             .listener
@@ -103,6 +161,7 @@ impl Session {
             .find(req.uri().path())
             .cloned()
             .ok_or_else(|| EdgeError::client(ErrorKind::NoRoute, "no route for the path"))?;
+        served.route = Some(route.clone());
         let limits = &self.listener.cfg.limits;
         let credential = negotiate::parse_authorization(req.headers(), limits.max_token_bytes);
 
@@ -155,10 +214,12 @@ impl Session {
             Credential::Basic if route.passes_basic() => {
                 self.authenticated(&mut st);
                 unverified = true;
+                served.auth = Some("basic");
             }
             Credential::Bearer if route.passes_bearer() => {
                 self.authenticated(&mut st);
                 unverified = true;
+                served.auth = Some("bearer");
             }
             // Anonymous routes forward no credential kedge did not check (password spraying
             // against Autodiscover through the edge): the header goes, the request goes on.
@@ -180,6 +241,15 @@ impl Session {
         } else {
             authorize(&st.auth, &route)?
         };
+        if served.auth.is_none() {
+            served.auth = Some(match &owner {
+                Owner::Principal(_) => "kerberos",
+                Owner::Ntlm => "ntlm",
+                Owner::Anonymous => "anonymous",
+                Owner::Unverified => "unverified",
+            });
+        }
+        served.identity.clone_from(&identity);
         let mut req = req;
         remove_identity_headers(req.headers_mut(), &route.identity_headers);
         if strip_authorization {
@@ -187,10 +257,15 @@ impl Session {
         }
 
         match &route.assert {
-            None => passthrough::forward(&mut st.pinned, &route.backend, owner, self.origin, req).await,
+            None => {
+                let resp = passthrough::forward(&mut st.pinned, &route.backend, owner, self.origin, req).await;
+                served.member = st.pinned.as_ref().map(|p| p.member().clone());
+                resp
+            }
             Some(a) => {
                 drop(st);
-                super::assert::forward(&a.pool, &a.headers, identity.as_deref(), mutual, self.origin, req)
+                let id = identity.as_deref();
+                super::assert::forward(&a.pool, &a.headers, id, mutual, self.origin, req, &mut served.member)
                     .await
             }
         }
@@ -319,6 +394,12 @@ impl Session {
         );
         resp
     }
+}
+
+/// The wall-clock time of `started`.
+fn began(started: Instant) -> SystemTime {
+    let now = SystemTime::now();
+    now.checked_sub(started.elapsed()).unwrap_or(now)
 }
 
 /// Counts and refuses an Authorization scheme the route does not take.
