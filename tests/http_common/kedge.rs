@@ -7,6 +7,7 @@ use std::sync::Arc;
 use kedge::config::HttpListenerConfig;
 use kedge::edge::http::ServerTls;
 use kedge::edge::workers::Workers;
+use kedge::observe::access_log::AccessLog;
 use kedge::edge::{serve_http, Authenticate, EdgeContext, ServeError};
 use kedge::pool::{BackendTlsConfig, MemberConfig, Pool, PoolConfig};
 use tokio::net::TcpListener;
@@ -87,6 +88,35 @@ fn build_pool(name: &str, members: &[(String, SocketAddr)], tls: Option<BackendT
     Arc::new(Pool::new(name, &pc, &table).expect("pool"))
 }
 
+/// [`start`] with an access log.
+pub async fn start_logged(
+    listener_toml: &str,
+    pools: Vec<PoolSpec>,
+    auth: Arc<dyn Authenticate>,
+    log: Arc<AccessLog>,
+) -> Kedge {
+    let mut built = BTreeMap::new();
+    for spec in pools {
+        let members = [(format!("{}-m1", spec.name), spec.addr)];
+        built.insert(spec.name.to_string(), build_pool(spec.name, &members, spec.tls));
+    }
+    let (cfg, ctx) = listener(listener_toml, built, auth);
+    start_with(cfg, ctx.with_access_log(log)).await
+}
+
+/// The config and context [`start_over`] serves.
+fn listener(
+    listener_toml: &str,
+    pools: BTreeMap<String, Arc<Pool>>,
+    auth: Arc<dyn Authenticate>,
+) -> (HttpListenerConfig, EdgeContext) {
+    let cfg: HttpListenerConfig =
+        toml::from_str(&format!("listen = \"127.0.0.1:0\"\n{listener_toml}")).expect("listener config");
+    // Connections run on per-core workers, as `kedge run` does by default.
+    let workers = Workers::start(2).expect("worker threads");
+    (cfg, EdgeContext::new(auth, pools).with_workers(workers))
+}
+
 /// Starts a listener from TOML (the `listen` line is filled in) over pools already built (see
 /// [`multi_member_pool`]).
 pub async fn start_over(
@@ -95,11 +125,7 @@ pub async fn start_over(
     auth: Arc<dyn Authenticate>,
     tls: Option<ServerTls>,
 ) -> Kedge {
-    let cfg: HttpListenerConfig =
-        toml::from_str(&format!("listen = \"127.0.0.1:0\"\n{listener_toml}")).expect("listener config");
-    // Connections run on per-core workers, as `kedge run` does by default.
-    let workers = Workers::start(2).expect("worker threads");
-    let mut ctx = EdgeContext::new(auth, pools).with_workers(workers);
+    let (cfg, mut ctx) = listener(listener_toml, pools, auth);
     if let Some(t) = tls {
         ctx = ctx.with_tls(t);
     }
