@@ -41,7 +41,7 @@ async fn a_served_request_is_one_flat_line_with_principal_member_status_and_byte
     assert_eq!(r.status, 200);
     assert_eq!(backend.seen().len(), 1);
 
-    let lines = log.wait_for(1);
+    let lines = log.wait_for(1).await;
     assert_eq!(lines.len(), 1, "{lines:#?}");
     let l = lines[0].as_object().expect("an object");
     assert!(l.values().all(|v| !v.is_object() && !v.is_array()), "flat: {l:?}");
@@ -76,7 +76,7 @@ async fn a_refused_token_is_one_line_with_its_reason_and_no_member() {
     assert_eq!(r.status, 401);
     assert!(backend.seen().is_empty());
 
-    let lines = log.wait_for(1);
+    let lines = log.wait_for(1).await;
     assert_eq!(lines.len(), 1, "{lines:#?}");
     let l = &lines[0];
     assert_eq!(l["status"], 401);
@@ -96,7 +96,7 @@ async fn successes_are_sampled_but_refusals_and_errors_are_always_logged() {
     // A new connection: the first one is authenticated (connection-bound Negotiate).
     let mut anon = Conn::plain(kedge.addr).await;
     assert_eq!(anon.get_plain("no credentials", "/owa/").await.status, 401);
-    let lines = log.wait_for(1);
+    let lines = log.wait_for(1).await;
     let statuses: Vec<_> = lines.iter().map(|l| l["status"].clone()).collect();
     assert_eq!(statuses, vec![401], "{lines:#?}");
     assert_eq!(lines[0]["reason"], "no_credentials");
@@ -116,7 +116,7 @@ async fn a_path_no_route_matches_is_logged_under_route_dash() {
     .await;
     let mut c = Conn::plain(kedge.addr).await;
     assert_eq!(c.get_plain("get", "/nowhere").await.status, 404);
-    let lines = log.wait_for(1);
+    let lines = log.wait_for(1).await;
     assert_eq!(lines.len(), 1);
     assert_eq!((lines[0]["route"].as_str(), lines[0]["listener"].as_str()), (Some("-"), Some("narrow")));
     assert_eq!(lines[0]["reason"], "no_route");

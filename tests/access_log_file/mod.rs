@@ -45,14 +45,14 @@ impl AccessLogFile {
             .collect()
     }
 
-    /// Waits (at most 10 s) until `n` lines are there, then a little longer to catch any extra
-    /// line, and returns them all.
-    pub fn wait_for(&self, n: usize) -> Vec<Value> {
+    /// Waits (at most 10 s, letting the test's own tasks run) until `n` lines are there, then
+    /// a little longer to catch any extra line, and returns them all.
+    pub async fn wait_for(&self, n: usize) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.lines().len() < n && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        std::thread::sleep(Duration::from_millis(150));
+        tokio::time::sleep(Duration::from_millis(150)).await;
         self.lines()
     }
 }

@@ -294,6 +294,7 @@ pub fn listener_config(name: &str) -> RpcListenerConfig {
         max_connections: 1_000,
         per_source: Default::default(),
         shutdown_grace_secs: 5,
+        proxy_protocol: None,
     }
 }
 
