@@ -17,13 +17,13 @@ use crate::config::{Config, Scheduler};
 use crate::edge::authenticate::{Authenticate, SharedReplay};
 use crate::edge::http::{serve_http, EdgeContext, ServerTls};
 use crate::edge::rpc::{serve_rpc, RpcEdgeContext};
-use crate::observe::access_log::AccessLog;
 use crate::edge::source_limits::top_talkers;
 use crate::edge::workers::Workers;
 use crate::krb::acceptor::{Acceptor, AcceptorConfig};
 use crate::krb::keyset::KeySet;
 use crate::krb::replay::ReplayCache;
 use crate::observe;
+use crate::observe::access_log::AccessLog;
 use crate::pool::Pools;
 use crate::replay_store::ReplayStore;
 
@@ -199,7 +199,8 @@ impl Kedge {
         let pools = Arc::new(
             Pools::from_config(&cfg.members, &cfg.pools).map_err(|e| ServeError::Pool(e.to_string()))?,
         );
-        let access_log = AccessLog::start(&cfg.access_log).map_err(|e| ServeError::AccessLog(e.to_string()))?;
+        let access_log =
+            AccessLog::start(&cfg.access_log).map_err(|e| ServeError::AccessLog(e.to_string()))?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let checks = pools.spawn_health_checks(signalled(shutdown_rx.clone()));

@@ -35,7 +35,10 @@ async fn a_served_request_is_one_flat_line_with_principal_member_status_and_byte
     let ua = "Microsoft Office/16.0 (\"MAPI\")";
     let r = bounded(
         "get",
-        c.get("/mapi/emsmdb/?MailboxId=x", &[("authorization", &authz), ("user-agent", ua)]),
+        c.get(
+            "/mapi/emsmdb/?MailboxId=x",
+            &[("authorization", &authz), ("user-agent", ua)],
+        ),
     )
     .await;
     assert_eq!(r.status, 200);
@@ -57,7 +60,10 @@ async fn a_served_request_is_one_flat_line_with_principal_member_status_and_byte
     assert_eq!(l["status"], 200);
     assert_eq!(l["user_agent"], ua);
     assert!(!l.contains_key("reason"), "a success has no reason");
-    assert!(l["bytes_in"].as_u64().unwrap() > authz.len() as u64, "the head was counted");
+    assert!(
+        l["bytes_in"].as_u64().unwrap() > authz.len() as u64,
+        "the head was counted"
+    );
     assert_eq!(l["bytes_out"].as_u64(), Some(r.body.len() as u64));
     assert!(l["duration_ms"].as_f64().unwrap() > 0.0);
     assert!(l["time"].as_str().unwrap().ends_with('Z'));
@@ -70,7 +76,10 @@ async fn a_refused_token_is_one_line_with_its_reason_and_no_member() {
     let mut c = Conn::plain(kedge.addr).await;
     let r = bounded(
         "get",
-        c.get("/ews/", &[("authorization", &fake::negotiate(b"not a fake token"))]),
+        c.get(
+            "/ews/",
+            &[("authorization", &fake::negotiate(b"not a fake token"))],
+        ),
     )
     .await;
     assert_eq!(r.status, 401);
@@ -118,6 +127,9 @@ async fn a_path_no_route_matches_is_logged_under_route_dash() {
     assert_eq!(c.get_plain("get", "/nowhere").await.status, 404);
     let lines = log.wait_for(1).await;
     assert_eq!(lines.len(), 1);
-    assert_eq!((lines[0]["route"].as_str(), lines[0]["listener"].as_str()), (Some("-"), Some("narrow")));
+    assert_eq!(
+        (lines[0]["route"].as_str(), lines[0]["listener"].as_str()),
+        (Some("-"), Some("narrow"))
+    );
     assert_eq!(lines[0]["reason"], "no_route");
 }

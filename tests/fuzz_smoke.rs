@@ -149,7 +149,10 @@ fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
 }
 fn proxy_header_seeds() -> Vec<Vec<u8>> {
     use kedge::edge::proxy_protocol::header::encode_v2;
-    let (v4, v6) = ("203.0.113.7:40000".parse().unwrap(), "[2001:db8::7]:40000".parse().unwrap());
+    let (v4, v6) = (
+        "203.0.113.7:40000".parse().unwrap(),
+        "[2001:db8::7]:40000".parse().unwrap(),
+    );
     let to: std::net::SocketAddr = "10.0.0.1:443".parse().unwrap();
     vec![
         encode_v2(v4, to, &[0x04, 0x00, 0x03, b'v', b'p', b'c']),

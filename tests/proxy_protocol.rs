@@ -55,14 +55,21 @@ async fn a_v2_client_address_is_the_one_in_the_access_log_and_x_forwarded_for() 
     let log = AccessLogFile::json();
     let (backend, kedge) = setup(&log).await;
     // An AWS NLB-style header with a TLV (the VPC endpoint id), skipped unread.
-    let header = encode_v2(addr("203.0.113.7:40123"), kedge.addr, &[0xea, 0x00, 0x04, 0x01, b'v', b'p', b'c']);
+    let header = encode_v2(
+        addr("203.0.113.7:40123"),
+        kedge.addr,
+        &[0xea, 0x00, 0x04, 0x01, b'v', b'p', b'c'],
+    );
     let mut c = Conn::plain_after(kedge.addr, LOOPBACK, &header).await;
     let r = c.get_as("get", "/mapi/", "alice").await;
     assert_eq!(r.status, 200);
 
     let seen = backend.seen();
     assert_eq!(seen[0].headers["x-forwarded-for"], "203.0.113.7");
-    assert_eq!(seen[0].headers["forwarded"], "for=203.0.113.7;proto=http;host=\"outlook.kedge.test\"");
+    assert_eq!(
+        seen[0].headers["forwarded"],
+        "for=203.0.113.7;proto=http;host=\"outlook.kedge.test\""
+    );
     let lines = log.wait_for(1).await;
     assert_eq!(lines.len(), 1, "{lines:#?}");
     assert_eq!(lines[0]["peer"], "203.0.113.7");
@@ -74,7 +81,10 @@ async fn a_v2_client_address_is_the_one_in_the_access_log_and_x_forwarded_for() 
 async fn a_v1_line_names_the_client_too() {
     let log = AccessLogFile::json();
     let (backend, kedge) = setup(&log).await;
-    let line = format!("PROXY TCP4 198.51.100.9 127.0.0.1 50000 {}\r\n", kedge.addr.port());
+    let line = format!(
+        "PROXY TCP4 198.51.100.9 127.0.0.1 50000 {}\r\n",
+        kedge.addr.port()
+    );
     let mut c = Conn::plain_after(kedge.addr, LOOPBACK, line.as_bytes()).await;
     assert_eq!(c.get_as("get", "/ews/", "bob").await.status, 200);
     assert_eq!(backend.seen()[0].headers["x-forwarded-for"], "198.51.100.9");
@@ -113,7 +123,11 @@ async fn an_untrusted_source_is_refused_even_with_a_header() {
     let mut forged = encode_v2(addr("10.9.9.9:1"), kedge.addr, &[]);
     forged.extend_from_slice(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n");
     let answer = raw_from(kedge.addr, UNTRUSTED, &forged).await;
-    assert!(answer.is_empty(), "closed without an answer: {:?}", String::from_utf8_lossy(&answer));
+    assert!(
+        answer.is_empty(),
+        "closed without an answer: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
     assert!(backend.seen().is_empty());
     assert!(log.wait_for(0).await.is_empty(), "no request, no access line");
 }
@@ -124,8 +138,15 @@ async fn a_trusted_source_without_a_header_is_refused() {
     let (backend, kedge) = setup(&log).await;
     let answer = raw_from(kedge.addr, LOOPBACK, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await;
     assert!(answer.is_empty(), "{:?}", String::from_utf8_lossy(&answer));
-    let lying = [&kedge::edge::proxy_protocol::header::V2_SIGNATURE[..], &[0x21, 0x11, 0xff, 0xff]].concat();
-    assert!(raw_from(kedge.addr, LOOPBACK, &lying).await.is_empty(), "a length over the limit");
+    let lying = [
+        &kedge::edge::proxy_protocol::header::V2_SIGNATURE[..],
+        &[0x21, 0x11, 0xff, 0xff],
+    ]
+    .concat();
+    assert!(
+        raw_from(kedge.addr, LOOPBACK, &lying).await.is_empty(),
+        "a length over the limit"
+    );
     assert!(backend.seen().is_empty());
 }
 
@@ -146,11 +167,17 @@ async fn an_rpc_connection_behind_a_balancer_is_logged_as_its_client() {
     let edge = Edge::start_logged(cfg, acceptor, backend.addr, Some(log.log.clone())).await;
 
     let mut s = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
-    s.write_all(&encode_v2(addr("[2001:db8::77]:50000"), edge.addr, &[])).await.unwrap();
+    s.write_all(&encode_v2(addr("[2001:db8::77]:50000"), edge.addr, &[]))
+        .await
+        .unwrap();
     s.write_all(EPM_BIND).await.unwrap();
     let ack = bounded("bind_ack", read_pdu(&mut s)).await.expect("a reply");
     assert_eq!(ack[2], 12, "bind_ack");
-    assert_eq!(backend.binds(), vec![EPM_BIND.to_vec()], "the header did not reach the member");
+    assert_eq!(
+        backend.binds(),
+        vec![EPM_BIND.to_vec()],
+        "the header did not reach the member"
+    );
     drop(s);
 
     let lines = log.wait_for(1).await;
@@ -183,9 +210,13 @@ listen = "127.0.0.1:0"
 pool = "p"
 proxy_protocol = { trusted = ["10.0.0.0/33"] }
 "#;
-    let err = kedge::config::Config::from_toml(toml, "t.toml").unwrap_err().to_string();
+    let err = kedge::config::Config::from_toml(toml, "t.toml")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("prefix length"), "{err}");
     let toml = toml.replace("10.0.0.0/33", "10.0.0.0/8");
-    let err = kedge::config::Config::from_toml(&toml, "t.toml").unwrap_err().to_string();
+    let err = kedge::config::Config::from_toml(&toml, "t.toml")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("http[0].proxy_protocol.trusted: empty"), "{err}");
 }

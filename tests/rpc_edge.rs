@@ -213,7 +213,13 @@ async fn each_rpc_connection_is_one_access_line_with_interface_principal_member_
     let log = access_log_file::AccessLogFile::json();
     let backend = RecordingBackend::start().await;
     let acceptor = acceptor_from_keytab(&kdc.keytab_path(), REALM, ARRAY_FQDN);
-    let edge = Edge::start_logged(listener_config("t-access"), acceptor, backend.addr, Some(log.log.clone())).await;
+    let edge = Edge::start_logged(
+        listener_config("t-access"),
+        acceptor,
+        backend.addr,
+        Some(log.log.clone()),
+    )
+    .await;
     let token = kdc.dce_tokens("alice", "exchangeMDB", 1).remove(0);
     let bind = emsmdb_bind(AuthType::Krb5, &token);
     let (reply, s) = send_bind(edge.addr, &bind).await;
@@ -225,7 +231,11 @@ async fn each_rpc_connection_is_one_access_line_with_interface_principal_member_
 
     let lines = log.wait_for(2).await;
     assert_eq!(lines.len(), 2, "{lines:#?}");
-    let (ok, nak) = if lines[0]["result"] == "spliced" { (&lines[0], &lines[1]) } else { (&lines[1], &lines[0]) };
+    let (ok, nak) = if lines[0]["result"] == "spliced" {
+        (&lines[0], &lines[1])
+    } else {
+        (&lines[1], &lines[0])
+    };
     assert_eq!(ok["kind"], "rpc");
     assert_eq!(ok["listener"], "t-access");
     assert_eq!(ok["interface"], "EMSMDB v0.81");
@@ -238,6 +248,9 @@ async fn each_rpc_connection_is_one_access_line_with_interface_principal_member_
     assert_eq!(nak["result"], "bind_nak");
     assert_eq!(nak["reason"], "KRB_AP_ERR_REPEAT");
     assert_eq!(nak["interface"], "EMSMDB v0.81");
-    assert!(nak.get("member").is_none(), "a refused bind reaches no member: {nak}");
+    assert!(
+        nak.get("member").is_none(),
+        "a refused bind reaches no member: {nak}"
+    );
     edge.stop().await;
 }

@@ -298,22 +298,30 @@ fn the_access_log_file_is_reopened_on_sigusr1() {
     let log = dir.path().join("access.log");
     let cfg_path = dir.path().join("kedge.toml");
     let cfg = config(&kt_path, &[("cas1", cas1)]);
-    let cfg = format!("[access_log]\nenabled = true\npath = \"{}\"\n\n{cfg}", log.display());
+    let cfg = format!(
+        "[access_log]\nenabled = true\npath = \"{}\"\n\n{cfg}",
+        log.display()
+    );
     std::fs::write(&cfg_path, cfg).unwrap();
     let k = start(&cfg_path);
     let lines_of = |p: &Path, want: usize| {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             let text = std::fs::read_to_string(p).unwrap_or_default();
-            let lines: Vec<serde_json::Value> =
-                text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+            let lines: Vec<serde_json::Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("a JSON line"))
+                .collect();
             if lines.len() >= want || std::time::Instant::now() > deadline {
                 return lines;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
     };
-    assert_eq!(get(k.http, "/owa/", Some(&token(&key, "alice@CONTOSO.COM"))).0, 200);
+    assert_eq!(
+        get(k.http, "/owa/", Some(&token(&key, "alice@CONTOSO.COM"))).0,
+        200
+    );
     let first = lines_of(&log, 1);
     assert_eq!(first.len(), 1);
     assert_eq!(first[0]["principal"], "alice@CONTOSO.COM");

@@ -111,7 +111,9 @@ impl Conn {
     pub async fn plain_after(addr: SocketAddr, local: std::net::IpAddr, prefix: &[u8]) -> Conn {
         use tokio::io::AsyncWriteExt;
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket.bind(SocketAddr::new(local, 0)).expect("bind the client's address");
+        socket
+            .bind(SocketAddr::new(local, 0))
+            .expect("bind the client's address");
         let mut stream = socket.connect(addr).await.expect("connect");
         stream.write_all(prefix).await.expect("write the prefix");
         Self::over(stream).await

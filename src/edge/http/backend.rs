@@ -98,7 +98,9 @@ pub struct Backend {
 
 impl std::fmt::Debug for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Backend").field("pool", &self.pool).finish_non_exhaustive()
+        f.debug_struct("Backend")
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
     }
 }
 

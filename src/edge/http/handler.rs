@@ -131,13 +131,26 @@ impl Session {
         };
         let status = resp.status().as_u16();
         metrics::response(&self.listener.name, status);
-        let durations = served.route.as_ref().map_or(&self.listener.no_route, |r| &r.durations);
+        let durations = served
+            .route
+            .as_ref()
+            .map_or(&self.listener.no_route, |r| &r.durations);
         durations.record(status, started.elapsed().as_secs_f64());
         let line = match (&self.listener.access_log, asked) {
             (Some(log), Some((method, ua))) if reason.is_some() || status >= 400 || log.sample_success() => {
-                let mut e = Entry::new(Kind::Http, self.listener.label.clone(), self.origin.peer, began(started));
+                let mut e = Entry::new(
+                    Kind::Http,
+                    self.listener.label.clone(),
+                    self.origin.peer,
+                    began(started),
+                );
                 e.via = self.via;
-                e.route = Some(served.route.as_ref().map_or_else(|| "-".to_owned(), |r| r.cfg.prefix.clone()));
+                e.route = Some(
+                    served
+                        .route
+                        .as_ref()
+                        .map_or_else(|| "-".to_owned(), |r| r.cfg.prefix.clone()),
+                );
                 e.method = Some(method);
                 e.path = Some(path);
                 e.auth = served.auth;
@@ -146,14 +159,24 @@ impl Session {
                 e.status = Some(status);
                 e.reason = reason.map(str::to_owned);
                 e.user_agent = ua;
-                Some(PendingLine::new(log.clone(), e, self.clock.clone(), started, mark_in))
+                Some(PendingLine::new(
+                    log.clone(),
+                    e,
+                    self.clock.clone(),
+                    started,
+                    mark_in,
+                ))
             }
             _ => None,
         };
         resp.map(|b| EdgeBody::new(b, guard, line))
     }
 
-    async fn serve(&self, req: Request<Incoming>, served: &mut Served) -> Result<Response<AnyBody>, EdgeError> {
+    async fn serve(
+        &self,
+        req: Request<Incoming>,
+        served: &mut Served,
+    ) -> Result<Response<AnyBody>, EdgeError> {
         routes::check_path(req.uri().path())?;
         let route = self
             .listener
@@ -258,15 +281,24 @@ impl Session {
 
         match &route.assert {
             None => {
-                let resp = passthrough::forward(&mut st.pinned, &route.backend, owner, self.origin, req).await;
+                let resp =
+                    passthrough::forward(&mut st.pinned, &route.backend, owner, self.origin, req).await;
                 served.member = st.pinned.as_ref().map(|p| p.member().clone());
                 resp
             }
             Some(a) => {
                 drop(st);
                 let id = identity.as_deref();
-                super::assert::forward(&a.pool, &a.headers, id, mutual, self.origin, req, &mut served.member)
-                    .await
+                super::assert::forward(
+                    &a.pool,
+                    &a.headers,
+                    id,
+                    mutual,
+                    self.origin,
+                    req,
+                    &mut served.member,
+                )
+                .await
             }
         }
     }

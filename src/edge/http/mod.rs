@@ -52,8 +52,8 @@ pub use tls::{ServerTls, TlsError};
 use self::assert::AssertPool;
 use self::backend::Backend;
 use crate::edge::workers::Workers;
-use crate::observe::access_log::AccessLog;
 use crate::edge::Authenticate;
+use crate::observe::access_log::AccessLog;
 use crate::pool::Pool;
 
 /// What the HTTP edge needs from the rest of kedge: the token validator, the backend pools by

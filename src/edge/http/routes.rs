@@ -11,8 +11,8 @@ use super::assert::{AssertHeaders, AssertPool};
 use super::backend::Backend;
 use super::error::{EdgeError, ErrorKind};
 use super::{EdgeContext, ServeError};
-use crate::observe::RequestDurations;
 use crate::config::{AssertConfig, HttpListenerConfig, NtlmPolicy, RouteConfig, RouteMode, SchemePolicy};
+use crate::observe::RequestDurations;
 
 /// Assert-mode set-up of a route.
 #[derive(Debug)]

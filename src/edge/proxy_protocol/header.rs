@@ -154,7 +154,11 @@ fn parse_v1(buf: &[u8]) -> Result<Parsed, ProxyHeaderError> {
     let v6 = match family {
         "TCP4" => false,
         "TCP6" => true,
-        _ => return Err(ProxyHeaderError::V1Malformed("family is not TCP4, TCP6 or UNKNOWN")),
+        _ => {
+            return Err(ProxyHeaderError::V1Malformed(
+                "family is not TCP4, TCP6 or UNKNOWN",
+            ))
+        }
     };
     let fields: Vec<&str> = words.collect();
     let [src, dst, sport, dport] = fields[..] else {
@@ -180,7 +184,11 @@ fn parse_v1(buf: &[u8]) -> Result<Parsed, ProxyHeaderError> {
 /// A v1 port: decimal, no sign, no leading zero (spec §2.1), 0–65535.
 fn v1_port(s: &str) -> Result<u16, ProxyHeaderError> {
     let bad = ProxyHeaderError::V1Malformed("bad port");
-    if s.is_empty() || s.len() > 5 || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0')) {
+    if s.is_empty()
+        || s.len() > 5
+        || !s.bytes().all(|b| b.is_ascii_digit())
+        || (s.len() > 1 && s.starts_with('0'))
+    {
         return Err(bad);
     }
     s.parse().map_err(|_| bad)
@@ -372,10 +380,7 @@ mod tests {
         let mut long = b"PROXY TCP4 ".to_vec();
         long.resize(200, b'1');
         assert_eq!(parse(&long, MAX), Err(ProxyHeaderError::V1TooLong));
-        assert_eq!(
-            parse(&long[..106], MAX),
-            Ok(Parsed::Incomplete { header: true })
-        );
+        assert_eq!(parse(&long[..106], MAX), Ok(Parsed::Incomplete { header: true }));
     }
 
     #[test]
@@ -400,7 +405,17 @@ mod tests {
     fn v2_local_keeps_the_real_peer() {
         let mut h = V2_SIGNATURE.to_vec();
         h.extend_from_slice(&[0x20, 0x00, 0x00, 0x00]);
-        assert_eq!(complete(&h), (16, ProxyHeader { version: 2, source: None, destination: None }));
+        assert_eq!(
+            complete(&h),
+            (
+                16,
+                ProxyHeader {
+                    version: 2,
+                    source: None,
+                    destination: None
+                }
+            )
+        );
     }
 
     #[test]
@@ -420,7 +435,10 @@ mod tests {
         h.extend_from_slice(&[0x21, 0x11, 0xff, 0xff]);
         assert_eq!(
             parse(&h, MAX),
-            Err(ProxyHeaderError::V2TooLong { len: 65_535, max: MAX })
+            Err(ProxyHeaderError::V2TooLong {
+                len: 65_535,
+                max: MAX
+            })
         );
         let mut h = V2_SIGNATURE.to_vec();
         h.extend_from_slice(&[0x21, 0x11, 0x00, 0x04, 1, 2, 3, 4]);
@@ -465,7 +483,13 @@ mod tests {
 
     #[test]
     fn other_first_bytes_are_not_a_header() {
-        for data in [&b"GET / HTTP/1.1\r\n"[..], b"\x16\x03\x01\x02", b"\x05\x00\x0b\x03", b"PROXZ", b"\r\n\r\n\0\r\nQUIT!"] {
+        for data in [
+            &b"GET / HTTP/1.1\r\n"[..],
+            b"\x16\x03\x01\x02",
+            b"\x05\x00\x0b\x03",
+            b"PROXZ",
+            b"\r\n\r\n\0\r\nQUIT!",
+        ] {
             assert_eq!(parse(data, MAX), Ok(Parsed::NotProxy), "{data:?}");
         }
         assert_eq!(parse(b"", MAX), Ok(Parsed::Incomplete { header: false }));

@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-pub use header::{ProxyHeader, ProxyHeaderError};
 use header::Parsed;
+pub use header::{ProxyHeader, ProxyHeaderError};
 
 /// `proxy_protocol = { … }` of a listener.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -93,7 +93,9 @@ impl Cidr {
     /// Whether `ip` lies in the block.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.net, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => masked(u32::from(n).into(), u32::from(a).into(), 32, self.prefix),
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                masked(u32::from(n).into(), u32::from(a).into(), 32, self.prefix)
+            }
             (IpAddr::V6(n), IpAddr::V6(a)) => masked(u128::from(n), u128::from(a), 128, self.prefix),
             _ => false,
         }
@@ -115,7 +117,9 @@ impl std::str::FromStr for Cidr {
             Some((ip, p)) => (ip, Some(p)),
             None => (s, None),
         };
-        let net: IpAddr = ip.parse().map_err(|_| format!("{s:?} is not an address or CIDR block"))?;
+        let net: IpAddr = ip
+            .parse()
+            .map_err(|_| format!("{s:?} is not an address or CIDR block"))?;
         let net = canonical(net);
         let max = if net.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
@@ -270,7 +274,10 @@ mod tests {
     fn cidr_blocks_contain_their_addresses_only() {
         let c = cfg(&["10.0.0.0/8", "192.0.2.7", "2001:db8::/32"], true);
         assert!(c.trusts("10.200.1.1".parse().unwrap()));
-        assert!(c.trusts("::ffff:10.0.0.1".parse().unwrap()), "v4-mapped counts as v4");
+        assert!(
+            c.trusts("::ffff:10.0.0.1".parse().unwrap()),
+            "v4-mapped counts as v4"
+        );
         assert!(c.trusts("192.0.2.7".parse().unwrap()));
         assert!(!c.trusts("192.0.2.8".parse().unwrap()));
         assert!(c.trusts("2001:db8:1::5".parse().unwrap()));
@@ -305,7 +312,11 @@ mod tests {
     async fn exactly_the_header_is_consumed_even_when_it_arrives_in_pieces() {
         use tokio::io::AsyncWriteExt;
         let (mut client, mut server, peer) = pair().await;
-        let h = header::encode_v2("203.0.113.7:4000".parse().unwrap(), "10.0.0.1:443".parse().unwrap(), &[]);
+        let h = header::encode_v2(
+            "203.0.113.7:4000".parse().unwrap(),
+            "10.0.0.1:443".parse().unwrap(),
+            &[],
+        );
         let c = cfg(&["127.0.0.1/32"], true);
         let writer = tokio::spawn(async move {
             for chunk in h.chunks(5) {
@@ -315,7 +326,9 @@ mod tests {
             client.write_all(b"hello").await.unwrap();
             client
         });
-        let got = client_address(&mut server, peer, &c, Duration::from_secs(5)).await.unwrap();
+        let got = client_address(&mut server, peer, &c, Duration::from_secs(5))
+            .await
+            .unwrap();
         assert_eq!(got, "203.0.113.7:4000".parse().unwrap());
         let mut rest = [0u8; 5];
         server.read_exact(&mut rest).await.unwrap();
@@ -332,7 +345,12 @@ mod tests {
         let r = client_address(&mut server, peer, &required, Duration::from_secs(5)).await;
         assert!(matches!(r, Err(ProxyRefusal::Missing)), "{r:?}");
         let optional = cfg(&["127.0.0.1/32"], false);
-        assert_eq!(client_address(&mut server, peer, &optional, Duration::from_secs(5)).await.unwrap(), peer);
+        assert_eq!(
+            client_address(&mut server, peer, &optional, Duration::from_secs(5))
+                .await
+                .unwrap(),
+            peer
+        );
         let mut first = [0u8; 3];
         server.read_exact(&mut first).await.unwrap();
         assert_eq!(&first, b"GET", "nothing of the request was consumed");
@@ -341,16 +359,34 @@ mod tests {
     #[tokio::test]
     async fn a_silent_balancer_times_out() {
         let (_client, mut server, peer) = pair().await;
-        let r = client_address(&mut server, peer, &cfg(&["127.0.0.1/32"], true), Duration::from_millis(50)).await;
+        let r = client_address(
+            &mut server,
+            peer,
+            &cfg(&["127.0.0.1/32"], true),
+            Duration::from_millis(50),
+        )
+        .await;
         assert!(matches!(r, Err(ProxyRefusal::Timeout(_))), "{r:?}");
     }
 
     #[tokio::test]
     async fn an_untrusted_source_is_refused_when_required_and_served_as_itself_otherwise() {
         let (_client, mut server, peer) = pair().await;
-        let r = client_address(&mut server, peer, &cfg(&["10.0.0.0/8"], true), Duration::from_secs(1)).await;
+        let r = client_address(
+            &mut server,
+            peer,
+            &cfg(&["10.0.0.0/8"], true),
+            Duration::from_secs(1),
+        )
+        .await;
         assert!(matches!(r, Err(ProxyRefusal::Untrusted)));
-        let r = client_address(&mut server, peer, &cfg(&["10.0.0.0/8"], false), Duration::from_secs(1)).await;
+        let r = client_address(
+            &mut server,
+            peer,
+            &cfg(&["10.0.0.0/8"], false),
+            Duration::from_secs(1),
+        )
+        .await;
         assert_eq!(r.unwrap(), peer);
     }
 }

@@ -19,12 +19,12 @@ use super::first_bind::FirstPdu;
 use super::splice::{Meters, Splice, SpliceEnd, SpliceEvent, SpliceLimits};
 use super::{RpcEdgeContext, PROTOCOL};
 use crate::config::RpcListenerConfig;
+use crate::edge::authenticate::confirm_shared;
 use crate::edge::proxy_protocol;
 use crate::edge::source_limits::SourceLimits;
+use crate::observe;
 use crate::observe::access_log::{Entry, Kind};
 use crate::pool::Member;
-use crate::edge::authenticate::confirm_shared;
-use crate::observe;
 use crate::rpc::{
     build_bind_nak, build_fault, parse_bind, CommonHeader, Drep, PacketType, FAULT_ACCESS_DENIED,
 };
@@ -156,7 +156,12 @@ impl Line<'_> {
         }
         let now = SystemTime::now();
         let elapsed = self.accepted.elapsed();
-        let mut e = Entry::new(Kind::Rpc, self.listener.into(), self.peer, now.checked_sub(elapsed).unwrap_or(now));
+        let mut e = Entry::new(
+            Kind::Rpc,
+            self.listener.into(),
+            self.peer,
+            now.checked_sub(elapsed).unwrap_or(now),
+        );
         e.via = self.via;
         e.route.clone_from(&facts.interface);
         e.auth = facts.admission;
@@ -359,7 +364,13 @@ async fn end_with(
             "rpc bind refused"),
     }
     let result = match (&err, &answer) {
-        (RpcEdgeError::ContextChange { ptype: PacketType::Bind, .. }, Some(_)) => "bind_nak",
+        (
+            RpcEdgeError::ContextChange {
+                ptype: PacketType::Bind,
+                ..
+            },
+            Some(_),
+        ) => "bind_nak",
         (RpcEdgeError::ContextChange { .. }, Some(_)) => "fault",
         (_, Some(_)) => "bind_nak",
         (_, None) if facts.member.is_some() => "spliced",

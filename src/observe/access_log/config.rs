@@ -64,10 +64,15 @@ impl AccessLogConfig {
     pub fn validate(&self, problems: &mut Vec<String>) {
         let p = self.sample_successes;
         if !(0.0..=1.0).contains(&p) {
-            problems.push(format!("access_log.sample_successes: {p} is not between 0.0 and 1.0"));
+            problems.push(format!(
+                "access_log.sample_successes: {p} is not between 0.0 and 1.0"
+            ));
         }
         if !(1..=16_777_216).contains(&self.queue) {
-            problems.push(format!("access_log.queue: {} is not between 1 and 16777216", self.queue));
+            problems.push(format!(
+                "access_log.queue: {} is not between 1 and 16777216",
+                self.queue
+            ));
         }
         if self.path.is_empty() {
             problems.push("access_log.path: empty (\"-\" for standard output)".into());

@@ -249,7 +249,9 @@ fn write_lines(rx: Receiver<Msg>, mut sink: Sink, format: AccessLogFormat, reope
         if reopen.swap(false, Ordering::AcqRel) {
             match sink.reopen() {
                 Ok(()) => tracing::info!("access log reopened"),
-                Err(e) => tracing::warn!(error = %e, "access log could not be reopened; writing on to the old file"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "access log could not be reopened; writing on to the old file")
+                }
             }
         }
         let result = match msg {
@@ -333,7 +335,12 @@ mod tests {
             ..AccessLogConfig::default()
         };
         let log = AccessLog::start(&cfg).unwrap().unwrap();
-        let entry = Entry::new(Kind::Http, "https".into(), "192.0.2.1:5000".parse().unwrap(), SystemTime::now());
+        let entry = Entry::new(
+            Kind::Http,
+            "https".into(),
+            "192.0.2.1:5000".parse().unwrap(),
+            SystemTime::now(),
+        );
         log.log(entry.clone());
         let lines = |p: &std::path::Path| {
             for _ in 0..200 {
