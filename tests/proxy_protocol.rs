@@ -220,3 +220,72 @@ proxy_protocol = { trusted = ["10.0.0.0/33"] }
         .to_string();
     assert!(err.contains("http[0].proxy_protocol.trusted: empty"), "{err}");
 }
+
+#[tokio::test]
+async fn on_https_the_header_comes_before_the_tls_handshake() {
+    let p = http_common::pki::generate();
+    let backend = TestBackend::start().await;
+    let tls = kedge::edge::http::ServerTls::from_pem(p.cert_pem.as_bytes(), p.key_pem.as_bytes()).unwrap();
+    let kedge = http_common::kedge::start(
+        BEHIND_BALANCER,
+        vec![PoolSpec::plain("cas", backend.addr)],
+        Arc::new(FakeAuth::default()),
+        Some(tls),
+    )
+    .await;
+    let header = encode_v2(addr("203.0.113.44:443"), kedge.addr, &[]);
+    let mut c = Conn::tls_after(kedge.addr, &header, &p.ca_pem, "outlook.contoso.com").await;
+    assert_eq!(c.get_as("get", "/mapi/", "dave").await.status, 200);
+    let seen = backend.seen();
+    assert_eq!(seen[0].headers["x-forwarded-for"], "203.0.113.44");
+    assert_eq!(seen[0].headers["x-forwarded-proto"], "https");
+}
+
+#[tokio::test]
+async fn per_source_limits_and_top_talkers_count_the_clients_not_the_balancer() {
+    let log = AccessLogFile::json();
+    let backend = TestBackend::start().await;
+    let toml = r#"
+name = "nlb-limits"
+proxy_protocol = { trusted = ["127.0.0.1/32"] }
+limits = { per_source = { max_connections = 1, rate_per_sec = 0, burst = 0 } }
+[[routes]]
+prefix = "/"
+pool = "cas"
+"#;
+    let auth = Arc::new(FakeAuth::default());
+    let kedge = start_logged(
+        toml,
+        vec![PoolSpec::plain("cas", backend.addr)],
+        auth,
+        log.log.clone(),
+    )
+    .await;
+    let from = |client: &str| encode_v2(addr(client), kedge.addr, &[]);
+    // Two clients behind the one balancer address: one connection each is within the limit.
+    let mut first = Conn::plain_after(kedge.addr, LOOPBACK, &from("203.0.113.10:1000")).await;
+    assert_eq!(first.get_as("first", "/owa/", "erin").await.status, 200);
+    let mut other = Conn::plain_after(kedge.addr, LOOPBACK, &from("203.0.113.11:1000")).await;
+    assert_eq!(other.get_as("other client", "/owa/", "frank").await.status, 200);
+    // A second connection of the first client is over its limit: closed unanswered.
+    let mut again = from("203.0.113.10:1001");
+    again.extend_from_slice(b"GET /owa/ HTTP/1.1\r\nhost: x\r\n\r\n");
+    assert!(raw_from(kedge.addr, LOOPBACK, &again).await.is_empty());
+
+    let talkers = kedge::edge::source_limits::top_talkers("nlb-limits", 10);
+    let of = |s: &str| {
+        talkers
+            .iter()
+            .find(|t| t.source == s)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        (of("203.0.113.10").open, of("203.0.113.10").refused),
+        (1, 1),
+        "{talkers:?}"
+    );
+    assert_eq!(of("203.0.113.11").open, 1, "{talkers:?}");
+    assert!(talkers.iter().all(|t| t.source != "127.0.0.1"), "{talkers:?}");
+    drop((first, other));
+}

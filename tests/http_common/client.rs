@@ -121,7 +121,14 @@ impl Conn {
 
     /// Connects over TLS, trusting `ca_pem`, asking for `name`.
     pub async fn tls(addr: SocketAddr, ca_pem: &str, name: &str) -> Conn {
-        let stream = TcpStream::connect(addr).await.expect("connect");
+        Self::tls_after(addr, &[], ca_pem, name).await
+    }
+
+    /// Connects, writes `prefix` (a PROXY header) in clear, then speaks TLS.
+    pub async fn tls_after(addr: SocketAddr, prefix: &[u8], ca_pem: &str, name: &str) -> Conn {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(prefix).await.expect("write the prefix");
         let tls = tls_connector(ca_pem, &[b"http/1.1"])
             .connect(ServerName::try_from(name.to_string()).expect("name"), stream)
             .await
