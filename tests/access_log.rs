@@ -133,3 +133,25 @@ async fn a_path_no_route_matches_is_logged_under_route_dash() {
     );
     assert_eq!(lines[0]["reason"], "no_route");
 }
+
+#[tokio::test]
+async fn an_assert_route_logs_the_member_of_the_pooled_connection() {
+    let log = AccessLogFile::json();
+    let backend = TestBackend::start().await;
+    let toml = "name = \"assert\"\n[[routes]]\nprefix = \"/ews/\"\npool = \"cas\"\nmode = \"assert\"\n";
+    let auth = Arc::new(FakeAuth::default());
+    let kedge = start_logged(
+        toml,
+        vec![PoolSpec::plain("cas", backend.addr)],
+        auth,
+        log.log.clone(),
+    )
+    .await;
+    let mut c = Conn::plain(kedge.addr).await;
+    assert_eq!(c.get_as("get", "/ews/exchange.asmx", "grace").await.status, 200);
+    let lines = log.wait_for(1).await;
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert_eq!(lines[0]["member"], "cas-m1");
+    assert_eq!(lines[0]["principal"], "grace@KEDGE.TEST");
+    assert_eq!(lines[0]["route"], "/ews/");
+}

@@ -49,6 +49,15 @@ pub struct ListenerShared {
     pub no_route: RequestDurations,
 }
 
+/// What the access log needs of a request, taken before it is forwarded: no copy (the method
+/// and header value share the parsed head's bytes).
+struct Asked {
+    method: http::Method,
+    user_agent: Option<HeaderValue>,
+    /// What the connection had read before this request (`ConnClock::request_mark`).
+    mark_in: u64,
+}
+
 /// What serving a request found out, for its access-log line and latency histogram.
 #[derive(Debug, Default)]
 struct Served {
@@ -105,16 +114,14 @@ impl Session {
 
     /// Answers one request (hyper calls this once per request, one at a time per connection).
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<EdgeBody> {
-        let mark_in = self.clock.request_mark();
+        let asked = self.listener.access_log.as_ref().map(|_| Asked {
+            method: req.method().clone(),
+            user_agent: req.headers().get(http::header::USER_AGENT).cloned(),
+            mark_in: self.clock.request_mark(),
+        });
         let guard = ExchangeGuard::start(self.clock.clone());
         let started = Instant::now();
         let path = req.uri().path().to_string();
-        // What the access log needs of the request, taken before it is forwarded: no copy
-        // (the method and header value share the parsed head's bytes).
-        let asked = self.listener.access_log.as_ref().map(|_| {
-            let ua = req.headers().get(http::header::USER_AGENT).cloned();
-            (req.method().clone(), ua)
-        });
         let mut served = Served::default();
         let mut reason = None;
         let resp = match self.serve(req, &mut served).await {
@@ -136,40 +143,52 @@ impl Session {
             .as_ref()
             .map_or(&self.listener.no_route, |r| &r.durations);
         durations.record(status, started.elapsed().as_secs_f64());
-        let line = match (&self.listener.access_log, asked) {
-            (Some(log), Some((method, ua))) if reason.is_some() || status >= 400 || log.sample_success() => {
-                let mut e = Entry::new(
-                    Kind::Http,
-                    self.listener.label.clone(),
-                    self.origin.peer,
-                    began(started),
-                );
-                e.via = self.via;
-                e.route = Some(
-                    served
-                        .route
-                        .as_ref()
-                        .map_or_else(|| "-".to_owned(), |r| r.cfg.prefix.clone()),
-                );
-                e.method = Some(method);
-                e.path = Some(path);
-                e.auth = served.auth;
-                e.principal = served.identity.map(|id| id.principal.clone());
-                e.member = served.member.map(|m| m.name.clone());
-                e.status = Some(status);
-                e.reason = reason.map(str::to_owned);
-                e.user_agent = ua;
-                Some(PendingLine::new(
-                    log.clone(),
-                    e,
-                    self.clock.clone(),
-                    started,
-                    mark_in,
-                ))
-            }
-            _ => None,
-        };
+        let line = asked.and_then(|asked| self.access_line(asked, served, path, status, reason, started));
         resp.map(|b| EdgeBody::new(b, guard, line))
+    }
+
+    /// The request's access-log line, unless it is a success the sampling leaves out (decided
+    /// before anything is built).
+    fn access_line(
+        &self,
+        asked: Asked,
+        served: Served,
+        path: String,
+        status: u16,
+        reason: Option<&'static str>,
+        started: Instant,
+    ) -> Option<Box<PendingLine>> {
+        let log = self.listener.access_log.as_ref()?;
+        if reason.is_none() && status < 400 && !log.sample_success() {
+            return None;
+        }
+        let mut e = Entry::new(
+            Kind::Http,
+            self.listener.label.clone(),
+            self.origin.peer,
+            began(started),
+        );
+        e.via = self.via;
+        e.route = Some(
+            served
+                .route
+                .map_or_else(|| "-".to_owned(), |r| r.cfg.prefix.clone()),
+        );
+        e.method = Some(asked.method);
+        e.path = Some(path);
+        e.auth = served.auth;
+        e.principal = served.identity.map(|id| id.principal.clone());
+        e.member = served.member.map(|m| m.name.clone());
+        e.status = Some(status);
+        e.reason = reason.map(str::to_owned);
+        e.user_agent = asked.user_agent;
+        Some(PendingLine::new(
+            log.clone(),
+            e,
+            self.clock.clone(),
+            started,
+            asked.mark_in,
+        ))
     }
 
     async fn serve(
