@@ -5,25 +5,15 @@
 mod access_log_file;
 mod http_common;
 
-use std::sync::Arc;
-
 use access_log_file::AccessLogFile;
 use http_common::backend::TestBackend;
 use http_common::bounded;
 use http_common::client::Conn;
-use http_common::fake::{self, FakeAuth};
-use http_common::kedge::{start_logged, Kedge, PoolSpec, PASSTHROUGH};
+use http_common::fake;
+use http_common::kedge::{logged, Kedge, PASSTHROUGH};
 
 async fn setup(log: &AccessLogFile) -> (TestBackend, Kedge) {
-    let backend = TestBackend::start().await;
-    let kedge = start_logged(
-        PASSTHROUGH,
-        vec![PoolSpec::plain("cas", backend.addr)],
-        Arc::new(FakeAuth::default()),
-        log.log.clone(),
-    )
-    .await;
-    (backend, kedge)
+    logged(PASSTHROUGH, log.log.clone()).await
 }
 
 #[tokio::test]
@@ -114,15 +104,8 @@ async fn successes_are_sampled_but_refusals_and_errors_are_always_logged() {
 #[tokio::test]
 async fn a_path_no_route_matches_is_logged_under_route_dash() {
     let log = AccessLogFile::json();
-    let backend = TestBackend::start().await;
     let toml = "name = \"narrow\"\n[[routes]]\nprefix = \"/owa/\"\npool = \"cas\"\n";
-    let kedge = start_logged(
-        toml,
-        vec![PoolSpec::plain("cas", backend.addr)],
-        Arc::new(FakeAuth::default()),
-        log.log.clone(),
-    )
-    .await;
+    let (_backend, kedge) = logged(toml, log.log.clone()).await;
     let mut c = Conn::plain(kedge.addr).await;
     assert_eq!(c.get_plain("get", "/nowhere").await.status, 404);
     let lines = log.wait_for(1).await;
@@ -137,16 +120,8 @@ async fn a_path_no_route_matches_is_logged_under_route_dash() {
 #[tokio::test]
 async fn an_assert_route_logs_the_member_of_the_pooled_connection() {
     let log = AccessLogFile::json();
-    let backend = TestBackend::start().await;
     let toml = "name = \"assert\"\n[[routes]]\nprefix = \"/ews/\"\npool = \"cas\"\nmode = \"assert\"\n";
-    let auth = Arc::new(FakeAuth::default());
-    let kedge = start_logged(
-        toml,
-        vec![PoolSpec::plain("cas", backend.addr)],
-        auth,
-        log.log.clone(),
-    )
-    .await;
+    let (_backend, kedge) = logged(toml, log.log.clone()).await;
     let mut c = Conn::plain(kedge.addr).await;
     assert_eq!(c.get_as("get", "/ews/exchange.asmx", "grace").await.status, 200);
     let lines = log.wait_for(1).await;

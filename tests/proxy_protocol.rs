@@ -14,7 +14,7 @@ use http_common::backend::TestBackend;
 use http_common::bounded;
 use http_common::client::Conn;
 use http_common::fake::FakeAuth;
-use http_common::kedge::{start_logged, Kedge, PoolSpec};
+use http_common::kedge::{logged, Kedge, PoolSpec};
 use kedge::edge::proxy_protocol::header::encode_v2;
 use kedge::edge::proxy_protocol::ProxyProtocolConfig;
 use support_rpc::{acceptor_from_keytab, listener_config, read_pdu, Edge, RecordingBackend};
@@ -35,15 +35,7 @@ pool = "cas"
 "#;
 
 async fn setup(log: &AccessLogFile) -> (TestBackend, Kedge) {
-    let backend = TestBackend::start().await;
-    let kedge = start_logged(
-        BEHIND_BALANCER,
-        vec![PoolSpec::plain("cas", backend.addr)],
-        Arc::new(FakeAuth::default()),
-        log.log.clone(),
-    )
-    .await;
-    (backend, kedge)
+    logged(BEHIND_BALANCER, log.log.clone()).await
 }
 
 fn addr(s: &str) -> SocketAddr {
@@ -244,7 +236,6 @@ async fn on_https_the_header_comes_before_the_tls_handshake() {
 #[tokio::test]
 async fn per_source_limits_and_top_talkers_count_the_clients_not_the_balancer() {
     let log = AccessLogFile::json();
-    let backend = TestBackend::start().await;
     let toml = r#"
 name = "nlb-limits"
 proxy_protocol = { trusted = ["127.0.0.1/32"] }
@@ -253,14 +244,7 @@ limits = { per_source = { max_connections = 1, rate_per_sec = 0, burst = 0 } }
 prefix = "/"
 pool = "cas"
 "#;
-    let auth = Arc::new(FakeAuth::default());
-    let kedge = start_logged(
-        toml,
-        vec![PoolSpec::plain("cas", backend.addr)],
-        auth,
-        log.log.clone(),
-    )
-    .await;
+    let (_backend, kedge) = logged(toml, log.log.clone()).await;
     let from = |client: &str| encode_v2(addr(client), kedge.addr, &[]);
     // Two clients behind the one balancer address: one connection each is within the limit.
     let mut first = Conn::plain_after(kedge.addr, LOOPBACK, &from("203.0.113.10:1000")).await;

@@ -49,12 +49,17 @@ pub async fn start(
     auth: Arc<dyn Authenticate>,
     tls: Option<ServerTls>,
 ) -> Kedge {
+    start_over(listener_toml, build_pools(pools), auth, tls).await
+}
+
+/// One-member pools from specs.
+fn build_pools(pools: Vec<PoolSpec>) -> BTreeMap<String, Arc<Pool>> {
     let mut built = BTreeMap::new();
     for spec in pools {
         let members = [(format!("{}-m1", spec.name), spec.addr)];
         built.insert(spec.name.to_string(), build_pool(spec.name, &members, spec.tls));
     }
-    start_over(listener_toml, built, auth, tls).await
+    built
 }
 
 /// A plain-HTTP pool `name` of several members (`(member name, address)`, in that order):
@@ -95,13 +100,18 @@ pub async fn start_logged(
     auth: Arc<dyn Authenticate>,
     log: Arc<AccessLog>,
 ) -> Kedge {
-    let mut built = BTreeMap::new();
-    for spec in pools {
-        let members = [(format!("{}-m1", spec.name), spec.addr)];
-        built.insert(spec.name.to_string(), build_pool(spec.name, &members, spec.tls));
-    }
-    let (cfg, ctx) = listener(listener_toml, built, auth);
+    let (cfg, ctx) = listener(listener_toml, build_pools(pools), auth);
     start_with(cfg, ctx.with_access_log(log)).await
+}
+
+/// A [`TestBackend`](super::backend::TestBackend) as pool `cas` behind a listener from TOML
+/// with the scripted validator, writing its access log to `log`.
+pub async fn logged(listener_toml: &str, log: Arc<AccessLog>) -> (super::backend::TestBackend, Kedge) {
+    let backend = super::backend::TestBackend::start().await;
+    let pools = vec![PoolSpec::plain("cas", backend.addr)];
+    let auth = Arc::new(super::fake::FakeAuth::default());
+    let kedge = start_logged(listener_toml, pools, auth, log).await;
+    (backend, kedge)
 }
 
 /// The config and context [`start_over`] serves.

@@ -43,29 +43,14 @@ pub async fn serve_proxied(
         return;
     };
     let head = Duration::from_millis(listener.cfg.limits.header_timeout_ms);
-    let client = tokio::select! {
-        c = proxy_protocol::client_address(&mut stream, via, pp, head) => c,
+    let door = (listener.name.as_str(), pp);
+    let admitted = tokio::select! {
+        a = proxy_protocol::admit(&mut stream, via, door, head, &sources) => a,
         _ = drain.draining() => return,
     };
-    let peer = match client {
-        Ok(peer) => peer,
-        Err(e) => {
-            metrics::limit_exceeded(&listener.name, "proxy_protocol");
-            tracing::info!(listener = %listener.name, peer = %via, reason = e.label(), error = %e,
-                "connection refused");
-            return;
-        }
-    };
-    let source = match sources.admit(peer.ip(), std::time::Instant::now()) {
-        Ok(source) => source,
-        Err(refusal) => {
-            metrics::limit_exceeded(&listener.name, refusal.label());
-            tracing::info!(listener = %listener.name, %peer, %via, reason = refusal.label(), "connection refused");
-            return;
-        }
-    };
-    let via = (peer != via).then_some(via);
-    serve(stream, peer, via, listener, drain, (permit, source)).await
+    if let Some(a) = admitted {
+        serve(stream, a.peer, a.via, listener, drain, (permit, a.source)).await
+    }
 }
 
 /// Serves one accepted connection until it ends, times out or is drained. `_places` are its

@@ -20,12 +20,14 @@
 pub mod header;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
+use crate::edge::source_limits::{SourceGuard, SourceLimits};
 use header::Parsed;
 pub use header::{ProxyHeader, ProxyHeaderError};
 
@@ -208,6 +210,51 @@ pub async fn client_address(
         Ok(Ok(None)) => Ok(peer),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(ProxyRefusal::Timeout(timeout)),
+    }
+}
+
+/// A connection of a PROXY-protocol listener let in: its client, the balancer that named it
+/// (where it is another address), and the client's place in the per-source counts.
+#[derive(Debug)]
+pub struct Admitted {
+    /// The client.
+    pub peer: SocketAddr,
+    /// The balancer, where a header named another address.
+    pub via: Option<SocketAddr>,
+    /// The client's place in the listener's per-source counts.
+    pub source: SourceGuard,
+}
+
+/// The door of a PROXY-protocol listener: the header ([`client_address`], within `timeout`),
+/// then the per-source limits for the client it names. A refusal is counted
+/// (`kedge_limit_exceeded_total{limit="proxy_protocol"}` or the per-source limit) and logged
+/// with its reason, and the connection is to be closed unanswered (`None`).
+pub async fn admit(
+    stream: &mut TcpStream,
+    via: SocketAddr,
+    (listener, cfg): (&str, &ProxyProtocolConfig),
+    timeout: Duration,
+    sources: &Arc<SourceLimits>,
+) -> Option<Admitted> {
+    let peer = match client_address(stream, via, cfg, timeout).await {
+        Ok(peer) => peer,
+        Err(e) => {
+            crate::observe::limit_exceeded(listener, "proxy_protocol");
+            tracing::info!(listener, peer = %via, reason = e.label(), error = %e, "connection refused");
+            return None;
+        }
+    };
+    match sources.admit(peer.ip(), std::time::Instant::now()) {
+        Ok(source) => Some(Admitted {
+            peer,
+            via: (peer != via).then_some(via),
+            source,
+        }),
+        Err(refusal) => {
+            crate::observe::limit_exceeded(listener, refusal.label());
+            tracing::info!(listener, %peer, %via, reason = refusal.label(), "connection refused");
+            None
+        }
     }
 }
 

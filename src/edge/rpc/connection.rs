@@ -67,24 +67,11 @@ pub(super) async fn serve_proxied(
         return;
     };
     let timeout = Duration::from_millis(cfg.bind_timeout_ms);
-    let peer = match proxy_protocol::client_address(&mut stream, via, pp, timeout).await {
-        Ok(peer) => peer,
-        Err(e) => {
-            observe::limit_exceeded(&cfg.name, "proxy_protocol");
-            tracing::info!(listener = %cfg.name, peer = %via, reason = e.label(), error = %e, "rpc connection refused");
-            return;
-        }
-    };
-    let _source = match sources.admit(peer.ip(), Instant::now()) {
-        Ok(source) => source,
-        Err(refusal) => {
-            observe::limit_exceeded(&cfg.name, refusal.label());
-            tracing::info!(listener = %cfg.name, %peer, %via, reason = refusal.label(), "rpc connection refused");
-            return;
-        }
-    };
-    let via = (peer != via).then_some(via);
-    serve_connection(stream, peer, via, cfg, ctx, meters).await;
+    let door = (cfg.name.as_str(), pp);
+    if let Some(a) = proxy_protocol::admit(&mut stream, via, door, timeout, &sources).await {
+        serve_connection(stream, a.peer, a.via, cfg, ctx, meters).await;
+        drop(a.source);
+    }
 }
 
 /// Serves one accepted connection to its end; `via` is the balancer whose PROXY header named

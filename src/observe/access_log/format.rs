@@ -106,36 +106,35 @@ fn text(out: &mut String, l: &Line<'_>) {
         escaped(l.listener),
         l.peer
     );
-    let mut quoted = |key: &str, v: Option<&str>| {
-        if let Some(v) = v {
-            let _ = write!(out, " {key}=\"{}\"", escaped(v));
-        }
-    };
-    quoted("via", l.via.as_deref());
-    quoted("route", l.route);
-    quoted("interface", l.interface);
-    quoted("method", l.method);
-    quoted("path", l.path);
-    quoted("auth", l.auth);
-    quoted("principal", l.principal);
-    quoted("member", l.member);
+    for (key, v) in [
+        ("via", l.via.as_deref()),
+        ("route", l.route),
+        ("interface", l.interface),
+        ("method", l.method),
+        ("path", l.path),
+        ("auth", l.auth),
+        ("principal", l.principal),
+        ("member", l.member),
+    ] {
+        quoted(out, key, v);
+    }
     if let Some(s) = l.status {
         let _ = write!(out, " status={s}");
     }
-    let mut quoted = |key: &str, v: Option<&str>| {
-        if let Some(v) = v {
-            let _ = write!(out, " {key}=\"{}\"", escaped(v));
-        }
-    };
-    quoted("result", l.result);
-    quoted("reason", l.reason);
+    quoted(out, "result", l.result);
+    quoted(out, "reason", l.reason);
     let _ = write!(
         out,
         " bytes_in={} bytes_out={} duration_ms={}",
         l.bytes_in, l.bytes_out, l.duration_ms
     );
-    if let Some(ua) = &l.user_agent {
-        let _ = write!(out, " user_agent=\"{}\"", escaped(ua));
+    quoted(out, "user_agent", l.user_agent.as_deref());
+}
+
+/// ` key="value"`, the value escaped; nothing where there is no value.
+fn quoted(out: &mut String, key: &str, value: Option<&str>) {
+    if let Some(v) = value {
+        let _ = write!(out, " {key}=\"{}\"", escaped(v));
     }
 }
 
