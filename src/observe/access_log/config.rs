@@ -78,4 +78,51 @@ impl AccessLogConfig {
             problems.push("access_log.path: empty (\"-\" for standard output)".into());
         }
     }
+
+    /// What a start would find wrong with the file (`kedge run --check`), without creating it:
+    /// an existing file must open for append, a new one needs its directory.
+    pub fn check_file(&self) -> Result<(), String> {
+        if !self.enabled || self.path == "-" {
+            return Ok(());
+        }
+        let path = std::path::Path::new(&self.path);
+        if path.exists() {
+            return std::fs::OpenOptions::new()
+                .append(true)
+                .open(path)
+                .map(drop)
+                .map_err(|e| format!("access_log.path: {}: {e}", self.path));
+        }
+        match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(dir) if !dir.is_dir() => Err(format!(
+                "access_log.path: {}: directory {} does not exist",
+                self.path,
+                dir.display()
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_check_names_a_missing_directory_and_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no/such/access.log");
+        let cfg = AccessLogConfig {
+            enabled: true,
+            path: missing.display().to_string(),
+            ..AccessLogConfig::default()
+        };
+        assert!(cfg.check_file().unwrap_err().contains("does not exist"));
+        let fresh = AccessLogConfig {
+            path: dir.path().join("access.log").display().to_string(),
+            ..cfg
+        };
+        assert_eq!(fresh.check_file(), Ok(()));
+        assert!(!dir.path().join("access.log").exists(), "nothing created");
+    }
 }
