@@ -121,6 +121,40 @@ mod tests {
         assert!(!colour_on_stderr(Some(std::ffi::OsStr::new("1"))));
     }
 
+    #[derive(Clone, Default)]
+    struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn json_records_are_flat() {
+        let buf = Buf::default();
+        let out = buf.clone();
+        let sub = subscriber(
+            &LoggingConfig::default(),
+            EnvFilter::new("info"),
+            LogFormat::Json,
+            move || out.clone(),
+        );
+        tracing::subscriber::with_default(sub, || {
+            tracing::info!(listener = "https", status = 401, "request refused");
+        });
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(v["message"], "request refused", "{text}");
+        assert_eq!(v["listener"], "https", "{text}");
+        assert_eq!(v["status"], 401, "{text}");
+        assert!(v.get("fields").is_none(), "{text}");
+    }
+
     #[test]
     fn a_record_with_a_line_break_stays_one_line() {
         let mut out = Vec::new();
