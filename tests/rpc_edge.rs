@@ -208,7 +208,7 @@ async fn bind_to_epm_passes_without_kdc_while_emsmdb_uses_the_principal_for_the_
 }
 
 #[tokio::test]
-async fn each_rpc_connection_is_one_access_line_with_interface_principal_member_and_bind_result() {
+async fn each_rpc_connection_is_one_access_line_and_a_forwarded_bind_is_timed() {
     let kdc = Kdc::shared();
     let log = access_log_file::AccessLogFile::json();
     let backend = RecordingBackend::start().await;
@@ -252,5 +252,10 @@ async fn each_rpc_connection_is_one_access_line_with_interface_principal_member_
         nak.get("member").is_none(),
         "a refused bind reaches no member: {nak}"
     );
+    let binds = metric(
+        "kedge_rpc_bind_duration_seconds_count",
+        &[("listener", "t-access")],
+    );
+    assert_eq!(binds, 1.0, "one bind forwarded, one refused");
     edge.stop().await;
 }
