@@ -36,6 +36,9 @@ pub struct Config {
     /// Logging (refusal summaries).
     #[serde(default)]
     pub logging: LoggingConfig,
+    /// `[access_log]`: one line per HTTP request and RPC connection (off by default).
+    #[serde(default)]
+    pub access_log: crate::observe::access_log::AccessLogConfig,
 }
 
 /// Logging (`[logging]`). The filter comes from `RUST_LOG` (default `info`), the format from
@@ -548,6 +551,9 @@ pub struct HttpListenerConfig {
     pub limits: HttpLimits,
     /// Routes.
     pub routes: Vec<RouteConfig>,
+    /// Inbound PROXY protocol (v1/v2) from trusted balancers, read before the TLS handshake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<crate::edge::proxy_protocol::ProxyProtocolConfig>,
 }
 
 fn default_http_name() -> String {
@@ -613,6 +619,9 @@ pub struct RpcListenerConfig {
         deserialize_with = "crate::duration_field::secs"
     )]
     pub shutdown_grace_secs: u64,
+    /// Inbound PROXY protocol (v1/v2) from trusted balancers, read within `bind_timeout_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<crate::edge::proxy_protocol::ProxyProtocolConfig>,
 }
 
 impl RpcListenerConfig {
@@ -706,6 +715,7 @@ impl Config {
             p.push("kerberos.replay_max_entries: must be at least 1".into());
         }
         self.kerberos.replay.validate("kerberos.replay", &mut p);
+        self.access_log.validate(&mut p);
         let share = self.kerberos.replay_principal_share;
         if !(share > 0.0 && share <= 1.0) {
             p.push(format!(
@@ -745,6 +755,9 @@ impl Config {
             if let Some(t) = &l.tls {
                 t.validate(&format!("http[{i}].tls"), &mut p);
             }
+            if let Some(pp) = &l.proxy_protocol {
+                pp.validate(&format!("http[{i}].proxy_protocol"), &mut p);
+            }
             for (j, r) in l.routes.iter().enumerate() {
                 if !r.prefix.starts_with('/') {
                     p.push(format!("http[{i}].routes[{j}].prefix: must start with '/'"));
@@ -774,6 +787,9 @@ impl Config {
             }
             if !self.pools.contains_key(&l.pool) {
                 p.push(format!("rpc[{i}].pool: no pool named {:?}", l.pool));
+            }
+            if let Some(pp) = &l.proxy_protocol {
+                pp.validate(&format!("rpc[{i}].proxy_protocol"), &mut p);
             }
         }
         if let Some(a) = &self.admin {

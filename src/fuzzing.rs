@@ -166,6 +166,18 @@ pub fn negotiate_header(data: &[u8]) {
     }
 }
 
+/// `proxy_header` target: the PROXY protocol v1/v2 header parser
+/// ([`crate::edge::proxy_protocol::header::parse`]) with a 2,048-byte v2 limit: a complete
+/// header never claims more bytes than it was given, nor more than the limits allow.
+pub fn proxy_header(data: &[u8]) {
+    use crate::edge::proxy_protocol::header::{parse, Parsed, V1_MAX};
+    const MAX_V2: usize = 2048;
+    if let Ok(Parsed::Complete { len, header }) = parse(data, MAX_V2) {
+        assert!(len <= data.len() && len <= (16 + MAX_V2).max(V1_MAX));
+        assert!(matches!(header.version, 1 | 2));
+    }
+}
+
 fn is_within(part: &[u8], whole: &[u8]) -> bool {
     let (p, w) = (part.as_ptr() as usize, whole.as_ptr() as usize);
     p >= w && p + part.len() <= w + whole.len()

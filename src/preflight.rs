@@ -1,6 +1,7 @@
 //! `kedge run --check`: every step of a start except binding ports, with the messages a start
 //! would print — the keytab under its permission rule, TLS certificates and keys, pools and their
-//! backend CAs, each listener's routes (assert headers, HMAC key files) and RPC interface maps —
+//! backend CAs, each listener's routes (assert headers, HMAC key files) and RPC interface maps,
+//! the access log's file —
 //! plus what a start cannot notice by itself: a keytab of another realm than `[kerberos] realm`,
 //! and array SPNs no key is filed under. So `ExecStartPre=kedge run --check` fails exactly when
 //! the start would.
@@ -54,6 +55,9 @@ pub fn check(cfg: &Config) -> Preflight {
     if let Err(e) = ReplayStore::from_config(&cfg.kerberos.replay, std::time::Duration::from_secs(1)) {
         out.problems
             .push(ServeError::ReplayStore(e.to_string()).to_string());
+    }
+    if let Err(e) = cfg.access_log.check_file() {
+        out.problems.push(e);
     }
     let pools = match Pools::from_config(&cfg.members, &cfg.pools) {
         Ok(p) => p,

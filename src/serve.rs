@@ -23,6 +23,7 @@ use crate::krb::acceptor::{Acceptor, AcceptorConfig};
 use crate::krb::keyset::KeySet;
 use crate::krb::replay::ReplayCache;
 use crate::observe;
+use crate::observe::access_log::AccessLog;
 use crate::pool::Pools;
 use crate::replay_store::ReplayStore;
 
@@ -57,6 +58,9 @@ pub enum ServeError {
     /// The connection worker threads could not start.
     #[error("runtime: cannot start worker threads: {0}")]
     Runtime(String),
+    /// The access log's file cannot be opened.
+    #[error("access_log.path: {0}")]
+    AccessLog(String),
 }
 
 /// Listeners bound for a config, in config order.
@@ -142,6 +146,7 @@ pub struct Kedge {
     tasks: JoinSet<()>,
     workers: Option<Arc<Workers>>,
     addresses: Vec<(&'static str, String, SocketAddr)>,
+    access_log: Option<Arc<AccessLog>>,
 }
 
 /// The acceptor policy a config asks for.
@@ -200,6 +205,8 @@ impl Kedge {
         let pools = Arc::new(
             Pools::from_config(&cfg.members, &cfg.pools).map_err(|e| ServeError::Pool(e.to_string()))?,
         );
+        let access_log =
+            AccessLog::start(&cfg.access_log).map_err(|e| ServeError::AccessLog(e.to_string()))?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let checks = pools.spawn_health_checks(signalled(shutdown_rx.clone()));
@@ -225,6 +232,9 @@ impl Kedge {
             let mut ctx = EdgeContext::new(auth.clone(), pool_map.clone());
             if let Some(w) = &workers {
                 ctx = ctx.with_workers(w.clone());
+            }
+            if let Some(log) = &access_log {
+                ctx = ctx.with_access_log(log.clone());
             }
             if let Some(t) = &lcfg.tls {
                 let tls = ServerTls::load(&lcfg.name, t).map_err(|e| ServeError::Tls {
@@ -267,6 +277,9 @@ impl Kedge {
             }
             if let Some(s) = &store {
                 ctx = ctx.with_replay_store(s.clone());
+            }
+            if let Some(log) = &access_log {
+                ctx = ctx.with_access_log(log.clone());
             }
             let shutdown = signalled(shutdown_rx.clone());
             tasks.spawn(async move { serve_rpc(listener, Arc::new(lcfg), Arc::new(ctx), shutdown).await });
@@ -327,7 +340,15 @@ impl Kedge {
             tasks,
             workers,
             addresses,
+            access_log,
         })
+    }
+
+    /// Reopens the access log's file (SIGUSR1, after logrotate moved it away).
+    pub fn reopen_access_log(&self) {
+        if let Some(log) = &self.access_log {
+            log.reopen();
+        }
     }
 
     /// The bound addresses: (kind, name, address).
@@ -375,6 +396,7 @@ impl Kedge {
             ("kerberos settings", json(&cur.kerberos) != json(&new.kerberos)),
             ("runtime", json(&cur.runtime) != json(&new.runtime)),
             ("logging", json(&cur.logging) != json(&new.logging)),
+            ("access log", json(&cur.access_log) != json(&new.access_log)),
         ] {
             if changed {
                 report.needs_restart.push(what.to_string());

@@ -147,6 +147,21 @@ fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
     }
     m
 }
+fn proxy_header_seeds() -> Vec<Vec<u8>> {
+    use kedge::edge::proxy_protocol::header::encode_v2;
+    let (v4, v6) = (
+        "203.0.113.7:40000".parse().unwrap(),
+        "[2001:db8::7]:40000".parse().unwrap(),
+    );
+    let to: std::net::SocketAddr = "10.0.0.1:443".parse().unwrap();
+    vec![
+        encode_v2(v4, to, &[0x04, 0x00, 0x03, b'v', b'p', b'c']),
+        encode_v2(v6, "[2001:db8::1]:443".parse().unwrap(), &[]),
+        b"PROXY TCP4 203.0.113.7 10.0.0.1 40000 443\r\nGET / HTTP/1.1\r\n".to_vec(),
+        b"PROXY TCP6 2001:db8::7 2001:db8::1 40000 443\r\n".to_vec(),
+        b"PROXY UNKNOWN\r\n".to_vec(),
+    ]
+}
 
 /// Runs `target` over every seed, every truncation of it and its mutations; returns how many
 /// inputs ran.
@@ -225,4 +240,9 @@ fn rpc_bind_survives_truncated_and_mutated_pdus_and_round_trips() {
 #[test]
 fn negotiate_header_survives_truncated_and_mutated_headers() {
     hammer("negotiate_header", &header_seeds(), fuzzing::negotiate_header);
+}
+
+#[test]
+fn proxy_header_survives_truncated_and_mutated_headers() {
+    hammer("proxy_header", &proxy_header_seeds(), fuzzing::proxy_header);
 }

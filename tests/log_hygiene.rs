@@ -5,7 +5,10 @@
 //! The subscriber is process-global (connections run on worker threads), so each test finds its
 //! own lines by a marker of its own.
 
+mod access_log_file;
 mod http_common;
+
+use access_log_file::AccessLogFile;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -13,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http_common::backend::TestBackend;
 use http_common::client::Conn;
-use http_common::kedge::{start, Kedge, PoolSpec};
+use http_common::kedge::{start, start_logged, Kedge, PoolSpec};
 use http_common::{bounded, fake};
 use kedge::config::LoggingConfig;
 use kedge::krb::acceptor::{Acceptor, AcceptorConfig, Framing};
@@ -299,10 +302,14 @@ async fn a_flood_of_refusals_is_logged_in_full_up_to_the_burst_then_summarized()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_token_is_logged_once() {
+async fn a_refused_token_is_one_diagnostic_line_and_one_access_line() {
     let logs = logs();
+    let access = AccessLogFile::json();
     let key = Key::random(EncType::Aes256CtsHmacSha196);
-    let (kedge, _backend) = edge_named("https-once", acceptor(&key)).await;
+    let backend = TestBackend::start().await;
+    let routes = "name = \"https-once\"\n[[routes]]\nprefix = \"/\"\npool = \"cas\"\n";
+    let pools = vec![PoolSpec::plain("cas", backend.addr)];
+    let kedge = start_logged(routes, pools, acceptor(&key), access.log.clone()).await;
     // A token for the array's SPN in another key: KRB_AP_ERR_MODIFIED.
     let other = Key::random(EncType::Aes256CtsHmacSha196);
     let spn = Principal::parse(&format!("http/{ARRAY}@{REALM}"), REALM).unwrap();
@@ -322,4 +329,10 @@ async fn a_refused_token_is_logged_once() {
         .filter(|l| l.contains("listener=https-once ") && l.contains("KRB_AP_ERR_MODIFIED"))
         .collect();
     assert_eq!(lines.len(), 1, "{lines:#?}");
+    let access = access.wait_for(1).await;
+    assert_eq!(access.len(), 1, "{access:#?}");
+    assert_eq!(
+        (access[0]["status"].as_u64(), access[0]["reason"].as_str()),
+        (Some(401), Some("KRB_AP_ERR_MODIFIED"))
+    );
 }

@@ -1,6 +1,7 @@
 //! The RPC edge with tokens from a real MIT KDC and initiator (python3-gssapi): which binds are
 //! forwarded byte for byte and which get a bind_nak, with which reason.
 
+mod access_log_file;
 mod support;
 mod support_rpc;
 
@@ -204,4 +205,57 @@ async fn bind_to_epm_passes_without_kdc_while_emsmdb_uses_the_principal_for_the_
     let (b, _s2) = send_bind(edge.addr, &emsmdb_bind(AuthType::Krb5, &token)).await;
     assert!(matches!((a, b), (Reply::Ack(_), Reply::Ack(_))));
     assert_eq!(backend.binds().len(), 2);
+}
+
+#[tokio::test]
+async fn each_rpc_connection_is_one_access_line_and_a_forwarded_bind_is_timed() {
+    let kdc = Kdc::shared();
+    let log = access_log_file::AccessLogFile::json();
+    let backend = RecordingBackend::start().await;
+    let acceptor = acceptor_from_keytab(&kdc.keytab_path(), REALM, ARRAY_FQDN);
+    let edge = Edge::start_logged(
+        listener_config("t-access"),
+        acceptor,
+        backend.addr,
+        Some(log.log.clone()),
+    )
+    .await;
+    let token = kdc.dce_tokens("alice", "exchangeMDB", 1).remove(0);
+    let bind = emsmdb_bind(AuthType::Krb5, &token);
+    let (reply, s) = send_bind(edge.addr, &bind).await;
+    assert!(matches!(reply, Reply::Ack(_)), "{reply:?}");
+    drop(s);
+    // The same token again: a replay, answered with a bind_nak.
+    let (reply, _s) = send_bind(edge.addr, &bind).await;
+    expect_nak(reply, RejectReason::InvalidChecksum);
+
+    let lines = log.wait_for(2).await;
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    let (ok, nak) = if lines[0]["result"] == "spliced" {
+        (&lines[0], &lines[1])
+    } else {
+        (&lines[1], &lines[0])
+    };
+    assert_eq!(ok["kind"], "rpc");
+    assert_eq!(ok["listener"], "t-access");
+    assert_eq!(ok["interface"], "EMSMDB v0.81");
+    assert_eq!(ok["auth"], "kerberos");
+    assert_eq!(ok["principal"], format!("alice@{REALM}"));
+    assert_eq!(ok["member"], "cas1");
+    assert_eq!(ok["result"], "spliced");
+    assert_eq!(ok["bytes_in"].as_u64(), Some(bind.len() as u64));
+    assert!(ok.get("reason").is_none(), "{ok}");
+    assert_eq!(nak["result"], "bind_nak");
+    assert_eq!(nak["reason"], "KRB_AP_ERR_REPEAT");
+    assert_eq!(nak["interface"], "EMSMDB v0.81");
+    assert!(
+        nak.get("member").is_none(),
+        "a refused bind reaches no member: {nak}"
+    );
+    let binds = metric(
+        "kedge_rpc_bind_duration_seconds_count",
+        &[("listener", "t-access")],
+    );
+    assert_eq!(binds, 1.0, "one bind forwarded, one refused");
+    edge.stop().await;
 }

@@ -320,6 +320,10 @@ fn shipped(name: &str, site: &Site) -> PathBuf {
         "/etc/kedge/contoso-root-ca.pem",
         &site.path("ca.pem").display().to_string(),
     );
+    text = text.replace(
+        "/var/log/kedge/access.log",
+        &site.path("access.log").display().to_string(),
+    );
     for port in ["443", "135", "59532", "59533", "9180"] {
         text = text
             .replace(&format!("\"0.0.0.0:{port}\""), "\"127.0.0.1:0\"")

@@ -259,6 +259,70 @@ fn a_live_scrape_passes_promtool_check_metrics() {
     assert_eq!(get(k.http, "/owa/", Some("!!")).0, 400);
     let (code, scrape) = get(k.admin, "/metrics", None);
     assert_eq!(code, 200);
+    // Request latency by listener, route and status class; upstream latency by pool.
+    for series in [
+        r#"kedge_http_request_duration_seconds_count{listener="http",route="/",status="2xx"} 1"#,
+        r#"kedge_http_request_duration_seconds_count{listener="http",route="/",status="4xx"} 3"#,
+        r#"kedge_backend_response_duration_seconds_count{pool="web"} 1"#,
+    ] {
+        assert!(scrape.contains(series), "{series} missing from:\n{scrape}");
+    }
     promtool_check_metrics(&scrape);
+    terminate(k);
+}
+
+/// The access log as logrotate meets it: lines go to the configured file; after the file is
+/// moved away, SIGUSR1 makes kedge write to a new file of that name.
+#[test]
+fn the_access_log_file_is_reopened_on_sigusr1() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, kt_path) = asa_keytab(dir.path());
+    let cas1 = backend("cas1");
+    let log = dir.path().join("access.log");
+    let cfg_path = dir.path().join("kedge.toml");
+    let cfg = config(&kt_path, &[("cas1", cas1)]);
+    let cfg = format!(
+        "[access_log]\nenabled = true\npath = \"{}\"\n\n{cfg}",
+        log.display()
+    );
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let k = start(&cfg_path);
+    let lines_of = |p: &Path, want: usize| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(p).unwrap_or_default();
+            let lines: Vec<serde_json::Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("a JSON line"))
+                .collect();
+            if lines.len() >= want || std::time::Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    assert_eq!(
+        get(k.http, "/owa/", Some(&token(&key, "alice@CONTOSO.COM"))).0,
+        200
+    );
+    let first = lines_of(&log, 1);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0]["principal"], "alice@CONTOSO.COM");
+    assert_eq!(first[0]["member"], "cas1");
+
+    let rotated = dir.path().join("access.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    let ok = Command::new("kill")
+        .args(["-USR1", &k.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(get(k.http, "/owa/", None).0, 401);
+    let second = lines_of(&log, 1);
+    assert_eq!(second.len(), 1, "a new file after SIGUSR1");
+    assert_eq!(second[0]["status"], 401);
+    assert_eq!(lines_of(&rotated, 1).len(), 1, "the rotated file keeps its line");
     terminate(k);
 }

@@ -278,6 +278,7 @@ fn start_kedge(name: &str, backend: SocketAddr, acceptor: Arc<Acceptor>) -> Sock
         // One load generator on one address.
         per_source: kedge::config::SourceLimitsConfig::off(),
         shutdown_grace_secs: 1,
+        proxy_protocol: None,
     };
     // As `kedge run` does: per-core workers (2) serve the connections, one thread accepts;
     // KEDGE_SCHEDULER=work-stealing runs everything on a 2-thread work-stealing runtime instead.

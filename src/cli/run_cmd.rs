@@ -60,7 +60,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs kedge with `cfg` until SIGTERM/SIGINT, reloading `path` on SIGHUP.
+/// Runs kedge with `cfg` until SIGTERM/SIGINT, reloading `path` on SIGHUP and reopening the
+/// access log on SIGUSR1.
 pub async fn serve_until_signalled(cfg: Config, path: &Path) -> anyhow::Result<()> {
     let bound = bind(&cfg).await?;
     serve_bound_until_signalled(cfg, bound, path).await
@@ -72,9 +73,11 @@ pub async fn serve_bound_until_signalled(cfg: Config, bound: Bound, path: &Path)
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
     loop {
         tokio::select! {
             _ = hup.recv() => reload(&kedge, path),
+            _ = usr1.recv() => kedge.reopen_access_log(),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }

@@ -7,6 +7,7 @@
 pub mod authenticate;
 pub mod http;
 pub mod metrics;
+pub mod proxy_protocol;
 pub mod rpc;
 pub mod shutdown;
 pub mod source_limits;

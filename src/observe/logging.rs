@@ -1,5 +1,5 @@
 //! The process's log subscriber: `RUST_LOG` filter (default `info`), text (coloured only on a
-//! terminal) or JSON (`KEDGE_LOG_FORMAT=json`), refusals summarized by rate ([`super::refusal_log`]), and one
+//! terminal) or flat JSON (`KEDGE_LOG_FORMAT=json`), refusals summarized by rate ([`super::refusal_log`]), and one
 //! record per line whatever a field holds.
 
 use std::io::{self, Write};
@@ -42,7 +42,9 @@ where
         .with_writer(OneLine(writer));
     match format {
         LogFormat::Text { ansi } => Box::new(base.with(fmt.with_ansi(ansi))),
-        LogFormat::Json => Box::new(base.with(fmt.json())),
+        // Flat: an event's fields beside `timestamp`, `level` and `message`, not nested under
+        // `fields`, so a log shipper can index them without a mapping.
+        LogFormat::Json => Box::new(base.with(fmt.json().flatten_event(true))),
     }
 }
 
@@ -117,6 +119,40 @@ mod tests {
     #[test]
     fn no_color_turns_colour_off_even_on_a_terminal() {
         assert!(!colour_on_stderr(Some(std::ffi::OsStr::new("1"))));
+    }
+
+    #[derive(Clone, Default)]
+    struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn json_records_are_flat() {
+        let buf = Buf::default();
+        let out = buf.clone();
+        let sub = subscriber(
+            &LoggingConfig::default(),
+            EnvFilter::new("info"),
+            LogFormat::Json,
+            move || out.clone(),
+        );
+        tracing::subscriber::with_default(sub, || {
+            tracing::info!(listener = "https", status = 401, "request refused");
+        });
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(v["message"], "request refused", "{text}");
+        assert_eq!(v["listener"], "https", "{text}");
+        assert_eq!(v["status"], 401, "{text}");
+        assert!(v.get("fields").is_none(), "{text}");
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! protocol/service/result/reason from fixed vocabularies. A principal is never a label (logs name
 //! principals; metrics do not).
 
+pub mod access_log;
 pub mod escape;
+mod latency;
 pub mod logging;
 mod names;
 mod record;
@@ -19,6 +21,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub use escape::escaped;
+pub use latency::*;
 pub use names::*;
 pub use record::*;
 pub use record_tls::*;
@@ -45,6 +48,14 @@ pub const REPLAY_STORE_BUCKETS: &[f64] = &[
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 ];
 
+/// Buckets of the request and upstream latency histograms
+/// (`kedge_http_request_duration_seconds`, `kedge_backend_response_duration_seconds`,
+/// `kedge_rpc_bind_duration_seconds`): a LAN member answers in 1–100 ms, Exchange's long polls
+/// (MAPI NotificationWait, EWS streaming) take minutes.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
 /// Installs the Prometheus recorder as the process's global `metrics` recorder (once; later
 /// calls return the same handle) and describes every kedge metric.
 ///
@@ -58,6 +69,11 @@ pub fn install() -> &'static PrometheusHandle {
             .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BACKEND_CONNECT_DURATION.into()), CONNECT_BUCKETS))
             .and_then(|b| {
                 b.set_buckets_for_metric(Matcher::Full(REPLAY_STORE_DURATION.into()), REPLAY_STORE_BUCKETS)
+            })
+            .and_then(|b| {
+                [HTTP_REQUEST_DURATION, BACKEND_RESPONSE_DURATION, RPC_BIND_DURATION]
+                    .into_iter()
+                    .try_fold(b, |b, m| b.set_buckets_for_metric(Matcher::Full(m.into()), LATENCY_BUCKETS))
             })
             .expect("bucket lists are non-empty")
             .build_recorder();

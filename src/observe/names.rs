@@ -59,6 +59,16 @@ pub const HTTP_ERRORS: &str = "kedge_http_errors_total";
 pub const HTTP_RESPONSES: &str = "kedge_http_responses_total";
 /// Counter `{pool, mode}`: backend connections opened (passthrough: one per client connection).
 pub const BACKEND_CONNECTIONS: &str = "kedge_backend_connections_total";
+/// Counter: access-log lines dropped (the writer's queue full, or the write failed).
+pub const ACCESS_LOG_DROPPED: &str = "kedge_access_log_dropped_total";
+/// Histogram `{listener, route, status}`: time from a request's head to its response head,
+/// seconds; `route` the route's prefix (`none` where no route matched), `status` its class.
+pub const HTTP_REQUEST_DURATION: &str = "kedge_http_request_duration_seconds";
+/// Histogram `{pool}`: time from sending a request to a member until its response head, seconds.
+pub const BACKEND_RESPONSE_DURATION: &str = "kedge_backend_response_duration_seconds";
+/// Histogram `{listener}`: time from accepting an RPC connection until its first bind is
+/// forwarded (read, admission, backend connect), seconds.
+pub const RPC_BIND_DURATION: &str = "kedge_rpc_bind_duration_seconds";
 /// Gauge `{version}`: always 1; carries the running version.
 pub const BUILD_INFO: &str = "kedge_build_info";
 
@@ -235,6 +245,26 @@ pub(super) fn describe_all() {
         REPLAY_STORE_DEGRADED,
         Unit::Count,
         "Authentications without a shared-store verdict, by policy: closed (refused) or local (accepted on the local cache)."
+    );
+    describe_counter!(
+        ACCESS_LOG_DROPPED,
+        Unit::Count,
+        "Access-log lines dropped because the writer's queue was full or a write failed."
+    );
+    describe_histogram!(
+        HTTP_REQUEST_DURATION,
+        Unit::Seconds,
+        "Time from an HTTP request's head to its response head, by listener, route prefix and status class."
+    );
+    describe_histogram!(
+        BACKEND_RESPONSE_DURATION,
+        Unit::Seconds,
+        "Time from sending a request to a pool member until its response head."
+    );
+    describe_histogram!(
+        RPC_BIND_DURATION,
+        Unit::Seconds,
+        "Time from accepting an RPC connection until its first bind is forwarded to a member."
     );
     describe_gauge!(
         BUILD_INFO,

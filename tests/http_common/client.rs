@@ -106,9 +106,29 @@ impl Conn {
         Self::over(stream).await
     }
 
+    /// Connects over plain TCP from `local` (an address on loopback: `127.0.0.2`), writes
+    /// `prefix` (a PROXY header) and speaks HTTP after it.
+    pub async fn plain_after(addr: SocketAddr, local: std::net::IpAddr, prefix: &[u8]) -> Conn {
+        use tokio::io::AsyncWriteExt;
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::new(local, 0))
+            .expect("bind the client's address");
+        let mut stream = socket.connect(addr).await.expect("connect");
+        stream.write_all(prefix).await.expect("write the prefix");
+        Self::over(stream).await
+    }
+
     /// Connects over TLS, trusting `ca_pem`, asking for `name`.
     pub async fn tls(addr: SocketAddr, ca_pem: &str, name: &str) -> Conn {
-        let stream = TcpStream::connect(addr).await.expect("connect");
+        Self::tls_after(addr, &[], ca_pem, name).await
+    }
+
+    /// Connects, writes `prefix` (a PROXY header) in clear, then speaks TLS.
+    pub async fn tls_after(addr: SocketAddr, prefix: &[u8], ca_pem: &str, name: &str) -> Conn {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(prefix).await.expect("write the prefix");
         let tls = tls_connector(ca_pem, &[b"http/1.1"])
             .connect(ServerName::try_from(name.to_string()).expect("name"), stream)
             .await

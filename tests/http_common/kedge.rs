@@ -8,6 +8,7 @@ use kedge::config::HttpListenerConfig;
 use kedge::edge::http::ServerTls;
 use kedge::edge::workers::Workers;
 use kedge::edge::{serve_http, Authenticate, EdgeContext, ServeError};
+use kedge::observe::access_log::AccessLog;
 use kedge::pool::{BackendTlsConfig, MemberConfig, Pool, PoolConfig};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -48,12 +49,17 @@ pub async fn start(
     auth: Arc<dyn Authenticate>,
     tls: Option<ServerTls>,
 ) -> Kedge {
+    start_over(listener_toml, build_pools(pools), auth, tls).await
+}
+
+/// One-member pools from specs.
+fn build_pools(pools: Vec<PoolSpec>) -> BTreeMap<String, Arc<Pool>> {
     let mut built = BTreeMap::new();
     for spec in pools {
         let members = [(format!("{}-m1", spec.name), spec.addr)];
         built.insert(spec.name.to_string(), build_pool(spec.name, &members, spec.tls));
     }
-    start_over(listener_toml, built, auth, tls).await
+    built
 }
 
 /// A plain-HTTP pool `name` of several members (`(member name, address)`, in that order):
@@ -87,6 +93,40 @@ fn build_pool(name: &str, members: &[(String, SocketAddr)], tls: Option<BackendT
     Arc::new(Pool::new(name, &pc, &table).expect("pool"))
 }
 
+/// [`start`] with an access log.
+pub async fn start_logged(
+    listener_toml: &str,
+    pools: Vec<PoolSpec>,
+    auth: Arc<dyn Authenticate>,
+    log: Arc<AccessLog>,
+) -> Kedge {
+    let (cfg, ctx) = listener(listener_toml, build_pools(pools), auth);
+    start_with(cfg, ctx.with_access_log(log)).await
+}
+
+/// A [`TestBackend`](super::backend::TestBackend) as pool `cas` behind a listener from TOML
+/// with the scripted validator, writing its access log to `log`.
+pub async fn logged(listener_toml: &str, log: Arc<AccessLog>) -> (super::backend::TestBackend, Kedge) {
+    let backend = super::backend::TestBackend::start().await;
+    let pools = vec![PoolSpec::plain("cas", backend.addr)];
+    let auth = Arc::new(super::fake::FakeAuth::default());
+    let kedge = start_logged(listener_toml, pools, auth, log).await;
+    (backend, kedge)
+}
+
+/// The config and context [`start_over`] serves.
+fn listener(
+    listener_toml: &str,
+    pools: BTreeMap<String, Arc<Pool>>,
+    auth: Arc<dyn Authenticate>,
+) -> (HttpListenerConfig, EdgeContext) {
+    let cfg: HttpListenerConfig =
+        toml::from_str(&format!("listen = \"127.0.0.1:0\"\n{listener_toml}")).expect("listener config");
+    // Connections run on per-core workers, as `kedge run` does by default.
+    let workers = Workers::start(2).expect("worker threads");
+    (cfg, EdgeContext::new(auth, pools).with_workers(workers))
+}
+
 /// Starts a listener from TOML (the `listen` line is filled in) over pools already built (see
 /// [`multi_member_pool`]).
 pub async fn start_over(
@@ -95,11 +135,7 @@ pub async fn start_over(
     auth: Arc<dyn Authenticate>,
     tls: Option<ServerTls>,
 ) -> Kedge {
-    let cfg: HttpListenerConfig =
-        toml::from_str(&format!("listen = \"127.0.0.1:0\"\n{listener_toml}")).expect("listener config");
-    // Connections run on per-core workers, as `kedge run` does by default.
-    let workers = Workers::start(2).expect("worker threads");
-    let mut ctx = EdgeContext::new(auth, pools).with_workers(workers);
+    let (cfg, mut ctx) = listener(listener_toml, pools, auth);
     if let Some(t) = tls {
         ctx = ctx.with_tls(t);
     }

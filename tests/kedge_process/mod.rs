@@ -93,9 +93,10 @@ pub fn start_command(args: &[&std::ffi::OsStr], stdout: Stdio) -> Running {
             panic!("kedge did not report its listeners within 20 s");
         };
         let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["fields"]["message"] == "listening" {
-            let addr: SocketAddr = v["fields"]["addr"].as_str().unwrap().parse().unwrap();
-            match v["fields"]["kind"].as_str() {
+        // Flat records (fields beside `level` and `timestamp`).
+        if v["message"] == "listening" {
+            let addr: SocketAddr = v["addr"].as_str().unwrap().parse().unwrap();
+            match v["kind"].as_str() {
                 Some("http") => http = Some(addr),
                 Some("admin") => admin = Some(addr),
                 _ => {}

@@ -294,6 +294,7 @@ pub fn listener_config(name: &str) -> RpcListenerConfig {
         max_connections: 1_000,
         per_source: Default::default(),
         shutdown_grace_secs: 5,
+        proxy_protocol: None,
     }
 }
 
@@ -337,17 +338,29 @@ pub struct Edge {
 impl Edge {
     /// Starts `serve_rpc` with `cfg`, forwarding to `backend`.
     pub async fn start(cfg: RpcListenerConfig, acceptor: Arc<Acceptor>, backend: SocketAddr) -> Edge {
+        Self::start_logged(cfg, acceptor, backend, None).await
+    }
+
+    /// [`Edge::start`], writing an access line per connection to `log`.
+    pub async fn start_logged(
+        cfg: RpcListenerConfig,
+        acceptor: Arc<Acceptor>,
+        backend: SocketAddr,
+        log: Option<Arc<kedge::observe::access_log::AccessLog>>,
+    ) -> Edge {
         kedge::observe::install();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let pool = pool_to(&cfg.name, backend);
         // Connections run on per-core workers, as `kedge run` does by default.
         let workers = Workers::start(2).expect("worker threads");
-        let ctx = Arc::new(
-            RpcEdgeContext::new(acceptor, pool, &cfg)
-                .unwrap()
-                .with_workers(workers),
-        );
+        let mut ctx = RpcEdgeContext::new(acceptor, pool, &cfg)
+            .unwrap()
+            .with_workers(workers);
+        if let Some(log) = log {
+            ctx = ctx.with_access_log(log);
+        }
+        let ctx = Arc::new(ctx);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(serve_rpc(listener, Arc::new(cfg), ctx, async move {
             let _ = rx.await;

@@ -249,6 +249,7 @@ impl AssertPool {
 
 /// Forwards `req` for `id` (None on an anonymous route) over a pooled connection; `mutual`
 /// is kedge's own `WWW-Authenticate: Negotiate <AP-REP>` for the request that authenticated.
+/// `member` is set to the member that answered.
 pub async fn forward(
     pool: &Arc<AssertPool>,
     headers: &AssertHeaders,
@@ -256,6 +257,7 @@ pub async fn forward(
     mutual: Option<HeaderValue>,
     origin: Origin,
     mut req: Request<Incoming>,
+    member: &mut Option<Arc<crate::pool::Member>>,
 ) -> Result<Response<AnyBody>, EdgeError> {
     prepare_request(req.headers_mut(), origin.peer, origin.tls);
     headers.apply(&mut req, id, SystemTime::now());
@@ -280,6 +282,7 @@ pub async fn forward(
             None => return Err(exchange_error(e.into_error())),
         },
     };
+    *member = Some(link.member_ref().clone());
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     if let Some(v) = mutual {

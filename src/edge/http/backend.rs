@@ -88,10 +88,20 @@ impl Drop for BackendLink {
 }
 
 /// A pool plus the TLS client for its members.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Backend {
     /// The pool (which also holds the TLS client for its members).
     pub pool: Arc<Pool>,
+    /// `kedge_backend_response_duration_seconds{pool}`, looked up once.
+    pub response_time: metrics::Histogram,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Backend {
@@ -142,16 +152,20 @@ impl Backend {
 
 impl Backend {
     /// Waits for `response` (a request's response head from `member`) at most the pool's
-    /// `response_header_timeout_ms`. A member that does not answer in time is ejected, and the
-    /// request is answered 504.
+    /// `response_header_timeout_ms`, and records how long it took (upstream latency). A member
+    /// that does not answer in time is ejected, and the request is answered 504.
     pub async fn response_head<T>(
         &self,
         member: &Arc<Member>,
         response: impl Future<Output = T>,
     ) -> Result<T, EdgeError> {
         let ms = self.pool.config().response_header_timeout_ms.max(1);
+        let sent = std::time::Instant::now();
         match tokio::time::timeout(Duration::from_millis(ms), response).await {
-            Ok(r) => Ok(r),
+            Ok(r) => {
+                self.response_time.record(sent.elapsed().as_secs_f64());
+                Ok(r)
+            }
             Err(_) => {
                 let what = format!("no response head within {ms} ms");
                 self.pool.eject(member, what.clone());

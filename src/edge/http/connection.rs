@@ -14,7 +14,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::edge::source_limits::SourceGuard;
+use crate::edge::proxy_protocol;
+use crate::edge::source_limits::{SourceGuard, SourceLimits};
 use tokio::time::Instant;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -29,11 +30,38 @@ use crate::edge::metrics;
 use crate::edge::shutdown::DrainSignal;
 use crate::observe;
 
+/// Serves a connection on a PROXY-protocol listener: reads the header (within the head
+/// timeout), admits the client it names under the per-source limits, then serves it as that
+/// client. Refused connections are closed without an answer and counted.
+pub async fn serve_proxied(
+    mut stream: TcpStream,
+    via: SocketAddr,
+    listener: Arc<ListenerShared>,
+    mut drain: DrainSignal,
+    permit: OwnedSemaphorePermit,
+    sources: Arc<SourceLimits>,
+) {
+    let Some(pp) = listener.cfg.proxy_protocol.as_ref() else {
+        return;
+    };
+    let head = Duration::from_millis(listener.cfg.limits.header_timeout_ms);
+    let door = (listener.name.as_str(), pp);
+    let admitted = tokio::select! {
+        a = proxy_protocol::admit(&mut stream, via, door, head, &sources) => a,
+        _ = drain.draining() => return,
+    };
+    if let Some(a) = admitted {
+        serve(stream, a.peer, a.via, listener, drain, (permit, a.source)).await
+    }
+}
+
 /// Serves one accepted connection until it ends, times out or is drained. `_places` are its
-/// places in the listener's and its source's counts, freed when it ends.
+/// places in the listener's and its source's counts, freed when it ends. `via` is the balancer
+/// whose PROXY header named `peer`.
 pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
+    via: Option<SocketAddr>,
     listener: Arc<ListenerShared>,
     mut drain: DrainSignal,
     _places: (OwnedSemaphorePermit, SourceGuard),
@@ -42,7 +70,7 @@ pub async fn serve(
     let _ = stream.set_nodelay(true);
     let head = Duration::from_millis(listener.cfg.limits.header_timeout_ms);
     match listener.tls.as_ref().map(|t| t.snapshot()) {
-        None => run(stream, peer, None, listener, drain).await,
+        None => run(stream, (peer, via), None, listener, drain).await,
         Some(tls) => {
             // The certificates current now serve this connection's handshake and give its
             // channel binding, whatever a reload installs meanwhile.
@@ -67,16 +95,16 @@ pub async fn serve(
                 _ = drain.draining() => return,
             };
             let binding = tls.channel_binding_for(stream.get_ref().1.server_name());
-            run(stream, peer, Some(binding), listener, drain).await
+            run(stream, (peer, via), Some(binding), listener, drain).await
         }
     }
 }
 
 /// `channel_binding`: the RFC 5929 binding of the certificate a TLS connection was served
-/// (`None` on plain HTTP).
+/// (`None` on plain HTTP). `via`: the balancer whose PROXY header named `peer`.
 async fn run<T>(
     io: T,
-    peer: SocketAddr,
+    (peer, via): (SocketAddr, Option<SocketAddr>),
     channel_binding: Option<Arc<[u8]>>,
     listener: Arc<ListenerShared>,
     mut drain: DrainSignal,
@@ -92,6 +120,7 @@ async fn run<T>(
     let session = Arc::new(Session::new(
         listener.clone(),
         Origin { peer, tls },
+        via,
         clock.clone(),
         channel_binding,
     ));

@@ -2,6 +2,7 @@
 //! dispatch to passthrough or assert forwarding. A refused token is answered here and never
 //! forwarded.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -10,7 +11,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use tokio::sync::Mutex;
 
-use super::body::{self, AnyBody, EdgeBody};
+use super::body::{self, AnyBody, EdgeBody, PendingLine};
 use super::error::{EdgeError, ErrorKind, Side};
 use super::forward_headers::remove_identity_headers;
 use super::limits::{ConnClock, ExchangeGuard};
@@ -24,7 +25,9 @@ use crate::edge::metrics;
 use crate::edge::Authenticate;
 use crate::krb::acceptor::{AcceptCtx, Accepted};
 use crate::krb::error::AuthError;
-use crate::observe::escaped;
+use crate::observe::access_log::{AccessLog, Entry, Kind};
+use crate::observe::{escaped, RequestDurations};
+use crate::pool::Member;
 
 /// What every connection of a listener shares.
 pub struct ListenerShared {
@@ -38,6 +41,30 @@ pub struct ListenerShared {
     pub auth: Arc<dyn Authenticate>,
     /// TLS, when the listener terminates it.
     pub tls: Option<ServerTls>,
+    /// The access log, where one is written.
+    pub access_log: Option<Arc<AccessLog>>,
+    /// The listener's name for access-log lines.
+    pub label: Arc<str>,
+    /// `kedge_http_request_duration_seconds` of requests no route matched.
+    pub no_route: RequestDurations,
+}
+
+/// What the access log needs of a request, taken before it is forwarded: no copy (the method
+/// and header value share the parsed head's bytes).
+struct Asked {
+    method: http::Method,
+    user_agent: Option<HeaderValue>,
+    /// What the connection had read before this request (`ConnClock::request_mark`).
+    mark_in: u64,
+}
+
+/// What serving a request found out, for its access-log line and latency histogram.
+#[derive(Debug, Default)]
+struct Served {
+    route: Option<Arc<Route>>,
+    auth: Option<&'static str>,
+    identity: Option<Arc<Identity>>,
+    member: Option<Arc<Member>>,
 }
 
 /// Auth state and pinned backend connection of one client connection.
@@ -61,6 +88,8 @@ impl ConnState {
 pub struct Session {
     listener: Arc<ListenerShared>,
     origin: Origin,
+    /// The balancer's address, where a PROXY header named the client (`origin.peer`).
+    via: Option<SocketAddr>,
     clock: Arc<ConnClock>,
     /// The RFC 5929 binding of the certificate this TLS connection was served.
     channel_binding: Option<Arc<[u8]>>,
@@ -68,17 +97,19 @@ pub struct Session {
 }
 
 impl Session {
-    /// A new, unauthenticated connection; `channel_binding` of the certificate it was served
-    /// (TLS only).
+    /// A new, unauthenticated connection; `via` is the balancer that named `origin.peer` in a
+    /// PROXY header, `channel_binding` that of the certificate it was served (TLS only).
     pub fn new(
         listener: Arc<ListenerShared>,
         origin: Origin,
+        via: Option<SocketAddr>,
         clock: Arc<ConnClock>,
         channel_binding: Option<Arc<[u8]>>,
     ) -> Self {
         Self {
             listener,
             origin,
+            via,
             clock,
             channel_binding,
             state: Mutex::new(ConnState::default()),
@@ -87,12 +118,21 @@ impl Session {
 
     /// Answers one request (hyper calls this once per request, one at a time per connection).
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<EdgeBody> {
+        let asked = self.listener.access_log.as_ref().map(|_| Asked {
+            method: req.method().clone(),
+            user_agent: req.headers().get(http::header::USER_AGENT).cloned(),
+            mark_in: self.clock.request_mark(),
+        });
         let guard = ExchangeGuard::start(self.clock.clone());
+        let started = Instant::now();
         let path = req.uri().path().to_string();
-        let resp = match self.serve(req).await {
+        let mut served = Served::default();
+        let mut reason = None;
+        let resp = match self.serve(req, &mut served).await {
             Ok(resp) => resp,
             Err(e) => {
                 let client_side = e.side == Side::Client;
+                reason = Some(e.disposition().label);
                 let mut resp = self.error_response(e, &path);
                 if client_side {
                     self.spend_budget(&mut resp).await;
@@ -100,11 +140,66 @@ impl Session {
                 resp
             }
         };
-        metrics::response(&self.listener.name, resp.status().as_u16());
-        resp.map(|b| EdgeBody::new(b, guard))
+        let status = resp.status().as_u16();
+        metrics::response(&self.listener.name, status);
+        let durations = served
+            .route
+            .as_ref()
+            .map_or(&self.listener.no_route, |r| &r.durations);
+        durations.record(status, started.elapsed().as_secs_f64());
+        let line = asked.and_then(|asked| self.access_line(asked, served, path, status, reason, started));
+        resp.map(|b| EdgeBody::new(b, guard, line))
     }
 
-    async fn serve(&self, req: Request<Incoming>) -> Result<Response<AnyBody>, EdgeError> {
+    /// The request's access-log line, unless it is a success the sampling leaves out (decided
+    /// before anything is built).
+    fn access_line(
+        &self,
+        asked: Asked,
+        served: Served,
+        path: String,
+        status: u16,
+        reason: Option<&'static str>,
+        started: Instant,
+    ) -> Option<Box<PendingLine>> {
+        let log = self.listener.access_log.as_ref()?;
+        if reason.is_none() && status < 400 && !log.sample_success() {
+            return None;
+        }
+        let mut e = Entry::new(
+            Kind::Http,
+            self.listener.label.clone(),
+            self.origin.peer,
+            began(started),
+        );
+        e.via = self.via;
+        e.route = Some(
+            served
+                .route
+                .map_or_else(|| "-".to_owned(), |r| r.cfg.prefix.clone()),
+        );
+        e.method = Some(asked.method);
+        e.path = Some(path);
+        e.auth = served.auth;
+        e.principal = served.identity.map(|id| id.principal.clone());
+        e.member = served.member.map(|m| m.name.clone());
+        e.status = Some(status);
+        e.reason = reason.map(str::to_owned);
+        e.user_agent = asked.user_agent;
+        Some(PendingLine::new(
+            log.clone(),
+            e,
+            self.clock.clone(),
+            started,
+            asked.mark_in,
+        ))
+    }
+
+    async fn serve(
+        &self,
+        req: Request<Incoming>,
+        served: &mut Served,
+    ) -> Result<Response<AnyBody>, EdgeError> {
         routes::check_path(req.uri().path())?;
         let route = self
             .listener
@@ -112,6 +207,7 @@ impl Session {
             .find(req.uri().path())
             .cloned()
             .ok_or_else(|| EdgeError::client(ErrorKind::NoRoute, "no route for the path"))?;
+        served.route = Some(route.clone());
         let limits = &self.listener.cfg.limits;
         let credential = negotiate::parse_authorization(req.headers(), limits.max_token_bytes);
 
@@ -164,10 +260,12 @@ impl Session {
             Credential::Basic if route.passes_basic() => {
                 self.authenticated(&mut st);
                 unverified = true;
+                served.auth = Some("basic");
             }
             Credential::Bearer if route.passes_bearer() => {
                 self.authenticated(&mut st);
                 unverified = true;
+                served.auth = Some("bearer");
             }
             // Anonymous routes forward no credential kedge did not check (password spraying
             // against Autodiscover through the edge): the header goes, the request goes on.
@@ -189,6 +287,15 @@ impl Session {
         } else {
             authorize(&st.auth, &route)?
         };
+        if served.auth.is_none() {
+            served.auth = Some(match &owner {
+                Owner::Principal(_) => "kerberos",
+                Owner::Ntlm => "ntlm",
+                Owner::Anonymous => "anonymous",
+                Owner::Unverified => "unverified",
+            });
+        }
+        served.identity.clone_from(&identity);
         let mut req = req;
         remove_identity_headers(req.headers_mut(), &route.identity_headers);
         if strip_authorization {
@@ -196,11 +303,25 @@ impl Session {
         }
 
         match &route.assert {
-            None => passthrough::forward(&mut st.pinned, &route.backend, owner, self.origin, req).await,
+            None => {
+                let resp =
+                    passthrough::forward(&mut st.pinned, &route.backend, owner, self.origin, req).await;
+                served.member = st.pinned.as_ref().map(|p| p.member().clone());
+                resp
+            }
             Some(a) => {
                 drop(st);
-                super::assert::forward(&a.pool, &a.headers, identity.as_deref(), mutual, self.origin, req)
-                    .await
+                let id = identity.as_deref();
+                super::assert::forward(
+                    &a.pool,
+                    &a.headers,
+                    id,
+                    mutual,
+                    self.origin,
+                    req,
+                    &mut served.member,
+                )
+                .await
             }
         }
     }
@@ -325,6 +446,12 @@ impl Session {
         );
         resp
     }
+}
+
+/// The wall-clock time of `started`.
+fn began(started: Instant) -> SystemTime {
+    let now = SystemTime::now();
+    now.checked_sub(started.elapsed()).unwrap_or(now)
 }
 
 /// Counts and refuses an Authorization scheme the route does not take.

@@ -31,6 +31,10 @@ pub struct ConnClock {
     head_started: Notify,
     bytes_in: ByteMeter,
     bytes_out: ByteMeter,
+    /// Bytes read on this connection (for its access-log lines).
+    total_in: AtomicU64,
+    /// `total_in` when the last exchange ended: the next request's bytes start here.
+    mark_in: AtomicU64,
 }
 
 /// Why the watchdog closes a connection.
@@ -60,6 +64,8 @@ impl ConnClock {
             head_started: Notify::new(),
             bytes_in,
             bytes_out,
+            total_in: AtomicU64::new(0),
+            mark_in: AtomicU64::new(0),
         }
     }
 
@@ -78,6 +84,7 @@ impl ConnClock {
     fn on_read_at(&self, n: usize, now: u64) {
         self.last_activity_ms.store(now, Ordering::Relaxed);
         self.bytes_in.add(n as u64);
+        self.total_in.fetch_add(n as u64, Ordering::Relaxed);
         if !self.in_request.load(Ordering::Acquire)
             && self
                 .head_started_ms
@@ -106,6 +113,8 @@ impl ConnClock {
 
     fn request_finished_at(&self, now: u64) {
         self.last_activity_ms.store(now, Ordering::Relaxed);
+        self.mark_in
+            .store(self.total_in.load(Ordering::Relaxed), Ordering::Relaxed);
         self.in_request.store(false, Ordering::Release);
     }
 
@@ -163,6 +172,17 @@ impl ConnClock {
                 }
             }
         }
+    }
+
+    /// Bytes the connection had read when its last exchange ended: the current request's
+    /// bytes (head included) are counted from here.
+    pub fn request_mark(&self) -> u64 {
+        self.mark_in.load(Ordering::Relaxed)
+    }
+
+    /// Bytes read on the connection so far.
+    pub fn total_in(&self) -> u64 {
+        self.total_in.load(Ordering::Relaxed)
     }
 
     /// Resolves when a new request head begins or the unauthenticated deadline starts (so the

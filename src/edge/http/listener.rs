@@ -38,6 +38,9 @@ pub async fn serve_http(
         routes,
         auth: ctx.auth().clone(),
         tls: ctx.tls().cloned(),
+        access_log: ctx.access_log().cloned(),
+        label: cfg.name.as_str().into(),
+        no_route: crate::observe::RequestDurations::new(&cfg.name, "none"),
     });
     let tls = shared.tls.is_some();
     // Shared by every accept loop: one connection limit, one drain switch per listener.
@@ -89,6 +92,20 @@ async fn accept_loop(
             _ = stop.draining() => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             accepted = listener.accept() => match accepted {
+                // Behind a balancer: the per-source limits apply to the client its PROXY
+                // header names, so they are checked once the header is read.
+                Ok((stream, peer)) if shared.cfg.proxy_protocol.is_some() => match door.permits.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let (shared, signal, sources) = (shared.clone(), drain.signal(), door.sources.clone());
+                        seat.spawn(&mut tasks, stream, move |stream| {
+                            connection::serve_proxied(stream, peer, shared, signal, permit, sources)
+                        });
+                    }
+                    Err(_) => {
+                        metrics::limit_exceeded(&name, "max_connections");
+                        tasks.spawn(connection::refuse(stream, tls));
+                    }
+                },
                 Ok((stream, peer)) => match door.sources.admit(peer.ip(), std::time::Instant::now()) {
                     Err(refusal) => {
                         // Closed at once: no handshake, no byte read.
@@ -100,7 +117,7 @@ async fn accept_loop(
                     Ok(permit) => {
                         let (shared, signal) = (shared.clone(), drain.signal());
                         seat.spawn(&mut tasks, stream, move |stream| {
-                            connection::serve(stream, peer, shared, signal, (permit, source))
+                            connection::serve(stream, peer, None, shared, signal, (permit, source))
                         });
                     }
                     Err(_) => {

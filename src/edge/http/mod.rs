@@ -18,7 +18,7 @@
 //! | `tls/` | rustls server, certificates by SNI, reload on SIGHUP and file change, channel binding, handshake failure reasons |
 //! | `error.rs` | error kind + side → status, metric label, log level |
 //! | `routes.rs` | route table, path checks |
-//! | `body.rs` | response bodies |
+//! | `body.rs` | response bodies; the access-log line written when one ends |
 
 mod assert;
 mod backend;
@@ -53,6 +53,7 @@ use self::assert::AssertPool;
 use self::backend::Backend;
 use crate::edge::workers::Workers;
 use crate::edge::Authenticate;
+use crate::observe::access_log::AccessLog;
 use crate::pool::Pool;
 
 /// What the HTTP edge needs from the rest of kedge: the token validator, the backend pools by
@@ -65,6 +66,7 @@ pub struct EdgeContext {
     backends: BTreeMap<String, Backend>,
     assert_pools: BTreeMap<String, Arc<AssertPool>>,
     workers: Option<Arc<Workers>>,
+    access_log: Option<Arc<AccessLog>>,
 }
 
 impl std::fmt::Debug for EdgeContext {
@@ -83,7 +85,10 @@ impl EdgeContext {
         let mut backends = BTreeMap::new();
         let mut assert_pools = BTreeMap::new();
         for (name, pool) in &pools {
-            let backend = Backend { pool: pool.clone() };
+            let backend = Backend {
+                pool: pool.clone(),
+                response_time: crate::observe::backend_response_duration(name),
+            };
             assert_pools.insert(name.clone(), Arc::new(AssertPool::new(backend.clone())));
             backends.insert(name.clone(), backend);
         }
@@ -94,7 +99,19 @@ impl EdgeContext {
             backends,
             assert_pools,
             workers: None,
+            access_log: None,
         }
+    }
+
+    /// Writes an access-log line per request to `log`.
+    pub fn with_access_log(mut self, log: Arc<AccessLog>) -> Self {
+        self.access_log = Some(log);
+        self
+    }
+
+    /// The access log, where one is written.
+    pub fn access_log(&self) -> Option<&Arc<AccessLog>> {
+        self.access_log.as_ref()
     }
 
     /// Serves connections on per-core workers instead of the current runtime.

@@ -34,6 +34,13 @@ pub struct Origin {
     pub tls: bool,
 }
 
+impl Pinned {
+    /// The member this connection is pinned to.
+    pub fn member(&self) -> &std::sync::Arc<crate::pool::Member> {
+        self.link.member_ref()
+    }
+}
+
 async fn ensure_pinned<'a>(
     slot: &'a mut Option<Pinned>,
     backend: &Backend,

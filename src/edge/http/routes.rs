@@ -12,6 +12,7 @@ use super::backend::Backend;
 use super::error::{EdgeError, ErrorKind};
 use super::{EdgeContext, ServeError};
 use crate::config::{AssertConfig, HttpListenerConfig, NtlmPolicy, RouteConfig, RouteMode, SchemePolicy};
+use crate::observe::RequestDurations;
 
 /// Assert-mode set-up of a route.
 #[derive(Debug)]
@@ -35,6 +36,8 @@ pub struct Route {
     /// client request on every route, so no route can carry a spoofed one to a backend that
     /// trusts kedge's.
     pub identity_headers: Arc<[HeaderName]>,
+    /// `kedge_http_request_duration_seconds` of this route (label: its prefix).
+    pub durations: RequestDurations,
 }
 
 impl Route {
@@ -108,6 +111,7 @@ impl RouteTable {
                 backend,
                 assert,
                 identity_headers: identity_headers.clone(),
+                durations: RequestDurations::new(&cfg.name, &r.prefix),
             }));
         }
         routes.sort_by_key(|r| std::cmp::Reverse(r.cfg.prefix.len()));

@@ -20,7 +20,11 @@ use super::splice::{Meters, Splice, SpliceEnd, SpliceEvent, SpliceLimits};
 use super::{RpcEdgeContext, PROTOCOL};
 use crate::config::RpcListenerConfig;
 use crate::edge::authenticate::confirm_shared;
+use crate::edge::proxy_protocol;
+use crate::edge::source_limits::SourceLimits;
 use crate::observe;
+use crate::observe::access_log::{Entry, Kind};
+use crate::pool::Member;
 use crate::rpc::{
     build_bind_nak, build_fault, parse_bind, CommonHeader, Drep, PacketType, FAULT_ACCESS_DENIED,
 };
@@ -40,31 +44,72 @@ struct Facts {
     auth_secs: Option<f64>,
     /// PDUs the client sent after its first bind.
     later_pdus: u64,
+    /// How the first bind was admitted.
+    admission: Option<&'static str>,
+    /// The member it was spliced to.
+    member: Option<Arc<Member>>,
+    /// Bytes relayed (client → member, member → client), where the splice closed cleanly.
+    bytes: (u64, u64),
 }
 
-/// Serves one accepted connection to its end.
+/// Serves a connection on a PROXY-protocol listener: reads the header (within the bind
+/// timeout), admits the client it names under the per-source limits, then serves it as that
+/// client. Refused connections are closed without an answer and counted.
+pub(super) async fn serve_proxied(
+    mut stream: TcpStream,
+    via: SocketAddr,
+    cfg: Arc<RpcListenerConfig>,
+    ctx: Arc<RpcEdgeContext>,
+    meters: Arc<Meters>,
+    sources: Arc<SourceLimits>,
+) {
+    let Some(pp) = cfg.proxy_protocol.as_ref() else {
+        return;
+    };
+    let timeout = Duration::from_millis(cfg.bind_timeout_ms);
+    let door = (cfg.name.as_str(), pp);
+    if let Some(a) = proxy_protocol::admit(&mut stream, via, door, timeout, &sources).await {
+        serve_connection(stream, a.peer, a.via, cfg, ctx, meters).await;
+        drop(a.source);
+    }
+}
+
+/// Serves one accepted connection to its end; `via` is the balancer whose PROXY header named
+/// `peer`.
 pub(super) async fn serve_connection(
     mut stream: TcpStream,
     peer: SocketAddr,
+    via: Option<SocketAddr>,
     cfg: Arc<RpcListenerConfig>,
     ctx: Arc<RpcEdgeContext>,
     meters: Arc<Meters>,
 ) {
     let _open = observe::connection_opened(&cfg.name);
     let _ = stream.set_nodelay(true);
+    let accepted = Instant::now();
     let mut first = FirstPdu::new();
     let mut facts = Facts::default();
     let result = run(&mut stream, &mut first, &mut facts, &cfg, &ctx, &meters).await;
+    let line = Line {
+        ctx: &ctx,
+        listener: &cfg.name,
+        peer,
+        via,
+        accepted,
+    };
     let err = match result {
         Ok((admission, SpliceEnd::Closed { up, down })) => {
             tracing::debug!(listener = %cfg.name, %peer, principal = facts.principal.as_deref().unwrap_or("-"),
                 interface = facts.interface.as_deref().unwrap_or("-"), admission = admission.as_str(),
                 up, down, later_pdus = facts.later_pdus, "rpc connection closed");
+            facts.bytes = (up, down);
+            line.write(&facts, "spliced", None);
             return;
         }
         Ok((_, SpliceEnd::Failed(e))) => {
             tracing::debug!(listener = %cfg.name, %peer, principal = facts.principal.as_deref().unwrap_or("-"),
                 error = %e, "rpc connection reset");
+            line.write(&facts, "spliced", None);
             return;
         }
         Ok((_, SpliceEnd::Idle)) => RpcEdgeError::IdleTimeout {
@@ -74,7 +119,47 @@ pub(super) async fn serve_connection(
         Ok((_, SpliceEnd::BadPdu(e))) => RpcEdgeError::LaterPdu(e),
         Err(e) => e,
     };
-    end_with(&mut stream, &first, &facts, peer, &cfg, err).await;
+    end_with(&mut stream, &first, &facts, &line, &cfg, err).await;
+}
+
+/// Where an RPC connection's access-log line goes, and what is known of it from the start.
+struct Line<'a> {
+    ctx: &'a RpcEdgeContext,
+    listener: &'a str,
+    peer: SocketAddr,
+    via: Option<SocketAddr>,
+    accepted: Instant,
+}
+
+impl Line<'_> {
+    /// Writes the connection's line: `result` is `spliced`, `bind_nak`, `fault` or `closed`;
+    /// a success (no `reason`) only as often as `sample_successes` says.
+    fn write(&self, facts: &Facts, result: &'static str, reason: Option<&'static str>) {
+        let Some(log) = &self.ctx.access_log else {
+            return;
+        };
+        if reason.is_none() && !log.sample_success() {
+            return;
+        }
+        let now = SystemTime::now();
+        let elapsed = self.accepted.elapsed();
+        let mut e = Entry::new(
+            Kind::Rpc,
+            self.listener.into(),
+            self.peer,
+            now.checked_sub(elapsed).unwrap_or(now),
+        );
+        e.via = self.via;
+        e.route.clone_from(&facts.interface);
+        e.auth = facts.admission;
+        e.principal.clone_from(&facts.principal);
+        e.member = facts.member.as_ref().map(|m| m.name.clone());
+        e.result = Some(result);
+        e.reason = reason.map(str::to_owned);
+        (e.bytes_in, e.bytes_out) = facts.bytes;
+        e.duration = elapsed;
+        log.log(e);
+    }
 }
 
 /// Reads, decides and splices; returns how the bind was admitted and how the splice ended.
@@ -86,6 +171,7 @@ async fn run(
     ctx: &RpcEdgeContext,
     meters: &Meters,
 ) -> Result<(Admission, SpliceEnd), RpcEdgeError> {
+    let accepted = Instant::now();
     let bind_timeout = Duration::from_millis(cfg.bind_timeout_ms);
     match tokio::time::timeout(bind_timeout, first.read_from(stream, cfg.max_bind_bytes)).await {
         Ok(read) => read?,
@@ -103,8 +189,11 @@ async fn run(
     facts.service = Some(service_label(Some(&req)));
     let admission = admit_pdu(&AdmissionRequest::bind(pdu, &bind, &req), cfg, ctx, facts).await?;
     facts.principal = admission.principal().map(str::to_owned);
+    facts.admission = Some(admission.as_str());
     let mut policy = ContextPolicy::new(&bind, &req, admission.clone());
     let backend = ctx.pool.connect(admission.principal()).await?;
+    facts.member = Some(backend.lease.member().clone());
+    ctx.bind_duration.record(accepted.elapsed().as_secs_f64());
     tracing::debug!(
         listener = %cfg.name, principal = admission.principal().unwrap_or("-"),
         interface = facts.interface.as_deref().unwrap_or("-"), backend = %backend.addr,
@@ -223,10 +312,11 @@ async fn end_with(
     stream: &mut TcpStream,
     first: &FirstPdu,
     facts: &Facts,
-    peer: SocketAddr,
+    line: &Line<'_>,
     cfg: &RpcListenerConfig,
     err: RpcEdgeError,
 ) {
+    let peer = line.peer;
     let outcome = classify(&err);
     let service = facts.service.as_deref().unwrap_or("unknown");
     record(&outcome, &cfg.name, service, facts.auth_secs);
@@ -259,6 +349,23 @@ async fn end_with(
         _ => tracing::info!(listener = %cfg.name, %peer, principal, interface, service, reason, side,
             reject_reason = outcome.nak.filter(|_| answer.is_some()).map(|r| r.code()), error = %err,
             "rpc bind refused"),
+    }
+    let result = match (&err, &answer) {
+        (
+            RpcEdgeError::ContextChange {
+                ptype: PacketType::Bind,
+                ..
+            },
+            Some(_),
+        ) => "bind_nak",
+        (RpcEdgeError::ContextChange { .. }, Some(_)) => "fault",
+        (_, Some(_)) => "bind_nak",
+        (_, None) if facts.member.is_some() => "spliced",
+        (_, None) => "closed",
+    };
+    // A connection closed before its first byte (a balancer's TCP health check) is no session.
+    if !matches!(err, RpcEdgeError::ClientClosed) {
+        line.write(facts, result, Some(outcome.reason));
     }
     if let Some(pdu) = answer {
         linger_close(stream, &pdu).await;

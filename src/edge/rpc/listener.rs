@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::connection::{refuse_over_limit, serve_connection};
+use super::connection::{refuse_over_limit, serve_connection, serve_proxied};
 use super::splice::Meters;
 use super::RpcEdgeContext;
 use crate::config::RpcListenerConfig;
@@ -86,6 +86,21 @@ async fn accept_loop(
             _ = stop.draining() => break,
             Some(done) = conns.join_next(), if !conns.is_empty() => log_join(&cfg.name, done),
             accepted = listener.accept() => match accepted {
+                // Behind a balancer: per-source limits apply to the client its PROXY header
+                // names, once the header is read.
+                Ok((stream, peer)) if cfg.proxy_protocol.is_some() => match limit.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let (cfg, ctx, meters, sources) = (cfg.clone(), ctx.clone(), meters.clone(), sources.clone());
+                        seat.spawn(&mut conns, stream, move |stream| async move {
+                            serve_proxied(stream, peer, cfg, ctx, meters, sources).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => {
+                        drop(stream);
+                        refuse_over_limit(&cfg.name, peer);
+                    }
+                },
                 // Per-source limits first: over them, closed at once and counted.
                 Ok((stream, peer)) => match sources.admit(peer.ip(), std::time::Instant::now()) {
                     Err(refusal) => {
@@ -97,7 +112,7 @@ async fn accept_loop(
                         Ok(permit) => {
                             let (cfg, ctx, meters) = (cfg.clone(), ctx.clone(), meters.clone());
                             seat.spawn(&mut conns, stream, move |stream| async move {
-                                serve_connection(stream, peer, cfg, ctx, meters).await;
+                                serve_connection(stream, peer, None, cfg, ctx, meters).await;
                                 drop((permit, source));
                             });
                         }

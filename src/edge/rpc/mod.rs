@@ -40,6 +40,7 @@ use std::sync::Arc;
 use crate::config::RpcListenerConfig;
 use crate::edge::workers::Workers;
 use crate::krb::acceptor::Acceptor;
+use crate::observe::access_log::AccessLog;
 use crate::pool::Pool;
 use crate::replay_store::ReplayStore;
 use crate::rpc::{InterfaceMap, RpcError};
@@ -63,6 +64,10 @@ pub struct RpcEdgeContext {
     pub workers: Option<Arc<Workers>>,
     /// The replay store shared with other replicas, where one is configured.
     pub replay_store: Option<Arc<ReplayStore>>,
+    /// The access log, where one is written (a line per connection).
+    pub access_log: Option<Arc<AccessLog>>,
+    /// `kedge_rpc_bind_duration_seconds{listener}`.
+    pub bind_duration: metrics::Histogram,
 }
 
 impl RpcEdgeContext {
@@ -77,7 +82,15 @@ impl RpcEdgeContext {
             interfaces,
             workers: None,
             replay_store: None,
+            access_log: None,
+            bind_duration: crate::observe::rpc_bind_duration(&cfg.name),
         })
+    }
+
+    /// Writes an access-log line per connection to `log`.
+    pub fn with_access_log(mut self, log: Arc<AccessLog>) -> Self {
+        self.access_log = Some(log);
+        self
     }
 
     /// Serves connections on per-core workers instead of the current runtime.
