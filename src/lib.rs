@@ -21,3 +21,4 @@ pub mod replay_store;
 pub mod rpc;
 pub mod secret_file;
 pub mod serve;
+pub mod soak;
