@@ -179,16 +179,16 @@ mod tests {
 
     #[test]
     fn the_config_names_every_member_in_both_pools() {
-        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let a = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
         let members = [("m1".to_string(), 10, 11), ("m2".to_string(), 20, 21)];
         let c = kedge_config(&ConfigFacts {
             keytab: Path::new("/k"),
-            http: a,
-            rpc: a,
-            admin: a,
+            http: a(1),
+            rpc: a(2),
+            admin: a(3),
             members: &members,
             realm: "R",
-            max_header_bytes: 100,
+            max_header_bytes: 16 * 1024,
         });
         if let Err(e) = crate::config::Config::from_toml(&c, "soak") {
             panic!("{e}\n{c}");
