@@ -179,7 +179,8 @@ pub fn rpc_auth3(data: &[u8]) {
     let _ = crate::rpc::parse_auth_verifier(data);
     if let Ok(a) = crate::rpc::parse_auth3(data) {
         let token = a.token(data).expect("the token lies within the PDU");
-        let bytes = crate::rpc::build_auth3(a.call_id, a.drep, &a.auth, token).expect("a parsed auth3 re-encodes");
+        let bytes =
+            crate::rpc::build_auth3(a.call_id, a.drep, &a.auth, token).expect("a parsed auth3 re-encodes");
         let again = crate::rpc::parse_auth3(&bytes).expect("a re-encoded auth3 parses");
         assert_eq!(
             (again.call_id, again.auth.auth_context_id, again.auth.auth_type),
@@ -224,7 +225,10 @@ pub fn rpc_stream(data: &[u8]) -> usize {
     let mut policy = ContextPolicy::new(&bind, &requirement, admission);
     let rest = &data[first_len..];
     let (passed, held) = walk_stream(rest, &mut policy, &map);
-    assert!(passed + held <= rest.len(), "scanner passed bytes it was never given");
+    assert!(
+        passed + held <= rest.len(),
+        "scanner passed bytes it was never given"
+    );
     held
 }
 

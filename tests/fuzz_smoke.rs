@@ -215,11 +215,7 @@ fn run_one<R>(name: &str, input: &[u8], target: &impl Fn(&[u8]) -> R) {
         target(input);
     }));
     if caught.is_err() {
-        panic!(
-            "{name} panicked on {} bytes: {}",
-            input.len(),
-            hex::encode(input)
-        );
+        panic!("{name} panicked on {} bytes: {}", input.len(), hex::encode(input));
     }
 }
 
@@ -254,7 +250,10 @@ fn hammer<R>(name: &str, seeds: &[Vec<u8>], target: impl Fn(&[u8]) -> R) -> usiz
             }
         }
     }
-    eprintln!("{name}: {runs} inputs in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "{name}: {runs} inputs in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     runs
 }
 
@@ -335,7 +334,13 @@ fn held_len(stream: &[u8], n: usize) -> usize {
     let frag = |at: usize| usize::from(u16::from_le_bytes([stream[at + 8], stream[at + 9]]));
     let mut at = frag(0);
     at += frag(at);
-    (0..n).map(|_| { let l = frag(at); at += l; l }).sum()
+    (0..n)
+        .map(|_| {
+            let l = frag(at);
+            at += l;
+            l
+        })
+        .sum()
 }
 
 #[test]

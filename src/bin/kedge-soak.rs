@@ -165,7 +165,13 @@ async fn soak(args: Args) -> anyhow::Result<bool> {
     wait_ready(admin, &mut kedge, &log_path).await?;
 
     let minters = Minters {
-        http: minter(&keytab, "http", FIRST_KVNO, Framing::Spnego { legacy_oid: false }, FLAGS_HTTP)?,
+        http: minter(
+            &keytab,
+            "http",
+            FIRST_KVNO,
+            Framing::Spnego { legacy_oid: false },
+            FLAGS_HTTP,
+        )?,
         rpc: minter(&keytab, "exchangeMDB", FIRST_KVNO, Framing::Bare, FLAGS_DCE)?,
         previous: None,
     };
@@ -186,7 +192,13 @@ async fn soak(args: Args) -> anyhow::Result<bool> {
     let sampler = tokio::spawn(sample_rss(pid, started, rss.clone()));
     let members = Arc::new(tokio::sync::Mutex::new(members));
     let flapper = tokio::spawn(flap(members.clone(), traffic.clone(), flap_every));
-    let roller = tokio::spawn(roll(kedge_bin.clone(), keytab.clone(), admin, traffic.clone(), duration));
+    let roller = tokio::spawn(roll(
+        kedge_bin.clone(),
+        keytab.clone(),
+        admin,
+        traffic.clone(),
+        duration,
+    ));
     let sent = send_until(traffic.clone(), args.scale, until, args.max_in_flight).await;
     flapper.abort();
     let _ = flapper.await;
@@ -198,7 +210,11 @@ async fn soak(args: Args) -> anyhow::Result<bool> {
     let alive = kedge.0.try_wait()?.is_none();
     stop(&mut kedge);
     let log_text = std::fs::read_to_string(&log_path).unwrap_or_default();
-    let panics: Vec<String> = log_text.lines().filter(|l| l.contains("panicked")).map(str::to_owned).collect();
+    let panics: Vec<String> = log_text
+        .lines()
+        .filter(|l| l.contains("panicked"))
+        .map(str::to_owned)
+        .collect();
     let seen = seen.lock().unwrap().clone();
     let rss = rss.lock().unwrap().clone();
     let kills = traffic.kills.load(std::sync::atomic::Ordering::Relaxed);
@@ -253,7 +269,15 @@ async fn soak(args: Args) -> anyhow::Result<bool> {
 /// `kedge keytab add` of the soak's throwaway ASA key at `kvno` (SPNs http/ and exchangeMDB/).
 fn add_key(kedge: &Path, keytab: &Path, kvno: u32) -> anyhow::Result<()> {
     let mut child = Command::new(kedge)
-        .args(["keytab", "add", "--kvno", &kvno.to_string(), "--account", "SOAKASA", "--password-stdin"])
+        .args([
+            "keytab",
+            "add",
+            "--kvno",
+            &kvno.to_string(),
+            "--account",
+            "SOAKASA",
+            "--password-stdin",
+        ])
         .args(["--principal", &format!("http/{HOST}@{REALM}")])
         .args(["--principal", &format!("exchangeMDB/{HOST}@{REALM}")])
         .arg(keytab)
@@ -270,7 +294,13 @@ fn add_key(kedge: &Path, keytab: &Path, kvno: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn minter(keytab: &Path, service: &str, kvno: u32, framing: Framing, flags: u32) -> anyhow::Result<Arc<TokenMinter>> {
+fn minter(
+    keytab: &Path,
+    service: &str,
+    kvno: u32,
+    framing: Framing,
+    flags: u32,
+) -> anyhow::Result<Arc<TokenMinter>> {
     let spn = credentials::parse_spn(&format!("{service}/{HOST}@{REALM}"))?;
     let cred = credentials::load(keytab, &spn, Some(kvno), None)?;
     let spec = TokenSpec {
@@ -279,7 +309,11 @@ fn minter(keytab: &Path, service: &str, kvno: u32, framing: Framing, flags: u32)
         gss_flags: flags,
         pac_groups: Some(8),
     };
-    Ok(Arc::new(TokenMinter::new(&cred, spec, unix_secs(SystemTime::now()))?))
+    Ok(Arc::new(TokenMinter::new(
+        &cred,
+        spec,
+        unix_secs(SystemTime::now()),
+    )?))
 }
 
 fn free_port() -> anyhow::Result<SocketAddr> {
@@ -294,8 +328,15 @@ async fn admin_get(admin: SocketAddr, path: &str) -> anyhow::Result<(u16, String
     let mut out = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await??;
     let out = String::from_utf8_lossy(&out);
-    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     Ok((status, body))
 }
 
@@ -330,7 +371,9 @@ async fn wait_ready(admin: SocketAddr, kedge: &mut Kedge, log: &Path) -> anyhow:
 
 /// SIGTERM, then SIGKILL after 15 s.
 fn stop(kedge: &mut Kedge) {
-    let _ = Command::new("kill").args(["-TERM", &kedge.0.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &kedge.0.id().to_string()])
+        .status();
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = kedge.0.try_wait() {
@@ -398,7 +441,13 @@ async fn roll(
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let http = minter(&keytab, "http", kvno, Framing::Spnego { legacy_oid: false }, FLAGS_HTTP)?;
+        let http = minter(
+            &keytab,
+            "http",
+            kvno,
+            Framing::Spnego { legacy_oid: false },
+            FLAGS_HTTP,
+        )?;
         let rpc = minter(&keytab, "exchangeMDB", kvno, Framing::Bare, FLAGS_DCE)?;
         let mut m = traffic.minters.write().unwrap();
         let old = std::mem::replace(&mut m.http, http);

@@ -84,7 +84,10 @@ impl Member {
         self.kill();
         let mut tries = 0;
         let (http, rpc) = loop {
-            match (TcpListener::bind(self.http).await, TcpListener::bind(self.rpc).await) {
+            match (
+                TcpListener::bind(self.http).await,
+                TcpListener::bind(self.rpc).await,
+            ) {
                 (Ok(h), Ok(r)) => break (h, r),
                 (Err(e), _) | (_, Err(e)) if tries >= 50 => return Err(e),
                 _ => {
@@ -194,7 +197,9 @@ async fn rpc_conn(mut s: TcpStream, name: String, seen: Seen) {
         }
         let call_id = u32::from_le_bytes([head[12], head[13], head[14], head[15]]);
         if first {
-            seen.lock().unwrap().push((name.clone(), Side::Rpc, u64::from(call_id)));
+            seen.lock()
+                .unwrap()
+                .push((name.clone(), Side::Rpc, u64::from(call_id)));
             first = false;
         }
         if matches!(head[2], 11 | 14) {

@@ -108,14 +108,19 @@ impl Traffic {
             }
         };
         if tokio::time::timeout(OP_TIMEOUT, op).await.is_err() {
-            self.ledger.ended(class, first, Outcome::Unexpected("timed out".into()), None);
+            self.ledger
+                .ended(class, first, Outcome::Unexpected("timed out".into()), None);
         }
         let _ = started;
     }
 
     fn fresh_http(&self, previous: bool) -> Vec<u8> {
         let m = self.minters.read().unwrap();
-        let minter = if previous { m.previous.clone() } else { Some(m.http.clone()) };
+        let minter = if previous {
+            m.previous.clone()
+        } else {
+            Some(m.http.clone())
+        };
         minter.map(|m| m.mint().bytes).unwrap_or_default()
     }
 
@@ -342,7 +347,10 @@ async fn slowloris(addr: SocketAddr, id: u64) -> Outcome {
             },
             _ = tokio::time::sleep(Duration::from_millis(300)) => {}
         }
-        if s.write_all(format!("x-slow-{n}: 1\r\n").as_bytes()).await.is_err() {
+        if s.write_all(format!("x-slow-{n}: 1\r\n").as_bytes())
+            .await
+            .is_err()
+        {
             return Outcome::Refused;
         }
     }
@@ -355,7 +363,12 @@ async fn bind_reply(s: &mut TcpStream, pdu: &[u8]) -> std::io::Result<Option<u8>
     let mut head = [0u8; 16];
     match s.read_exact(&mut head).await {
         Ok(_) => {}
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+            ) =>
+        {
             return Ok(None)
         }
         Err(e) => return Err(e),
@@ -371,7 +384,8 @@ pub fn ntlm_bind() -> Vec<u8> {
     let token = base64::engine::general_purpose::STANDARD
         .decode(NTLM_NEGOTIATE)
         .expect("a constant");
-    let template = bind_pdu(Interface::Emsmdb, RpcAuth::Krb5, AuthLevel::PktPrivacy, &token).expect("a bind encodes");
+    let template =
+        bind_pdu(Interface::Emsmdb, RpcAuth::Krb5, AuthLevel::PktPrivacy, &token).expect("a bind encodes");
     let mut bind = parse_bind(&template).expect("a bind parses");
     if let Some(auth) = bind.auth.as_mut() {
         auth.auth_type = AuthType::Ntlm;

@@ -66,7 +66,12 @@ fn parse_labels(mut s: &str) -> Option<BTreeMap<String, String>> {
 pub fn sum(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
     samples
         .iter()
-        .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+        .filter(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
         .map(|s| s.value)
         .sum()
 }
@@ -126,7 +131,10 @@ pub fn judge(ledger: &Ledger, f: &Facts) -> (String, Vec<String>) {
     let mut fail = Vec::new();
     let mut r = String::new();
     let delta = |c: &Counter| counter_value(f.after, c) - counter_value(f.before, c);
-    let _ = writeln!(r, "| class | sent | passed | failover | refused | unexpected | counter | counter Δ |");
+    let _ = writeln!(
+        r,
+        "| class | sent | passed | failover | refused | unexpected | counter | counter Δ |"
+    );
     let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---|---:|");
     for class in CLASSES {
         let t = ledger.tally(class);
@@ -160,7 +168,11 @@ pub fn judge(ledger: &Ledger, f: &Facts) -> (String, Vec<String>) {
         if let Some(c) = &counter {
             let refused = t.count(&Outcome::Refused) as f64;
             if delta(c) != refused {
-                fail.push(format!("{}: {refused} refused but {c} moved by {}", class.name(), delta(c)));
+                fail.push(format!(
+                    "{}: {refused} refused but {c} moved by {}",
+                    class.name(),
+                    delta(c)
+                ));
             }
         }
     }
@@ -194,7 +206,11 @@ pub fn judge(ledger: &Ledger, f: &Facts) -> (String, Vec<String>) {
         r,
         "failovers (member killed {} times, one member hanging): {}",
         f.kills,
-        if failovers.is_empty() { "none".into() } else { failovers.join("; ") }
+        if failovers.is_empty() {
+            "none".into()
+        } else {
+            failovers.join("; ")
+        }
     );
     let rolls: Vec<String> = f.rolls.iter().map(|(a, b)| format!("{a}→{b}")).collect();
     let _ = writeln!(r, "keytab rolls: {}", rolls.join(", "));
@@ -204,7 +220,12 @@ pub fn judge(ledger: &Ledger, f: &Facts) -> (String, Vec<String>) {
     if !f.alive {
         fail.push("kedge was not running at the end".into());
     }
-    let _ = writeln!(r, "panics: {}; kedge alive at the end: {}", f.panics.len(), f.alive);
+    let _ = writeln!(
+        r,
+        "panics: {}; kedge alive at the end: {}",
+        f.panics.len(),
+        f.alive
+    );
     for p in &f.panics {
         fail.push(format!("kedge panicked: {p}"));
     }
@@ -225,7 +246,9 @@ fn judge_tokens(r: &mut String, fail: &mut Vec<String>, _ledger: &Ledger, f: &Fa
         let d = counter_value(f.after, &ok) - counter_value(f.before, &ok);
         let _ = writeln!(r, "\n{protocol}: {sent} valid tokens sent, auth ok Δ {d}");
         if d != sent as f64 {
-            fail.push(format!("{protocol}: {sent} valid tokens sent but auth ok moved by {d}"));
+            fail.push(format!(
+                "{protocol}: {sent} valid tokens sent but auth ok moved by {d}"
+            ));
         }
     }
 }
@@ -255,7 +278,13 @@ fn judge_rss(r: &mut String, fail: &mut Vec<String>, f: &Facts) {
     let kib = |v: u64| v as f64 / 1024.0;
     let start = f.rss.first().map_or(0, |s| s.1);
     let warm = f.rss.iter().find(|s| s.0 >= f.warmup_secs).map_or(0, |s| s.1);
-    let max_after = f.rss.iter().filter(|s| s.0 >= f.warmup_secs).map(|s| s.1).max().unwrap_or(0);
+    let max_after = f
+        .rss
+        .iter()
+        .filter(|s| s.0 >= f.warmup_secs)
+        .map(|s| s.1)
+        .max()
+        .unwrap_or(0);
     let end = f.rss.last().map_or(0, |s| s.1);
     let _ = writeln!(
         r,
@@ -333,7 +362,10 @@ mod tests {
         l.ended(Class::Ntlm, 1, Outcome::Refused, None);
         let rss = [(0.0, 10_000), (10.0, 20_000), (20.0, 20_000 + 33 * 1024)];
         let (_, fail) = judge(&l, &facts(&[], &[], &rss));
-        assert!(fail.iter().any(|f| f.contains("http ntlm: 1 refused but")), "{fail:?}");
+        assert!(
+            fail.iter().any(|f| f.contains("http ntlm: 1 refused but")),
+            "{fail:?}"
+        );
         assert!(fail.iter().any(|f| f.contains("RSS grew 33.0 MiB")), "{fail:?}");
     }
 
@@ -342,11 +374,18 @@ mod tests {
         let l = Ledger::default();
         l.sent(Class::Replay, 7);
         l.sent(Class::Fresh, 8);
-        let seen = [("m1".to_string(), Side::Http, 8), ("m2".to_string(), Side::Http, 7)];
+        let seen = [
+            ("m1".to_string(), Side::Http, 8),
+            ("m2".to_string(), Side::Http, 7),
+        ];
         let mut f = facts(&[], &[], &[(10.0, 1)]);
         f.seen = &seen;
         let (_, fail) = judge(&l, &f);
-        assert!(fail.iter().any(|f| f.contains("member m2 (Http) saw #7: http replay")), "{fail:?}");
+        assert!(
+            fail.iter()
+                .any(|f| f.contains("member m2 (Http) saw #7: http replay")),
+            "{fail:?}"
+        );
         assert!(!fail.iter().any(|f| f.contains("#8")), "{fail:?}");
     }
 }
