@@ -99,10 +99,9 @@ impl Traffic {
     /// Runs one attempt of `class` (a session: its requests) and records it.
     pub async fn run(self: Arc<Self>, class: Class) {
         let first = self.next_id.fetch_add(SESSION_REQUESTS, Ordering::Relaxed);
-        let started = Instant::now();
         let op = async {
             match class {
-                Class::Session => return self.session(first).await,
+                Class::Session => self.session(first).await,
                 c if is_rpc(c) => self.rpc_op(c, first).await,
                 c => self.http_op(c, first).await,
             }
@@ -111,7 +110,6 @@ impl Traffic {
             self.ledger
                 .ended(class, first, Outcome::Unexpected("timed out".into()), None);
         }
-        let _ = started;
     }
 
     fn fresh_http(&self, previous: bool) -> Vec<u8> {
