@@ -202,10 +202,8 @@ async fn rpc_conn(mut s: TcpStream, name: String, seen: Seen) {
                 .push((name.clone(), Side::Rpc, u64::from(call_id)));
             first = false;
         }
-        if matches!(head[2], 11 | 14) {
-            if s.write_all(&bind_ack(call_id)).await.is_err() {
-                return;
-            }
+        if matches!(head[2], 11 | 14) && s.write_all(&bind_ack(call_id)).await.is_err() {
+            return;
         }
     }
 }
