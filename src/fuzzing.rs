@@ -16,6 +16,8 @@ use std::time::{Duration, SystemTime};
 use http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 
 use crate::edge::http::negotiate::{parse_authorization, Credential};
+use crate::edge::rpc::admission::Admission;
+use crate::edge::rpc::context_policy::{ContextPolicy, Verdict};
 use crate::krb::acceptor::{AcceptCtx, Acceptor, AcceptorConfig, ANY_SERVICE};
 use crate::krb::keyset::KeySet;
 use crate::krb::keytab::Keytab;
@@ -33,6 +35,10 @@ const RPC_KEYTAB: &[u8] = include_bytes!("../tests/testdata/rpc/exchange.keytab"
 const RPC_CAPTURED_AT: u64 = 1_795_613_930;
 /// The `max_token_bytes` default of the HTTP edge.
 const MAX_TOKEN_BYTES: usize = 65_536;
+/// The `max_bind_bytes` default of the RPC edge.
+const MAX_BIND_BYTES: usize = 65_536;
+/// The principal the `rpc_stream` target's admissions "validate".
+const STREAM_PRINCIPAL: &str = "alice@CONTOSO.TEST";
 
 /// The acceptor of the `acceptor` target and the `now` it validates at.
 pub struct AcceptorHarness {
@@ -176,6 +182,127 @@ pub fn proxy_header(data: &[u8]) {
         assert!(len <= data.len() && len <= (16 + MAX_V2).max(V1_MAX));
         assert!(matches!(header.version, 1 | 2));
     }
+}
+
+/// `rpc_auth3` target: [`crate::rpc::parse_auth3`] (MS-RPCE 2.2.2.10) and
+/// [`crate::rpc::parse_auth_verifier`]; a parsed auth3 re-encodes with its token to a PDU that
+/// parses to the same context and token.
+pub fn rpc_auth3(data: &[u8]) {
+    let _ = crate::rpc::parse_auth_verifier(data);
+    if let Ok(a) = crate::rpc::parse_auth3(data) {
+        let token = a.token(data).expect("the token lies within the PDU");
+        let bytes =
+            crate::rpc::build_auth3(a.call_id, a.drep, &a.auth, token).expect("a parsed auth3 re-encodes");
+        let again = crate::rpc::parse_auth3(&bytes).expect("a re-encoded auth3 parses");
+        assert_eq!(
+            (again.call_id, again.auth.auth_context_id, again.auth.auth_type),
+            (a.call_id, a.auth.auth_context_id, a.auth.auth_type)
+        );
+        assert_eq!(again.token(&bytes), Some(token));
+    }
+}
+
+/// `rpc_stream` target: a client's whole byte stream on an RPC connection, as the edge walks it.
+/// The first PDU is sized with [`crate::rpc::pdu_length`] and parsed with
+/// [`crate::rpc::parse_bind`] (admitted as Kerberos, NTLM passthrough or no-auth by its auth
+/// type; Kerberos is not validated here, the `acceptor` target does that); the rest goes through
+/// [`crate::rpc::PduScanner`] in uneven reads, and every held bind / alter_context / rpc_auth_3
+/// through [`ContextPolicy::inspect`] (which parses it with `parse_bind` / `parse_auth3`), each
+/// admission settled as the same principal. Passed and held bytes never exceed the stream.
+/// Returns the bytes of held PDUs let through (0 where the first PDU is no bind).
+pub fn rpc_stream(data: &[u8]) -> usize {
+    let map = crate::rpc::InterfaceMap::default();
+    let Some(head) = data.get(..crate::rpc::HEADER_LEN) else {
+        return 0;
+    };
+    let Ok(first_len) = crate::rpc::pdu_length(head, MAX_BIND_BYTES) else {
+        return 0;
+    };
+    let Some(first) = data.get(..first_len) else {
+        return 0;
+    };
+    let Ok(bind) = crate::rpc::parse_bind(first) else {
+        return 0;
+    };
+    let Ok(requirement) = map.required_service(&bind) else {
+        return 0;
+    };
+    let admission = match (&requirement, bind.auth.as_ref().map(|v| v.auth_type)) {
+        (crate::rpc::Requirement::NoAuth, _) => Admission::NoAuth,
+        (_, Some(crate::rpc::AuthType::Ntlm)) => Admission::NtlmPassthrough,
+        _ => Admission::Kerberos {
+            principal: STREAM_PRINCIPAL.into(),
+        },
+    };
+    let mut policy = ContextPolicy::new(&bind, &requirement, admission);
+    let rest = &data[first_len..];
+    let (passed, held) = walk_stream(rest, &mut policy, &map);
+    assert!(
+        passed + held <= rest.len(),
+        "scanner passed bytes it was never given"
+    );
+    held
+}
+
+/// Feeds `stream` to a [`crate::rpc::PduScanner`] in reads of 1..=61 bytes (unscanned tails
+/// offered again, as the edge does) and decides every held PDU; returns (passed, held) bytes.
+fn walk_stream(stream: &[u8], policy: &mut ContextPolicy, map: &crate::rpc::InterfaceMap) -> (usize, usize) {
+    use crate::rpc::Scanned;
+    let mut scanner = crate::rpc::PduScanner::new(MAX_BIND_BYTES);
+    let (mut pos, mut end, mut passed, mut held) = (0, 0, 0, 0);
+    let mut read = 0usize;
+    while pos < stream.len() {
+        read += 1;
+        end = (end + 1 + read * 37 % 61).min(stream.len()).max(end);
+        let scanned = match scanner.scan(&stream[pos..end]) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = (e.to_string(), e.reason());
+                return (passed, held);
+            }
+        };
+        match scanned {
+            Scanned::All => {
+                passed += end - pos;
+                pos = end;
+            }
+            Scanned::PartialHeader { at } => {
+                passed += at;
+                pos += at;
+                if end == stream.len() {
+                    return (passed, held);
+                }
+            }
+            Scanned::Hold { at, header } => {
+                passed += at;
+                pos += at;
+                let Some(pdu) = stream.get(pos..pos + usize::from(header.frag_length)) else {
+                    return (passed, held);
+                };
+                match policy.inspect(pdu, map) {
+                    Verdict::Forward => {}
+                    Verdict::Admit(pending) => {
+                        let _ = pending.request(pdu);
+                        let admitted = Ok(Admission::Kerberos {
+                            principal: STREAM_PRINCIPAL.into(),
+                        });
+                        if let Err(refusal) = policy.settle(pending, admitted) {
+                            let _ = refusal.cause();
+                            return (passed, held);
+                        }
+                    }
+                    Verdict::Refuse(refusal) => {
+                        let _ = refusal.cause();
+                        return (passed, held);
+                    }
+                }
+                held += pdu.len();
+                pos += pdu.len();
+                end = end.max(pos);
+            }
+        }
+    }
+    (passed, held)
 }
 
 fn is_within(part: &[u8], whole: &[u8]) -> bool {

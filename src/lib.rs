@@ -22,3 +22,4 @@ pub mod replay_store;
 pub mod rpc;
 pub mod secret_file;
 pub mod serve;
+pub mod soak;

@@ -2,11 +2,17 @@
 //! test data (the same seeds `fuzz/seed` puts in the cargo-fuzz corpora), every truncation of
 //! each seed, and 2,000 deterministic mutations per seed. A panic here is a crash libFuzzer
 //! would find; the real fuzzing runs with `cargo +nightly fuzz run <target>` (fuzz/README.md).
+//!
+//! `KEDGE_FUZZ_SECONDS=N` keeps each target mutating (the same deterministic sequence, further
+//! on) until it has run N seconds: the bounded stable fuzzing where no nightly toolchain is.
 
 use std::path::{Path, PathBuf};
 
+use std::time::{Duration, Instant};
+
 use base64::Engine;
 use kedge::fuzzing;
+use kedge::rpc::{build_auth3, parse_bind, PacketType};
 
 const MUTATIONS_PER_SEED: usize = 2_000;
 
@@ -54,6 +60,52 @@ fn rpc_kerberos_tokens() -> Vec<Vec<u8>> {
             bind.token(pdu)
                 .filter(|t| !t.starts_with(b"NTLMSSP"))
                 .map(<[u8]>::to_vec)
+        })
+        .collect()
+}
+
+/// An rpc_auth_3 on the security context of each authenticated bind, carrying its token.
+fn auth3_seeds() -> Vec<Vec<u8>> {
+    rpc_binds()
+        .iter()
+        .filter_map(|pdu| {
+            let bind = parse_bind(pdu).unwrap();
+            let auth = bind.auth.as_ref()?;
+            Some(build_auth3(4, bind.drep, auth, bind.token(pdu).unwrap()).unwrap())
+        })
+        .collect()
+}
+
+/// A request PDU (C706 12.6.4.9, little-endian, no auth verifier) with a `body`.
+fn request_pdu(call_id: u32, body: &[u8]) -> Vec<u8> {
+    let frag = u16::try_from(24 + body.len()).unwrap();
+    let mut p = vec![5, 0, 0, 3, 0x10, 0, 0, 0];
+    p.extend_from_slice(&frag.to_le_bytes());
+    p.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(&call_id.to_le_bytes());
+    p.extend_from_slice(&u32::try_from(body.len()).unwrap().to_le_bytes());
+    p.extend_from_slice(&[1, 0, 0, 0]);
+    p.extend_from_slice(body);
+    p
+}
+
+/// Client streams: each captured bind, a request, the bind again as an alter_context, an auth3
+/// on its security context and another request (what `fuzz/seed` puts in corpus/rpc_stream).
+fn stream_seeds() -> Vec<Vec<u8>> {
+    rpc_binds()
+        .iter()
+        .map(|pdu| {
+            let mut bind = parse_bind(pdu).unwrap();
+            let token = bind.token(pdu).unwrap_or_default().to_vec();
+            let mut s = pdu.clone();
+            s.extend(request_pdu(3, b"kedge-fuzz"));
+            bind.ptype = PacketType::AlterContext;
+            s.extend(bind.to_bytes(&token).unwrap());
+            if let Some(auth) = &bind.auth {
+                s.extend(build_auth3(4, bind.drep, auth, &token).unwrap());
+            }
+            s.extend(request_pdu(5, &[0; 16]));
+            s
         })
         .collect()
 }
@@ -163,32 +215,60 @@ fn proxy_header_seeds() -> Vec<Vec<u8>> {
     ]
 }
 
-/// Runs `target` over every seed, every truncation of it and its mutations; returns how many
-/// inputs ran.
+/// The time budget per target from `KEDGE_FUZZ_SECONDS` (none: the fixed mutation count only).
+fn time_budget() -> Option<Duration> {
+    let v = std::env::var("KEDGE_FUZZ_SECONDS").ok()?;
+    let secs: u64 = v
+        .parse()
+        .unwrap_or_else(|_| panic!("KEDGE_FUZZ_SECONDS={v:?} is not a whole number of seconds"));
+    Some(Duration::from_secs(secs))
+}
+
+/// Runs `target` on one input; a panic names the target and the input in hex.
+fn run_one<R>(name: &str, input: &[u8], target: &impl Fn(&[u8]) -> R) {
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        target(input);
+    }));
+    if caught.is_err() {
+        panic!("{name} panicked on {} bytes: {}", input.len(), hex::encode(input));
+    }
+}
+
+/// Runs `target` over every seed, every truncation of it and [`MUTATIONS_PER_SEED`] mutations
+/// of it, then, under `KEDGE_FUZZ_SECONDS`, more rounds of mutations (of the seeds and of
+/// mutants, for depth) until the budget is spent; returns how many inputs ran.
 fn hammer<R>(name: &str, seeds: &[Vec<u8>], target: impl Fn(&[u8]) -> R) -> usize {
     assert!(!seeds.is_empty(), "{name}: no seeds");
+    let started = Instant::now();
     let mut rng = Rng(0x6b65_6467_655f_667a ^ name.len() as u64);
     let mut runs = 0;
     for seed in seeds {
         for end in 0..=seed.len() {
-            target(&seed[..end]);
+            run_one(name, &seed[..end], &target);
             runs += 1;
         }
         for _ in 0..MUTATIONS_PER_SEED {
-            let input = mutate(seed, &mut rng);
-            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                target(&input);
-            }));
-            if caught.is_err() {
-                panic!(
-                    "{name} panicked on {} bytes: {}",
-                    input.len(),
-                    hex::encode(&input)
-                );
-            }
+            run_one(name, &mutate(seed, &mut rng), &target);
             runs += 1;
         }
     }
+    let Some(budget) = time_budget() else {
+        return runs;
+    };
+    while started.elapsed() < budget {
+        for seed in seeds {
+            let mut input = mutate(seed, &mut rng);
+            for _ in 0..1 + rng.below(8) {
+                run_one(name, &input, &target);
+                input = mutate(&input, &mut rng);
+                runs += 1;
+            }
+        }
+    }
+    eprintln!(
+        "{name}: {runs} inputs in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     runs
 }
 
@@ -245,4 +325,45 @@ fn negotiate_header_survives_truncated_and_mutated_headers() {
 #[test]
 fn proxy_header_survives_truncated_and_mutated_headers() {
     hammer("proxy_header", &proxy_header_seeds(), fuzzing::proxy_header);
+}
+
+#[test]
+fn rpc_auth3_survives_truncated_and_mutated_pdus_and_round_trips() {
+    let seeds = auth3_seeds();
+    assert!(seeds.len() >= 8, "{} auth3 seeds", seeds.len());
+    hammer("rpc_auth3", &seeds, fuzzing::rpc_auth3);
+}
+
+#[test]
+fn every_stream_seed_gets_its_alter_context_and_auth3_through_the_policy() {
+    for (i, s) in stream_seeds().iter().enumerate() {
+        let first = parse_bind(s).unwrap();
+        let held = fuzzing::rpc_stream(s);
+        let want = if first.auth.is_some() { 2 } else { 1 };
+        assert!(held > 0, "stream seed {i}: no held PDU let through");
+        assert_eq!(
+            held,
+            held_len(s, want),
+            "stream seed {i}: not every held PDU let through"
+        );
+    }
+}
+
+/// Bytes of the `n` held PDUs after the first bind and request of a stream seed.
+fn held_len(stream: &[u8], n: usize) -> usize {
+    let frag = |at: usize| usize::from(u16::from_le_bytes([stream[at + 8], stream[at + 9]]));
+    let mut at = frag(0);
+    at += frag(at);
+    (0..n)
+        .map(|_| {
+            let l = frag(at);
+            at += l;
+            l
+        })
+        .sum()
+}
+
+#[test]
+fn rpc_stream_survives_truncated_and_mutated_client_streams() {
+    hammer("rpc_stream", &stream_seeds(), fuzzing::rpc_stream);
 }
