@@ -214,10 +214,12 @@ async fn assert_mode_pools_backend_connections_across_clients() {
             assert_eq!(r.status, 200);
         }
     }
-    assert_eq!(
-        backend.connections(),
-        1,
-        "sequential asserted requests reuse one pooled connection"
+    // Pooled connections are kept per worker thread (the harness runs 2, as `kedge run` on two
+    // cores): nine sequential requests of three clients reuse at most one connection per worker.
+    let opened = backend.connections();
+    assert!(
+        (1..=2).contains(&opened),
+        "sequential asserted requests reuse one pooled connection per worker: {opened} opened"
     );
     let principals: Vec<String> = backend
         .seen()

@@ -47,7 +47,8 @@ pub(crate) async fn check_round(pool: &Pool) -> Duration {
         };
         async move {
             let result = probe::run(&probe, &m.host, m.port, timeout).await;
-            m.record_check(result.map_err(|e| e.to_string()), hc.rise, hc.fall);
+            let answers = matches!(probe, Probe::Http { .. });
+            m.record_check(result.map_err(|e| e.to_string()), hc.rise, hc.fall, answers);
         }
     });
     join_all(checks).await;

@@ -36,6 +36,11 @@ pub struct Member {
     active: AtomicU64,
     /// Set by a failed connect, cleared by a successful one (so success takes no lock).
     suspect: AtomicBool,
+    /// Set when the member accepted and then did not answer in time (response head, TLS
+    /// handshake). Such an ejection is not lifted by what a hung member still does — accept a
+    /// connect, pass a TCP health check — only by an answer (a response head in time, an HTTP
+    /// health check) or by the end of its back-off.
+    unanswered: AtomicBool,
     health: Mutex<HealthState>,
     eject: Mutex<Ejection>,
     last_error: Mutex<Option<String>>,
@@ -80,6 +85,7 @@ impl Member {
             ejected_until: AtomicU64::new(0),
             active: AtomicU64::new(0),
             suspect: AtomicBool::new(false),
+            unanswered: AtomicBool::new(false),
             health: Mutex::new(HealthState::new()),
             eject: Mutex::new(Ejection::default()),
             last_error: Mutex::new(None),
@@ -156,6 +162,11 @@ impl Member {
         self.seed
     }
 
+    /// The member's name, shared (a cheap key for maps of per-member state).
+    pub fn key(&self) -> &Arc<str> {
+        &self.label
+    }
+
     pub(super) fn label(&self) -> Arc<str> {
         self.label.clone()
     }
@@ -195,16 +206,19 @@ impl Member {
     }
 
     /// Applies one active-check result; logs and counts a change of health.
-    pub(super) fn record_check(&self, result: Result<(), String>, rise: u32, fall: u32) {
+    /// `answers`: the check proves the member answers requests (an HTTP check), not only that it
+    /// accepts connections (TCP): only such a check lifts an ejection for not answering.
+    pub(super) fn record_check(&self, result: Result<(), String>, rise: u32, fall: u32, answers: bool) {
         let ok = result.is_ok();
         let transition = {
             let mut h = self.health.lock().unwrap_or_else(PoisonError::into_inner);
             h.record(ok, rise, fall)
         };
-        if ok {
+        if ok && (answers || !self.unanswered.load(Ordering::Relaxed)) {
             let mut e = self.eject.lock().unwrap_or_else(PoisonError::into_inner);
             e.lift();
             self.ejected_until.store(0, Ordering::Relaxed);
+            self.unanswered.store(false, Ordering::Relaxed);
         }
         match transition {
             Some(Transition::Up) => {
@@ -242,8 +256,32 @@ impl Member {
         self.set_error(Some(err));
     }
 
-    /// A connect succeeded: forget past connect failures.
+    /// The member accepted a connection and then did not answer in time: ejected as by
+    /// [`connect_failed`](Self::connect_failed), and kept out until it answers again or the
+    /// back-off ends (a TCP check or a connect it still accepts does not lift it).
+    pub(super) fn answer_failed(&self, now: Instant, err: String, base: Duration, max: Duration) {
+        self.unanswered.store(true, Ordering::Relaxed);
+        self.connect_failed(now, err, base, max);
+    }
+
+    /// The member answered a request in time: an ejection for not answering ends.
+    pub fn answered(&self) {
+        if self.unanswered.swap(false, Ordering::Relaxed) {
+            self.eject
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .succeed();
+            self.suspect.store(false, Ordering::Relaxed);
+            self.ejected_until.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// A connect succeeded: forget past connect failures (but not a failure to answer: a hung
+    /// member still accepts connects).
     pub(super) fn connect_succeeded(&self) {
+        if self.unanswered.load(Ordering::Relaxed) {
+            return;
+        }
         if self.suspect.swap(false, Ordering::Relaxed) {
             self.eject
                 .lock()
@@ -251,5 +289,52 @@ impl Member {
                 .succeed();
             self.ejected_until.store(0, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: Duration = Duration::from_secs(10);
+
+    fn member() -> Member {
+        Member::new(&Arc::from("cas"), "m3", "127.0.0.1", 443, 1, false, None)
+    }
+
+    #[test]
+    fn a_member_that_accepts_and_never_answers_stays_ejected_through_tcp_checks_and_connects() {
+        let m = member();
+        let now = Instant::now();
+        m.answer_failed(now, "no response head within 1500 ms".into(), BASE, BASE * 4);
+        assert!(m.is_ejected(now));
+        // What a hung member still does: accept a connect, pass a TCP health check.
+        m.connect_succeeded();
+        m.record_check(Ok(()), 2, 3, false);
+        assert!(m.is_ejected(now), "a TCP check or a connect must not lift it");
+        // An answer does.
+        m.answered();
+        assert!(!m.is_ejected(now));
+    }
+
+    #[test]
+    fn an_http_check_lifts_an_ejection_for_not_answering() {
+        let m = member();
+        let now = Instant::now();
+        m.answer_failed(now, "no response head".into(), BASE, BASE * 4);
+        m.record_check(Ok(()), 2, 3, true);
+        assert!(!m.is_ejected(now));
+    }
+
+    #[test]
+    fn a_refused_connect_is_still_lifted_by_a_tcp_check_or_a_connect() {
+        let m = member();
+        let now = Instant::now();
+        m.connect_failed(now, "connection refused".into(), BASE, BASE * 4);
+        m.record_check(Ok(()), 2, 3, false);
+        assert!(!m.is_ejected(now));
+        m.connect_failed(now, "connection refused".into(), BASE, BASE * 4);
+        m.connect_succeeded();
+        assert!(!m.is_ejected(now));
     }
 }

@@ -203,7 +203,7 @@ impl Pool {
     /// response head): it is ejected for a back-off, exactly as one that refused the connect.
     pub fn eject(&self, member: &Member, err: String) {
         let cfg = self.config();
-        member.connect_failed(
+        member.answer_failed(
             Instant::now(),
             err,
             Duration::from_millis(cfg.eject_base_ms),

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::thread::ThreadId;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -196,12 +197,20 @@ pub fn signature(key: &[u8], s: &Signed<'_>) -> String {
     format!("v2={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Pooled backend connections of one pool for assert routes, kept per member.
+/// Pooled backend connections of one pool for assert routes, kept per worker thread and member.
+///
+/// A pooled connection is driven by a task on the worker thread that opened it; handing it to a
+/// request on another worker would make every exchange on it cross threads (two wake-ups per
+/// request, and the tail latency of whichever thread is busier). So each worker keeps its own
+/// idle connections and only ever takes back what it opened.
 #[derive(Debug)]
 pub struct AssertPool {
     backend: Backend,
-    idle: Mutex<HashMap<String, Vec<BackendLink>>>,
+    idle: Mutex<HashMap<IdleKey, Vec<BackendLink>>>,
 }
+
+/// Idle connections are kept per worker thread (the one driving them) and member.
+type IdleKey = (ThreadId, Arc<str>);
 
 impl AssertPool {
     /// An empty pool over `backend`.
@@ -212,9 +221,9 @@ impl AssertPool {
         }
     }
 
-    fn take_idle(&self, member: &str) -> Option<BackendLink> {
+    fn take_idle(&self, member: &Arc<str>) -> Option<BackendLink> {
         let mut idle = self.idle.lock().expect("idle pool lock");
-        let list = idle.get_mut(member)?;
+        let list = idle.get_mut(&(std::thread::current().id(), member.clone()))?;
         while let Some(link) = list.pop() {
             if !link.is_closed() {
                 return Some(link);
@@ -224,7 +233,13 @@ impl AssertPool {
     }
 
     async fn checkout(&self, key: Option<&str>) -> Result<BackendLink, EdgeError> {
-        let preferred = self.backend.pool.candidates(key).first().map(|m| m.name.clone());
+        let preferred = self
+            .backend
+            .pool
+            .candidates(key)
+            .into_iter()
+            .next()
+            .map(|m| m.key().clone());
         if let Some(member) = preferred {
             while let Some(mut link) = self.take_idle(&member) {
                 if let Ok(Ok(())) = tokio::time::timeout(READY_WAIT, link.sender.ready()).await {
@@ -239,8 +254,9 @@ impl AssertPool {
         if link.is_closed() {
             return;
         }
+        let key = (std::thread::current().id(), link.member_ref().key().clone());
         let mut idle = self.idle.lock().expect("idle pool lock");
-        let list = idle.entry(link.member().to_string()).or_default();
+        let list = idle.entry(key).or_default();
         if list.len() < MAX_IDLE_PER_MEMBER {
             list.push(link);
         }

@@ -164,6 +164,8 @@ impl Backend {
         match tokio::time::timeout(Duration::from_millis(ms), response).await {
             Ok(r) => {
                 self.response_time.record(sent.elapsed().as_secs_f64());
+                // Answered in time (or failed at once): not a member that holds requests.
+                member.answered();
                 Ok(r)
             }
             Err(_) => {
