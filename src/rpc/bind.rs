@@ -19,7 +19,7 @@
 use super::cursor::{Reader, Writer};
 use super::error::RpcError;
 use super::header::{CommonHeader, Drep, PacketType, HEADER_LEN, PFC_FIRST_FRAG, PFC_LAST_FRAG};
-use super::sec_trailer::{split_auth, write_auth, AuthVerifier, MAX_AUTH_PAD};
+use super::sec_trailer::{pad4, split_auth, write_auth, AuthVerifier, MAX_AUTH_PAD};
 use super::uuid::Uuid;
 
 /// Fixed part of the bind body: max_xmit_frag, max_recv_frag, assoc_group_id and the context
@@ -264,7 +264,17 @@ impl BindInfo {
                     room: MAX_AUTH_PAD,
                 });
             }
-            write_auth(&mut w, v, token);
+            if (w.out.len() + pad) % 4 == 0 {
+                write_auth(&mut w, v, token);
+            } else {
+                // The parsed pad sat after slack that is not re-encoded (an alter_context's
+                // extra bytes): the pad is recomputed so the sec_trailer stays 4-byte aligned.
+                let aligned = AuthVerifier {
+                    auth_pad_length: pad4(w.out.len()),
+                    ..v.clone()
+                };
+                write_auth(&mut w, &aligned, token);
+            }
         }
         header.frag_length = u16::try_from(w.out.len()).map_err(|_| RpcError::TooLong {
             what: "bind PDU",
@@ -431,11 +441,48 @@ mod tests {
         ));
     }
 
+    /// Found by the `rpc_bind` fuzz target: an alter_context whose pad (1) follows slack
+    /// after its context list. The slack is not re-encoded, so the pad must be recomputed or the
+    /// re-encoded sec_trailer is misaligned and the PDU no longer parses.
+    const ALTER_CONTEXT_WITH_SLACK_BEFORE_PAD: &str = "BQAOAxAQAABwACAAKAAAALgQuBAAAAAAAAABAAAAAgABAAAAAAAAAAAAAAkAlAAAAAC1AAApAAAAAAAAJQ5buP////gAAAAAymcFAAsDELMfAN0BBgUIAP////sAAAAAAAAAfwFi2gABABAAAABwAAA=";
+
+    #[test]
+    fn alter_context_with_slack_re_encodes_with_an_aligned_trailer() {
+        use base64::Engine as _;
+        let pdu = base64::engine::general_purpose::STANDARD
+            .decode(ALTER_CONTEXT_WITH_SLACK_BEFORE_PAD)
+            .unwrap();
+        let b = parse_bind(&pdu).unwrap();
+        assert_eq!(b.ptype, PacketType::AlterContext);
+        let token = b.token(&pdu).unwrap();
+        let bytes = b.to_bytes(token).unwrap();
+        let again = parse_bind(&bytes).unwrap();
+        assert_eq!(again.contexts, b.contexts);
+        assert_eq!(again.token(&bytes).unwrap(), token);
+        assert_eq!(
+            bytes.len() % 4,
+            token.len() % 4,
+            "the trailer starts 4-byte aligned"
+        );
+        // A pad that already aligns the trailer is kept as given (byte-identical re-encoding).
+        let mut s = sample(Drep::LITTLE_ENDIAN, true);
+        s.auth.as_mut().unwrap().auth_pad_length = 4;
+        let kept = parse_bind(&s.to_bytes(b"\x6e\x00").unwrap()).unwrap();
+        assert_eq!(kept.auth.unwrap().auth_pad_length, 4);
+    }
+
     #[test]
     fn unaligned_sec_trailer_is_refused() {
+        // The encoder always aligns the trailer, so the unaligned PDU is made by hand: an
+        // aligned one with pad 4 loses one pad byte and says its pad is 3.
         let mut s = sample(Drep::LITTLE_ENDIAN, true);
-        s.auth.as_mut().unwrap().auth_pad_length = 3;
-        let pdu = s.to_bytes(b"\x6e\x00").unwrap();
+        s.auth.as_mut().unwrap().auth_pad_length = 4;
+        let mut pdu = s.to_bytes(b"\x6e\x00").unwrap();
+        let trailer = pdu.len() - 8 - 2;
+        pdu.remove(trailer - 1);
+        pdu[trailer - 1 + 2] = 3;
+        let frag = u16::try_from(pdu.len()).unwrap().to_le_bytes();
+        pdu[8..10].copy_from_slice(&frag);
         assert_eq!(
             parse_bind(&pdu),
             Err(RpcError::Malformed {
