@@ -116,7 +116,7 @@ async fn run<T>(
     let head = Duration::from_millis(limits.header_timeout_ms);
     let idle = Duration::from_secs(limits.idle_timeout_secs);
     let (bytes_in, bytes_out) = metrics::bytes_counters(&listener.name);
-    let clock = Arc::new(ConnClock::new(bytes_in, bytes_out));
+    let clock = Arc::new(ConnClock::new(head, bytes_in, bytes_out));
     let session = Arc::new(Session::new(
         listener.clone(),
         Origin { peer, tls },
@@ -142,8 +142,13 @@ async fn run<T>(
     let local = LocalDrivers(driver_tx);
     let mut drivers: FuturesUnordered<LocalDriver> = FuturesUnordered::new();
     let mut draining = false;
+    let drained = drain.draining();
+    tokio::pin!(drained);
+    // One timer for the connection's life, moved only when the next look changes.
+    let sleep = tokio::time::sleep_until(Instant::now() + head);
+    tokio::pin!(sleep);
     loop {
-        let next = match clock.check(Instant::now(), head, idle) {
+        let next = match clock.look(Instant::now(), head, idle) {
             Ok(at) => at,
             Err(expiry) => {
                 let limit = match expiry {
@@ -156,6 +161,9 @@ async fn run<T>(
                 return;
             }
         };
+        if sleep.deadline() != next || sleep.is_elapsed() {
+            sleep.as_mut().reset(next);
+        }
         tokio::select! {
             res = std::future::poll_fn(|cx| LOCAL_DRIVERS.sync_scope(local.clone(), || conn.as_mut().poll(cx))) => {
                 if let Err(e) = res {
@@ -165,9 +173,9 @@ async fn run<T>(
             }
             Some(d) = driver_rx.recv() => drivers.push(d),
             _ = drivers.next(), if !drivers.is_empty() => {}
-            _ = tokio::time::sleep_until(next) => {}
+            _ = &mut sleep => {}
             _ = clock.head_began() => {}
-            _ = drain.draining(), if !draining => {
+            _ = &mut drained, if !draining => {
                 draining = true;
                 conn.as_mut().graceful_shutdown();
             }

@@ -6,6 +6,10 @@
 //! instead: the head timer starts with the first byte of a request head (or when the connection
 //! opens) and stops when the head is parsed; the idle timer measures time without a byte in either
 //! direction, so long-lived RPC channels with keep-alives stay up.
+//!
+//! The watchdog is woken only when it must be: a head that begins wakes it only if its wake-up is
+//! armed later than that head's deadline (`armed_ms`), so a busy keep-alive connection costs it
+//! one wake-up per head timeout, not one per request.
 
 use std::io;
 use std::pin::Pin;
@@ -28,6 +32,10 @@ pub struct ConnClock {
     head_started_ms: AtomicU64,
     unauth_deadline_ms: AtomicU64,
     in_request: AtomicBool,
+    /// When the watchdog will look next (ms since `start`); `NONE` until it has armed.
+    armed_ms: AtomicU64,
+    /// The head timeout, to know whether a new head's deadline comes before `armed_ms`.
+    head_ms: u64,
     head_started: Notify,
     bytes_in: ByteMeter,
     bytes_out: ByteMeter,
@@ -53,14 +61,17 @@ pub enum Expiry {
 const UNAUTH_RECHECK: Duration = Duration::from_millis(100);
 
 impl ConnClock {
-    /// A clock for a connection that opens now; the first head is due within the head timeout.
-    pub fn new(bytes_in: ByteMeter, bytes_out: ByteMeter) -> Self {
+    /// A clock for a connection that opens now; the first head is due within `head` (the
+    /// listener's head timeout, as given to [`check`](Self::check)).
+    pub fn new(head: Duration, bytes_in: ByteMeter, bytes_out: ByteMeter) -> Self {
         Self {
             start: Instant::now(),
             last_activity_ms: AtomicU64::new(0),
             head_started_ms: AtomicU64::new(0),
             unauth_deadline_ms: AtomicU64::new(NONE),
             in_request: AtomicBool::new(false),
+            armed_ms: AtomicU64::new(NONE),
+            head_ms: u64::try_from(head.as_millis()).unwrap_or(u64::MAX),
             head_started: Notify::new(),
             bytes_in,
             bytes_out,
@@ -88,11 +99,25 @@ impl ConnClock {
         if !self.in_request.load(Ordering::Acquire)
             && self
                 .head_started_ms
-                .compare_exchange(NONE, now, Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange(NONE, now, Ordering::SeqCst, Ordering::Relaxed)
                 .is_ok()
+            && self.armed_ms.load(Ordering::SeqCst) > now.saturating_add(self.head_ms)
         {
+            // The watchdog would look after this head is due: wake it to arm earlier. (It
+            // re-reads the clock after arming, so a head that begins meanwhile is never missed.)
             self.head_started.notify_one();
         }
+    }
+
+    /// The watchdog will look next at `at` (after [`check`](Self::check) gave it).
+    pub fn arm(&self, at: Instant) {
+        let ms = at.saturating_duration_since(self.start).as_millis();
+        // Rounded up: a head due before the armed instant always wakes the watchdog.
+        let ms = u64::try_from(ms)
+            .unwrap_or(NONE - 1)
+            .saturating_add(1)
+            .min(NONE - 1);
+        self.armed_ms.store(ms, Ordering::SeqCst);
     }
 
     fn on_write(&self, n: usize) {
@@ -161,7 +186,7 @@ impl ConnClock {
                 }
             }
         }
-        match self.head_started_ms.load(Ordering::Acquire) {
+        match self.head_started_ms.load(Ordering::SeqCst) {
             NONE => Ok(next),
             started => {
                 let head_at = self.at(started) + head;
@@ -172,6 +197,18 @@ impl ConnClock {
                 }
             }
         }
+    }
+
+    /// The watchdog's next look: [`check`](Self::check), [`arm`](Self::arm), then check again,
+    /// so a head that began while it armed (without waking it) is seen now.
+    pub fn look(&self, now: Instant, head: Duration, idle: Duration) -> Result<Instant, Expiry> {
+        let first = self.check(now, head, idle)?;
+        self.arm(first);
+        let second = self.check(now, head, idle)?;
+        if second < first {
+            self.arm(second);
+        }
+        Ok(first.min(second))
     }
 
     /// Bytes the connection had read when its last exchange ended: the current request's
@@ -185,8 +222,8 @@ impl ConnClock {
         self.total_in.load(Ordering::Relaxed)
     }
 
-    /// Resolves when a new request head begins or the unauthenticated deadline starts (so the
-    /// watchdog re-arms its deadline).
+    /// Resolves when a new request head begins before the armed wake-up could see it in time,
+    /// or the unauthenticated deadline starts (so the watchdog re-arms its deadline).
     pub async fn head_began(&self) {
         self.head_started.notified().await
     }
@@ -288,7 +325,12 @@ mod tests {
 
     fn clock() -> ConnClock {
         let (i, o) = crate::edge::metrics::bytes_counters("test");
-        ConnClock::new(i, o)
+        ConnClock::new(HEAD, i, o)
+    }
+
+    fn woken(c: &ConnClock) -> bool {
+        use futures_util::FutureExt as _;
+        c.head_began().now_or_never().is_some()
     }
 
     const HEAD: Duration = Duration::from_secs(10);
@@ -370,5 +412,64 @@ mod tests {
         assert_eq!(c.check(ms(&c, 0), HEAD, IDLE), Ok(ms(&c, 10_000)));
         c.request_started();
         assert_eq!(c.check(ms(&c, 0), HEAD, IDLE), Ok(ms(&c, 1_200_000)));
+    }
+
+    #[test]
+    fn a_head_wakes_the_watchdog_only_when_its_deadline_comes_before_the_armed_look() {
+        let c = clock();
+        c.request_started();
+        c.request_finished_at(1_000);
+        // Between requests the watchdog sleeps until the idle timeout: a new head must wake it.
+        let next = c.check(ms(&c, 1_000), HEAD, IDLE).unwrap();
+        assert_eq!(next, ms(&c, 1_201_000));
+        c.arm(next);
+        c.on_read_at(40, 2_000);
+        assert!(
+            woken(&c),
+            "the head is due at 12 s, the watchdog would look at 1201 s"
+        );
+        let next = c.check(ms(&c, 2_000), HEAD, IDLE).unwrap();
+        assert_eq!(next, ms(&c, 12_000));
+        c.arm(next);
+        // The next requests of a busy connection begin before that look: no wake-up each.
+        c.request_started();
+        c.request_finished_at(2_100);
+        c.on_read_at(40, 2_200);
+        assert!(
+            !woken(&c),
+            "the armed look at 12 s comes before this head's deadline"
+        );
+        c.request_started();
+        c.request_finished_at(2_300);
+        assert_eq!(
+            c.check(ms(&c, 12_000), HEAD, IDLE),
+            Ok(ms(&c, 1_202_300)),
+            "at the armed look, nothing is due: it re-arms for idleness"
+        );
+    }
+
+    #[test]
+    fn a_watchdog_that_never_armed_is_always_woken() {
+        let c = clock();
+        c.request_started();
+        c.request_finished_at(0);
+        c.on_read_at(10, 5);
+        assert!(woken(&c));
+    }
+
+    #[test]
+    fn a_head_that_begins_while_the_watchdog_arms_is_seen_on_its_second_look() {
+        // The watchdog checked (no head), a head began without waking it (the old armed look
+        // came first), then the watchdog armed for idleness: its look after arming sees the head.
+        let c = clock();
+        c.request_started();
+        c.request_finished_at(0);
+        c.arm(ms(&c, 5_000));
+        let first = c.check(ms(&c, 100), HEAD, IDLE).unwrap();
+        c.on_read_at(10, 100);
+        assert!(!woken(&c));
+        c.arm(first);
+        let second = c.check(ms(&c, 100), HEAD, IDLE).unwrap();
+        assert_eq!(second, ms(&c, 10_100), "the head's deadline");
     }
 }
