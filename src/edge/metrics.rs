@@ -46,19 +46,6 @@ pub fn edge_error(listener: &str, side: &'static str, label: &'static str) {
     .increment(1);
 }
 
-/// A response sent to a client, by status class (`2xx` … `5xx`).
-pub fn response(listener: &str, status: u16) {
-    let class = match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    };
-    counter!(crate::observe::HTTP_RESPONSES, "listener" => listener.to_string(), "class" => class)
-        .increment(1);
-}
-
 /// Counts a client connection as active until the guard drops.
 pub fn connection_opened(listener: &str) -> ConnectionGuard {
     crate::observe::connection_opened(listener)

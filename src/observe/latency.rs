@@ -1,7 +1,7 @@
-//! Latency histograms and access-log counters, as handles looked up once (per listener, route
-//! or pool) so that a request records with no label lookup and no allocation.
+//! Latency histograms, response and authentication counters, as handles looked up once (per
+//! listener, route or pool) so that a request records with no label lookup and no allocation.
 
-use metrics::{counter, histogram, Histogram};
+use metrics::{counter, histogram, Counter, Histogram};
 
 use super::names::*;
 
@@ -46,4 +46,61 @@ pub fn backend_response_duration(pool: &str) -> Histogram {
 /// `kedge_rpc_bind_duration_seconds` of `listener`.
 pub fn rpc_bind_duration(listener: &str) -> Histogram {
     histogram!(RPC_BIND_DURATION, "listener" => listener.to_owned())
+}
+
+/// `kedge_http_responses_total` of one listener, one handle per status class.
+#[derive(Clone)]
+pub struct ResponseCounters([Counter; 5]);
+
+impl std::fmt::Debug for ResponseCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResponseCounters")
+    }
+}
+
+impl ResponseCounters {
+    /// The handles of `listener`.
+    pub fn new(listener: &str) -> Self {
+        let c = |class: &'static str| counter!(HTTP_RESPONSES, "listener" => listener.to_owned(), "class" => class);
+        Self([c("1xx"), c("2xx"), c("3xx"), c("4xx"), c("5xx")])
+    }
+
+    /// Counts one response with `status`.
+    pub fn count(&self, status: u16) {
+        let i = usize::from(status / 100).clamp(1, 5) - 1;
+        self.0[i].increment(1);
+    }
+}
+
+/// A successful authentication for one service on one protocol, as counted by
+/// [`auth_attempt`](super::auth_attempt) with result and reason `ok`: the same series, looked
+/// up once (per route) instead of per request.
+#[derive(Clone)]
+pub struct AuthSuccesses {
+    total: Counter,
+    duration: Histogram,
+}
+
+impl std::fmt::Debug for AuthSuccesses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthSuccesses")
+    }
+}
+
+impl AuthSuccesses {
+    /// The handles of `service` (any case: the label is lowercase) on `protocol`.
+    pub fn new(protocol: &str, service: &str) -> Self {
+        Self {
+            total: counter!(AUTH_TOTAL, "protocol" => protocol.to_owned(),
+                "service" => service.to_ascii_lowercase(), "result" => "ok", "reason" => "ok"),
+            duration: histogram!(AUTH_DURATION, "protocol" => protocol.to_owned()),
+        }
+    }
+
+    /// One token accepted after `seconds` of validation.
+    pub fn record(&self, seconds: f64) {
+        super::tally::bump(&super::tally::tally().auth_ok, 1);
+        self.total.increment(1);
+        self.duration.record(seconds);
+    }
 }

@@ -26,7 +26,7 @@ use crate::edge::Authenticate;
 use crate::krb::acceptor::{AcceptCtx, Accepted};
 use crate::krb::error::AuthError;
 use crate::observe::access_log::{AccessLog, Entry, Kind};
-use crate::observe::{escaped, RequestDurations};
+use crate::observe::{escaped, RequestDurations, ResponseCounters};
 use crate::pool::Member;
 
 /// What every connection of a listener shares.
@@ -47,6 +47,8 @@ pub struct ListenerShared {
     pub label: Arc<str>,
     /// `kedge_http_request_duration_seconds` of requests no route matched.
     pub no_route: RequestDurations,
+    /// `kedge_http_responses_total` of this listener.
+    pub responses: ResponseCounters,
 }
 
 /// What the access log needs of a request, taken before it is forwarded: no copy (the method
@@ -141,7 +143,7 @@ impl Session {
             }
         };
         let status = resp.status().as_u16();
-        metrics::response(&self.listener.name, status);
+        self.listener.responses.count(status);
         let durations = served
             .route
             .as_ref()
@@ -342,7 +344,7 @@ impl Session {
         let secs = started.elapsed().as_secs_f64();
         match &res {
             Ok(acc) => {
-                metrics::auth_attempt("http", &route.cfg.service, "ok", "ok", Some(secs));
+                route.auth_successes.record(secs);
                 tracing::debug!(
                     listener = %self.listener.name, peer = %self.origin.peer, principal = %escaped(&acc.client),
                     service = %route.cfg.service, mutual = acc.mutual, "Negotiate token accepted"

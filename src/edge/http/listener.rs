@@ -41,6 +41,7 @@ pub async fn serve_http(
         access_log: ctx.access_log().cloned(),
         label: cfg.name.as_str().into(),
         no_route: crate::observe::RequestDurations::new(&cfg.name, "none"),
+        responses: crate::observe::ResponseCounters::new(&cfg.name),
     });
     let tls = shared.tls.is_some();
     // Shared by every accept loop: one connection limit, one drain switch per listener.

@@ -12,7 +12,7 @@ use super::backend::Backend;
 use super::error::{EdgeError, ErrorKind};
 use super::{EdgeContext, ServeError};
 use crate::config::{AssertConfig, HttpListenerConfig, NtlmPolicy, RouteConfig, RouteMode, SchemePolicy};
-use crate::observe::RequestDurations;
+use crate::observe::{AuthSuccesses, RequestDurations};
 
 /// Assert-mode set-up of a route.
 #[derive(Debug)]
@@ -38,6 +38,8 @@ pub struct Route {
     pub identity_headers: Arc<[HeaderName]>,
     /// `kedge_http_request_duration_seconds` of this route (label: its prefix).
     pub durations: RequestDurations,
+    /// `kedge_auth_attempts_total` and the validation time of tokens accepted here.
+    pub auth_successes: AuthSuccesses,
 }
 
 impl Route {
@@ -112,6 +114,7 @@ impl RouteTable {
                 assert,
                 identity_headers: identity_headers.clone(),
                 durations: RequestDurations::new(&cfg.name, &r.prefix),
+                auth_successes: AuthSuccesses::new("http", &r.service),
             }));
         }
         routes.sort_by_key(|r| std::cmp::Reverse(r.cfg.prefix.len()));
