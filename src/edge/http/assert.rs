@@ -21,14 +21,11 @@ use std::thread::ThreadId;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use hmac::{Hmac, Mac};
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, HOST, WWW_AUTHENTICATE};
 use http::{Request, Response, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use sha2::Sha256;
-use zeroize::Zeroizing;
 
 use super::backend::{exchange_error, Backend, BackendLink};
 use super::body::AnyBody;
@@ -37,6 +34,7 @@ use super::forward_headers::{prepare_request, remove_identity_headers, strip_hop
 use super::negotiate::Identity;
 use super::passthrough::Origin;
 use crate::config::AssertConfig;
+use crate::krb::crypto::{HmacSha256, KeyedHmac};
 
 /// Idle connections kept per member.
 const MAX_IDLE_PER_MEMBER: usize = 64;
@@ -65,7 +63,10 @@ pub struct AssertHeaders {
     groups: Option<HeaderName>,
     signature: Option<HeaderName>,
     timestamp: HeaderName,
-    key: Option<Zeroizing<Vec<u8>>>,
+    /// All of the above, for removing what a client sent.
+    names: Vec<HeaderName>,
+    /// The signing key's keyed HMAC-SHA256 state (zeroized on drop).
+    key: Option<KeyedHmac<HmacSha256>>,
 }
 
 impl std::fmt::Debug for AssertHeaders {
@@ -92,48 +93,55 @@ impl AssertHeaders {
     pub fn from_config(cfg: &AssertConfig) -> Result<Self, AssertSetupError> {
         let key = match &cfg.hmac_key_file {
             None => None,
-            Some(path) => Some(crate::secret_file::read_secret(path, "the assert HMAC key")?),
+            Some(path) => Some(KeyedHmac::new(&crate::secret_file::read_secret(
+                path,
+                "the assert HMAC key",
+            )?)),
         };
+        let principal = header_name("principal_header", &cfg.principal_header)?;
+        let groups = cfg
+            .groups_header
+            .as_deref()
+            .map(|n| header_name("groups_header", n))
+            .transpose()?;
+        let signature = cfg
+            .signature_header
+            .as_deref()
+            .map(|n| header_name("signature_header", n))
+            .transpose()?;
+        let timestamp = header_name("timestamp_header", &cfg.timestamp_header)?;
+        let mut names = vec![principal.clone(), timestamp.clone()];
+        names.extend(groups.iter().cloned());
+        names.extend(signature.iter().cloned());
         Ok(Self {
-            principal: header_name("principal_header", &cfg.principal_header)?,
-            groups: cfg
-                .groups_header
-                .as_deref()
-                .map(|n| header_name("groups_header", n))
-                .transpose()?,
-            signature: cfg
-                .signature_header
-                .as_deref()
-                .map(|n| header_name("signature_header", n))
-                .transpose()?,
-            timestamp: header_name("timestamp_header", &cfg.timestamp_header)?,
+            principal,
+            groups,
+            signature,
+            timestamp,
+            names,
             key,
         })
     }
 
     /// Every header name this route states identity in.
-    pub fn names(&self) -> Vec<HeaderName> {
-        let mut v = vec![self.principal.clone(), self.timestamp.clone()];
-        v.extend(self.groups.iter().cloned());
-        v.extend(self.signature.iter().cloned());
-        v
+    pub fn names(&self) -> &[HeaderName] {
+        &self.names
     }
 
     /// Removes every identity header the client sent (any case, and look-alikes with `_` or
     /// `.` for `-`: [`remove_identity_headers`]) and the Authorization header, then states `id`,
     /// if any, signed over the request's method, target and host.
     pub fn apply<B>(&self, req: &mut Request<B>, id: Option<&Identity>, now: SystemTime) {
-        let names = self.names();
         let headers = req.headers_mut();
         headers.remove(AUTHORIZATION);
-        remove_identity_headers(headers, &names);
+        remove_identity_headers(headers, &self.names);
         let Some(id) = id else { return };
-        let groups = id.groups().join(",");
+        let groups = id.groups_joined();
         if let Ok(v) = HeaderValue::from_str(&id.principal) {
             headers.insert(self.principal.clone(), v);
         }
         if let (Some(name), true) = (&self.groups, id.has_pac()) {
-            if let Ok(v) = HeaderValue::from_str(&groups) {
+            if let Ok(v) = HeaderValue::from_str(groups) {
                 headers.insert(name.clone(), v);
             }
         }
@@ -146,10 +154,10 @@ impl AssertHeaders {
                 target: target.as_bytes(),
                 host,
                 principal: &id.principal,
-                groups: &groups,
+                groups,
                 timestamp: ts,
             };
-            let sig = signature(key, &signed);
+            let sig = sign(key, &signed);
             let headers = req.headers_mut();
             headers.insert(self.timestamp.clone(), HeaderValue::from(ts));
             headers.insert(
@@ -180,21 +188,29 @@ pub struct Signed<'a> {
 /// `v2=` and `hex(HMAC-SHA256(key, "kedge-assert-v2" ‖ len‖method ‖ len‖target ‖ len‖host ‖
 /// len‖principal ‖ len‖groups ‖ len‖timestamp))`, lengths 4-byte big-endian.
 pub fn signature(key: &[u8], s: &Signed<'_>) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(b"kedge-assert-v2");
+    sign(&KeyedHmac::new(key), s)
+}
+
+/// [`signature`] with the key's HMAC state prepared once (per route, not per request).
+fn sign(key: &KeyedHmac<HmacSha256>, s: &Signed<'_>) -> String {
     let ts = s.timestamp.to_string();
-    for field in [
+    let fields = [
         s.method,
         s.target,
         s.host,
         s.principal.as_bytes(),
         s.groups.as_bytes(),
         ts.as_bytes(),
-    ] {
-        mac.update(&u32::try_from(field.len()).unwrap_or(u32::MAX).to_be_bytes());
-        mac.update(field);
+    ];
+    let lengths = fields.map(|f| u32::try_from(f.len()).unwrap_or(u32::MAX).to_be_bytes());
+    let mut parts: [&[u8]; 13] = [b"kedge-assert-v2"; 13];
+    for (i, (len, field)) in lengths.iter().zip(fields).enumerate() {
+        parts[1 + 2 * i] = len;
+        parts[2 + 2 * i] = field;
     }
-    format!("v2={}", hex::encode(mac.finalize().into_bytes()))
+    let mut mac = [0u8; 32];
+    key.mac_into(&parts, &mut mac);
+    format!("v2={}", hex::encode(mac))
 }
 
 /// Pooled backend connections of one pool for assert routes, kept per worker thread and member.
@@ -380,11 +396,11 @@ mod tests {
     }
 
     fn alice() -> Identity {
-        Identity {
-            principal: "alice@KEDGE.TEST".into(),
-            service: "http".into(),
-            pac: Some(std::sync::Arc::new(kedge_pac())),
-        }
+        Identity::new(
+            "alice@KEDGE.TEST".into(),
+            "http".into(),
+            Some(std::sync::Arc::new(kedge_pac())),
+        )
     }
 
     fn request(headers: &[(&str, &'static str)]) -> Request<()> {
@@ -442,6 +458,46 @@ mod tests {
             groups: "S-1",
             timestamp: 100,
         }
+    }
+
+    #[test]
+    fn signature_is_hmac_sha256_over_the_length_prefixed_fields() {
+        use hmac::{Hmac, Mac};
+        let s = signed();
+        let mut m = Hmac::<sha2::Sha256>::new_from_slice(b"k").unwrap();
+        m.update(b"kedge-assert-v2");
+        for f in [
+            &b"POST"[..],
+            b"/ews/Exchange.asmx?x=1",
+            b"outlook.contoso.com",
+            b"alice@R",
+            b"S-1",
+            b"100",
+        ] {
+            m.update(&u32::try_from(f.len()).unwrap().to_be_bytes());
+            m.update(f);
+        }
+        let want = format!("v2={}", hex::encode(m.finalize().into_bytes()));
+        assert_eq!(signature(b"k", &s), want);
+        // A key longer than SHA-256's block is hashed first (RFC 2104 §2).
+        let long = [7u8; 100];
+        let mut m = Hmac::<sha2::Sha256>::new_from_slice(&long).unwrap();
+        m.update(b"kedge-assert-v2");
+        for f in [
+            &b"POST"[..],
+            b"/ews/Exchange.asmx?x=1",
+            b"outlook.contoso.com",
+            b"alice@R",
+            b"S-1",
+            b"100",
+        ] {
+            m.update(&u32::try_from(f.len()).unwrap().to_be_bytes());
+            m.update(f);
+        }
+        assert_eq!(
+            signature(&long, &s),
+            format!("v2={}", hex::encode(m.finalize().into_bytes()))
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! (a different principal gets its own backend connection); a refused one resets the connection
 //! to unauthenticated.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
@@ -155,16 +155,34 @@ pub struct Identity {
     pub service: String,
     /// The PAC identity, when the ticket carried a PAC.
     pub pac: Option<Arc<PacIdentity>>,
+    /// The group SIDs comma-separated, formatted once (the first time an assert route states
+    /// them), then reused by every request of the connection.
+    groups_joined: OnceLock<String>,
 }
 
 impl Identity {
+    /// An identity of `principal` for `service`, with the PAC's identity if the ticket had one.
+    pub fn new(principal: String, service: String, pac: Option<Arc<PacIdentity>>) -> Self {
+        Self {
+            principal,
+            service,
+            pac,
+            groups_joined: OnceLock::new(),
+        }
+    }
+
     /// The identity of a validated token; `service` is what the route asked for.
     pub fn from_accepted(acc: &Accepted, service: &str) -> Self {
-        Self {
-            principal: acc.client.canonical(),
-            service: service.to_string(),
-            pac: acc.pac.clone().map(Arc::new),
-        }
+        Self::new(
+            acc.client.canonical(),
+            service.to_string(),
+            acc.pac.clone().map(Arc::new),
+        )
+    }
+
+    /// The group SIDs comma-separated (empty without a PAC), as assert routes state them.
+    pub fn groups_joined(&self) -> &str {
+        self.groups_joined.get_or_init(|| self.groups().join(","))
     }
 
     /// Whether the ticket carried a PAC.
@@ -305,15 +323,16 @@ mod tests {
 
     #[test]
     fn deny_wins_and_empty_allow_allows() {
-        let id = Identity {
-            principal: "alice@R".into(),
-            service: "http".into(),
-            pac: Some(Arc::new(PacIdentity::from_sids(
+        let id = Identity::new(
+            "alice@R".into(),
+            "http".into(),
+            Some(Arc::new(PacIdentity::from_sids(
                 Some("S-1-5-21-1-1001".into()),
                 vec!["S-1-5-21-1-513".into()],
                 None,
             ))),
-        };
+        );
+        assert_eq!(id.groups_joined(), "S-1-5-21-1-513");
         assert!(id.permitted_by(&GroupRules::default()));
         let allow = GroupRules {
             allow: vec!["S-1-5-21-1-513".into()],
@@ -330,7 +349,8 @@ mod tests {
             deny: vec![],
         };
         assert!(!id.permitted_by(&other));
-        let no_pac = Identity { pac: None, ..id };
+        let no_pac = Identity::new(id.principal.clone(), id.service.clone(), None);
+        assert_eq!(no_pac.groups_joined(), "");
         assert!(no_pac.permitted_by(&GroupRules::default()));
         let deny_only = GroupRules {
             allow: vec![],

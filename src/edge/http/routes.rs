@@ -80,7 +80,7 @@ impl RouteTable {
                             index: i,
                             reason: e.to_string(),
                         })?;
-                identity.extend(headers.names());
+                identity.extend(headers.names().iter().cloned());
             }
         }
         identity.sort_by(|a, b| a.as_str().cmp(b.as_str()));

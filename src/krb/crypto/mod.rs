@@ -23,6 +23,9 @@ mod tests;
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+/// HMAC with its keyed state precomputed and zeroized on drop, for other keys kedge holds (the
+/// assert-mode signing key).
+pub(crate) use self::hmac_state::{KeyedHmac, Sha256 as HmacSha256};
 pub use self::nfold::nfold;
 pub use self::string_to_key::{
     derive_keys, AES_SHA1_DEFAULT_ITERATIONS, AES_SHA2_DEFAULT_ITERATIONS, MAX_ITERATIONS,
