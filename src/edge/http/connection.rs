@@ -19,7 +19,6 @@ use crate::edge::source_limits::{SourceGuard, SourceLimits};
 use tokio::time::Instant;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use std::future::Future as _;
 
 use super::backend::{LocalDriver, LocalDrivers, LOCAL_DRIVERS};
 use super::handler::{ListenerShared, Session};
@@ -147,40 +146,46 @@ async fn run<T>(
     // One timer for the connection's life, moved only when the next look changes.
     let sleep = tokio::time::sleep_until(Instant::now() + head);
     tokio::pin!(sleep);
-    loop {
-        let next = match clock.look(Instant::now(), head, idle) {
-            Ok(at) => at,
-            Err(expiry) => {
-                let limit = match expiry {
-                    Expiry::HeaderTimeout => "header_timeout",
-                    Expiry::Idle => "idle_timeout",
-                    Expiry::Unauthenticated => "unauthenticated_timeout",
+    // Backend connections opened while serving (passthrough pins) reach this task's drivers
+    // through the task-local, set once around the whole loop.
+    LOCAL_DRIVERS
+        .scope(local, async move {
+            loop {
+                let next = match clock.look(Instant::now(), head, idle) {
+                    Ok(at) => at,
+                    Err(expiry) => {
+                        let limit = match expiry {
+                            Expiry::HeaderTimeout => "header_timeout",
+                            Expiry::Idle => "idle_timeout",
+                            Expiry::Unauthenticated => "unauthenticated_timeout",
+                        };
+                        tracing::debug!(listener = %listener.name, %peer, limit, "closing connection");
+                        metrics::limit_exceeded(&listener.name, limit);
+                        return;
+                    }
                 };
-                tracing::debug!(listener = %listener.name, %peer, limit, "closing connection");
-                metrics::limit_exceeded(&listener.name, limit);
-                return;
-            }
-        };
-        if sleep.deadline() != next || sleep.is_elapsed() {
-            sleep.as_mut().reset(next);
-        }
-        tokio::select! {
-            res = std::future::poll_fn(|cx| LOCAL_DRIVERS.sync_scope(local.clone(), || conn.as_mut().poll(cx))) => {
-                if let Err(e) = res {
-                    connection_error(&listener.name, peer, &e);
+                if sleep.deadline() != next || sleep.is_elapsed() {
+                    sleep.as_mut().reset(next);
                 }
-                return;
+                tokio::select! {
+                    res = conn.as_mut() => {
+                        if let Err(e) = res {
+                            connection_error(&listener.name, peer, &e);
+                        }
+                        return;
+                    }
+                    Some(d) = driver_rx.recv() => drivers.push(d),
+                    _ = drivers.next(), if !drivers.is_empty() => {}
+                    _ = &mut sleep => {}
+                    _ = clock.head_began() => {}
+                    _ = &mut drained, if !draining => {
+                        draining = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
             }
-            Some(d) = driver_rx.recv() => drivers.push(d),
-            _ = drivers.next(), if !drivers.is_empty() => {}
-            _ = &mut sleep => {}
-            _ = clock.head_began() => {}
-            _ = &mut drained, if !draining => {
-                draining = true;
-                conn.as_mut().graceful_shutdown();
-            }
-        }
-    }
+        })
+        .await
 }
 
 /// Counts how a connection ended badly. hyper has already answered head errors itself
