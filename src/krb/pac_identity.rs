@@ -92,6 +92,14 @@ impl PacIdentity {
             _ => Vec::new(),
         }
     }
+    /// [`group_sids`](Self::group_sids) joined with `,`, formatted without a string per SID.
+    pub fn group_sids_joined(&self) -> String {
+        match (self.logon(), &self.fixed) {
+            (Some(li), _) => li.all_group_sids_joined(),
+            (None, Some(f)) => f.groups.join(","),
+            _ => String::new(),
+        }
+    }
     /// Logon domain (NetBIOS) name.
     pub fn logon_domain(&self) -> Option<String> {
         match (self.logon(), &self.fixed) {

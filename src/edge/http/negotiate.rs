@@ -182,7 +182,12 @@ impl Identity {
 
     /// The group SIDs comma-separated (empty without a PAC), as assert routes state them.
     pub fn groups_joined(&self) -> &str {
-        self.groups_joined.get_or_init(|| self.groups().join(","))
+        self.groups_joined.get_or_init(|| {
+            self.pac
+                .as_ref()
+                .map(|p| p.group_sids_joined())
+                .unwrap_or_default()
+        })
     }
 
     /// Whether the ticket carried a PAC.

@@ -210,6 +210,59 @@ impl LogonInfo {
             .chain(self.resource_group_sids());
         all.filter(|sid| seen.insert(sid.clone())).collect()
     }
+
+    /// [`all_group_sids`](Self::all_group_sids) as text joined with `,` (what assert-mode
+    /// headers state), built without a `Sid` per group: each domain SID is formatted once and its
+    /// groups' RIDs appended; the same SIDs, in the same order, without duplicates.
+    pub fn all_group_sids_joined(&self) -> String {
+        use std::fmt::Write as _;
+        let groups = self.group_ids.len() + self.extra_sids.len() + self.resource_group_ids.len();
+        // Every SID once, back to back in `text` (in `all_group_sids` order), at `spans`.
+        let mut text = String::with_capacity(48 * groups);
+        let mut spans = Vec::with_capacity(groups);
+        write_under(&mut text, &mut spans, &self.domain_sid, &self.group_ids);
+        for e in &self.extra_sids {
+            let start = text.len();
+            let _ = write!(text, "{}", e.sid);
+            spans.push(start..text.len());
+        }
+        if let Some(domain) = &self.resource_group_domain_sid {
+            write_under(&mut text, &mut spans, domain, &self.resource_group_ids);
+        }
+        let mut seen = std::collections::HashSet::with_capacity(groups);
+        let mut out = String::with_capacity(text.len() + groups);
+        for span in spans {
+            let sid = &text[span];
+            if seen.insert(sid) {
+                if !out.is_empty() {
+                    out.push(',');
+                }
+                out.push_str(sid);
+            }
+        }
+        out
+    }
+}
+
+/// Appends `domain`-`rid` for each of `rids` to `text` (the domain formatted once), and where
+/// each one is to `spans`. Like [`with_rid`], a domain SID with no room for a RID stands alone.
+fn write_under(
+    text: &mut String,
+    spans: &mut Vec<std::ops::Range<usize>>,
+    domain: &Sid,
+    rids: &[GroupMembership],
+) {
+    use std::fmt::Write as _;
+    let prefix = domain.to_string();
+    let room = domain.sub_authorities().len() < MAX_SUB_AUTHORITIES;
+    for g in rids {
+        let start = text.len();
+        text.push_str(&prefix);
+        if room {
+            let _ = write!(text, "-{}", g.rid);
+        }
+        spans.push(start..text.len());
+    }
 }
 
 /// `domain` plus `rid`. Parsing and building refuse a domain SID with 15 sub-authorities, so the

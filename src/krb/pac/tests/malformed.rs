@@ -27,11 +27,13 @@ impl Lcg {
 fn exercise(bytes: &[u8]) {
     if let Ok(pac) = Pac::parse(bytes) {
         if let Some(li) = pac.logon_info() {
-            let _ = (
-                li.user_sid().to_string(),
-                li.all_group_sids(),
-                li.resource_group_sids(),
+            let all: Vec<String> = li.all_group_sids().iter().map(|s| s.to_string()).collect();
+            assert_eq!(
+                li.all_group_sids_joined(),
+                all.join(","),
+                "one text for the same SIDs"
             );
+            let _ = (li.user_sid().to_string(), li.resource_group_sids());
         }
         let _ = (
             pac.client_info().map(|c| c.logon_time_unix()),

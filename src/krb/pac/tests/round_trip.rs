@@ -94,6 +94,8 @@ fn builder_round_trips_every_logon_info_field() {
         ]
     );
     assert_eq!(li.all_group_sids().len(), 4 + 2 + 2);
+    let all: Vec<String> = li.all_group_sids().iter().map(Sid::to_string).collect();
+    assert_eq!(li.all_group_sids_joined(), all.join(","));
 }
 
 #[test]
@@ -170,6 +172,8 @@ fn windows_like_pac_has_the_size_of_a_real_users() {
         assert_eq!(pac.upn_dns_info().unwrap().dns_domain, "CONTOSO.COM");
         assert_eq!(li.extra_sids(), vec!["S-1-18-1".parse::<Sid>().unwrap()]);
         assert_eq!(li.all_group_sids().len(), groups as usize + 1);
+        let all: Vec<String> = li.all_group_sids().iter().map(Sid::to_string).collect();
+        assert_eq!(li.all_group_sids_joined(), all.join(","));
     }
 }
 
@@ -236,5 +240,9 @@ fn duplicate_group_sids_are_listed_once() {
     assert_eq!(
         pac.logon_info().unwrap().all_group_sids(),
         vec![domain().with_rid(513).unwrap()]
+    );
+    assert_eq!(
+        pac.logon_info().unwrap().all_group_sids_joined(),
+        domain().with_rid(513).unwrap().to_string()
     );
 }

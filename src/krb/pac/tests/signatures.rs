@@ -299,6 +299,7 @@ fn windows_2022_ticket_pac_parses_and_its_server_signature_verifies() {
     assert_eq!(li.user_sid().to_string(), format!("{domain}-500"));
     assert_eq!(li.user_flags(), LOGON_EXTRA_SIDS | LOGON_RESOURCE_GROUPS);
     let all: Vec<String> = li.all_group_sids().iter().map(Sid::to_string).collect();
+    assert_eq!(li.all_group_sids_joined(), all.join(","));
     let rid = |r: u32| format!("{domain}-{r}");
     assert_eq!(
         all,
