@@ -19,6 +19,8 @@ use crate::edge::source_limits::{SourceGuard, SourceLimits};
 use tokio::time::Instant;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use std::future::Future as _;
+use std::task::{Context, Poll};
 
 use super::backend::{LocalDriver, LocalDrivers, LOCAL_DRIVERS};
 use super::handler::{ListenerShared, Session};
@@ -167,15 +169,26 @@ async fn run<T>(
                 if sleep.deadline() != next || sleep.is_elapsed() {
                     sleep.as_mut().reset(next);
                 }
+                // The client side and its backend connections in one step, in the order an
+                // exchange flows: a response that arrived from the member reaches hyper's server
+                // side in the same poll, and a request it hands over goes out at once, instead of
+                // either waiting for every other connection's turn on this worker.
+                let step = std::future::poll_fn(|cx| {
+                    poll_drivers(&mut drivers, &mut driver_rx, cx);
+                    if let Poll::Ready(res) = conn.as_mut().poll(cx) {
+                        return Poll::Ready(res);
+                    }
+                    poll_drivers(&mut drivers, &mut driver_rx, cx);
+                    Poll::Pending
+                });
                 tokio::select! {
-                    res = conn.as_mut() => {
+                    biased;
+                    res = step => {
                         if let Err(e) = res {
                             connection_error(&listener.name, peer, &e);
                         }
                         return;
                     }
-                    Some(d) = driver_rx.recv() => drivers.push(d),
-                    _ = drivers.next(), if !drivers.is_empty() => {}
                     _ = &mut sleep => {}
                     _ = clock.head_began() => {}
                     _ = &mut drained, if !draining => {
@@ -186,6 +199,18 @@ async fn run<T>(
             }
         })
         .await
+}
+
+/// Takes new backend-connection drivers and runs every woken one until none can go on.
+fn poll_drivers(
+    drivers: &mut FuturesUnordered<LocalDriver>,
+    new: &mut tokio::sync::mpsc::UnboundedReceiver<LocalDriver>,
+    cx: &mut Context<'_>,
+) {
+    while let Poll::Ready(Some(d)) = new.poll_recv(cx) {
+        drivers.push(d);
+    }
+    while let Poll::Ready(Some(())) = drivers.poll_next_unpin(cx) {}
 }
 
 /// Counts how a connection ended badly. hyper has already answered head errors itself
