@@ -215,7 +215,6 @@ impl LogonInfo {
     /// headers state), built without a `Sid` per group: each domain SID is formatted once and its
     /// groups' RIDs appended; the same SIDs, in the same order, without duplicates.
     pub fn all_group_sids_joined(&self) -> String {
-        use std::fmt::Write as _;
         let groups = self.group_ids.len() + self.extra_sids.len() + self.resource_group_ids.len();
         // Every SID once, back to back in `text` (in `all_group_sids` order), at `spans`.
         let mut text = String::with_capacity(48 * groups);
@@ -223,7 +222,7 @@ impl LogonInfo {
         write_under(&mut text, &mut spans, &self.domain_sid, &self.group_ids);
         for e in &self.extra_sids {
             let start = text.len();
-            let _ = write!(text, "{}", e.sid);
+            e.sid.push_to(&mut text);
             spans.push(start..text.len());
         }
         if let Some(domain) = &self.resource_group_domain_sid {
@@ -252,14 +251,15 @@ fn write_under(
     domain: &Sid,
     rids: &[GroupMembership],
 ) {
-    use std::fmt::Write as _;
-    let prefix = domain.to_string();
+    let mut prefix = String::with_capacity(64);
+    domain.push_to(&mut prefix);
     let room = domain.sub_authorities().len() < MAX_SUB_AUTHORITIES;
     for g in rids {
         let start = text.len();
         text.push_str(&prefix);
         if room {
-            let _ = write!(text, "-{}", g.rid);
+            text.push('-');
+            super::sid::push_decimal(text, g.rid.into());
         }
         spans.push(start..text.len());
     }

@@ -144,6 +144,39 @@ impl Sid {
     }
 }
 
+impl Sid {
+    /// Appends the string form (the same text as `Display`) to `out` without the formatting
+    /// machinery: group lists format dozens of SIDs per request.
+    pub fn push_to(&self, out: &mut String) {
+        out.push_str("S-1-");
+        if self.authority >= 1 << 32 {
+            use fmt::Write as _;
+            let _ = write!(out, "0x{:012X}", self.authority);
+        } else {
+            push_decimal(out, self.authority);
+        }
+        for &sa in &self.sub_authorities {
+            out.push('-');
+            push_decimal(out, sa.into());
+        }
+    }
+}
+
+/// Appends `n` in decimal.
+pub fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[i..].iter().map(|&d| char::from(d)));
+}
+
 /// The string form (MS-DTYP 2.4.2.1): `S-1-5-21-1-2-3`; an authority of 2^32 or more is written
 /// in hexadecimal (`S-1-0x123456789ABC-…`).
 impl fmt::Display for Sid {
@@ -214,6 +247,26 @@ fn is_digits(s: &str, radix: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_to_writes_what_display_writes() {
+        for (authority, subs) in [
+            (5u64, &[21u32, 3623811015, 3361044348, 30300820, 1013][..]),
+            (0, &[0][..]),
+            (18, &[1][..]),
+            (u64::from(u32::MAX), &[u32::MAX, 0, 10, 99, 100][..]),
+            (1 << 32, &[7][..]),
+            ((1 << 48) - 1, &[][..]),
+        ] {
+            let sid = Sid::new(authority, subs).unwrap();
+            let mut out = String::from("x,");
+            sid.push_to(&mut out);
+            assert_eq!(out, format!("x,{sid}"));
+        }
+        let mut out = String::new();
+        push_decimal(&mut out, u64::MAX);
+        assert_eq!(out, u64::MAX.to_string());
+    }
 
     #[test]
     fn domain_user_sid_prints_and_parses_back() {
