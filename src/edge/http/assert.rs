@@ -30,9 +30,8 @@ use hyper::body::Incoming;
 use super::backend::{exchange_error, Backend, BackendLink};
 use super::body::AnyBody;
 use super::error::EdgeError;
-use super::forward_headers::{prepare_request, remove_identity_headers, strip_hop_by_hop};
+use super::forward_headers::{prepare_request, remove_identity_headers, strip_hop_by_hop, Forwarding};
 use super::negotiate::Identity;
-use super::passthrough::Origin;
 use crate::config::AssertConfig;
 use crate::krb::crypto::{HmacSha256, KeyedHmac};
 
@@ -287,11 +286,11 @@ pub async fn forward(
     headers: &AssertHeaders,
     id: Option<&Identity>,
     mutual: Option<HeaderValue>,
-    origin: Origin,
+    forwarding: &Forwarding,
     mut req: Request<Incoming>,
     member: &mut Option<Arc<crate::pool::Member>>,
 ) -> Result<Response<AnyBody>, EdgeError> {
-    prepare_request(req.headers_mut(), origin.peer, origin.tls);
+    prepare_request(req.headers_mut(), forwarding);
     headers.apply(&mut req, id, SystemTime::now());
     *req.version_mut() = Version::HTTP_11;
     let key = id.map(|i| i.principal.as_str());

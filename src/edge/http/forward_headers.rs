@@ -88,7 +88,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Readies a client request's headers for a backend: hop-by-hop headers out (a chunked body
 /// stays chunked, so hyper does not take a chunked `GET` body for none), forwarding headers in.
-pub fn prepare_request(headers: &mut HeaderMap, client: SocketAddr, tls: bool) {
+pub fn prepare_request(headers: &mut HeaderMap, forwarding: &Forwarding) {
     let chunked = headers
         .get_all(TRANSFER_ENCODING)
         .iter()
@@ -98,31 +98,61 @@ pub fn prepare_request(headers: &mut HeaderMap, client: SocketAddr, tls: bool) {
     if chunked {
         headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
     }
-    set_forwarded(headers, client, tls);
+    forwarding.apply(headers);
+}
+
+/// The forwarding headers of one client connection, formatted once when it opens.
+#[derive(Clone, Debug)]
+pub struct Forwarding {
+    x_forwarded_for: HeaderValue,
+    proto: &'static str,
+    /// `for=<node>;proto=<proto>`: the `Forwarded` value without a request's host.
+    forwarded: String,
+    /// The same as a header value, for requests without a usable `Host`.
+    forwarded_value: HeaderValue,
+}
+
+impl Forwarding {
+    /// For requests from `client`, over TLS or not.
+    pub fn new(client: SocketAddr, tls: bool) -> Self {
+        let ip = client.ip().to_canonical();
+        let proto = if tls { "https" } else { "http" };
+        let node = match ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("\"[{v6}]\""),
+        };
+        let forwarded = format!("for={node};proto={proto}");
+        Self {
+            x_forwarded_for: value(ip.to_string()),
+            proto,
+            forwarded_value: value(forwarded.clone()),
+            forwarded,
+        }
+    }
+
+    /// Sets the forwarding headers (replacing any the client sent).
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        let forwarded = match headers.get(http::header::HOST).and_then(|h| h.to_str().ok()) {
+            Some(host)
+                if host
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\') =>
+            {
+                value(format!("{};host=\"{host}\"", self.forwarded))
+            }
+            _ => self.forwarded_value.clone(),
+        };
+        headers.remove(&FORWARDED);
+        headers.remove(&X_FORWARDED_FOR);
+        headers.insert(X_FORWARDED_FOR.clone(), self.x_forwarded_for.clone());
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(self.proto));
+        headers.insert(FORWARDED.clone(), forwarded);
+    }
 }
 
 /// Sets the forwarding headers for a request from `client` (replacing any the client sent).
 pub fn set_forwarded(headers: &mut HeaderMap, client: SocketAddr, tls: bool) {
-    let ip = client.ip().to_canonical();
-    let proto = if tls { "https" } else { "http" };
-    let node = match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
-    };
-    let mut forwarded = format!("for={node};proto={proto}");
-    if let Some(host) = headers.get(http::header::HOST).and_then(|h| h.to_str().ok()) {
-        if host
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
-        {
-            forwarded.push_str(&format!(";host=\"{host}\""));
-        }
-    }
-    headers.remove(&FORWARDED);
-    headers.remove(&X_FORWARDED_FOR);
-    headers.insert(X_FORWARDED_FOR.clone(), value(ip.to_string()));
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
-    headers.insert(FORWARDED.clone(), value(forwarded));
+    Forwarding::new(client, tls).apply(headers)
 }
 
 fn value(s: String) -> HeaderValue {

@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 
 use super::body::{self, AnyBody, EdgeBody, PendingLine};
 use super::error::{EdgeError, ErrorKind, Side};
-use super::forward_headers::remove_identity_headers;
+use super::forward_headers::{remove_identity_headers, Forwarding};
 use super::limits::{ConnClock, ExchangeGuard};
 use super::negotiate::{self, ConnAuth, Credential, Identity, Owner};
 use super::passthrough::{self, Origin, Pinned};
@@ -90,6 +90,8 @@ impl ConnState {
 pub struct Session {
     listener: Arc<ListenerShared>,
     origin: Origin,
+    /// The forwarding headers of `origin`, formatted once.
+    forwarding: Forwarding,
     /// The balancer's address, where a PROXY header named the client (`origin.peer`).
     via: Option<SocketAddr>,
     clock: Arc<ConnClock>,
@@ -110,6 +112,7 @@ impl Session {
     ) -> Self {
         Self {
             listener,
+            forwarding: Forwarding::new(origin.peer, origin.tls),
             origin,
             via,
             clock,
@@ -307,7 +310,7 @@ impl Session {
         match &route.assert {
             None => {
                 let resp =
-                    passthrough::forward(&mut st.pinned, &route.backend, owner, self.origin, req).await;
+                    passthrough::forward(&mut st.pinned, &route.backend, owner, &self.forwarding, req).await;
                 served.member = st.pinned.as_ref().map(|p| p.member().clone());
                 resp
             }
@@ -319,7 +322,7 @@ impl Session {
                     &a.headers,
                     id,
                     mutual,
-                    self.origin,
+                    &self.forwarding,
                     req,
                     &mut served.member,
                 )

@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use super::backend::{exchange_error, Backend, BackendLink};
 use super::body::AnyBody;
 use super::error::{EdgeError, ErrorKind};
-use super::forward_headers::{prepare_request, strip_hop_by_hop, wants_close};
+use super::forward_headers::{prepare_request, strip_hop_by_hop, wants_close, Forwarding};
 use super::negotiate::Owner;
 
 /// The backend connection pinned to a client connection, with whose it is.
@@ -78,10 +78,10 @@ pub async fn forward(
     slot: &mut Option<Pinned>,
     backend: &Backend,
     owner: Owner,
-    origin: Origin,
+    forwarding: &Forwarding,
     mut req: Request<Incoming>,
 ) -> Result<Response<AnyBody>, EdgeError> {
-    prepare_request(req.headers_mut(), origin.peer, origin.tls);
+    prepare_request(req.headers_mut(), forwarding);
     *req.version_mut() = Version::HTTP_11;
 
     let mut retried = false;
