@@ -148,28 +148,48 @@ fn an_admin_token_file_others_may_write_stops_kedge_at_start() {
     );
 }
 
-#[test]
-fn a_reader_that_goes_away_early_ends_kedge_quietly() {
-    let dir = tempfile::tempdir().unwrap();
-    // Far more than a pipe buffer (64 KiB) of listing, so kedge is still writing when the
-    // reader goes.
-    let kt = keytab(dir.path(), 3000);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kedge"))
-        .args(["keytab", "list"])
-        .arg(&kt)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+/// Runs `cmd` with its stdout read like `| head -1`: one line, then the pipe closes. The
+/// command must end quietly (no panic, nothing on stderr) with exit 0.
+fn assert_quiet_after_first_line(mut cmd: Command) {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut first = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
         .unwrap();
-    // `| head -1`: the reader has its line and closes the pipe.
     assert!(!first.is_empty());
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(stderr.is_empty(), "quiet: {stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn a_reader_that_goes_away_early_ends_kedge_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    // Far more than a pipe buffer (64 KiB) of listing, so kedge is still writing when the
+    // reader goes.
+    let kt = keytab(dir.path(), 3000);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kedge"));
+    cmd.args(["keytab", "list"]).arg(&kt);
+    assert_quiet_after_first_line(cmd);
+}
+
+#[test]
+fn a_reader_that_goes_away_early_ends_the_bench_client_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let kt = keytab(dir.path(), 0);
+    // 2,000 tokens of over 1 KB each in base64: far more than a pipe buffer.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kedge-bench"));
+    cmd.args(["mint", "--keytab"]).arg(&kt).args([
+        "--spn",
+        SPN,
+        "--user",
+        "alice@CONTOSO.COM",
+        "--count",
+        "2000",
+        "--pac-groups",
+        "30",
+    ]);
+    assert_quiet_after_first_line(cmd);
 }

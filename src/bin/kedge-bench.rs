@@ -238,12 +238,15 @@ struct MintArgs {
     pac_groups: u32,
 }
 
+/// Writes the report to stdout (an error, not a panic, when its reader has gone).
 fn print(report: &Report, json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
     if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(report)?)?;
     } else {
-        print!("{report}");
+        write!(out, "{report}")?;
     }
+    out.flush()?;
     Ok(())
 }
 
@@ -364,6 +367,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // `kedge-bench mint … | head`: the reader has what it wanted.
+        Err(e) if kedge::cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("kedge-bench: {e:#}");
             ExitCode::from(2)

@@ -3,6 +3,7 @@
 
 #[macro_use]
 mod output;
+pub use output::is_broken_pipe;
 mod asa_cmd;
 mod asa_staged;
 mod demo_cmd;
