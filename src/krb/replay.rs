@@ -29,6 +29,15 @@ use super::principal::Principal;
 
 const SHARDS: usize = 64;
 
+/// The shard of fingerprint `fp`: its top bits. The tables inside a shard index buckets by a
+/// hash's low bits (the fingerprint itself, `IdentityHasher`), so choosing the shard by the low
+/// bits too would leave every key of a shard the same low bits: one bucket in 64 as a probe's
+/// start, long probe runs and slow inserts as a shard fills.
+fn shard_of(fp: u64) -> usize {
+    const BITS: u32 = SHARDS.trailing_zeros();
+    (fp >> (u64::BITS - BITS)) as usize
+}
+
 /// Result of recording an authenticator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplayVerdict {
@@ -187,7 +196,7 @@ impl ReplayCache {
     }
 
     fn principal_shard(&self, pfp: u64) -> std::sync::MutexGuard<'_, FingerprintMap<u32>> {
-        self.principals[(pfp as usize) % SHARDS]
+        self.principals[shard_of(pfp)]
             .lock()
             .unwrap_or_else(|p| p.into_inner())
     }
@@ -212,7 +221,7 @@ impl ReplayCache {
         } else {
             0
         };
-        let shard = &self.shards[(fp as usize) % SHARDS];
+        let shard = &self.shards[shard_of(fp)];
         let mut s = shard.lock().unwrap_or_else(|p| p.into_inner());
         // Purge expired entries at the head (deadlines are non-decreasing per shard as long as
         // `now` is; an out-of-order `now` only keeps entries longer, never shorter).
@@ -313,6 +322,19 @@ impl ReplayCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_are_chosen_by_top_bits_and_cover_every_shard() {
+        assert!(SHARDS.is_power_of_two());
+        assert_eq!(shard_of(0), 0);
+        assert_eq!(shard_of(u64::MAX), SHARDS - 1);
+        // Keys that differ only in their low bits (what the tables index by) share a shard.
+        assert_eq!(shard_of(0xABCD_0000_0000_0000), shard_of(0xABCD_0000_0000_003F));
+        let seen: std::collections::HashSet<usize> = (0..SHARDS as u64)
+            .map(|i| shard_of(i << (64 - SHARDS.trailing_zeros())))
+            .collect();
+        assert_eq!(seen.len(), SHARDS);
+    }
 
     static CLIENT: std::sync::LazyLock<Principal> =
         std::sync::LazyLock::new(|| Principal::parse("alice@R", "R").unwrap());
