@@ -153,7 +153,7 @@ async fn run<T>(
     LOCAL_DRIVERS
         .scope(local, async move {
             loop {
-                let next = match clock.look(Instant::now(), head, idle) {
+                let next = match clock.look(Instant::now(), idle) {
                     Ok(at) => at,
                     Err(expiry) => {
                         let limit = match expiry {

@@ -107,9 +107,7 @@ pub struct Forwarding {
     x_forwarded_for: HeaderValue,
     proto: &'static str,
     /// `for=<node>;proto=<proto>`: the `Forwarded` value without a request's host.
-    forwarded: String,
-    /// The same as a header value, for requests without a usable `Host`.
-    forwarded_value: HeaderValue,
+    forwarded: HeaderValue,
 }
 
 impl Forwarding {
@@ -121,12 +119,10 @@ impl Forwarding {
             IpAddr::V4(v4) => v4.to_string(),
             IpAddr::V6(v6) => format!("\"[{v6}]\""),
         };
-        let forwarded = format!("for={node};proto={proto}");
         Self {
             x_forwarded_for: value(ip.to_string()),
             proto,
-            forwarded_value: value(forwarded.clone()),
-            forwarded,
+            forwarded: value(format!("for={node};proto={proto}")),
         }
     }
 
@@ -138,9 +134,10 @@ impl Forwarding {
                     .bytes()
                     .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\') =>
             {
-                value(format!("{};host=\"{host}\"", self.forwarded))
+                let base = self.forwarded.to_str().expect("formatted from ASCII");
+                value(format!("{base};host=\"{host}\""))
             }
-            _ => self.forwarded_value.clone(),
+            _ => self.forwarded.clone(),
         };
         headers.remove(&FORWARDED);
         headers.remove(&X_FORWARDED_FOR);
@@ -148,11 +145,6 @@ impl Forwarding {
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(self.proto));
         headers.insert(FORWARDED.clone(), forwarded);
     }
-}
-
-/// Sets the forwarding headers for a request from `client` (replacing any the client sent).
-pub fn set_forwarded(headers: &mut HeaderMap, client: SocketAddr, tls: bool) {
-    Forwarding::new(client, tls).apply(headers)
 }
 
 fn value(s: String) -> HeaderValue {
@@ -193,7 +185,7 @@ mod tests {
             http::header::HOST,
             HeaderValue::from_static("outlook.contoso.com"),
         );
-        set_forwarded(&mut h, "192.0.2.7:5555".parse().expect("addr"), true);
+        Forwarding::new("192.0.2.7:5555".parse().expect("addr"), true).apply(&mut h);
         assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
         assert_eq!(h.get("x-forwarded-for").expect("xff"), "192.0.2.7");
         assert_eq!(
@@ -205,7 +197,7 @@ mod tests {
     #[test]
     fn ipv6_clients_are_quoted_in_forwarded() {
         let mut h = HeaderMap::new();
-        set_forwarded(&mut h, "[2001:db8::1]:443".parse().expect("addr"), false);
+        Forwarding::new("[2001:db8::1]:443".parse().expect("addr"), false).apply(&mut h);
         assert_eq!(
             h.get("forwarded").expect("fwd"),
             "for=\"[2001:db8::1]\";proto=http"

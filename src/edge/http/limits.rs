@@ -34,7 +34,8 @@ pub struct ConnClock {
     in_request: AtomicBool,
     /// When the watchdog will look next (ms since `start`); `NONE` until it has armed.
     armed_ms: AtomicU64,
-    /// The head timeout, to know whether a new head's deadline comes before `armed_ms`.
+    /// The head timeout (ms): how long a head may take, and whether a new head's deadline comes
+    /// before `armed_ms`.
     head_ms: u64,
     head_started: Notify,
     bytes_in: ByteMeter,
@@ -61,8 +62,8 @@ pub enum Expiry {
 const UNAUTH_RECHECK: Duration = Duration::from_millis(100);
 
 impl ConnClock {
-    /// A clock for a connection that opens now; the first head is due within `head` (the
-    /// listener's head timeout, as given to [`check`](Self::check)).
+    /// A clock for a connection that opens now; every head (the first from now) is due within
+    /// `head`, the listener's head timeout.
     pub fn new(head: Duration, bytes_in: ByteMeter, bytes_out: ByteMeter) -> Self {
         Self {
             start: Instant::now(),
@@ -167,7 +168,7 @@ impl ConnClock {
     }
 
     /// Expired now, or the instant of the next check.
-    pub fn check(&self, now: Instant, head: Duration, idle: Duration) -> Result<Instant, Expiry> {
+    pub fn check(&self, now: Instant, idle: Duration) -> Result<Instant, Expiry> {
         let idle_at = self.at(self.last_activity_ms.load(Ordering::Relaxed)) + idle;
         if now >= idle_at {
             return Err(Expiry::Idle);
@@ -189,7 +190,7 @@ impl ConnClock {
         match self.head_started_ms.load(Ordering::SeqCst) {
             NONE => Ok(next),
             started => {
-                let head_at = self.at(started) + head;
+                let head_at = self.at(started) + Duration::from_millis(self.head_ms);
                 if now >= head_at {
                     Err(Expiry::HeaderTimeout)
                 } else {
@@ -201,10 +202,10 @@ impl ConnClock {
 
     /// The watchdog's next look: [`check`](Self::check), [`arm`](Self::arm), then check again,
     /// so a head that began while it armed (without waking it) is seen now.
-    pub fn look(&self, now: Instant, head: Duration, idle: Duration) -> Result<Instant, Expiry> {
-        let first = self.check(now, head, idle)?;
+    pub fn look(&self, now: Instant, idle: Duration) -> Result<Instant, Expiry> {
+        let first = self.check(now, idle)?;
         self.arm(first);
-        let second = self.check(now, head, idle)?;
+        let second = self.check(now, idle)?;
         if second < first {
             self.arm(second);
         }
@@ -343,8 +344,8 @@ mod tests {
     #[test]
     fn a_silent_new_connection_hits_the_head_timeout() {
         let c = clock();
-        assert!(c.check(ms(&c, 0), HEAD, IDLE).is_ok());
-        assert_eq!(c.check(ms(&c, 10_001), HEAD, IDLE), Err(Expiry::HeaderTimeout));
+        assert!(c.check(ms(&c, 0), IDLE).is_ok());
+        assert_eq!(c.check(ms(&c, 10_001), IDLE), Err(Expiry::HeaderTimeout));
     }
 
     #[test]
@@ -352,8 +353,8 @@ mod tests {
         let c = clock();
         c.request_started();
         c.request_finished_at(1_000);
-        assert!(c.check(ms(&c, 100_000), HEAD, IDLE).is_ok());
-        assert_eq!(c.check(ms(&c, 1_201_000), HEAD, IDLE), Err(Expiry::Idle));
+        assert!(c.check(ms(&c, 100_000), IDLE).is_ok());
+        assert_eq!(c.check(ms(&c, 1_201_000), IDLE), Err(Expiry::Idle));
     }
 
     #[test]
@@ -363,8 +364,8 @@ mod tests {
         c.request_finished_at(1_000);
         c.on_read_at(3, 60_000);
         c.on_read_at(3, 65_000);
-        assert!(c.check(ms(&c, 69_000), HEAD, IDLE).is_ok());
-        assert_eq!(c.check(ms(&c, 70_001), HEAD, IDLE), Err(Expiry::HeaderTimeout));
+        assert!(c.check(ms(&c, 69_000), IDLE).is_ok());
+        assert_eq!(c.check(ms(&c, 70_001), IDLE), Err(Expiry::HeaderTimeout));
     }
 
     #[test]
@@ -373,7 +374,7 @@ mod tests {
         c.request_started();
         c.on_read_at(100, 1_000);
         c.on_read_at(100, 40_000);
-        assert!(c.check(ms(&c, 45_000), HEAD, IDLE).is_ok());
+        assert!(c.check(ms(&c, 45_000), IDLE).is_ok());
     }
 
     #[test]
@@ -383,17 +384,17 @@ mod tests {
         c.start_unauthenticated_deadline_at(Duration::from_secs(5), 1_000);
         c.start_unauthenticated_deadline_at(Duration::from_secs(5), 3_000);
         assert_eq!(
-            c.check(ms(&c, 2_000), HEAD, IDLE),
+            c.check(ms(&c, 2_000), IDLE),
             Ok(ms(&c, 6_000)),
             "the first refusal starts it"
         );
         assert_eq!(
-            c.check(ms(&c, 6_000), HEAD, IDLE),
+            c.check(ms(&c, 6_000), IDLE),
             Ok(ms(&c, 6_000) + UNAUTH_RECHECK),
             "never under a request"
         );
         c.request_finished_at(6_050);
-        assert_eq!(c.check(ms(&c, 6_100), HEAD, IDLE), Err(Expiry::Unauthenticated));
+        assert_eq!(c.check(ms(&c, 6_100), IDLE), Err(Expiry::Unauthenticated));
     }
 
     #[test]
@@ -403,15 +404,15 @@ mod tests {
         c.request_started();
         c.clear_unauthenticated_deadline();
         c.request_finished_at(100);
-        assert!(c.check(ms(&c, 60_000), HEAD, IDLE).is_ok());
+        assert!(c.check(ms(&c, 60_000), IDLE).is_ok());
     }
 
     #[test]
     fn the_next_deadline_is_the_nearer_one() {
         let c = clock();
-        assert_eq!(c.check(ms(&c, 0), HEAD, IDLE), Ok(ms(&c, 10_000)));
+        assert_eq!(c.check(ms(&c, 0), IDLE), Ok(ms(&c, 10_000)));
         c.request_started();
-        assert_eq!(c.check(ms(&c, 0), HEAD, IDLE), Ok(ms(&c, 1_200_000)));
+        assert_eq!(c.check(ms(&c, 0), IDLE), Ok(ms(&c, 1_200_000)));
     }
 
     #[test]
@@ -420,7 +421,7 @@ mod tests {
         c.request_started();
         c.request_finished_at(1_000);
         // Between requests the watchdog sleeps until the idle timeout: a new head must wake it.
-        let next = c.check(ms(&c, 1_000), HEAD, IDLE).unwrap();
+        let next = c.check(ms(&c, 1_000), IDLE).unwrap();
         assert_eq!(next, ms(&c, 1_201_000));
         c.arm(next);
         c.on_read_at(40, 2_000);
@@ -428,7 +429,7 @@ mod tests {
             woken(&c),
             "the head is due at 12 s, the watchdog would look at 1201 s"
         );
-        let next = c.check(ms(&c, 2_000), HEAD, IDLE).unwrap();
+        let next = c.check(ms(&c, 2_000), IDLE).unwrap();
         assert_eq!(next, ms(&c, 12_000));
         c.arm(next);
         // The next requests of a busy connection begin before that look: no wake-up each.
@@ -442,7 +443,7 @@ mod tests {
         c.request_started();
         c.request_finished_at(2_300);
         assert_eq!(
-            c.check(ms(&c, 12_000), HEAD, IDLE),
+            c.check(ms(&c, 12_000), IDLE),
             Ok(ms(&c, 1_202_300)),
             "at the armed look, nothing is due: it re-arms for idleness"
         );
@@ -465,11 +466,11 @@ mod tests {
         c.request_started();
         c.request_finished_at(0);
         c.arm(ms(&c, 5_000));
-        let first = c.check(ms(&c, 100), HEAD, IDLE).unwrap();
+        let first = c.check(ms(&c, 100), IDLE).unwrap();
         c.on_read_at(10, 100);
         assert!(!woken(&c));
         c.arm(first);
-        let second = c.check(ms(&c, 100), HEAD, IDLE).unwrap();
+        let second = c.check(ms(&c, 100), IDLE).unwrap();
         assert_eq!(second, ms(&c, 10_100), "the head's deadline");
     }
 }

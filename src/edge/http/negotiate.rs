@@ -200,11 +200,6 @@ impl Identity {
         self.pac.as_ref().and_then(|p| p.user_sid())
     }
 
-    /// Group SIDs from the PAC (empty without a PAC).
-    pub fn groups(&self) -> Vec<String> {
-        self.pac.as_ref().map(|p| p.group_sids()).unwrap_or_default()
-    }
-
     /// Whether `rules` let this identity in: deny wins; an empty allow list allows all; the
     /// user SID counts as held, like the groups; without a PAC that states groups any rule
     /// refuses (fail closed),
