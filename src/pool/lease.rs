@@ -39,6 +39,13 @@ impl MemberLease {
     pub fn member(&self) -> &Arc<Member> {
         &self.member
     }
+
+    /// A lease on a member of its own (pool `cas`, `127.0.0.1:443`), for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(name: &str) -> Self {
+        let member = Member::new(&Arc::from("cas"), name, "127.0.0.1", 443, 1, false, None);
+        Self::new(Arc::new(member))
+    }
 }
 
 impl Drop for MemberLease {

@@ -28,7 +28,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::backend::{exchange_error, Backend, BackendLink};
-use super::body::AnyBody;
+use super::body::{AnyBody, BoxError};
 use super::error::EdgeError;
 use super::forward_headers::{prepare_request, remove_identity_headers, strip_hop_by_hop, Forwarding};
 use super::negotiate::Identity;
@@ -323,7 +323,7 @@ pub async fn forward(
         inner: body,
         checkin: Some((pool.clone(), link)),
     };
-    Ok(Response::from_parts(parts, body.boxed()))
+    Ok(Response::from_parts(parts, body.map_err(BoxError::from).boxed_unsync()))
 }
 
 /// A backend response body that gives its connection back to the pool once read to the end

@@ -6,11 +6,9 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::AbortHandle;
 
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
@@ -20,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use super::backend_idle::IdleTimeoutIo;
 use super::error::{EdgeError, ErrorKind};
+use super::wire_link::{BackendIo, WireLink};
 use crate::pool::{Member, MemberLease, Pool, PoolError};
 
 /// A backend connection's driver future, run by the client connection's own task.
@@ -36,33 +35,16 @@ tokio::task_local! {
     pub static LOCAL_DRIVERS: LocalDrivers;
 }
 
-/// How a backend connection is driven.
-#[derive(Debug)]
-enum Driver {
-    /// Its own task (assert mode's shared connections; or no connection task to join).
-    Task(JoinHandle<()>),
-    /// The client connection's task (passthrough).
-    Local {
-        abort: AbortHandle,
-        done: Arc<AtomicBool>,
-    },
-}
-
 /// One HTTP/1.1 connection to a member. Dropping it closes the connection.
 #[derive(Debug)]
 pub struct BackendLink {
     /// Sends requests on this connection.
     pub sender: SendRequest<Incoming>,
     lease: MemberLease,
-    driver: Driver,
+    driver: JoinHandle<()>,
 }
 
 impl BackendLink {
-    /// The member's name.
-    pub fn member(&self) -> &str {
-        &self.lease.member().name
-    }
-
     /// The member.
     pub fn member_ref(&self) -> &Arc<Member> {
         self.lease.member()
@@ -70,20 +52,13 @@ impl BackendLink {
 
     /// Whether the connection is gone (closed by the member, or failed).
     pub fn is_closed(&self) -> bool {
-        self.sender.is_closed()
-            || match &self.driver {
-                Driver::Task(t) => t.is_finished(),
-                Driver::Local { done, .. } => done.load(Ordering::Acquire),
-            }
+        self.sender.is_closed() || self.driver.is_finished()
     }
 }
 
 impl Drop for BackendLink {
     fn drop(&mut self) {
-        match &self.driver {
-            Driver::Task(t) => t.abort(),
-            Driver::Local { abort, .. } => abort.abort(),
-        }
+        self.driver.abort();
     }
 }
 
@@ -105,8 +80,32 @@ impl std::fmt::Debug for Backend {
 }
 
 impl Backend {
-    /// Connects for `key` (the principal, for affinity) and completes the handshakes.
+    /// Connects for `key` (the principal, for affinity) and completes the handshakes; hyper's
+    /// client speaks HTTP/1.1 on it (assert mode's shared connections).
     pub async fn open(&self, key: Option<&str>, mode: &'static str) -> Result<BackendLink, EdgeError> {
+        let (io, lease) = self.connect(key, mode).await?;
+        let (sender, driver) = handshake(io).await?;
+        Ok(BackendLink {
+            sender,
+            lease,
+            driver,
+        })
+    }
+
+    /// Connects for `key` a connection kedge speaks HTTP/1.1 on itself (passthrough), parked
+    /// and watched on the client connection's task.
+    pub async fn open_wire(&self, key: Option<&str>) -> Result<WireLink, EdgeError> {
+        let (io, lease) = self.connect(key, "passthrough").await?;
+        Ok(WireLink::new(io, lease))
+    }
+
+    /// A connection to a member chosen for `key`, with TLS where the pool has it and the pool's
+    /// idle timeout.
+    async fn connect(
+        &self,
+        key: Option<&str>,
+        mode: &'static str,
+    ) -> Result<(Box<dyn BackendIo>, MemberLease), EdgeError> {
         let conn = self.pool.connect(key).await.map_err(|e| match e {
             PoolError::NoHealthyMember { .. }
             | PoolError::Config { .. }
@@ -119,14 +118,14 @@ impl Backend {
         let idle = Duration::from_secs(cfg.idle_timeout_secs.max(1));
         let member = conn.lease.member().clone();
         let stream = IdleTimeoutIo::new(conn.stream, idle);
-        let (sender, driver) = match self.pool.tls_for(&member) {
+        let io: Box<dyn BackendIo> = match self.pool.tls_for(&member) {
             None if self.pool.config().tls.is_some() => {
                 return Err(EdgeError::backend(
                     ErrorKind::Handshake,
                     format!("{}: no valid TLS server name", member.name),
                 ))
             }
-            None => handshake(stream, mode == "passthrough").await?,
+            None => Box::new(stream),
             Some((config, name)) => {
                 let connector = tokio_rustls::TlsConnector::from(config);
                 let stream = tokio::time::timeout(timeout, connector.connect(name, stream))
@@ -139,14 +138,10 @@ impl Backend {
                     .map_err(|e| {
                         EdgeError::backend(ErrorKind::Handshake, format!("{}: TLS: {e}", member.name))
                     })?;
-                handshake(stream, mode == "passthrough").await?
+                Box::new(stream)
             }
         };
-        Ok(BackendLink {
-            sender,
-            lease: conn.lease,
-            driver,
-        })
+        Ok((io, conn.lease))
     }
 }
 
@@ -190,40 +185,38 @@ pub fn exchange_error(e: hyper::Error) -> EdgeError {
     }
 }
 
-/// hyper's client handshake; the connection is driven by the client connection's task when
-/// `local` (passthrough: the link lives and dies with that connection) and that task takes
-/// drivers, else by a task of its own.
-async fn handshake<T>(io: T, local: bool) -> Result<(SendRequest<Incoming>, Driver), EdgeError>
+/// hyper's client handshake; the connection is driven by a task of its own.
+async fn handshake<T>(io: T) -> Result<(SendRequest<Incoming>, JoinHandle<()>), EdgeError>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (sender, conn) = hyper::client::conn::http1::Builder::new()
-        .preserve_header_case(true)
         .handshake(TokioIo::new(io))
         .await
         .map_err(|e| EdgeError::backend(ErrorKind::Handshake, format!("HTTP handshake: {e}")))?;
-    let run = async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "backend connection ended with an error");
+    Ok((
+        sender,
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "backend connection ended with an error");
+            }
+        }),
+    ))
+}
+
+/// Runs a passthrough connection's watcher on the client connection's task when that task
+/// takes drivers (`LOCAL_DRIVERS`), else on a task of its own. It ends when the connection
+/// does.
+pub fn drive(run: impl Future<Output = ()> + Send + 'static) {
+    let run: LocalDriver = Box::pin(run);
+    match LOCAL_DRIVERS.try_with(|d| d.0.clone()) {
+        Ok(tx) => {
+            if let Err(back) = tx.send(run) {
+                tokio::spawn(back.0);
+            }
         }
-    };
-    let local_tx = if local {
-        LOCAL_DRIVERS.try_with(|d| d.0.clone()).ok()
-    } else {
-        None
-    };
-    if let Some(tx) = local_tx {
-        let (run, abort) = futures_util::future::abortable(run);
-        let done = Arc::new(AtomicBool::new(false));
-        let flag = done.clone();
-        let driver: LocalDriver = Box::pin(async move {
-            let _ = run.await;
-            flag.store(true, Ordering::Release);
-        });
-        match tx.send(driver) {
-            Ok(()) => return Ok((sender, Driver::Local { abort, done })),
-            Err(back) => return Ok((sender, Driver::Task(tokio::spawn(back.0)))),
+        Err(_) => {
+            tokio::spawn(run);
         }
     }
-    Ok((sender, Driver::Task(tokio::spawn(run))))
 }

@@ -6,21 +6,24 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::combinators::BoxBody;
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 
 use super::limits::{ConnClock, ExchangeGuard};
 use crate::observe::access_log::{AccessLog, Entry};
 use std::sync::Arc;
 
-/// Any body, boxed, with hyper's error type.
-pub type AnyBody = BoxBody<Bytes, hyper::Error>;
+/// Any body, boxed, with any error.
+pub type AnyBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// A body's error: hyper's (a body from hyper's client) or a passthrough exchange's.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A short body kedge writes itself.
 pub fn text(s: &'static str) -> AnyBody {
     Full::new(Bytes::from_static(s.as_bytes()))
         .map_err(|never| match never {})
-        .boxed()
+        .boxed_unsync()
 }
 
 /// The body sent to a client: a streamed inner body, the exchange guard, and the request's
@@ -91,12 +94,12 @@ impl Drop for PendingLine {
 
 impl Body for EdgeBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let res = Pin::new(&mut self.inner).poll_frame(cx);
         if let (Some(line), Poll::Ready(Some(Ok(frame)))) = (self._line.as_mut(), &res) {
             if let Some(data) = frame.data_ref() {

@@ -133,7 +133,6 @@ async fn run<T>(
         .max_buf_size((limits.max_header_bytes + 16 * 1024).max(8192))
         .max_header_size(limits.max_header_bytes)
         .max_headers(limits.max_headers)
-        .preserve_header_case(true)
         .keep_alive(true)
         .header_read_timeout(None)
         .serve_connection(TokioIo::new(WatchedIo::new(io, clock.clone())), service);

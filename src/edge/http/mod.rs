@@ -10,8 +10,11 @@
 //! | `handler.rs` | one request: route, credentials, connection auth state, dispatch |
 //! | `negotiate.rs` | Authorization parsing, identities, challenge |
 //! | `passthrough.rs` | the pinned backend connection per client connection |
+//! | `wire_link.rs` | a pinned connection kedge speaks HTTP/1.1 on: parked, watched, checked out per exchange |
+//! | `wire_exchange.rs` | one request and response on it, both bodies copied full duplex |
+//! | `h1_frame.rs` | HTTP/1.1 framing, pure: request heads out, response heads and chunked bodies in |
 //! | `assert.rs` | identity headers, HMAC, pooled backend connections |
-//! | `backend.rs` | connecting to a member (pool, TLS, HTTP/1.1 handshake), its timeouts |
+//! | `backend.rs` | connecting to a member (pool, TLS; hyper's handshake for assert), its timeouts |
 //! | `backend_idle.rs` | the backend connection's idle timeout |
 //! | `forward_headers.rs` | hop-by-hop headers, `X-Forwarded-For`, `Forwarded` |
 //! | `limits.rs` | head and idle timeouts |
@@ -27,6 +30,7 @@ mod body;
 mod connection;
 pub mod error;
 pub mod forward_headers;
+mod h1_frame;
 mod handler;
 mod limits;
 mod listener;
@@ -34,6 +38,8 @@ pub mod negotiate;
 mod passthrough;
 mod routes;
 pub mod tls;
+mod wire_exchange;
+mod wire_link;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

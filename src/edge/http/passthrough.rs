@@ -2,27 +2,31 @@
 //! dedicated backend connection, pinned for the connection's life and never reused for another
 //! client connection or another principal. Requests go byte for byte with the client's
 //! Authorization header, so the backend completes its own (connection-bound) logon; its reply,
-//! AP-REP included, comes back untouched.
+//! AP-REP included, comes back untouched. kedge speaks HTTP/1.1 on that connection itself
+//! (`wire_exchange.rs`): the head hyper parsed is written once and both bodies are copied.
 
 use std::net::SocketAddr;
 
 use http::header::{HeaderValue, CONNECTION};
-use http::{Request, Response, Version};
+use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::backend::{exchange_error, Backend, BackendLink};
+use super::backend::Backend;
 use super::body::AnyBody;
 use super::error::{EdgeError, ErrorKind};
 use super::forward_headers::{prepare_request, strip_hop_by_hop, wants_close, Forwarding};
+use super::h1_frame::RequestFraming;
 use super::negotiate::Owner;
+use super::wire_exchange::{exchange, WireError};
+use super::wire_link::{Checkout, WireLink};
 
 /// The backend connection pinned to a client connection, with whose it is.
 #[derive(Debug)]
 pub struct Pinned {
     pool: String,
     owner: Owner,
-    link: BackendLink,
+    link: WireLink,
 }
 
 /// Where the request came from.
@@ -56,9 +60,9 @@ async fn ensure_pinned<'a>(
             Owner::Principal(p) => Some(p.as_str()),
             Owner::Anonymous | Owner::Ntlm | Owner::Unverified => None,
         };
-        let link = backend.open(key, "passthrough").await?;
+        let link = backend.open_wire(key).await?;
         tracing::debug!(
-            member = link.member(),
+            member = %link.member_ref().name,
             pool = backend.pool.name(),
             ?owner,
             "pinned backend connection"
@@ -72,6 +76,20 @@ async fn ensure_pinned<'a>(
     Ok(slot.as_mut().expect("just pinned"))
 }
 
+/// The pinned connection for `owner`, checked out for one exchange: the one there when it is
+/// still open and `owner`'s, else a new one. A pinned connection found closed (the member
+/// closed it while idle: not a byte of this request went) is replaced once.
+async fn checkout(slot: &mut Option<Pinned>, backend: &Backend, owner: &Owner) -> Result<Checkout, EdgeError> {
+    for _ in 0..2 {
+        let pinned = ensure_pinned(slot, backend, owner).await?;
+        if let Some(c) = pinned.link.checkout() {
+            return Ok(c);
+        }
+        *slot = None;
+    }
+    Err(EdgeError::backend(ErrorKind::Io, "pinned connection closed"))
+}
+
 /// Forwards `req` on the client connection's pinned backend connection (opening it for `owner`
 /// when there is none, or when the one there belongs to someone else or has closed).
 pub async fn forward(
@@ -79,58 +97,48 @@ pub async fn forward(
     backend: &Backend,
     owner: Owner,
     forwarding: &Forwarding,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
 ) -> Result<Response<AnyBody>, EdgeError> {
-    prepare_request(req.headers_mut(), forwarding);
-    *req.version_mut() = Version::HTTP_11;
-
-    let mut retried = false;
-    let resp = loop {
-        let pinned = ensure_pinned(slot, backend, &owner).await?;
-        if pinned.link.sender.ready().await.is_err() {
+    let (mut parts, body) = req.into_parts();
+    prepare_request(&mut parts.headers, forwarding);
+    let framing = RequestFraming::of(&parts.headers)
+        .map_err(|e| EdgeError::client(ErrorKind::Malformed("content_length"), e.to_string()))?;
+    let conn = checkout(slot, backend, &owner).await?;
+    let member = slot.as_ref().expect("checked out of it").link.member_ref().clone();
+    let sent = backend
+        .response_head(&member, exchange(conn, &parts, body, framing))
+        .await;
+    let (head, body) = match sent {
+        Ok(Ok(answer)) => answer,
+        // The request went (or may have): never retried; on a timeout the member is ejected.
+        Ok(Err(e)) => {
             *slot = None;
-            if retried {
-                return Err(EdgeError::backend(ErrorKind::Io, "pinned connection closed"));
-            }
-            retried = true;
-            continue;
+            return Err(wire_error(&member.name, e));
         }
-        let member = pinned.link.member_ref().clone();
-        let sent = pinned.link.sender.try_send_request(req);
-        let sent = match backend.response_head(&member, sent).await {
-            Ok(sent) => sent,
-            Err(e) => {
-                // The request went (or may have): never retried; the member is ejected.
-                *slot = None;
-                return Err(e);
-            }
-        };
-        match sent {
-            Ok(resp) => break resp,
-            Err(mut e) => {
-                *slot = None;
-                match e.take_message() {
-                    // Not a byte was sent: the member closed the idle connection; one more try
-                    // on a fresh connection for the same owner.
-                    Some(again) if !retried => {
-                        retried = true;
-                        req = again;
-                    }
-                    _ => return Err(exchange_error(e.into_error())),
-                }
-            }
+        Err(e) => {
+            *slot = None;
+            return Err(e);
         }
     };
-
-    let (mut parts, body) = resp.into_parts();
-    let close = wants_close(&parts.headers);
-    strip_hop_by_hop(&mut parts.headers);
+    let mut resp = Response::new(body.boxed_unsync());
+    *resp.status_mut() = head.status;
+    let mut headers = head.headers;
+    let close = !head.reusable || wants_close(&headers);
+    strip_hop_by_hop(&mut headers);
     if close {
         // The member ends its side, and with it its logon: the client must see the same.
         // (The link stays until this body is through; it is not reused after.)
-        parts
-            .headers
-            .insert(CONNECTION, HeaderValue::from_static("close"));
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
     }
-    Ok(Response::from_parts(parts, body.boxed()))
+    *resp.headers_mut() = headers;
+    Ok(resp)
+}
+
+/// Which side a failed exchange is charged to: a request body that broke is the client's
+/// doing, anything else the member's.
+fn wire_error(member: &str, e: WireError) -> EdgeError {
+    match e {
+        WireError::ClientBody(_) => EdgeError::client(ErrorKind::Io, e.to_string()),
+        _ => EdgeError::backend(ErrorKind::Io, format!("{member}: {e}")),
+    }
 }

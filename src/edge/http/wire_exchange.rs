@@ -1,0 +1,362 @@
+//! One request and its response on a checked-out passthrough connection (`wire_link.rs`),
+//! spoken byte by byte: the head hyper's server side parsed is written once, the request body
+//! is copied frame by frame (re-chunked when the client's was chunked), the response head is
+//! read with `httparse` and the response body is streamed back as it arrives, without a
+//! second HTTP stack in between.
+//!
+//! Both directions move in one poll, full duplex: an Outlook Anywhere `RPC_IN_DATA` body keeps
+//! flowing to the member while its reply streams back, and a member that answers before the
+//! request body is through (a 401 or 413) is heard at once. The connection goes back to the park
+//! only when both messages ended cleanly and the member did not ask to close.
+
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, Bytes};
+use http_body::{Body, Frame, SizeHint};
+use tokio::io::AsyncWrite;
+use tokio_util::io::poll_read_buf;
+
+use super::h1_frame::{
+    chunk_size_line, encode_request_head, parse_response_head, BodyFraming, ChunkedDecoder, Decoded,
+    FrameError, Parsed, RequestFraming, ResponseHead,
+};
+use super::body::BoxError;
+use super::wire_link::{BackendIo, Checkout, WireConn};
+
+/// Read at least this much room before each read from the member.
+const READ_ROOM: usize = 8 * 1024;
+
+/// Why an exchange on a passthrough connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// Reading from or writing to the member failed (its idle timeout included).
+    #[error("member connection: {0}")]
+    Io(#[from] io::Error),
+    /// The member closed the connection before a response head.
+    #[error("the member closed the connection before answering")]
+    Closed,
+    /// The member closed the connection inside a length-delimited or chunked body.
+    #[error("the member closed the connection mid-body")]
+    Truncated,
+    /// The member's bytes are not HTTP/1.1.
+    #[error("{0}")]
+    Frame(#[from] FrameError),
+    /// The client's request body failed (the client's side).
+    #[error("request body: {0}")]
+    ClientBody(BoxError),
+}
+
+/// The request body on its way to the member.
+struct Upload<B> {
+    /// Bytes to write, in order (the head first).
+    out: VecDeque<Bytes>,
+    body: Option<B>,
+    chunked: bool,
+    /// Written since the last flush.
+    unflushed: bool,
+}
+
+impl<B> Upload<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    fn is_done(&self) -> bool {
+        self.body.is_none() && self.out.is_empty() && !self.unflushed
+    }
+
+    /// Writes what is queued and takes the client's next body frames, until the body has gone
+    /// or either side has to wait.
+    fn poll(&mut self, io: &mut dyn BackendIo, cx: &mut Context<'_>) -> Poll<Result<(), WireError>> {
+        loop {
+            while !self.out.is_empty() {
+                let n = ready!(write_queued(io, &self.out, cx))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()));
+                }
+                advance(&mut self.out, n);
+                self.unflushed = true;
+            }
+            if self.unflushed {
+                ready!(Pin::new(&mut *io).poll_flush(cx))?;
+                self.unflushed = false;
+            }
+            let Some(body) = self.body.as_mut() else {
+                return Poll::Ready(Ok(()));
+            };
+            match ready!(Pin::new(body).poll_frame(cx)) {
+                None => {
+                    self.body = None;
+                    if self.chunked {
+                        self.out.push_back(Bytes::from_static(b"0\r\n\r\n"));
+                    }
+                }
+                Some(Err(e)) => return Poll::Ready(Err(WireError::ClientBody(e.into()))),
+                Some(Ok(frame)) => {
+                    // Trailers are dropped (hop-by-hop unless the member asked for them).
+                    let Ok(data) = frame.into_data() else { continue };
+                    if data.is_empty() {
+                        continue;
+                    }
+                    if self.chunked {
+                        self.out.push_back(chunk_size_line(data.len()));
+                        self.out.push_back(data);
+                        self.out.push_back(Bytes::from_static(b"\r\n"));
+                    } else {
+                        // hyper holds the client to its Content-Length.
+                        self.out.push_back(data);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes the front of `out`, gathered into one vectored write where the stream takes those.
+fn write_queued(io: &mut dyn BackendIo, out: &VecDeque<Bytes>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    if out.len() > 1 && io.is_write_vectored() {
+        let mut slices = [io::IoSlice::new(&[]); 8];
+        let mut k = 0;
+        for b in out.iter().take(slices.len()) {
+            slices[k] = io::IoSlice::new(b);
+            k += 1;
+        }
+        return Pin::new(io).poll_write_vectored(cx, &slices[..k]);
+    }
+    Pin::new(io).poll_write(cx, &out[0])
+}
+
+fn advance(out: &mut VecDeque<Bytes>, mut n: usize) {
+    while n > 0 {
+        let Some(front) = out.front_mut() else { return };
+        if n >= front.len() {
+            n -= front.len();
+            out.pop_front();
+        } else {
+            front.advance(n);
+            return;
+        }
+    }
+}
+
+/// Reads more of the member's bytes into `conn.rbuf`: `Ok(false)` at its EOF.
+fn poll_fill(conn: &mut WireConn, cx: &mut Context<'_>) -> Poll<Result<bool, WireError>> {
+    conn.rbuf.reserve(READ_ROOM);
+    let n = ready!(poll_read_buf(Pin::new(&mut *conn.io), cx, &mut conn.rbuf))?;
+    Poll::Ready(Ok(n > 0))
+}
+
+/// Sends a request on `checkout` and waits for the member's final response head (interim 1xx
+/// heads are skipped). The response body then streams from the returned [`WireBody`].
+pub async fn exchange<B>(
+    mut checkout: Checkout,
+    parts: &http::request::Parts,
+    body: B,
+    framing: RequestFraming,
+) -> Result<(ResponseHead, WireBody<B>), WireError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    let head_request = parts.method == http::Method::HEAD;
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
+    let mut upload = {
+        let conn = checkout.conn().ok_or(WireError::Closed)?;
+        encode_request_head(&mut conn.wbuf, &parts.method, target, &parts.headers);
+        let head = conn.wbuf.split().freeze();
+        let body = (framing != RequestFraming::Empty && !body.is_end_stream()).then_some(body);
+        Upload {
+            out: VecDeque::from([head]),
+            body,
+            chunked: framing == RequestFraming::Chunked,
+            unflushed: false,
+        }
+    };
+    // A write that failed: the member may still have answered (a 413 before closing).
+    let mut broken: Option<WireError> = None;
+    let head = std::future::poll_fn(|cx| {
+        let conn = checkout.conn().ok_or(WireError::Closed)?;
+        if broken.is_none() && !upload.is_done() {
+            match upload.poll(&mut *conn.io, cx) {
+                Poll::Ready(Err(e @ WireError::ClientBody(_))) => return Poll::Ready(Err(e)),
+                Poll::Ready(Err(e)) => broken = Some(e),
+                _ => {}
+            }
+        }
+        match poll_head(conn, head_request, cx) {
+            Poll::Ready(Err(WireError::Closed)) => Poll::Ready(Err(broken.take().unwrap_or(WireError::Closed))),
+            other => other,
+        }
+    })
+    .await?;
+    let mut body = WireBody {
+        checkout,
+        upload,
+        upload_broken: broken.is_some(),
+        framing: head.framing,
+        chunks: ChunkedDecoder::default(),
+        reusable: head.reusable,
+    };
+    if matches!(head.framing, BodyFraming::Empty | BodyFraming::Length(0)) {
+        body.end();
+    }
+    Ok((head, body))
+}
+
+fn poll_head(conn: &mut WireConn, head_request: bool, cx: &mut Context<'_>) -> Poll<Result<ResponseHead, WireError>> {
+    loop {
+        if !conn.rbuf.is_empty() {
+            match parse_response_head(&conn.rbuf, head_request)? {
+                Parsed::Partial => {}
+                Parsed::Interim(n) => {
+                    conn.rbuf.advance(n);
+                    continue;
+                }
+                Parsed::Final(head, n) => {
+                    conn.rbuf.advance(n);
+                    return Poll::Ready(Ok(head));
+                }
+            }
+        }
+        if !ready!(poll_fill(conn, cx))? {
+            return Poll::Ready(Err(WireError::Closed));
+        }
+    }
+}
+
+/// A member's response body, streamed as it arrives, while the request body (if it is still
+/// going) keeps going to the member.
+pub struct WireBody<B> {
+    checkout: Checkout,
+    upload: Upload<B>,
+    upload_broken: bool,
+    framing: BodyFraming,
+    chunks: ChunkedDecoder,
+    reusable: bool,
+}
+
+impl<B> WireBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    /// The response is through: the connection goes back if it is clean.
+    fn end(&mut self) {
+        let clean = self.reusable
+            && !self.upload_broken
+            && self.upload.is_done()
+            && self.checkout.conn().is_some_and(|c| c.rbuf.is_empty());
+        self.checkout.finish(clean);
+    }
+
+    fn fail(&mut self, e: WireError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.checkout.finish(false);
+        Poll::Ready(Some(Err(Box::new(e))))
+    }
+
+    /// The next body bytes from what was read, or `None` when more must be read first;
+    /// `Ok(Some(empty))` never happens.
+    fn take(&mut self, conn_rbuf: &mut bytes::BytesMut) -> Result<Option<Option<Bytes>>, WireError> {
+        Ok(match &mut self.framing {
+            BodyFraming::Empty | BodyFraming::Length(0) => Some(None),
+            BodyFraming::Length(left) => {
+                if conn_rbuf.is_empty() {
+                    return Ok(None);
+                }
+                let n = usize::try_from(*left).unwrap_or(usize::MAX).min(conn_rbuf.len());
+                *left -= n as u64;
+                Some(Some(conn_rbuf.split_to(n).freeze()))
+            }
+            BodyFraming::Chunked => match self.chunks.decode(conn_rbuf)? {
+                Decoded::Data(b) => Some(Some(b)),
+                Decoded::Done => Some(None),
+                Decoded::NeedMore => None,
+            },
+            BodyFraming::UntilClose => (!conn_rbuf.is_empty()).then(|| Some(conn_rbuf.split().freeze())),
+        })
+    }
+}
+
+impl<B> Body for WireBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            let Some(conn) = this.checkout.conn() else {
+                return Poll::Ready(None);
+            };
+            if !this.upload_broken && !this.upload.is_done() {
+                match this.upload.poll(&mut *conn.io, cx) {
+                    Poll::Ready(Err(e @ WireError::ClientBody(_))) => return this.fail(e),
+                    Poll::Ready(Err(_)) => this.upload_broken = true,
+                    _ => {}
+                }
+            }
+            let Some(conn) = this.checkout.conn() else {
+                return Poll::Ready(None);
+            };
+            let mut rbuf = std::mem::take(&mut conn.rbuf);
+            let taken = this.take(&mut rbuf);
+            if let Some(conn) = this.checkout.conn() {
+                conn.rbuf = rbuf;
+            }
+            match taken {
+                Err(e) => return this.fail(e),
+                Ok(Some(None)) => {
+                    this.end();
+                    return Poll::Ready(None);
+                }
+                Ok(Some(Some(data))) => {
+                    if this.framing == BodyFraming::Length(0) {
+                        // The last bytes: the connection goes back before hyper asks again.
+                        this.end();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Ok(None) => {}
+            }
+            let Some(conn) = this.checkout.conn() else {
+                return Poll::Ready(None);
+            };
+            match ready!(poll_fill(conn, cx)) {
+                Ok(true) => {}
+                Ok(false) if this.framing == BodyFraming::UntilClose => {
+                    this.reusable = false;
+                    this.end();
+                    return Poll::Ready(None);
+                }
+                Ok(false) => return this.fail(WireError::Truncated),
+                Err(e) => return this.fail(e),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.checkout.is_finished()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            BodyFraming::Length(left) => SizeHint::with_exact(left),
+            BodyFraming::Empty => SizeHint::with_exact(0),
+            _ if self.checkout.is_finished() => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "wire_exchange_tests.rs"]
+mod tests;
