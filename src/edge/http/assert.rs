@@ -18,27 +18,28 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::thread::ThreadId;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, HOST, WWW_AUTHENTICATE};
-use http::{Request, Response, Version};
+use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::backend::{exchange_error, Backend, BackendLink};
+use super::backend::Backend;
 use super::body::{AnyBody, BoxError};
-use super::error::EdgeError;
+use super::error::{EdgeError, ErrorKind};
 use super::forward_headers::{prepare_request, remove_identity_headers, strip_hop_by_hop, Forwarding};
+use super::h1_frame::RequestFraming;
 use super::negotiate::Identity;
+use super::wire_exchange::{exchange, WireBody};
+use super::wire_link::{Checkout, WireLink};
 use crate::config::AssertConfig;
 use crate::krb::crypto::{HmacSha256, KeyedHmac};
 
 /// Idle connections kept per member.
 const MAX_IDLE_PER_MEMBER: usize = 64;
-/// How long a pooled connection may take to be ready again before it is dropped.
-const READY_WAIT: Duration = Duration::from_millis(200);
 
 /// An assert route's header set-up could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -214,17 +215,18 @@ fn sign(key: &KeyedHmac<HmacSha256>, s: &Signed<'_>) -> String {
 
 /// Pooled backend connections of one pool for assert routes, kept per worker thread and member.
 ///
-/// A pooled connection is driven by a task on the worker thread that opened it; handing it to a
-/// request on another worker would make every exchange on it cross threads (two wake-ups per
-/// request, and the tail latency of whichever thread is busier). So each worker keeps its own
-/// idle connections and only ever takes back what it opened.
+/// A pooled connection is registered with the reactor of the worker thread that opened it, and
+/// its watcher runs there; handing it to a request on another worker would make every exchange
+/// on it cross threads (wake-ups through another thread's reactor, and the tail latency of
+/// whichever thread is busier). So each worker keeps its own idle connections and only ever
+/// takes back what it opened. kedge speaks HTTP/1.1 on them itself (`wire_exchange.rs`).
 #[derive(Debug)]
 pub struct AssertPool {
     backend: Backend,
-    idle: Mutex<HashMap<IdleKey, Vec<BackendLink>>>,
+    idle: Mutex<HashMap<IdleKey, Vec<WireLink>>>,
 }
 
-/// Idle connections are kept per worker thread (the one driving them) and member.
+/// Idle connections are kept per worker thread (the one whose reactor has them) and member.
 type IdleKey = (ThreadId, Arc<str>);
 
 impl AssertPool {
@@ -236,18 +238,19 @@ impl AssertPool {
         }
     }
 
-    fn take_idle(&self, member: &Arc<str>) -> Option<BackendLink> {
+    fn take_idle(&self, member: &Arc<str>) -> Option<(WireLink, Checkout)> {
         let mut idle = self.idle.lock().expect("idle pool lock");
         let list = idle.get_mut(&(std::thread::current().id(), member.clone()))?;
         while let Some(link) = list.pop() {
-            if !link.is_closed() {
-                return Some(link);
+            if let Some(conn) = link.checkout() {
+                return Some((link, conn));
             }
         }
         None
     }
 
-    async fn checkout(&self, key: Option<&str>) -> Result<BackendLink, EdgeError> {
+    /// An idle connection to the member `key` goes to, or a new one.
+    async fn checkout(&self, key: Option<&str>) -> Result<(WireLink, Checkout), EdgeError> {
         let preferred = self
             .backend
             .pool
@@ -255,17 +258,17 @@ impl AssertPool {
             .into_iter()
             .next()
             .map(|m| m.key().clone());
-        if let Some(member) = preferred {
-            while let Some(mut link) = self.take_idle(&member) {
-                if let Ok(Ok(())) = tokio::time::timeout(READY_WAIT, link.sender.ready()).await {
-                    return Ok(link);
-                }
-            }
+        if let Some(idle) = preferred.and_then(|member| self.take_idle(&member)) {
+            return Ok(idle);
         }
-        self.backend.open(key, "assert").await
+        let link = self.backend.open_wire(key, "assert").await?;
+        let conn = link
+            .checkout()
+            .ok_or_else(|| EdgeError::backend(ErrorKind::Io, "new connection closed at once"))?;
+        Ok((link, conn))
     }
 
-    fn checkin(&self, link: BackendLink) {
+    fn checkin(&self, link: WireLink) {
         if link.is_closed() {
             return;
         }
@@ -292,45 +295,39 @@ pub async fn forward(
 ) -> Result<Response<AnyBody>, EdgeError> {
     prepare_request(req.headers_mut(), forwarding);
     headers.apply(&mut req, id, SystemTime::now());
-    *req.version_mut() = Version::HTTP_11;
     let key = id.map(|i| i.principal.as_str());
+    let (parts, body) = req.into_parts();
+    let framing = RequestFraming::of(&parts.headers)
+        .map_err(|e| EdgeError::client(ErrorKind::Malformed("content_length"), e.to_string()))?;
 
-    let mut link = pool.checkout(key).await?;
-    let backend = &pool.backend;
-    let sent = link.sender.try_send_request(req);
-    let resp = match backend.response_head(&link.member_ref().clone(), sent).await? {
-        Ok(resp) => resp,
-        Err(mut e) => match e.take_message() {
-            // The pooled connection was closed before a byte went: once more on a fresh one.
-            Some(again) => {
-                link = backend.open(key, "assert").await?;
-                let sent = link.sender.send_request(again);
-                backend
-                    .response_head(&link.member_ref().clone(), sent)
-                    .await?
-                    .map_err(exchange_error)?
-            }
-            None => return Err(exchange_error(e.into_error())),
-        },
-    };
-    *member = Some(link.member_ref().clone());
-    let (mut parts, body) = resp.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
+    let (link, conn) = pool.checkout(key).await?;
+    let answered_by = link.member_ref().clone();
+    let (head, body) = pool
+        .backend
+        .response_head(&answered_by, exchange(conn, &parts, body, framing))
+        .await?
+        .map_err(|e| e.into_edge(&answered_by.name))?;
+    *member = Some(answered_by);
+    let mut headers = head.headers;
+    strip_hop_by_hop(&mut headers);
     if let Some(v) = mutual {
-        parts.headers.append(WWW_AUTHENTICATE, v);
+        headers.append(WWW_AUTHENTICATE, v);
     }
     let body = PooledBody {
         inner: body,
         checkin: Some((pool.clone(), link)),
     };
-    Ok(Response::from_parts(parts, body.map_err(BoxError::from).boxed_unsync()))
+    let mut resp = Response::new(body.boxed_unsync());
+    *resp.status_mut() = head.status;
+    *resp.headers_mut() = headers;
+    Ok(resp)
 }
 
 /// A backend response body that gives its connection back to the pool once read to the end
 /// (and closes it when dropped before).
 struct PooledBody {
-    inner: Incoming,
-    checkin: Option<(Arc<AssertPool>, BackendLink)>,
+    inner: WireBody<Incoming>,
+    checkin: Option<(Arc<AssertPool>, WireLink)>,
 }
 
 impl PooledBody {
@@ -343,12 +340,12 @@ impl PooledBody {
 
 impl Body for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let res = Pin::new(&mut self.inner).poll_frame(cx);
         match &res {
             Poll::Ready(None) => self.give_back(),
@@ -378,6 +375,7 @@ impl Drop for PooledBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn cfg() -> AssertConfig {
         AssertConfig {

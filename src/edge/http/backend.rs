@@ -1,6 +1,6 @@
-//! Opening an HTTP/1.1 connection to a backend member: a connection from the pool (which
-//! chooses the member and fails over), TLS where the pool has it, then hyper's client handshake;
-//! and the pool's timeouts on it: the TLS handshake (`connect_timeout_ms`), the response head
+//! Opening a connection to a backend member: a connection from the pool (which chooses the
+//! member and fails over), TLS where the pool has it, then a [`WireLink`] kedge speaks HTTP/1.1
+//! on itself; and the pool's timeouts on it: the TLS handshake (`connect_timeout_ms`), the response head
 //! (`response_header_timeout_ms`) and idleness (`idle_timeout_secs`). A member that accepts and
 //! then does not answer in time is ejected like one that refuses connections.
 
@@ -9,57 +9,22 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-
-use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::task::JoinHandle;
-
 use super::backend_idle::IdleTimeoutIo;
 use super::error::{EdgeError, ErrorKind};
 use super::wire_link::{BackendIo, WireLink};
 use crate::pool::{Member, MemberLease, Pool, PoolError};
 
-/// A backend connection's driver future, run by the client connection's own task.
+/// A backend connection's watcher, run by the client connection's own task.
 pub type LocalDriver = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Where a client connection's task takes the drivers of its pinned backend connections, so that
-/// a passthrough exchange never hops between tasks (or worker threads): the client connection and
-/// its backend connection are polled together.
+/// Where a client connection's task takes the watchers of its pinned backend connections, so
+/// that a passthrough connection is watched on the task (and worker thread) that uses it.
 #[derive(Clone, Debug)]
 pub struct LocalDrivers(pub tokio::sync::mpsc::UnboundedSender<LocalDriver>);
 
 tokio::task_local! {
     /// Set by the client connection's task around every poll of its HTTP connection.
     pub static LOCAL_DRIVERS: LocalDrivers;
-}
-
-/// One HTTP/1.1 connection to a member. Dropping it closes the connection.
-#[derive(Debug)]
-pub struct BackendLink {
-    /// Sends requests on this connection.
-    pub sender: SendRequest<Incoming>,
-    lease: MemberLease,
-    driver: JoinHandle<()>,
-}
-
-impl BackendLink {
-    /// The member.
-    pub fn member_ref(&self) -> &Arc<Member> {
-        self.lease.member()
-    }
-
-    /// Whether the connection is gone (closed by the member, or failed).
-    pub fn is_closed(&self) -> bool {
-        self.sender.is_closed() || self.driver.is_finished()
-    }
-}
-
-impl Drop for BackendLink {
-    fn drop(&mut self) {
-        self.driver.abort();
-    }
 }
 
 /// A pool plus the TLS client for its members.
@@ -80,23 +45,12 @@ impl std::fmt::Debug for Backend {
 }
 
 impl Backend {
-    /// Connects for `key` (the principal, for affinity) and completes the handshakes; hyper's
-    /// client speaks HTTP/1.1 on it (assert mode's shared connections).
-    pub async fn open(&self, key: Option<&str>, mode: &'static str) -> Result<BackendLink, EdgeError> {
+    /// Connects for `key` (the principal, for affinity) a connection kedge speaks HTTP/1.1 on
+    /// itself. A passthrough connection is watched on the client connection's task (it lives
+    /// and dies with it); an assert one, pooled, on a task of its own.
+    pub async fn open_wire(&self, key: Option<&str>, mode: &'static str) -> Result<WireLink, EdgeError> {
         let (io, lease) = self.connect(key, mode).await?;
-        let (sender, driver) = handshake(io).await?;
-        Ok(BackendLink {
-            sender,
-            lease,
-            driver,
-        })
-    }
-
-    /// Connects for `key` a connection kedge speaks HTTP/1.1 on itself (passthrough), parked
-    /// and watched on the client connection's task.
-    pub async fn open_wire(&self, key: Option<&str>) -> Result<WireLink, EdgeError> {
-        let (io, lease) = self.connect(key, "passthrough").await?;
-        Ok(WireLink::new(io, lease))
+        Ok(WireLink::new(io, lease, mode == "passthrough"))
     }
 
     /// A connection to a member chosen for `key`, with TLS where the pool has it and the pool's
@@ -175,47 +129,23 @@ impl Backend {
     }
 }
 
-/// Classifies a failed exchange with a member: a request body that broke on the client's side
-/// (hyper reports it as a user error) is the client's fault, anything else the backend's.
-pub fn exchange_error(e: hyper::Error) -> EdgeError {
-    if e.is_user() {
-        EdgeError::client(ErrorKind::Io, format!("request body: {e}"))
-    } else {
-        EdgeError::backend(ErrorKind::Io, e.to_string())
-    }
-}
-
-/// hyper's client handshake; the connection is driven by a task of its own.
-async fn handshake<T>(io: T) -> Result<(SendRequest<Incoming>, JoinHandle<()>), EdgeError>
-where
-    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (sender, conn) = hyper::client::conn::http1::Builder::new()
-        .handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| EdgeError::backend(ErrorKind::Handshake, format!("HTTP handshake: {e}")))?;
-    Ok((
-        sender,
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "backend connection ended with an error");
-            }
-        }),
-    ))
-}
-
-/// Runs a passthrough connection's watcher on the client connection's task when that task
-/// takes drivers (`LOCAL_DRIVERS`), else on a task of its own. It ends when the connection
-/// does.
-pub fn drive(run: impl Future<Output = ()> + Send + 'static) {
+/// Runs a backend connection's watcher on the client connection's task when `local` and that
+/// task takes drivers (`LOCAL_DRIVERS`), else on a task of its own. It ends when the
+/// connection does.
+pub fn drive(run: impl Future<Output = ()> + Send + 'static, local: bool) {
     let run: LocalDriver = Box::pin(run);
-    match LOCAL_DRIVERS.try_with(|d| d.0.clone()) {
-        Ok(tx) => {
+    let tx = if local {
+        LOCAL_DRIVERS.try_with(|d| d.0.clone()).ok()
+    } else {
+        None
+    };
+    match tx {
+        Some(tx) => {
             if let Err(back) = tx.send(run) {
                 tokio::spawn(back.0);
             }
         }
-        Err(_) => {
+        None => {
             tokio::spawn(run);
         }
     }

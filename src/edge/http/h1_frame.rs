@@ -166,9 +166,7 @@ pub fn parse_response_head(buf: &[u8], head_request: bool) -> Result<Parsed, Fra
         Version::HTTP_10
     };
     let mut reusable = version == Version::HTTP_11 && !wants_close(&headers);
-    let no_body = head_request
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED;
+    let no_body = head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
     let framing = if no_body {
         BodyFraming::Empty
     } else if headers.contains_key(TRANSFER_ENCODING) {
@@ -213,7 +211,7 @@ fn last_coding_is_chunked(headers: &HeaderMap) -> bool {
     let last = headers
         .get_all(TRANSFER_ENCODING)
         .iter()
-        .last()
+        .next_back()
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.rsplit(',').next());
     last.is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked"))
@@ -229,9 +227,7 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, FrameError> {
             if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
                 return Err(FrameError::ContentLength);
             }
-            let n = digits
-                .iter()
-                .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            let n = digits.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
             if found.is_some_and(|f| f != n) {
                 return Err(FrameError::ContentLength);
             }
@@ -254,16 +250,29 @@ pub enum Decoded {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ChunkState {
-    Size { value: u64, digits: u8 },
+    Size {
+        value: u64,
+        digits: u8,
+    },
     /// Whitespace after the size, before `;` or CR.
-    SizeWs { value: u64 },
-    Ext { value: u64 },
-    SizeLf { value: u64 },
+    SizeWs {
+        value: u64,
+    },
+    Ext {
+        value: u64,
+    },
+    SizeLf {
+        value: u64,
+    },
     Data(u64),
     DataCr,
     DataLf,
-    Trailer { line: usize },
-    TrailerLf { empty: bool },
+    Trailer {
+        line: usize,
+    },
+    TrailerLf {
+        empty: bool,
+    },
     Done,
 }
 

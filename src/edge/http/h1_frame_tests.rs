@@ -103,10 +103,12 @@ fn bodiless_responses_have_no_body_whatever_they_declare() {
 
 #[test]
 fn transfer_encoding_wins_over_content_length_and_ends_the_connection() {
-    let (h, _) =
-        final_head("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let (h, _) = final_head("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n");
     assert_eq!(h.framing, BodyFraming::Chunked);
-    assert!(!h.reusable, "a message that could be smuggling is the connection's last");
+    assert!(
+        !h.reusable,
+        "a message that could be smuggling is the connection's last"
+    );
     assert!(!h.headers.contains_key(CONTENT_LENGTH));
     let (h, _) = final_head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
     assert_eq!(h.framing, BodyFraming::Chunked);
@@ -137,14 +139,19 @@ fn what_cannot_be_reused_is_not() {
     ] {
         assert!(!final_head(raw).0.reusable, "{raw}");
     }
-    assert_eq!(final_head("HTTP/1.1 200 OK\r\n\r\n").0.framing, BodyFraming::UntilClose);
+    assert_eq!(
+        final_head("HTTP/1.1 200 OK\r\n\r\n").0.framing,
+        BodyFraming::UntilClose
+    );
 }
 
 #[test]
 fn oversized_and_malformed_heads_are_errors() {
     let big = format!("HTTP/1.1 200 OK\r\nX-Big: {}\r\n", "a".repeat(MAX_RESPONSE_HEAD));
     assert_eq!(head(&big).unwrap_err(), FrameError::HeadTooLarge);
-    let many: String = (0..=MAX_RESPONSE_HEADERS).map(|i| format!("X-{i}: 1\r\n")).collect();
+    let many: String = (0..=MAX_RESPONSE_HEADERS)
+        .map(|i| format!("X-{i}: 1\r\n"))
+        .collect();
     assert_eq!(
         head(&format!("HTTP/1.1 200 OK\r\n{many}\r\n")).unwrap_err(),
         FrameError::HeadTooLarge

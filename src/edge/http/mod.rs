@@ -13,8 +13,8 @@
 //! | `wire_link.rs` | a pinned connection kedge speaks HTTP/1.1 on: parked, watched, checked out per exchange |
 //! | `wire_exchange.rs` | one request and response on it, both bodies copied full duplex |
 //! | `h1_frame.rs` | HTTP/1.1 framing, pure: request heads out, response heads and chunked bodies in |
-//! | `assert.rs` | identity headers, HMAC, pooled backend connections |
-//! | `backend.rs` | connecting to a member (pool, TLS; hyper's handshake for assert), its timeouts |
+//! | `assert.rs` | identity headers, HMAC, pooled backend connections (wire links per worker) |
+//! | `backend.rs` | connecting to a member (pool, TLS), its timeouts |
 //! | `backend_idle.rs` | the backend connection's idle timeout |
 //! | `forward_headers.rs` | hop-by-hop headers, `X-Forwarded-For`, `Forwarded` |
 //! | `limits.rs` | head and idle timeouts |

@@ -18,7 +18,7 @@ use super::error::{EdgeError, ErrorKind};
 use super::forward_headers::{prepare_request, strip_hop_by_hop, wants_close, Forwarding};
 use super::h1_frame::RequestFraming;
 use super::negotiate::Owner;
-use super::wire_exchange::{exchange, WireError};
+use super::wire_exchange::exchange;
 use super::wire_link::{Checkout, WireLink};
 
 /// The backend connection pinned to a client connection, with whose it is.
@@ -60,7 +60,7 @@ async fn ensure_pinned<'a>(
             Owner::Principal(p) => Some(p.as_str()),
             Owner::Anonymous | Owner::Ntlm | Owner::Unverified => None,
         };
-        let link = backend.open_wire(key).await?;
+        let link = backend.open_wire(key, "passthrough").await?;
         tracing::debug!(
             member = %link.member_ref().name,
             pool = backend.pool.name(),
@@ -79,7 +79,11 @@ async fn ensure_pinned<'a>(
 /// The pinned connection for `owner`, checked out for one exchange: the one there when it is
 /// still open and `owner`'s, else a new one. A pinned connection found closed (the member
 /// closed it while idle: not a byte of this request went) is replaced once.
-async fn checkout(slot: &mut Option<Pinned>, backend: &Backend, owner: &Owner) -> Result<Checkout, EdgeError> {
+async fn checkout(
+    slot: &mut Option<Pinned>,
+    backend: &Backend,
+    owner: &Owner,
+) -> Result<Checkout, EdgeError> {
     for _ in 0..2 {
         let pinned = ensure_pinned(slot, backend, owner).await?;
         if let Some(c) = pinned.link.checkout() {
@@ -104,7 +108,12 @@ pub async fn forward(
     let framing = RequestFraming::of(&parts.headers)
         .map_err(|e| EdgeError::client(ErrorKind::Malformed("content_length"), e.to_string()))?;
     let conn = checkout(slot, backend, &owner).await?;
-    let member = slot.as_ref().expect("checked out of it").link.member_ref().clone();
+    let member = slot
+        .as_ref()
+        .expect("checked out of it")
+        .link
+        .member_ref()
+        .clone();
     let sent = backend
         .response_head(&member, exchange(conn, &parts, body, framing))
         .await;
@@ -113,7 +122,7 @@ pub async fn forward(
         // The request went (or may have): never retried; on a timeout the member is ejected.
         Ok(Err(e)) => {
             *slot = None;
-            return Err(wire_error(&member.name, e));
+            return Err(e.into_edge(&member.name));
         }
         Err(e) => {
             *slot = None;
@@ -132,13 +141,4 @@ pub async fn forward(
     }
     *resp.headers_mut() = headers;
     Ok(resp)
-}
-
-/// Which side a failed exchange is charged to: a request body that broke is the client's
-/// doing, anything else the member's.
-fn wire_error(member: &str, e: WireError) -> EdgeError {
-    match e {
-        WireError::ClientBody(_) => EdgeError::client(ErrorKind::Io, e.to_string()),
-        _ => EdgeError::backend(ErrorKind::Io, format!("{member}: {e}")),
-    }
 }

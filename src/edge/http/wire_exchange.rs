@@ -19,11 +19,12 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::io::AsyncWrite;
 use tokio_util::io::poll_read_buf;
 
+use super::body::BoxError;
+use super::error::{EdgeError, ErrorKind};
 use super::h1_frame::{
     chunk_size_line, encode_request_head, parse_response_head, BodyFraming, ChunkedDecoder, Decoded,
     FrameError, Parsed, RequestFraming, ResponseHead,
 };
-use super::body::BoxError;
 use super::wire_link::{BackendIo, Checkout, WireConn};
 
 /// Read at least this much room before each read from the member.
@@ -47,6 +48,17 @@ pub enum WireError {
     /// The client's request body failed (the client's side).
     #[error("request body: {0}")]
     ClientBody(BoxError),
+}
+
+impl WireError {
+    /// The edge's error for a failed exchange with `member`: a request body that broke is
+    /// the client's doing, anything else the member's.
+    pub fn into_edge(self, member: &str) -> EdgeError {
+        match self {
+            WireError::ClientBody(_) => EdgeError::client(ErrorKind::Io, self.to_string()),
+            _ => EdgeError::backend(ErrorKind::Io, format!("{member}: {self}")),
+        }
+    }
 }
 
 /// The request body on its way to the member.
@@ -116,7 +128,11 @@ where
 }
 
 /// Writes the front of `out`, gathered into one vectored write where the stream takes those.
-fn write_queued(io: &mut dyn BackendIo, out: &VecDeque<Bytes>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+fn write_queued(
+    io: &mut dyn BackendIo,
+    out: &VecDeque<Bytes>,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
     if out.len() > 1 && io.is_write_vectored() {
         let mut slices = [io::IoSlice::new(&[]); 8];
         let mut k = 0;
@@ -190,7 +206,9 @@ where
             }
         }
         match poll_head(conn, head_request, cx) {
-            Poll::Ready(Err(WireError::Closed)) => Poll::Ready(Err(broken.take().unwrap_or(WireError::Closed))),
+            Poll::Ready(Err(WireError::Closed)) => {
+                Poll::Ready(Err(broken.take().unwrap_or(WireError::Closed)))
+            }
             other => other,
         }
     })
@@ -209,7 +227,11 @@ where
     Ok((head, body))
 }
 
-fn poll_head(conn: &mut WireConn, head_request: bool, cx: &mut Context<'_>) -> Poll<Result<ResponseHead, WireError>> {
+fn poll_head(
+    conn: &mut WireConn,
+    head_request: bool,
+    cx: &mut Context<'_>,
+) -> Poll<Result<ResponseHead, WireError>> {
     loop {
         if !conn.rbuf.is_empty() {
             match parse_response_head(&conn.rbuf, head_request)? {
@@ -291,7 +313,10 @@ where
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         loop {
             let Some(conn) = this.checkout.conn() else {

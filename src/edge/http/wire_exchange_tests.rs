@@ -21,7 +21,10 @@ fn full(s: &'static str) -> TestBody {
 
 fn link() -> (WireLink, DuplexStream) {
     let (ours, member) = tokio::io::duplex(64 * 1024);
-    (WireLink::new(Box::new(ours), MemberLease::for_tests("m1")), member)
+    (
+        WireLink::new(Box::new(ours), MemberLease::for_tests("m1"), false),
+        member,
+    )
 }
 
 fn request(method: &str, uri: &str, headers: &[(&str, &str)]) -> http::request::Parts {
@@ -63,7 +66,11 @@ where
 async fn a_get_goes_as_its_head_and_the_connection_comes_back() {
     let (link, mut member) = link();
     for round in 0..3 {
-        let parts = request("GET", "/ews/exchange.asmx?r=1", &[("host", "outlook.contoso.com")]);
+        let parts = request(
+            "GET",
+            "/ews/exchange.asmx?r=1",
+            &[("host", "outlook.contoso.com")],
+        );
         let answer = tokio::spawn(async move {
             let got = read_until(&mut member, ends_head).await;
             member
@@ -72,17 +79,21 @@ async fn a_get_goes_as_its_head_and_the_connection_comes_back() {
                 .unwrap();
             (got, member)
         });
-        let (head, body) = exchange(link.checkout().expect("parked"), &parts, empty(), RequestFraming::Empty)
-            .await
-            .expect("answered");
+        let (head, body) = exchange(
+            link.checkout().expect("parked"),
+            &parts,
+            empty(),
+            RequestFraming::Empty,
+        )
+        .await
+        .expect("answered");
         assert_eq!(head.status, 200);
         assert_eq!(head.headers["x-member"], "m1");
         assert_eq!(body_of(body).await.unwrap(), b"hello");
         let (got, back) = answer.await.unwrap();
         member = back;
         assert_eq!(
-            got,
-            b"GET /ews/exchange.asmx?r=1 HTTP/1.1\r\nhost: outlook.contoso.com\r\n\r\n",
+            got, b"GET /ews/exchange.asmx?r=1 HTTP/1.1\r\nhost: outlook.contoso.com\r\n\r\n",
             "round {round}"
         );
         assert!(!link.is_closed(), "given back after round {round}");
@@ -95,7 +106,10 @@ async fn a_body_with_a_length_goes_as_it_is_and_a_chunked_one_is_re_chunked() {
     let parts = request("POST", "/mapi/emsmdb/", &[("content-length", "5")]);
     let answer = tokio::spawn(async move {
         let got = read_until(&mut member, |b| b.ends_with(b"hello")).await;
-        member.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").await.unwrap();
+        member
+            .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+            .await
+            .unwrap();
         (got, member)
     });
     let (head, body) = exchange(
@@ -147,7 +161,11 @@ async fn both_bodies_stream_at_once() {
     let (link, mut member) = link();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
     let upload = StreamBody::new(tokio_stream_of(rx));
-    let parts = request("RPC_IN_DATA", "/rpc/rpcproxy.dll", &[("content-length", "1073741824")]);
+    let parts = request(
+        "RPC_IN_DATA",
+        "/rpc/rpcproxy.dll",
+        &[("content-length", "1073741824")],
+    );
     let echo = tokio::spawn(async move {
         read_until(&mut member, ends_head).await;
         member
@@ -185,7 +203,10 @@ async fn both_bodies_stream_at_once() {
         assert_eq!(got, chunk);
     }
     drop(body);
-    assert!(link.is_closed(), "an exchange dropped mid-way closes the connection");
+    assert!(
+        link.is_closed(),
+        "an exchange dropped mid-way closes the connection"
+    );
     echo.abort();
 }
 
@@ -231,9 +252,14 @@ async fn a_body_cut_short_is_an_error_and_until_close_is_not() {
             .await
             .unwrap();
     });
-    let (_, body) = exchange(link.checkout().unwrap(), &request("GET", "/", &[]), empty(), RequestFraming::Empty)
-        .await
-        .unwrap();
+    let (_, body) = exchange(
+        link.checkout().unwrap(),
+        &request("GET", "/", &[]),
+        empty(),
+        RequestFraming::Empty,
+    )
+    .await
+    .unwrap();
     let err = body_of(body).await.unwrap_err();
     assert!(err.to_string().contains("mid-body"), "{err}");
     assert!(link.is_closed());
@@ -241,11 +267,19 @@ async fn a_body_cut_short_is_an_error_and_until_close_is_not() {
     let (link, mut member) = self::link();
     tokio::spawn(async move {
         read_until(&mut member, ends_head).await;
-        member.write_all(b"HTTP/1.0 200 OK\r\n\r\nall of it").await.unwrap();
+        member
+            .write_all(b"HTTP/1.0 200 OK\r\n\r\nall of it")
+            .await
+            .unwrap();
     });
-    let (head, body) = exchange(link.checkout().unwrap(), &request("GET", "/", &[]), empty(), RequestFraming::Empty)
-        .await
-        .unwrap();
+    let (head, body) = exchange(
+        link.checkout().unwrap(),
+        &request("GET", "/", &[]),
+        empty(),
+        RequestFraming::Empty,
+    )
+    .await
+    .unwrap();
     assert!(!head.reusable);
     assert_eq!(body_of(body).await.unwrap(), b"all of it");
     assert!(link.is_closed());
@@ -262,9 +296,14 @@ async fn interim_heads_are_skipped_and_bad_heads_refused() {
             .unwrap();
         tokio::time::sleep(Duration::from_secs(5)).await;
     });
-    let (head, _) = exchange(link.checkout().unwrap(), &request("GET", "/", &[]), empty(), RequestFraming::Empty)
-        .await
-        .unwrap();
+    let (head, _) = exchange(
+        link.checkout().unwrap(),
+        &request("GET", "/", &[]),
+        empty(),
+        RequestFraming::Empty,
+    )
+    .await
+    .unwrap();
     assert_eq!(head.status, 200);
     assert!(!link.is_closed());
 
@@ -278,7 +317,13 @@ async fn interim_heads_are_skipped_and_bad_heads_refused() {
             read_until(&mut member, ends_head).await;
             member.write_all(reply).await.unwrap();
         });
-        let res = exchange(link.checkout().unwrap(), &request("GET", "/", &[]), empty(), RequestFraming::Empty).await;
+        let res = exchange(
+            link.checkout().unwrap(),
+            &request("GET", "/", &[]),
+            empty(),
+            RequestFraming::Empty,
+        )
+        .await;
         assert!(res.is_err(), "{:?}", String::from_utf8_lossy(reply));
         assert!(link.is_closed());
     }
@@ -290,14 +335,24 @@ async fn a_response_with_bytes_after_it_does_not_go_back() {
     tokio::spawn(async move {
         read_until(&mut member, ends_head).await;
         member
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            .write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+            )
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_secs(5)).await;
     });
-    let (_, body) = exchange(link.checkout().unwrap(), &request("GET", "/", &[]), empty(), RequestFraming::Empty)
-        .await
-        .unwrap();
+    let (_, body) = exchange(
+        link.checkout().unwrap(),
+        &request("GET", "/", &[]),
+        empty(),
+        RequestFraming::Empty,
+    )
+    .await
+    .unwrap();
     assert_eq!(body_of(body).await.unwrap(), b"ok");
-    assert!(link.is_closed(), "a second, unasked-for response must not answer the next request");
+    assert!(
+        link.is_closed(),
+        "a second, unasked-for response must not answer the next request"
+    );
 }

@@ -134,13 +134,13 @@ impl std::fmt::Debug for WireLink {
 }
 
 impl WireLink {
-    /// Parks `io` (connected to the lease's member) and starts its watcher on the client
-    /// connection's task (or a task of its own, outside one).
-    pub fn new(io: Box<dyn BackendIo>, lease: MemberLease) -> Self {
+    /// Parks `io` (connected to the lease's member) and starts its watcher: on the client
+    /// connection's task when `local` (and there is one), else on a task of its own.
+    pub fn new(io: Box<dyn BackendIo>, lease: MemberLease, local: bool) -> Self {
         let park = Arc::new(Park::default());
         park.lock().conn = Some(WireConn::new(io));
         let watched = park.clone();
-        super::backend::drive(std::future::poll_fn(move |cx| watched.watch(cx)));
+        super::backend::drive(std::future::poll_fn(move |cx| watched.watch(cx)), local);
         Self { lease, park }
     }
 
@@ -220,7 +220,7 @@ mod tests {
     async fn link() -> (WireLink, tokio::io::DuplexStream) {
         let (ours, theirs) = tokio::io::duplex(1024);
         let lease = crate::pool::MemberLease::for_tests("m1");
-        (WireLink::new(Box::new(ours), lease), theirs)
+        (WireLink::new(Box::new(ours), lease, false), theirs)
     }
 
     async fn until_closed(link: &WireLink) {
