@@ -5,22 +5,17 @@
 
 mod http_common;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
 use http_common::backend::TestBackend;
 use http_common::client::Conn;
-use http_common::fake::{self, FakeAuth};
-use http_common::kedge::{start_over, Kedge};
+use http_common::fake;
+use http_common::raw_member::{edge, pool, serve_raw};
 use http_common::{bounded, BOUND};
-use kedge::pool::{MemberConfig, Pool, PoolConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-const ROUTES: &str = "name = \"https\"\n[[routes]]\nprefix = \"/\"\npool = \"cas\"\n";
+use tokio::net::TcpStream;
 
 /// A member that accepts connections, reads what comes and never answers.
 async fn hanging_member() -> SocketAddr {
@@ -48,50 +43,6 @@ async fn stalling_member() -> SocketAddr {
         while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
     })
     .await
-}
-
-async fn serve_raw<F, Fut>(serve: F) -> SocketAddr
-where
-    F: Fn(TcpStream) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((s, _)) = l.accept().await {
-            tokio::spawn(serve(s));
-        }
-    });
-    addr
-}
-
-/// Pool `cas` over `members`, with `timeouts` (TOML lines) and no active health check.
-fn pool(members: &[(&str, SocketAddr)], timeouts: &str) -> Arc<Pool> {
-    let table: BTreeMap<String, MemberConfig> = members
-        .iter()
-        .map(|(name, addr)| {
-            let mc = MemberConfig {
-                address: addr.ip().to_string(),
-                weight: 100,
-                ports: [("http".to_string(), addr.port())].into_iter().collect(),
-                drain: false,
-            };
-            (name.to_string(), mc)
-        })
-        .collect();
-    let names: Vec<String> = members.iter().map(|(m, _)| format!("{m:?}")).collect();
-    let pc: PoolConfig = toml::from_str(&format!(
-        "members = [{}]\nport = \"http\"\neject_base_ms = 60000\neject_max_ms = 60000\n{timeouts}\n[health]\nkind = \"none\"\n",
-        names.join(", ")
-    ))
-    .expect("pool config");
-    Arc::new(Pool::new("cas", &pc, &table).expect("pool"))
-}
-
-async fn edge(pool: Arc<Pool>) -> Kedge {
-    kedge::observe::install();
-    let pools = BTreeMap::from([("cas".to_string(), pool)]);
-    start_over(ROUTES, pools, Arc::new(FakeAuth::default()), None).await
 }
 
 #[tokio::test]

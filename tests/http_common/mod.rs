@@ -7,6 +7,7 @@ pub mod client;
 pub mod fake;
 pub mod kedge;
 pub mod pki;
+pub mod raw_member;
 
 use std::time::Duration;
 

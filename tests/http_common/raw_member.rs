@@ -1,0 +1,74 @@
+//! Members scripted byte by byte (for what a well-behaved HTTP server never sends: stalls,
+//! broken framing, unasked-for bytes), a pool over them, and kedge in front with one `/` route.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use kedge::pool::{MemberConfig, Pool, PoolConfig};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+
+use super::fake::FakeAuth;
+use super::kedge::{start_over, Kedge};
+
+const ROUTES: &str = "name = \"https\"\n[[routes]]\nprefix = \"/\"\npool = \"cas\"\n";
+
+/// A member on `127.0.0.1:0` that runs `serve` on every connection it accepts.
+pub async fn serve_raw<F, Fut>(serve: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(serve(s));
+        }
+    });
+    addr
+}
+
+/// Reads one request head (up to its blank line); `None` when the connection ends first.
+pub async fn read_head(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte).await {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    Some(head)
+}
+
+/// Pool `cas` over `members`, with `timeouts` (TOML lines) and no active health check.
+pub fn pool(members: &[(&str, SocketAddr)], timeouts: &str) -> Arc<Pool> {
+    let table: BTreeMap<String, MemberConfig> = members
+        .iter()
+        .map(|(name, addr)| {
+            let mc = MemberConfig {
+                address: addr.ip().to_string(),
+                weight: 100,
+                ports: [("http".to_string(), addr.port())].into_iter().collect(),
+                drain: false,
+            };
+            (name.to_string(), mc)
+        })
+        .collect();
+    let names: Vec<String> = members.iter().map(|(m, _)| format!("{m:?}")).collect();
+    let pc: PoolConfig = toml::from_str(&format!(
+        "members = [{}]\nport = \"http\"\neject_base_ms = 60000\neject_max_ms = 60000\n{timeouts}\n[health]\nkind = \"none\"\n",
+        names.join(", ")
+    ))
+    .expect("pool config");
+    Arc::new(Pool::new("cas", &pc, &table).expect("pool"))
+}
+
+/// kedge with one passthrough route `/` over `pool`, tokens checked by [`FakeAuth`].
+pub async fn edge(pool: Arc<Pool>) -> Kedge {
+    kedge::observe::install();
+    let pools = BTreeMap::from([("cas".to_string(), pool)]);
+    start_over(ROUTES, pools, Arc::new(FakeAuth::default()), None).await
+}
