@@ -1,7 +1,9 @@
 //! Members that accept and then do not answer, through the real HTTP edge: the request gets a
 //! 504 after the pool's `response_header_timeout_ms` and the member is ejected passively, like
 //! one that refuses connections, so the next sessions go elsewhere; a member that stalls
-//! mid-body is cut after the pool's `idle_timeout_secs`.
+//! mid-body is cut after the pool's `idle_timeout_secs`; and an upload that streams longer than
+//! the head timeout (an Outlook Anywhere `RPC_IN_DATA`) is not, the head being timed from the
+//! request's last byte.
 
 mod http_common;
 
@@ -128,4 +130,44 @@ async fn a_member_that_stalls_mid_body_is_cut_at_the_idle_timeout() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn an_upload_that_streams_past_the_head_timeout_is_not_cut() {
+    // An Outlook Anywhere RPC_IN_DATA: the member answers when the body is through.
+    let member = serve_raw(|mut s: TcpStream| async move {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.ends_with(b"abcdef") {
+            match s.read(&mut buf).await {
+                Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                _ => return,
+            }
+        }
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone")
+            .await;
+        while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+    })
+    .await;
+    let kedge = edge(pool(&[("rpc", member)], "response_header_timeout_ms = 300")).await;
+    let mut c = Conn::plain(kedge.addr).await;
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let req = http::Request::builder()
+        .method("RPC_IN_DATA")
+        .uri("/rpc/rpcproxy.dll")
+        .header("host", "outlook.kedge.test")
+        .header("authorization", fake::header("alice", ""))
+        .header("content-length", "6")
+        .body(http_common::client::TestBody::Channel(rx, Some(6)))
+        .unwrap();
+    let sender = tokio::spawn(async move {
+        for part in ["ab", "cd", "ef"] {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            tx.send(bytes::Bytes::from_static(part.as_bytes())).await.unwrap();
+        }
+    });
+    let resp = bounded("answer", c.send(req)).await.expect("response");
+    assert_eq!(resp.status(), 200, "900 ms of upload under a 300 ms head timeout");
+    sender.await.unwrap();
 }

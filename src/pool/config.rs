@@ -149,8 +149,9 @@ pub struct PoolConfig {
         deserialize_with = "crate::duration_field::millis"
     )]
     pub connect_timeout_ms: u64,
-    /// From a request sent to a member until its response head arrives, milliseconds
-    /// (default 300,000). A member that accepts and then hangs gets the request answered with
+    /// From a request's last byte sent to a member until its response head arrives,
+    /// milliseconds (default 300,000); an upload still streaming (an Outlook Anywhere
+    /// `RPC_IN_DATA` channel) is not timed by it, only by `idle_timeout_secs`. A member that accepts and then hangs gets the request answered with
     /// 504 and is ejected like one refusing connections. Exchange answers heads at once (long
     /// polls stream their bodies), except ActiveSync `Ping`, which holds a request up to its
     /// heartbeat (at most 59 min): a pool serving ActiveSync needs 3,600,000.

@@ -302,11 +302,9 @@ pub async fn forward(
 
     let (link, conn) = pool.checkout(key).await?;
     let answered_by = link.member_ref().clone();
-    let (head, body) = pool
-        .backend
-        .response_head(&answered_by, exchange(conn, &parts, body, framing))
-        .await?
-        .map_err(|e| e.into_edge(&answered_by.name))?;
+    let backend = &pool.backend;
+    let answer = exchange(conn, &parts, body, framing, backend.head_timeout());
+    let (head, body) = backend.response_head(&answered_by, answer).await?;
     *member = Some(answered_by);
     let mut headers = head.headers;
     strip_hop_by_hop(&mut headers);

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use super::backend_idle::IdleTimeoutIo;
 use super::error::{EdgeError, ErrorKind};
+use super::wire_exchange::WireError;
 use super::wire_link::{BackendIo, WireLink};
 use crate::pool::{Member, MemberLease, Pool, PoolError};
 
@@ -100,30 +101,30 @@ impl Backend {
 }
 
 impl Backend {
-    /// Waits for `response` (a request's response head from `member`) at most the pool's
-    /// `response_header_timeout_ms`, and records how long it took (upstream latency). A member
-    /// that does not answer in time is ejected, and the request is answered 504.
+    /// The pool's `response_header_timeout_ms`.
+    pub fn head_timeout(&self) -> Duration {
+        Duration::from_millis(self.pool.config().response_header_timeout_ms.max(1))
+    }
+
+    /// Waits for `response` (an exchange with `member`, which times its response head itself)
+    /// and records how long it took (upstream latency). A member that did not answer in time is
+    /// ejected, and the request is answered 504.
     pub async fn response_head<T>(
         &self,
         member: &Arc<Member>,
-        response: impl Future<Output = T>,
+        response: impl Future<Output = Result<T, WireError>>,
     ) -> Result<T, EdgeError> {
-        let ms = self.pool.config().response_header_timeout_ms.max(1);
         let sent = std::time::Instant::now();
-        match tokio::time::timeout(Duration::from_millis(ms), response).await {
-            Ok(r) => {
+        match response.await {
+            Err(e @ WireError::HeadTimeout(_)) => {
+                self.pool.eject(member, e.to_string());
+                Err(e.into_edge(&member.name))
+            }
+            r => {
                 self.response_time.record(sent.elapsed().as_secs_f64());
                 // Answered in time (or failed at once): not a member that holds requests.
                 member.answered();
-                Ok(r)
-            }
-            Err(_) => {
-                let what = format!("no response head within {ms} ms");
-                self.pool.eject(member, what.clone());
-                Err(EdgeError::backend(
-                    ErrorKind::Timeout,
-                    format!("{}: {what}", member.name),
-                ))
+                r.map_err(|e| e.into_edge(&member.name))
             }
         }
     }

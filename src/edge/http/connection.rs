@@ -137,7 +137,8 @@ async fn run<T>(
         .header_read_timeout(None)
         .serve_connection(TokioIo::new(WatchedIo::new(io, clock.clone())), service);
     tokio::pin!(conn);
-    // Pinned backend connections are driven here, on this task, next to the client connection.
+    // Pinned backend connections are watched here (between requests), on this task, next to the
+    // client connection; their exchanges run inside hyper's poll of it.
     let (driver_tx, mut driver_rx) = tokio::sync::mpsc::unbounded_channel();
     let local = LocalDrivers(driver_tx);
     let mut drivers: FuturesUnordered<LocalDriver> = FuturesUnordered::new();
@@ -168,10 +169,9 @@ async fn run<T>(
                 if sleep.deadline() != next || sleep.is_elapsed() {
                     sleep.as_mut().reset(next);
                 }
-                // The client side and its backend connections in one step, in the order an
-                // exchange flows: a response that arrived from the member reaches hyper's server
-                // side in the same poll, and a request it hands over goes out at once, instead of
-                // either waiting for every other connection's turn on this worker.
+                // The client side and the watchers of its parked backend connections in one
+                // step: a watcher that sees its connection end does so before the next request
+                // would check it out.
                 let step = std::future::poll_fn(|cx| {
                     poll_drivers(&mut drivers, &mut driver_rx, cx);
                     if let Poll::Ready(res) = conn.as_mut().poll(cx) {
@@ -200,16 +200,21 @@ async fn run<T>(
         .await
 }
 
-/// Takes new backend-connection drivers and runs every woken one until none can go on.
+/// Takes new backend-connection watchers and runs every woken one until none can go on.
+/// Watchers are only ever sent from inside the HTTP connection's poll (a request's handler on
+/// this task opening its pinned connection), so the channel is emptied without registering a
+/// wake-up, and an empty set is not polled at all.
 fn poll_drivers(
     drivers: &mut FuturesUnordered<LocalDriver>,
     new: &mut tokio::sync::mpsc::UnboundedReceiver<LocalDriver>,
     cx: &mut Context<'_>,
 ) {
-    while let Poll::Ready(Some(d)) = new.poll_recv(cx) {
+    while let Ok(d) = new.try_recv() {
         drivers.push(d);
     }
-    while let Poll::Ready(Some(())) = drivers.poll_next_unpin(cx) {}
+    if !drivers.is_empty() {
+        while let Poll::Ready(Some(())) = drivers.poll_next_unpin(cx) {}
+    }
 }
 
 /// Counts how a connection ended badly. hyper has already answered head errors itself

@@ -114,16 +114,10 @@ pub async fn forward(
         .link
         .member_ref()
         .clone();
-    let sent = backend
-        .response_head(&member, exchange(conn, &parts, body, framing))
-        .await;
-    let (head, body) = match sent {
-        Ok(Ok(answer)) => answer,
+    let answer = exchange(conn, &parts, body, framing, backend.head_timeout());
+    let (head, body) = match backend.response_head(&member, answer).await {
+        Ok(answer) => answer,
         // The request went (or may have): never retried; on a timeout the member is ejected.
-        Ok(Err(e)) => {
-            *slot = None;
-            return Err(e.into_edge(&member.name));
-        }
         Err(e) => {
             *slot = None;
             return Err(e);

@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
@@ -45,6 +46,9 @@ pub enum WireError {
     /// The member's bytes are not HTTP/1.1.
     #[error("{0}")]
     Frame(#[from] FrameError),
+    /// No response head this long after the request's last byte went.
+    #[error("no response head within {} ms", .0.as_millis())]
+    HeadTimeout(Duration),
     /// The client's request body failed (the client's side).
     #[error("request body: {0}")]
     ClientBody(BoxError),
@@ -56,6 +60,7 @@ impl WireError {
     pub fn into_edge(self, member: &str) -> EdgeError {
         match self {
             WireError::ClientBody(_) => EdgeError::client(ErrorKind::Io, self.to_string()),
+            WireError::HeadTimeout(_) => EdgeError::backend(ErrorKind::Timeout, format!("{member}: {self}")),
             _ => EdgeError::backend(ErrorKind::Io, format!("{member}: {self}")),
         }
     }
@@ -166,12 +171,15 @@ fn poll_fill(conn: &mut WireConn, cx: &mut Context<'_>) -> Poll<Result<bool, Wir
 }
 
 /// Sends a request on `checkout` and waits for the member's final response head (interim 1xx
-/// heads are skipped). The response body then streams from the returned [`WireBody`].
+/// heads are skipped), at most `head_timeout` from the request's last byte (an upload that
+/// streams for an hour, an Outlook Anywhere `RPC_IN_DATA`, is not timed by it; the stream's
+/// idle timeout guards it). The response body then streams from the returned [`WireBody`].
 pub async fn exchange<B>(
     mut checkout: Checkout,
     parts: &http::request::Parts,
     body: B,
     framing: RequestFraming,
+    head_timeout: Duration,
 ) -> Result<(ResponseHead, WireBody<B>), WireError>
 where
     B: Body<Data = Bytes> + Unpin,
@@ -196,6 +204,7 @@ where
     };
     // A write that failed: the member may still have answered (a 413 before closing).
     let mut broken: Option<WireError> = None;
+    let mut due: Option<tokio::time::Instant> = None;
     let head = std::future::poll_fn(|cx| {
         let conn = checkout.conn().ok_or(WireError::Closed)?;
         if broken.is_none() && !upload.is_done() {
@@ -208,6 +217,14 @@ where
         match poll_head(conn, head_request, cx) {
             Poll::Ready(Err(WireError::Closed)) => {
                 Poll::Ready(Err(broken.take().unwrap_or(WireError::Closed)))
+            }
+            Poll::Pending if broken.is_some() || upload.is_done() => {
+                let at = *due.get_or_insert_with(|| tokio::time::Instant::now() + head_timeout);
+                if conn.head_timer_expired(at, cx) {
+                    Poll::Ready(Err(WireError::HeadTimeout(head_timeout)))
+                } else {
+                    Poll::Pending
+                }
             }
             other => other,
         }

@@ -19,6 +19,20 @@ fn full(s: &'static str) -> TestBody {
     Full::new(Bytes::from_static(s.as_bytes())).boxed_unsync()
 }
 
+/// The exchange with a response-head timeout longer than any test waits.
+async fn send<B>(
+    checkout: Checkout,
+    parts: &http::request::Parts,
+    body: B,
+    framing: RequestFraming,
+) -> Result<(ResponseHead, WireBody<B>), WireError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    exchange(checkout, parts, body, framing, Duration::from_secs(30)).await
+}
+
 fn link() -> (WireLink, DuplexStream) {
     let (ours, member) = tokio::io::duplex(64 * 1024);
     (
@@ -79,7 +93,7 @@ async fn a_get_goes_as_its_head_and_the_connection_comes_back() {
                 .unwrap();
             (got, member)
         });
-        let (head, body) = exchange(
+        let (head, body) = send(
             link.checkout().expect("parked"),
             &parts,
             empty(),
@@ -112,7 +126,7 @@ async fn a_body_with_a_length_goes_as_it_is_and_a_chunked_one_is_re_chunked() {
             .unwrap();
         (got, member)
     });
-    let (head, body) = exchange(
+    let (head, body) = send(
         link.checkout().unwrap(),
         &parts,
         full("hello"),
@@ -138,7 +152,7 @@ async fn a_body_with_a_length_goes_as_it_is_and_a_chunked_one_is_re_chunked() {
             .unwrap();
         (got, member)
     });
-    let (_, body) = exchange(
+    let (_, body) = send(
         link.checkout().unwrap(),
         &parts,
         StreamBody::new(frames),
@@ -180,7 +194,7 @@ async fn both_bodies_stream_at_once() {
             }
         }
     });
-    let (_, mut body) = exchange(
+    let (_, mut body) = send(
         link.checkout().unwrap(),
         &parts,
         upload,
@@ -229,7 +243,7 @@ async fn a_member_that_answers_before_the_body_is_heard_and_the_connection_is_no
             .unwrap();
         tokio::time::sleep(Duration::from_secs(5)).await;
     });
-    let (head, body) = exchange(
+    let (head, body) = send(
         link.checkout().unwrap(),
         &parts,
         StreamBody::new(tokio_stream_of(rx)),
@@ -252,7 +266,7 @@ async fn a_body_cut_short_is_an_error_and_until_close_is_not() {
             .await
             .unwrap();
     });
-    let (_, body) = exchange(
+    let (_, body) = send(
         link.checkout().unwrap(),
         &request("GET", "/", &[]),
         empty(),
@@ -272,7 +286,7 @@ async fn a_body_cut_short_is_an_error_and_until_close_is_not() {
             .await
             .unwrap();
     });
-    let (head, body) = exchange(
+    let (head, body) = send(
         link.checkout().unwrap(),
         &request("GET", "/", &[]),
         empty(),
@@ -296,7 +310,7 @@ async fn interim_heads_are_skipped_and_bad_heads_refused() {
             .unwrap();
         tokio::time::sleep(Duration::from_secs(5)).await;
     });
-    let (head, _) = exchange(
+    let (head, _) = send(
         link.checkout().unwrap(),
         &request("GET", "/", &[]),
         empty(),
@@ -317,7 +331,7 @@ async fn interim_heads_are_skipped_and_bad_heads_refused() {
             read_until(&mut member, ends_head).await;
             member.write_all(reply).await.unwrap();
         });
-        let res = exchange(
+        let res = send(
             link.checkout().unwrap(),
             &request("GET", "/", &[]),
             empty(),
@@ -342,7 +356,7 @@ async fn a_response_with_bytes_after_it_does_not_go_back() {
             .unwrap();
         tokio::time::sleep(Duration::from_secs(5)).await;
     });
-    let (_, body) = exchange(
+    let (_, body) = send(
         link.checkout().unwrap(),
         &request("GET", "/", &[]),
         empty(),
@@ -355,4 +369,56 @@ async fn a_response_with_bytes_after_it_does_not_go_back() {
         link.is_closed(),
         "a second, unasked-for response must not answer the next request"
     );
+}
+
+#[tokio::test]
+async fn the_head_timeout_runs_from_the_request_s_last_byte() {
+    let (link, mut member) = link();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+    let parts = request("RPC_IN_DATA", "/rpc/rpcproxy.dll", &[("content-length", "6")]);
+    tokio::spawn(async move {
+        read_until(&mut member, |b| b.ends_with(b"abcdef")).await;
+        member
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    });
+    let upload = tokio::spawn(async move {
+        // The body streams for three times the head timeout.
+        for part in ["ab", "cd", "ef"] {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            tx.send(Ok(Frame::data(Bytes::from_static(part.as_bytes()))))
+                .await
+                .unwrap();
+        }
+    });
+    let answer = exchange(
+        link.checkout().unwrap(),
+        &parts,
+        StreamBody::new(tokio_stream_of(rx)),
+        RequestFraming::Length(6),
+        Duration::from_millis(100),
+    )
+    .await;
+    assert_eq!(answer.expect("answered after the upload").0.status, 200);
+    upload.await.unwrap();
+
+    // A member that never answers a request that went whole: timed out.
+    let (link, mut member) = self::link();
+    tokio::spawn(async move {
+        read_until(&mut member, ends_head).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    });
+    let started = tokio::time::Instant::now();
+    let res = exchange(
+        link.checkout().unwrap(),
+        &request("GET", "/", &[]),
+        empty(),
+        RequestFraming::Empty,
+        Duration::from_millis(100),
+    )
+    .await;
+    assert!(matches!(res, Err(WireError::HeadTimeout(_))), "{:?}", res.err());
+    assert!(started.elapsed() >= Duration::from_millis(100));
 }

@@ -8,12 +8,14 @@
 //! that is not given back (an exchange dropped mid-way, an error, a response that ends the
 //! connection) is closed, and the next request of the client connection opens a new one.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
 
 use crate::pool::{Member, MemberLease};
 
@@ -29,6 +31,10 @@ pub struct WireConn {
     pub rbuf: BytesMut,
     /// Where request heads are written (its allocation is reused).
     pub wbuf: BytesMut,
+    /// The response-head timer, kept from one exchange to the next: moving a registered timer
+    /// later is an atomic store, where a new one per request is a timer-wheel insert and
+    /// removal.
+    head_timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl WireConn {
@@ -37,7 +43,19 @@ impl WireConn {
             io,
             rbuf: BytesMut::with_capacity(16 * 1024),
             wbuf: BytesMut::with_capacity(4 * 1024),
+            head_timer: None,
         }
+    }
+
+    /// Whether `at` has passed; when not, `cx` is woken when it does.
+    pub fn head_timer_expired(&mut self, at: Instant, cx: &mut Context<'_>) -> bool {
+        let timer = self
+            .head_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        if timer.deadline() != at {
+            timer.as_mut().reset(at);
+        }
+        timer.as_mut().poll(cx).is_ready()
     }
 
     /// Whether a connection nobody is using has ended: the member sent something (an EOF, a
