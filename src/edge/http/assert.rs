@@ -137,13 +137,11 @@ impl AssertHeaders {
         remove_identity_headers(headers, &self.names);
         let Some(id) = id else { return };
         let groups = id.groups_joined();
-        if let Ok(v) = HeaderValue::from_str(&id.principal) {
-            headers.insert(self.principal.clone(), v);
+        if let Some(v) = id.principal_value() {
+            headers.insert(self.principal.clone(), v.clone());
         }
-        if let (Some(name), true) = (&self.groups, id.has_pac()) {
-            if let Ok(v) = HeaderValue::from_str(groups) {
-                headers.insert(name.clone(), v);
-            }
+        if let (Some(name), Some(v)) = (&self.groups, id.groups_value()) {
+            headers.insert(name.clone(), v.clone());
         }
         if let (Some(name), Some(key)) = (&self.signature, &self.key) {
             let ts = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -157,12 +155,12 @@ impl AssertHeaders {
                 groups,
                 timestamp: ts,
             };
-            let sig = sign(key, &signed);
+            let sig = sign_bytes(key, &signed);
             let headers = req.headers_mut();
             headers.insert(self.timestamp.clone(), HeaderValue::from(ts));
             headers.insert(
                 name.clone(),
-                HeaderValue::try_from(sig).expect("hex is a valid header value"),
+                HeaderValue::from_bytes(&sig).expect("hex is a valid header value"),
             );
         }
     }
@@ -188,19 +186,22 @@ pub struct Signed<'a> {
 /// `v2=` and `hex(HMAC-SHA256(key, "kedge-assert-v2" ‖ len‖method ‖ len‖target ‖ len‖host ‖
 /// len‖principal ‖ len‖groups ‖ len‖timestamp))`, lengths 4-byte big-endian.
 pub fn signature(key: &[u8], s: &Signed<'_>) -> String {
-    sign(&KeyedHmac::new(key), s)
+    let sig = sign_bytes(&KeyedHmac::new(key), s);
+    String::from_utf8_lossy(&sig).into_owned()
 }
 
-/// [`signature`] with the key's HMAC state prepared once (per route, not per request).
-fn sign(key: &KeyedHmac<HmacSha256>, s: &Signed<'_>) -> String {
-    let ts = s.timestamp.to_string();
+/// [`signature`] with the key's HMAC state prepared once (per route, not per request), as
+/// ASCII bytes.
+fn sign_bytes(key: &KeyedHmac<HmacSha256>, s: &Signed<'_>) -> [u8; 67] {
+    let mut ts = [0u8; 20];
+    let ts = decimal(s.timestamp, &mut ts);
     let fields = [
         s.method,
         s.target,
         s.host,
         s.principal.as_bytes(),
         s.groups.as_bytes(),
-        ts.as_bytes(),
+        ts,
     ];
     let lengths = fields.map(|f| u32::try_from(f.len()).unwrap_or(u32::MAX).to_be_bytes());
     let mut parts: [&[u8]; 13] = [b"kedge-assert-v2"; 13];
@@ -210,7 +211,27 @@ fn sign(key: &KeyedHmac<HmacSha256>, s: &Signed<'_>) -> String {
     }
     let mut mac = [0u8; 32];
     key.mac_into(&parts, &mut mac);
-    format!("v2={}", hex::encode(mac))
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 67];
+    out[..3].copy_from_slice(b"v2=");
+    for (i, b) in mac.iter().enumerate() {
+        out[3 + 2 * i] = HEX[usize::from(b >> 4)];
+        out[4 + 2 * i] = HEX[usize::from(b & 15)];
+    }
+    out
+}
+
+/// `n` in decimal, written at the end of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
 }
 
 /// Pooled backend connections of one pool for assert routes, kept per worker thread and member.
@@ -452,6 +473,14 @@ mod tests {
             principal: "alice@R",
             groups: "S-1",
             timestamp: 100,
+        }
+    }
+
+    #[test]
+    fn timestamps_are_written_in_decimal_whole() {
+        for n in [0, 7, 10, 1_700_000_000, u64::MAX] {
+            let mut buf = [0u8; 20];
+            assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
         }
     }
 
