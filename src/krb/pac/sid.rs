@@ -174,7 +174,8 @@ pub fn push_decimal(out: &mut String, mut n: u64) {
             break;
         }
     }
-    out.extend(digits[i..].iter().map(|&d| char::from(d)));
+    // ASCII digits: one copy, not a char (and its UTF-8 encoding) at a time.
+    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
 }
 
 /// The string form (MS-DTYP 2.4.2.1): `S-1-5-21-1-2-3`; an authority of 2^32 or more is written
