@@ -184,6 +184,56 @@ pub fn proxy_header(data: &[u8]) {
     }
 }
 
+/// `member_reply` target: a member's reply on a passthrough connection, as the forwarder reads
+/// it ([`crate::edge::http::h1_frame`]): the response head (as the answer to a `GET` and to a
+/// `HEAD`) and, for a chunked body, the chunked decoder. A head never claims more bytes than it
+/// was given or than the limit; a chunked body decodes to the same bytes and the same end
+/// whether it arrives whole or in two pieces (split where the input's first byte says), and
+/// never to more bytes than it was given.
+pub fn member_reply(data: &[u8]) {
+    use crate::edge::http::h1_frame::{
+        parse_response_head, BodyFraming, ChunkedDecoder, Decoded, Parsed, MAX_RESPONSE_HEAD,
+    };
+    for head_request in [false, true] {
+        match parse_response_head(data, head_request) {
+            Ok(Parsed::Interim(n)) => assert!(n <= data.len()),
+            Ok(Parsed::Final(head, n)) => {
+                assert!(n <= data.len() && n <= MAX_RESPONSE_HEAD);
+                if head_request {
+                    assert_eq!(head.framing, BodyFraming::Empty);
+                }
+                if head.framing == BodyFraming::Chunked {
+                    let body = &data[n..];
+                    let split = usize::from(data.first().copied().unwrap_or(0)) % (body.len() + 1);
+                    let whole = dechunk(&[body]);
+                    assert_eq!(whole, dechunk(&[&body[..split], &body[split..]]));
+                    if let Ok((out, _)) = &whole {
+                        assert!(out.len() <= body.len());
+                    }
+                }
+            }
+            Ok(Parsed::Partial) | Err(_) => {}
+        }
+    }
+
+    fn dechunk(pieces: &[&[u8]]) -> Result<(Vec<u8>, bool), crate::edge::http::h1_frame::FrameError> {
+        let mut d = ChunkedDecoder::default();
+        let mut buf = bytes::BytesMut::new();
+        let mut out = Vec::new();
+        for piece in pieces {
+            buf.extend_from_slice(piece);
+            loop {
+                match d.decode(&mut buf)? {
+                    Decoded::Data(b) => out.extend_from_slice(&b),
+                    Decoded::NeedMore => break,
+                    Decoded::Done => return Ok((out, true)),
+                }
+            }
+        }
+        Ok((out, false))
+    }
+}
+
 /// `rpc_auth3` target: [`crate::rpc::parse_auth3`] (MS-RPCE 2.2.2.10) and
 /// [`crate::rpc::parse_auth_verifier`]; a parsed auth3 re-encodes with its token to a PDU that
 /// parses to the same context and token.

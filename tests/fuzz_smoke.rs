@@ -199,6 +199,17 @@ fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
     }
     m
 }
+fn member_reply_seeds() -> Vec<Vec<u8>> {
+    [
+        &b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nWWW-Authenticate: Negotiate oYG3\r\n\r\nhello"[..],
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n1\r\n \r\n0\r\nX-T: 1\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        b"HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+    ]
+    .map(<[u8]>::to_vec)
+    .to_vec()
+}
 fn proxy_header_seeds() -> Vec<Vec<u8>> {
     use kedge::edge::proxy_protocol::header::encode_v2;
     let (v4, v6) = (
@@ -320,6 +331,11 @@ fn rpc_bind_survives_truncated_and_mutated_pdus_and_round_trips() {
 #[test]
 fn negotiate_header_survives_truncated_and_mutated_headers() {
     hammer("negotiate_header", &header_seeds(), fuzzing::negotiate_header);
+}
+
+#[test]
+fn member_reply_survives_truncated_and_mutated_replies() {
+    hammer("member_reply", &member_reply_seeds(), fuzzing::member_reply);
 }
 
 #[test]

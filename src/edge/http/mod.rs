@@ -30,7 +30,7 @@ mod body;
 mod connection;
 pub mod error;
 pub mod forward_headers;
-mod h1_frame;
+pub(crate) mod h1_frame;
 mod handler;
 mod limits;
 mod listener;
