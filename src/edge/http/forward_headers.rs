@@ -95,6 +95,9 @@ pub fn prepare_request(headers: &mut HeaderMap, forwarding: &Forwarding) {
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.to_ascii_lowercase().contains("chunked"));
     strip_hop_by_hop(headers);
+    // Room for what kedge adds (forwarding, and an assert route's four identity headers): hyper
+    // sizes the map to the client's headers, and growing it rehashes every one.
+    headers.reserve(8);
     if chunked {
         headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
     }
@@ -102,12 +105,15 @@ pub fn prepare_request(headers: &mut HeaderMap, forwarding: &Forwarding) {
 }
 
 /// The forwarding headers of one client connection, formatted once when it opens.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Forwarding {
     x_forwarded_for: HeaderValue,
     proto: &'static str,
     /// `for=<node>;proto=<proto>`: the `Forwarded` value without a request's host.
     forwarded: HeaderValue,
+    /// The last request's `Host` and the `Forwarded` value made for it (a connection's requests
+    /// name one host).
+    last_host: std::sync::Mutex<Option<(HeaderValue, HeaderValue)>>,
 }
 
 impl Forwarding {
@@ -123,27 +129,45 @@ impl Forwarding {
             x_forwarded_for: value(ip.to_string()),
             proto,
             forwarded: value(format!("for={node};proto={proto}")),
+            last_host: std::sync::Mutex::new(None),
         }
     }
 
     /// Sets the forwarding headers (replacing any the client sent).
     pub fn apply(&self, headers: &mut HeaderMap) {
-        let forwarded = match headers.get(http::header::HOST).and_then(|h| h.to_str().ok()) {
-            Some(host)
-                if host
-                    .bytes()
-                    .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\') =>
-            {
-                let base = self.forwarded.to_str().expect("formatted from ASCII");
-                value(format!("{base};host=\"{host}\""))
-            }
-            _ => self.forwarded.clone(),
+        let forwarded = match headers.get(http::header::HOST) {
+            Some(host) => self.forwarded_for_host(host),
+            None => self.forwarded.clone(),
         };
         headers.remove(&FORWARDED);
         headers.remove(&X_FORWARDED_FOR);
         headers.insert(X_FORWARDED_FOR.clone(), self.x_forwarded_for.clone());
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(self.proto));
         headers.insert(FORWARDED.clone(), forwarded);
+    }
+
+    /// The `Forwarded` value for a request naming `host`: with `host="…"` when the host can be
+    /// quoted as it is, made once per host the connection names.
+    fn forwarded_for_host(&self, host: &HeaderValue) -> HeaderValue {
+        let mut last = self
+            .last_host
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((h, v)) = last.as_ref() {
+            if h == host {
+                return v.clone();
+            }
+        }
+        let quotable = |h: &str| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+        let v = match host.to_str() {
+            Ok(h) if quotable(h) => {
+                let base = self.forwarded.to_str().expect("formatted from ASCII");
+                value(format!("{base};host=\"{h}\""))
+            }
+            _ => self.forwarded.clone(),
+        };
+        *last = Some((host.clone(), v.clone()));
+        v
     }
 }
 
@@ -192,6 +216,27 @@ mod tests {
             h.get("forwarded").expect("fwd"),
             "for=192.0.2.7;proto=https;host=\"outlook.contoso.com\""
         );
+    }
+
+    #[test]
+    fn each_request_s_host_is_the_one_in_forwarded() {
+        let fwd = Forwarding::new("192.0.2.7:5555".parse().expect("addr"), true);
+        for host in [
+            "outlook.contoso.com",
+            "mail.contoso.com",
+            "outlook.contoso.com",
+            "a\"b",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(http::header::HOST, HeaderValue::from_str(host).expect("host"));
+            fwd.apply(&mut h);
+            let want = if host.contains('"') {
+                "for=192.0.2.7;proto=https".to_owned()
+            } else {
+                format!("for=192.0.2.7;proto=https;host=\"{host}\"")
+            };
+            assert_eq!(h.get("forwarded").expect("fwd"), want.as_str(), "{host}");
+        }
     }
 
     #[test]
