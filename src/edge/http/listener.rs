@@ -109,10 +109,11 @@ async fn accept_loop(
                 },
                 Ok((stream, peer)) => match door.sources.admit(peer.ip(), std::time::Instant::now()) {
                     Err(refusal) => {
-                        // Closed at once: no handshake, no byte read.
-                        drop(stream);
+                        // Counted before it is closed (a client that sees the close sees the
+                        // count), then closed at once: no handshake, no byte read.
                         metrics::limit_exceeded(&name, refusal.label());
                         tracing::info!(listener = %name, %peer, reason = refusal.label(), "connection refused");
+                        drop(stream);
                     }
                     Ok(source) => match door.permits.clone().try_acquire_owned() {
                     Ok(permit) => {

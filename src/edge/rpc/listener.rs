@@ -97,16 +97,17 @@ async fn accept_loop(
                         });
                     }
                     Err(_) => {
-                        drop(stream);
                         refuse_over_limit(&cfg.name, peer);
+                        drop(stream);
                     }
                 },
                 // Per-source limits first: over them, closed at once and counted.
                 Ok((stream, peer)) => match sources.admit(peer.ip(), std::time::Instant::now()) {
                     Err(refusal) => {
-                        drop(stream);
+                        // Counted before it is closed: a client that sees the close sees the count.
                         observe::limit_exceeded(&cfg.name, refusal.label());
                         tracing::info!(listener = %cfg.name, %peer, reason = refusal.label(), "rpc connection refused");
+                        drop(stream);
                     }
                     Ok(source) => match limit.clone().try_acquire_owned() {
                         Ok(permit) => {
@@ -117,8 +118,8 @@ async fn accept_loop(
                             });
                         }
                         Err(_) => {
-                            drop(stream);
                             refuse_over_limit(&cfg.name, peer);
+                            drop(stream);
                         }
                     },
                 },
