@@ -191,9 +191,7 @@ pub fn proxy_header(data: &[u8]) {
 /// whether it arrives whole or in two pieces (split where the input's first byte says), and
 /// never to more bytes than it was given.
 pub fn member_reply(data: &[u8]) {
-    use crate::edge::http::h1_frame::{
-        parse_response_head, BodyFraming, ChunkedDecoder, Decoded, Parsed, MAX_RESPONSE_HEAD,
-    };
+    use crate::edge::http::h1_frame::{parse_response_head, BodyFraming, Parsed, MAX_RESPONSE_HEAD};
     for head_request in [false, true] {
         match parse_response_head(data, head_request) {
             Ok(Parsed::Interim(n)) => assert!(n <= data.len()),
@@ -215,23 +213,26 @@ pub fn member_reply(data: &[u8]) {
             Ok(Parsed::Partial) | Err(_) => {}
         }
     }
+}
 
-    fn dechunk(pieces: &[&[u8]]) -> Result<(Vec<u8>, bool), crate::edge::http::h1_frame::FrameError> {
-        let mut d = ChunkedDecoder::default();
-        let mut buf = bytes::BytesMut::new();
-        let mut out = Vec::new();
-        for piece in pieces {
-            buf.extend_from_slice(piece);
-            loop {
-                match d.decode(&mut buf)? {
-                    Decoded::Data(b) => out.extend_from_slice(&b),
-                    Decoded::NeedMore => break,
-                    Decoded::Done => return Ok((out, true)),
-                }
+/// A chunked body fed to a [`ChunkedDecoder`](crate::edge::http::h1_frame::ChunkedDecoder)
+/// in `pieces`: the data it gave and whether it saw the end.
+pub fn dechunk(pieces: &[&[u8]]) -> Result<(Vec<u8>, bool), crate::edge::http::h1_frame::FrameError> {
+    use crate::edge::http::h1_frame::{ChunkedDecoder, Decoded};
+    let mut d = ChunkedDecoder::default();
+    let mut buf = bytes::BytesMut::new();
+    let mut out = Vec::new();
+    for piece in pieces {
+        buf.extend_from_slice(piece);
+        loop {
+            match d.decode(&mut buf)? {
+                Decoded::Data(b) => out.extend_from_slice(&b),
+                Decoded::NeedMore => break,
+                Decoded::Done => return Ok((out, true)),
             }
         }
-        Ok((out, false))
     }
+    Ok((out, false))
 }
 
 /// `rpc_auth3` target: [`crate::rpc::parse_auth3`] (MS-RPCE 2.2.2.10) and

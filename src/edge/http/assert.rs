@@ -194,7 +194,7 @@ pub fn signature(key: &[u8], s: &Signed<'_>) -> String {
 /// ASCII bytes.
 fn sign_bytes(key: &KeyedHmac<HmacSha256>, s: &Signed<'_>) -> [u8; 67] {
     let mut ts = [0u8; 20];
-    let ts = decimal(s.timestamp, &mut ts);
+    let ts = crate::krb::pac::decimal(s.timestamp, &mut ts);
     let fields = [
         s.method,
         s.target,
@@ -219,19 +219,6 @@ fn sign_bytes(key: &KeyedHmac<HmacSha256>, s: &Signed<'_>) -> [u8; 67] {
         out[4 + 2 * i] = HEX[usize::from(b & 15)];
     }
     out
-}
-
-/// `n` in decimal, written at the end of `buf`.
-fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[at..];
-        }
-    }
 }
 
 /// Pooled backend connections of one pool for assert routes, kept per worker thread and member.
@@ -480,7 +467,7 @@ mod tests {
     fn timestamps_are_written_in_decimal_whole() {
         for n in [0, 7, 10, 1_700_000_000, u64::MAX] {
             let mut buf = [0u8; 20];
-            assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
+            assert_eq!(crate::krb::pac::decimal(n, &mut buf), n.to_string().as_bytes());
         }
     }
 

@@ -13,20 +13,8 @@ fn final_head(raw: &str) -> (ResponseHead, usize) {
 
 /// Decodes all of `input` fed in pieces of `step` bytes; the data and whether it ended.
 fn dechunk(input: &[u8], step: usize) -> Result<(Vec<u8>, bool), FrameError> {
-    let mut d = ChunkedDecoder::default();
-    let mut buf = BytesMut::new();
-    let mut out = Vec::new();
-    for piece in input.chunks(step.max(1)) {
-        buf.extend_from_slice(piece);
-        loop {
-            match d.decode(&mut buf)? {
-                Decoded::Data(b) => out.extend_from_slice(&b),
-                Decoded::NeedMore => break,
-                Decoded::Done => return Ok((out, true)),
-            }
-        }
-    }
-    Ok((out, false))
+    let pieces: Vec<&[u8]> = input.chunks(step.max(1)).collect();
+    crate::fuzzing::dechunk(&pieces)
 }
 
 #[test]

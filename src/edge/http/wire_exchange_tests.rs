@@ -256,44 +256,42 @@ async fn a_member_that_answers_before_the_body_is_heard_and_the_connection_is_no
     assert!(link.is_closed(), "the request body never finished: not reusable");
 }
 
-#[tokio::test]
-async fn a_body_cut_short_is_an_error_and_until_close_is_not() {
+/// A link whose member answers the first request head with `reply`, then keeps its end open
+/// (`hold`) or closes it.
+fn replying(reply: &'static [u8], hold: bool) -> WireLink {
     let (link, mut member) = link();
     tokio::spawn(async move {
         read_until(&mut member, ends_head).await;
-        member
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234")
-            .await
-            .unwrap();
+        member.write_all(reply).await.unwrap();
+        if hold {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
     });
-    let (_, body) = send(
-        link.checkout().unwrap(),
-        &request("GET", "/", &[]),
+    link
+}
+
+/// `GET /` on `link`'s parked connection.
+async fn get(link: &WireLink) -> Result<(ResponseHead, WireBody<TestBody>), WireError> {
+    let parts = request("GET", "/", &[]);
+    send(
+        link.checkout().expect("parked"),
+        &parts,
         empty(),
         RequestFraming::Empty,
     )
     .await
-    .unwrap();
+}
+
+#[tokio::test]
+async fn a_body_cut_short_is_an_error_and_until_close_is_not() {
+    let link = replying(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234", false);
+    let (_, body) = get(&link).await.unwrap();
     let err = body_of(body).await.unwrap_err();
     assert!(err.to_string().contains("mid-body"), "{err}");
     assert!(link.is_closed());
 
-    let (link, mut member) = self::link();
-    tokio::spawn(async move {
-        read_until(&mut member, ends_head).await;
-        member
-            .write_all(b"HTTP/1.0 200 OK\r\n\r\nall of it")
-            .await
-            .unwrap();
-    });
-    let (head, body) = send(
-        link.checkout().unwrap(),
-        &request("GET", "/", &[]),
-        empty(),
-        RequestFraming::Empty,
-    )
-    .await
-    .unwrap();
+    let link = replying(b"HTTP/1.0 200 OK\r\n\r\nall of it", false);
+    let (head, body) = get(&link).await.unwrap();
     assert!(!head.reusable);
     assert_eq!(body_of(body).await.unwrap(), b"all of it");
     assert!(link.is_closed());
@@ -301,24 +299,11 @@ async fn a_body_cut_short_is_an_error_and_until_close_is_not() {
 
 #[tokio::test]
 async fn interim_heads_are_skipped_and_bad_heads_refused() {
-    let (link, mut member) = link();
-    tokio::spawn(async move {
-        read_until(&mut member, ends_head).await;
-        member
-            .write_all(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    });
-    let (head, _) = send(
-        link.checkout().unwrap(),
-        &request("GET", "/", &[]),
-        empty(),
-        RequestFraming::Empty,
-    )
-    .await
-    .unwrap();
-    assert_eq!(head.status, 200);
+    let link = replying(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        true,
+    );
+    assert_eq!(get(&link).await.unwrap().0.status, 200);
     assert!(!link.is_closed());
 
     for reply in [
@@ -326,44 +311,19 @@ async fn interim_heads_are_skipped_and_bad_heads_refused() {
         b"garbage\r\n\r\n",
         b"",
     ] {
-        let (link, mut member) = self::link();
-        tokio::spawn(async move {
-            read_until(&mut member, ends_head).await;
-            member.write_all(reply).await.unwrap();
-        });
-        let res = send(
-            link.checkout().unwrap(),
-            &request("GET", "/", &[]),
-            empty(),
-            RequestFraming::Empty,
-        )
-        .await;
-        assert!(res.is_err(), "{:?}", String::from_utf8_lossy(reply));
+        let link = replying(reply, false);
+        assert!(get(&link).await.is_err(), "{:?}", String::from_utf8_lossy(reply));
         assert!(link.is_closed());
     }
 }
 
 #[tokio::test]
 async fn a_response_with_bytes_after_it_does_not_go_back() {
-    let (link, mut member) = link();
-    tokio::spawn(async move {
-        read_until(&mut member, ends_head).await;
-        member
-            .write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
-            )
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    });
-    let (_, body) = send(
-        link.checkout().unwrap(),
-        &request("GET", "/", &[]),
-        empty(),
-        RequestFraming::Empty,
-    )
-    .await
-    .unwrap();
+    let link = replying(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        true,
+    );
+    let (_, body) = get(&link).await.unwrap();
     assert_eq!(body_of(body).await.unwrap(), b"ok");
     assert!(
         link.is_closed(),
@@ -405,11 +365,7 @@ async fn the_head_timeout_runs_from_the_request_s_last_byte() {
     upload.await.unwrap();
 
     // A member that never answers a request that went whole: timed out.
-    let (link, mut member) = self::link();
-    tokio::spawn(async move {
-        read_until(&mut member, ends_head).await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    });
+    let link = replying(b"", true);
     let started = tokio::time::Instant::now();
     let res = exchange(
         link.checkout().unwrap(),

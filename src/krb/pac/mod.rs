@@ -32,7 +32,7 @@ pub use filetime::FileTime;
 pub use logon_info::{
     GroupMembership, LogonInfo, SidAndAttributes, LOGON_EXTRA_SIDS, LOGON_RESOURCE_GROUPS, SE_GROUP_DEFAULT,
 };
-pub use sid::{Sid, MAX_SUB_AUTHORITIES};
+pub use sid::{decimal, Sid, MAX_SUB_AUTHORITIES};
 pub use signature::{checksum_len, SignatureData, KERB_NON_KERB_CKSUM_SALT};
 pub use upn_dns_info::{UpnDnsInfo, UPN_CONSTRUCTED, UPN_EXTENDED};
 
