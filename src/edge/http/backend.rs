@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::backend_idle::IdleTimeoutIo;
 use super::error::{EdgeError, ErrorKind};
 use super::wire_exchange::WireError;
-use super::wire_link::{BackendIo, WireLink};
+use super::wire_link::{BackendIo, Checkout, WireLink};
 use crate::pool::{Member, MemberLease, Pool, PoolError};
 
 /// A backend connection's watcher, run by the client connection's own task.
@@ -47,9 +47,14 @@ impl std::fmt::Debug for Backend {
 
 impl Backend {
     /// Connects for `key` (the principal, for affinity) a connection kedge speaks HTTP/1.1 on
-    /// itself. A passthrough connection is watched on the client connection's task (it lives
-    /// and dies with it); an assert one, pooled, on a task of its own.
-    pub async fn open_wire(&self, key: Option<&str>, mode: &'static str) -> Result<WireLink, EdgeError> {
+    /// itself, checked out for its first exchange. A passthrough connection is watched on the
+    /// client connection's task (it lives and dies with it); an assert one, pooled, on a task of
+    /// its own.
+    pub async fn open_wire(
+        &self,
+        key: Option<&str>,
+        mode: &'static str,
+    ) -> Result<(WireLink, Checkout), EdgeError> {
         let (io, lease) = self.connect(key, mode).await?;
         Ok(WireLink::new(io, lease, mode == "passthrough"))
     }

@@ -16,7 +16,8 @@ use std::sync::Arc;
 /// Any body, boxed, with any error.
 pub type AnyBody = UnsyncBoxBody<Bytes, BoxError>;
 
-/// A body's error: hyper's (a body from hyper's client) or a passthrough exchange's.
+/// A body's error: a member exchange's (`WireError`), or a client request body's that it
+/// carried.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A short body kedge writes itself.

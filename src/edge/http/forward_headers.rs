@@ -87,7 +87,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Readies a client request's headers for a backend: hop-by-hop headers out (a chunked body
-/// stays chunked, so hyper does not take a chunked `GET` body for none), forwarding headers in.
+/// stays chunked: `RequestFraming::of` reads its framing from these headers, so a chunked `GET`
+/// body is not taken for none), forwarding headers in.
 pub fn prepare_request(headers: &mut HeaderMap, forwarding: &Forwarding) {
     let chunked = headers
         .get_all(TRANSFER_ENCODING)

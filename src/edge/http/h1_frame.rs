@@ -165,7 +165,7 @@ pub fn parse_response_head(buf: &[u8], head_request: bool) -> Result<Parsed, Fra
     } else {
         Version::HTTP_10
     };
-    let mut reusable = version == Version::HTTP_11 && !wants_close(&headers);
+    let mut reusable = version == Version::HTTP_11 && !super::forward_headers::wants_close(&headers);
     let no_body = head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
     let framing = if no_body {
         BodyFraming::Empty
@@ -201,10 +201,6 @@ pub fn parse_response_head(buf: &[u8], head_request: bool) -> Result<Parsed, Fra
         },
         len,
     ))
-}
-
-fn wants_close(headers: &HeaderMap) -> bool {
-    super::forward_headers::wants_close(headers)
 }
 
 fn last_coding_is_chunked(headers: &HeaderMap) -> bool {

@@ -6,6 +6,7 @@
 //! (`wire_exchange.rs`): the head hyper parsed is written once and both bodies are copied.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use http::header::{HeaderValue, CONNECTION};
 use http::{Request, Response};
@@ -14,12 +15,12 @@ use hyper::body::Incoming;
 
 use super::backend::Backend;
 use super::body::AnyBody;
-use super::error::{EdgeError, ErrorKind};
-use super::forward_headers::{prepare_request, strip_hop_by_hop, wants_close, Forwarding};
-use super::h1_frame::RequestFraming;
+use super::error::EdgeError;
+use super::forward_headers::{prepare_request, strip_hop_by_hop, Forwarding};
 use super::negotiate::Owner;
-use super::wire_exchange::exchange;
+use super::wire_exchange::{exchange, request_framing};
 use super::wire_link::{Checkout, WireLink};
+use crate::pool::Member;
 
 /// The backend connection pinned to a client connection, with whose it is.
 #[derive(Debug)]
@@ -40,58 +41,46 @@ pub struct Origin {
 
 impl Pinned {
     /// The member this connection is pinned to.
-    pub fn member(&self) -> &std::sync::Arc<crate::pool::Member> {
+    pub fn member(&self) -> &Arc<Member> {
         self.link.member_ref()
     }
 }
 
-async fn ensure_pinned<'a>(
-    slot: &'a mut Option<Pinned>,
-    backend: &Backend,
-    owner: &Owner,
-) -> Result<&'a mut Pinned, EdgeError> {
-    let fits =
-        matches!(slot, Some(p) if p.pool == backend.pool.name() && p.owner == *owner && !p.link.is_closed());
-    if !fits {
-        // The old connection is closed before another owner's is opened: never two at once,
-        // never one reused.
-        *slot = None;
-        let key = match owner {
-            Owner::Principal(p) => Some(p.as_str()),
-            Owner::Anonymous | Owner::Ntlm | Owner::Unverified => None,
-        };
-        let link = backend.open_wire(key, "passthrough").await?;
-        tracing::debug!(
-            member = %link.member_ref().name,
-            pool = backend.pool.name(),
-            ?owner,
-            "pinned backend connection"
-        );
-        *slot = Some(Pinned {
-            pool: backend.pool.name().to_string(),
-            owner: owner.clone(),
-            link,
-        });
-    }
-    Ok(slot.as_mut().expect("just pinned"))
-}
-
 /// The pinned connection for `owner`, checked out for one exchange: the one there when it is
-/// still open and `owner`'s, else a new one. A pinned connection found closed (the member
-/// closed it while idle: not a byte of this request went) is replaced once.
+/// `owner`'s and parked, else a new one. The old connection is closed before another is opened
+/// (never two at once, never one reused for another owner); one the member closed while idle
+/// (not a byte of this request went) is replaced the same way.
 async fn checkout(
     slot: &mut Option<Pinned>,
     backend: &Backend,
     owner: &Owner,
-) -> Result<Checkout, EdgeError> {
-    for _ in 0..2 {
-        let pinned = ensure_pinned(slot, backend, owner).await?;
-        if let Some(c) = pinned.link.checkout() {
-            return Ok(c);
+) -> Result<(Checkout, Arc<Member>), EdgeError> {
+    if let Some(p) = slot.as_ref() {
+        if p.pool == backend.pool.name() && p.owner == *owner {
+            if let Some(conn) = p.link.checkout() {
+                return Ok((conn, p.member().clone()));
+            }
         }
-        *slot = None;
     }
-    Err(EdgeError::backend(ErrorKind::Io, "pinned connection closed"))
+    *slot = None;
+    let key = match owner {
+        Owner::Principal(p) => Some(p.as_str()),
+        Owner::Anonymous | Owner::Ntlm | Owner::Unverified => None,
+    };
+    let (link, conn) = backend.open_wire(key, "passthrough").await?;
+    tracing::debug!(
+        member = %link.member_ref().name,
+        pool = backend.pool.name(),
+        ?owner,
+        "pinned backend connection"
+    );
+    let member = link.member_ref().clone();
+    *slot = Some(Pinned {
+        pool: backend.pool.name().to_string(),
+        owner: owner.clone(),
+        link,
+    });
+    Ok((conn, member))
 }
 
 /// Forwards `req` on the client connection's pinned backend connection (opening it for `owner`
@@ -105,15 +94,8 @@ pub async fn forward(
 ) -> Result<Response<AnyBody>, EdgeError> {
     let (mut parts, body) = req.into_parts();
     prepare_request(&mut parts.headers, forwarding);
-    let framing = RequestFraming::of(&parts.headers)
-        .map_err(|e| EdgeError::client(ErrorKind::Malformed("content_length"), e.to_string()))?;
-    let conn = checkout(slot, backend, &owner).await?;
-    let member = slot
-        .as_ref()
-        .expect("checked out of it")
-        .link
-        .member_ref()
-        .clone();
+    let framing = request_framing(&parts.headers)?;
+    let (conn, member) = checkout(slot, backend, &owner).await?;
     let answer = exchange(conn, &parts, body, framing, backend.head_timeout());
     let (head, body) = match backend.response_head(&member, answer).await {
         Ok(answer) => answer,
@@ -126,9 +108,9 @@ pub async fn forward(
     let mut resp = Response::new(body.boxed_unsync());
     *resp.status_mut() = head.status;
     let mut headers = head.headers;
-    let close = !head.reusable || wants_close(&headers);
     strip_hop_by_hop(&mut headers);
-    if close {
+    // Not reusable: the member asked to close, or its reply was the connection's last.
+    if !head.reusable {
         // The member ends its side, and with it its logon: the client must see the same.
         // (The link stays until this body is through; it is not reused after.)
         headers.insert(CONNECTION, HeaderValue::from_static("close"));

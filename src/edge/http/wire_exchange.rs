@@ -1,4 +1,5 @@
-//! One request and its response on a checked-out passthrough connection (`wire_link.rs`),
+//! One request and its response on a checked-out member connection (`wire_link.rs`; a
+//! passthrough pin or an assert route's pooled connection),
 //! spoken byte by byte: the head hyper's server side parsed is written once, the request body
 //! is copied frame by frame (re-chunked when the client's was chunked), the response head is
 //! read with `httparse` and the response body is streamed back as it arrives, without a
@@ -66,6 +67,13 @@ impl WireError {
     }
 }
 
+/// How a request whose headers went through `prepare_request` frames its body; a
+/// `Content-Length` hyper let through that is not a number is the client's malformed request.
+pub fn request_framing(headers: &http::HeaderMap) -> Result<RequestFraming, EdgeError> {
+    RequestFraming::of(headers)
+        .map_err(|e| EdgeError::client(ErrorKind::Malformed("content_length"), e.to_string()))
+}
+
 /// The request body on its way to the member.
 struct Upload<B> {
     /// Bytes to write, in order (the head first).
@@ -74,6 +82,9 @@ struct Upload<B> {
     chunked: bool,
     /// Written since the last flush.
     unflushed: bool,
+    /// A write to the member that failed: nothing more goes, but the member may still have
+    /// answered (a 413 before closing).
+    broken: Option<WireError>,
 }
 
 impl<B> Upload<B>
@@ -83,6 +94,32 @@ where
 {
     fn is_done(&self) -> bool {
         self.body.is_none() && self.out.is_empty() && !self.unflushed
+    }
+
+    /// Whether nothing more will be written: all of it went, or a write failed.
+    fn is_settled(&self) -> bool {
+        self.broken.is_some() || self.is_done()
+    }
+
+    /// Whether all of it went and no write failed.
+    fn is_clean(&self) -> bool {
+        self.broken.is_none() && self.is_done()
+    }
+
+    /// Moves the upload on as far as it goes now. Only the client's body failing is an error;
+    /// a failed write to the member settles the upload and is kept in `broken`.
+    fn pump(&mut self, io: &mut dyn BackendIo, cx: &mut Context<'_>) -> Result<(), WireError> {
+        if self.is_settled() {
+            return Ok(());
+        }
+        match self.poll(io, cx) {
+            Poll::Ready(Err(e @ WireError::ClientBody(_))) => Err(e),
+            Poll::Ready(Err(e)) => {
+                self.broken = Some(e);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Writes what is queued and takes the client's next body frames, until the body has gone
@@ -200,25 +237,19 @@ where
             body,
             chunked: framing == RequestFraming::Chunked,
             unflushed: false,
+            broken: None,
         }
     };
-    // A write that failed: the member may still have answered (a 413 before closing).
-    let mut broken: Option<WireError> = None;
     let mut due: Option<tokio::time::Instant> = None;
     let head = std::future::poll_fn(|cx| {
         let conn = checkout.conn().ok_or(WireError::Closed)?;
-        if broken.is_none() && !upload.is_done() {
-            match upload.poll(&mut *conn.io, cx) {
-                Poll::Ready(Err(e @ WireError::ClientBody(_))) => return Poll::Ready(Err(e)),
-                Poll::Ready(Err(e)) => broken = Some(e),
-                _ => {}
-            }
-        }
+        upload.pump(&mut *conn.io, cx)?;
         match poll_head(conn, head_request, cx) {
+            // The failed write says more than the close that followed it.
             Poll::Ready(Err(WireError::Closed)) => {
-                Poll::Ready(Err(broken.take().unwrap_or(WireError::Closed)))
+                Poll::Ready(Err(upload.broken.take().unwrap_or(WireError::Closed)))
             }
-            Poll::Pending if broken.is_some() || upload.is_done() => {
+            Poll::Pending if upload.is_settled() => {
                 let at = *due.get_or_insert_with(|| tokio::time::Instant::now() + head_timeout);
                 if conn.head_timer_expired(at, cx) {
                     Poll::Ready(Err(WireError::HeadTimeout(head_timeout)))
@@ -233,7 +264,6 @@ where
     let mut body = WireBody {
         checkout,
         upload,
-        upload_broken: broken.is_some(),
         framing: head.framing,
         chunks: ChunkedDecoder::default(),
         reusable: head.reusable,
@@ -274,7 +304,6 @@ fn poll_head(
 pub struct WireBody<B> {
     checkout: Checkout,
     upload: Upload<B>,
-    upload_broken: bool,
     framing: BodyFraming,
     chunks: ChunkedDecoder,
     reusable: bool,
@@ -288,8 +317,7 @@ where
     /// The response is through: the connection goes back if it is clean.
     fn end(&mut self) {
         let clean = self.reusable
-            && !self.upload_broken
-            && self.upload.is_done()
+            && self.upload.is_clean()
             && self.checkout.conn().is_some_and(|c| c.rbuf.is_empty());
         self.checkout.finish(clean);
     }
@@ -298,28 +326,29 @@ where
         self.checkout.finish(false);
         Poll::Ready(Some(Err(Box::new(e))))
     }
+}
 
-    /// The next body bytes from what was read, or `None` when more must be read first;
-    /// `Ok(Some(empty))` never happens.
-    fn take(&mut self, conn_rbuf: &mut bytes::BytesMut) -> Result<Option<Option<Bytes>>, WireError> {
-        Ok(match &mut self.framing {
-            BodyFraming::Empty | BodyFraming::Length(0) => Some(None),
-            BodyFraming::Length(left) => {
-                if conn_rbuf.is_empty() {
-                    return Ok(None);
-                }
-                let n = usize::try_from(*left).unwrap_or(usize::MAX).min(conn_rbuf.len());
-                *left -= n as u64;
-                Some(Some(conn_rbuf.split_to(n).freeze()))
+/// The next body bytes from what was read (`Data`), the body's end (`Done`), or `NeedMore` when
+/// more must be read first.
+fn take(
+    framing: &mut BodyFraming,
+    chunks: &mut ChunkedDecoder,
+    rbuf: &mut bytes::BytesMut,
+) -> Result<Decoded, WireError> {
+    Ok(match framing {
+        BodyFraming::Empty | BodyFraming::Length(0) => Decoded::Done,
+        BodyFraming::Length(left) => {
+            if rbuf.is_empty() {
+                return Ok(Decoded::NeedMore);
             }
-            BodyFraming::Chunked => match self.chunks.decode(conn_rbuf)? {
-                Decoded::Data(b) => Some(Some(b)),
-                Decoded::Done => Some(None),
-                Decoded::NeedMore => None,
-            },
-            BodyFraming::UntilClose => (!conn_rbuf.is_empty()).then(|| Some(conn_rbuf.split().freeze())),
-        })
-    }
+            let n = usize::try_from(*left).unwrap_or(usize::MAX).min(rbuf.len());
+            *left -= n as u64;
+            Decoded::Data(rbuf.split_to(n).freeze())
+        }
+        BodyFraming::Chunked => chunks.decode(rbuf)?,
+        BodyFraming::UntilClose if rbuf.is_empty() => Decoded::NeedMore,
+        BodyFraming::UntilClose => Decoded::Data(rbuf.split().freeze()),
+    })
 }
 
 impl<B> Body for WireBody<B>
@@ -339,39 +368,24 @@ where
             let Some(conn) = this.checkout.conn() else {
                 return Poll::Ready(None);
             };
-            if !this.upload_broken && !this.upload.is_done() {
-                match this.upload.poll(&mut *conn.io, cx) {
-                    Poll::Ready(Err(e @ WireError::ClientBody(_))) => return this.fail(e),
-                    Poll::Ready(Err(_)) => this.upload_broken = true,
-                    _ => {}
-                }
+            if let Err(e) = this.upload.pump(&mut *conn.io, cx) {
+                return this.fail(e);
             }
-            let Some(conn) = this.checkout.conn() else {
-                return Poll::Ready(None);
-            };
-            let mut rbuf = std::mem::take(&mut conn.rbuf);
-            let taken = this.take(&mut rbuf);
-            if let Some(conn) = this.checkout.conn() {
-                conn.rbuf = rbuf;
-            }
-            match taken {
+            match take(&mut this.framing, &mut this.chunks, &mut conn.rbuf) {
                 Err(e) => return this.fail(e),
-                Ok(Some(None)) => {
+                Ok(Decoded::Done) => {
                     this.end();
                     return Poll::Ready(None);
                 }
-                Ok(Some(Some(data))) => {
+                Ok(Decoded::Data(data)) => {
                     if this.framing == BodyFraming::Length(0) {
                         // The last bytes: the connection goes back before hyper asks again.
                         this.end();
                     }
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                Ok(None) => {}
+                Ok(Decoded::NeedMore) => {}
             }
-            let Some(conn) = this.checkout.conn() else {
-                return Poll::Ready(None);
-            };
             match ready!(poll_fill(conn, cx)) {
                 Ok(true) => {}
                 Ok(false) if this.framing == BodyFraming::UntilClose => {

@@ -33,12 +33,12 @@ where
     exchange(checkout, parts, body, framing, Duration::from_secs(30)).await
 }
 
+/// A link to an in-memory member, its connection parked.
 fn link() -> (WireLink, DuplexStream) {
     let (ours, member) = tokio::io::duplex(64 * 1024);
-    (
-        WireLink::new(Box::new(ours), MemberLease::for_tests("m1"), false),
-        member,
-    )
+    let (link, mut first) = WireLink::new(Box::new(ours), MemberLease::for_tests("m1"), false);
+    first.finish(true);
+    (link, member)
 }
 
 fn request(method: &str, uri: &str, headers: &[(&str, &str)]) -> http::request::Parts {

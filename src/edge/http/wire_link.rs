@@ -1,12 +1,13 @@
-//! A passthrough backend connection that kedge speaks HTTP/1.1 on itself (`wire_exchange.rs`),
-//! and where it waits between requests: parked, watched, checked out for one exchange at a
-//! time and given back only when that exchange left it clean.
+//! A member connection that kedge speaks HTTP/1.1 on itself (`wire_exchange.rs`): a
+//! passthrough pin or an assert route's pooled connection. Between requests it waits parked,
+//! watched; it is checked out for one exchange at a time and given back only when that exchange
+//! left it clean.
 //!
-//! While parked, a watcher (driven on the client connection's task, like everything of the
-//! exchange) closes it as soon as the member closes it, sends bytes nobody asked for, or it
-//! idles past the pool's `idle_timeout_secs` (the stream is an `IdleTimeoutIo`). A connection
-//! that is not given back (an exchange dropped mid-way, an error, a response that ends the
-//! connection) is closed, and the next request of the client connection opens a new one.
+//! While parked, a watcher (on the client connection's task for a pin, on a task of its own for
+//! a pooled connection) closes it as soon as the member closes it, sends bytes nobody asked for,
+//! or it idles past the pool's `idle_timeout_secs` (the stream is an `IdleTimeoutIo`). A
+//! connection that is not given back (an exchange dropped mid-way, an error, a response that
+//! ends the connection) is closed, and the next request opens a new one.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -93,8 +94,8 @@ impl Park {
         if st.closed {
             return;
         }
-        let ended = match st.watcher.clone() {
-            Some(w) => conn.has_ended(&mut Context::from_waker(&w)),
+        let ended = match &st.watcher {
+            Some(w) => conn.has_ended(&mut Context::from_waker(w)),
             // Not polled yet: it looks when it first is.
             None => !conn.rbuf.is_empty(),
         };
@@ -136,7 +137,8 @@ impl Park {
     }
 }
 
-/// A member connection pinned to one client connection. Dropping it closes the connection.
+/// A member connection (pinned to one client connection, or pooled). Dropping it closes the
+/// connection.
 pub struct WireLink {
     lease: MemberLease,
     park: Arc<Park>,
@@ -152,14 +154,18 @@ impl std::fmt::Debug for WireLink {
 }
 
 impl WireLink {
-    /// Parks `io` (connected to the lease's member) and starts its watcher: on the client
-    /// connection's task when `local` (and there is one), else on a task of its own.
-    pub fn new(io: Box<dyn BackendIo>, lease: MemberLease, local: bool) -> Self {
+    /// A link over `io` (connected to the lease's member), checked out at once for its first
+    /// exchange, and its watcher: on the client connection's task when `local` (and there is
+    /// one), else on a task of its own.
+    pub fn new(io: Box<dyn BackendIo>, lease: MemberLease, local: bool) -> (Self, Checkout) {
         let park = Arc::new(Park::default());
-        park.lock().conn = Some(WireConn::new(io));
         let watched = park.clone();
         super::backend::drive(std::future::poll_fn(move |cx| watched.watch(cx)), local);
-        Self { lease, park }
+        let first = Checkout {
+            conn: Some(WireConn::new(io)),
+            park: park.clone(),
+        };
+        (Self { lease, park }, first)
     }
 
     /// The member.
@@ -238,7 +244,9 @@ mod tests {
     async fn link() -> (WireLink, tokio::io::DuplexStream) {
         let (ours, theirs) = tokio::io::duplex(1024);
         let lease = crate::pool::MemberLease::for_tests("m1");
-        (WireLink::new(Box::new(ours), lease, false), theirs)
+        let (link, mut first) = WireLink::new(Box::new(ours), lease, false);
+        first.finish(true);
+        (link, theirs)
     }
 
     async fn until_closed(link: &WireLink) {

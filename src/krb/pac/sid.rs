@@ -271,6 +271,10 @@ mod tests {
         let mut out = String::new();
         push_decimal(&mut out, u64::MAX);
         assert_eq!(out, u64::MAX.to_string());
+        for n in [0, 7, 10, 1_700_000_000, u64::MAX] {
+            let mut buf = [0u8; 20];
+            assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
+        }
     }
 
     #[test]
