@@ -57,7 +57,10 @@ fn build_pools(pools: Vec<PoolSpec>) -> BTreeMap<String, Arc<Pool>> {
     let mut built = BTreeMap::new();
     for spec in pools {
         let members = [(format!("{}-m1", spec.name), spec.addr)];
-        built.insert(spec.name.to_string(), build_pool(spec.name, &members, spec.tls));
+        built.insert(
+            spec.name.to_string(),
+            build_pool(spec.name, &members, spec.tls, ""),
+        );
     }
     built
 }
@@ -67,10 +70,21 @@ fn build_pools(pools: Vec<PoolSpec>) -> BTreeMap<String, Arc<Pool>> {
 /// the `Arc` to drain members while kedge uses the pool.
 pub fn multi_member_pool(name: &str, members: &[(&str, SocketAddr)]) -> Arc<Pool> {
     let members: Vec<(String, SocketAddr)> = members.iter().map(|(m, a)| (m.to_string(), *a)).collect();
-    build_pool(name, &members, None)
+    build_pool(name, &members, None, "")
 }
 
-fn build_pool(name: &str, members: &[(String, SocketAddr)], tls: Option<BackendTlsConfig>) -> Arc<Pool> {
+/// [`multi_member_pool`] with `extra` pool settings (TOML lines: timeouts, ejection back-off).
+pub fn multi_member_pool_with(name: &str, members: &[(&str, SocketAddr)], extra: &str) -> Arc<Pool> {
+    let members: Vec<(String, SocketAddr)> = members.iter().map(|(m, a)| (m.to_string(), *a)).collect();
+    build_pool(name, &members, None, extra)
+}
+
+fn build_pool(
+    name: &str,
+    members: &[(String, SocketAddr)],
+    tls: Option<BackendTlsConfig>,
+    extra: &str,
+) -> Arc<Pool> {
     let table: BTreeMap<String, MemberConfig> = members
         .iter()
         .map(|(m, addr)| {
@@ -85,7 +99,7 @@ fn build_pool(name: &str, members: &[(String, SocketAddr)], tls: Option<BackendT
         .collect();
     let names: Vec<String> = members.iter().map(|(m, _)| format!("{m:?}")).collect();
     let pc: PoolConfig = toml::from_str(&format!(
-        "members = [{}]\nport = \"http\"\n[health]\nkind = \"none\"\n",
+        "members = [{}]\nport = \"http\"\n{extra}\n[health]\nkind = \"none\"\n",
         names.join(", ")
     ))
     .expect("pool config");

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use kedge::pool::{MemberConfig, Pool, PoolConfig};
+use kedge::pool::Pool;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -43,27 +43,11 @@ pub async fn read_head(s: &mut TcpStream) -> Option<Vec<u8>> {
     Some(head)
 }
 
-/// Pool `cas` over `members`, with `timeouts` (TOML lines) and no active health check.
+/// Pool `cas` over `members`, with `timeouts` (TOML lines), a one-minute ejection and no
+/// active health check.
 pub fn pool(members: &[(&str, SocketAddr)], timeouts: &str) -> Arc<Pool> {
-    let table: BTreeMap<String, MemberConfig> = members
-        .iter()
-        .map(|(name, addr)| {
-            let mc = MemberConfig {
-                address: addr.ip().to_string(),
-                weight: 100,
-                ports: [("http".to_string(), addr.port())].into_iter().collect(),
-                drain: false,
-            };
-            (name.to_string(), mc)
-        })
-        .collect();
-    let names: Vec<String> = members.iter().map(|(m, _)| format!("{m:?}")).collect();
-    let pc: PoolConfig = toml::from_str(&format!(
-        "members = [{}]\nport = \"http\"\neject_base_ms = 60000\neject_max_ms = 60000\n{timeouts}\n[health]\nkind = \"none\"\n",
-        names.join(", ")
-    ))
-    .expect("pool config");
-    Arc::new(Pool::new("cas", &pc, &table).expect("pool"))
+    let extra = format!("eject_base_ms = 60000\neject_max_ms = 60000\n{timeouts}");
+    super::kedge::multi_member_pool_with("cas", members, &extra)
 }
 
 /// kedge with one passthrough route `/` over `pool`, tokens checked by [`FakeAuth`].
