@@ -146,6 +146,12 @@ pub struct KerberosConfig {
     /// Maximum live replay-cache entries (default 2,000,000, about 120 MB at most).
     #[serde(default = "default_replay_max")]
     pub replay_max_entries: usize,
+    /// Bytes of opened service tickets kept, so that a client's next token around the same
+    /// ticket is not decrypted and PAC-verified again (default 32 MiB, some 16,000 AD tickets
+    /// with a 30-group PAC; 0 keeps none). Everything time- or request-bound is still checked
+    /// on every token; a keytab reload empties it.
+    #[serde(default = "default_ticket_cache_bytes")]
+    pub ticket_cache_bytes: usize,
     /// `[kerberos.replay]`: the replay store shared by replicas (none by default).
     #[serde(default)]
     pub replay: crate::replay_store::ReplayConfig,
@@ -169,6 +175,9 @@ fn default_skew() -> u64 {
 }
 fn default_replay_max() -> usize {
     2_000_000
+}
+fn default_ticket_cache_bytes() -> usize {
+    crate::krb::acceptor::DEFAULT_TICKET_CACHE_BYTES
 }
 fn default_replay_principal_share() -> f64 {
     0.01

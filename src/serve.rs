@@ -165,6 +165,7 @@ pub(crate) fn acceptor_config(cfg: &Config) -> AcceptorConfig {
         verify_pac: true,
         client_realms: cfg.kerberos.allowed_client_realms.clone(),
         shared_replay: cfg.kerberos.replay.store.is_some(),
+        ticket_cache_bytes: cfg.kerberos.ticket_cache_bytes,
     }
 }
 
@@ -285,14 +286,18 @@ impl Kedge {
             tasks.spawn(async move { serve_rpc(listener, Arc::new(lcfg), Arc::new(ctx), shutdown).await });
         }
 
-        // Replay-cache gauge.
+        // Replay- and ticket-cache gauges.
         {
             let mut rx = shutdown_rx.clone();
+            let tickets = acceptor.clone();
             tasks.spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(5));
                 loop {
                     tokio::select! {
-                        _ = tick.tick() => observe::replay_cache_entries(replay.len()),
+                        _ = tick.tick() => {
+                            observe::replay_cache_entries(replay.len());
+                            observe::ticket_cache(tickets.ticket_cache_stats());
+                        }
                         _ = rx.changed() => return,
                     }
                 }

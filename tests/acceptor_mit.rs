@@ -240,6 +240,44 @@ fn ap_rep_is_accepted_by_the_initiator_that_made_the_token() {
     }
 }
 
+/// A client keeps its service ticket and wraps it in a new authenticator per token: the
+/// acceptor opens it once and keeps it, and what it answers from the kept ticket still
+/// completes the real initiator's mutual authentication.
+#[test]
+fn a_real_clients_next_tokens_are_accepted_from_its_kept_ticket() {
+    let kdc = Kdc::shared();
+    let acc = acceptor(kdc);
+    for (i, t) in kdc
+        .tokens("bob", &kdc.spn("http"), Mech::Spnego, 3)
+        .iter()
+        .enumerate()
+    {
+        acc.accept(t, &ctx("http"))
+            .unwrap_or_else(|e| panic!("token {i}: {e}"));
+    }
+    let s = acc.ticket_cache_stats();
+    assert_eq!(
+        (s.entries, s.misses, s.hits),
+        (1, 1, 2),
+        "one ticket, opened once"
+    );
+    // One initiator, two contexts: the second one's ticket comes from its credential cache.
+    let mut ini = kdc.initiator("bob");
+    for mech in [Mech::Spnego, Mech::Krb5] {
+        let tok = ini.init(&format!("HTTP@{ARRAY_FQDN}"), mech, "mutual,sequence");
+        let a = acc.accept(&tok, &ctx("http")).unwrap();
+        let reply = a.response_token().expect("AP-REP for mutual auth");
+        ini.step(&reply)
+            .unwrap_or_else(|e| panic!("{mech:?}: initiator refused the AP-REP: {e}"));
+    }
+    let s = acc.ticket_cache_stats();
+    assert_eq!(
+        (s.misses, s.hits),
+        (2, 3),
+        "the second context was answered from the kept ticket"
+    );
+}
+
 #[test]
 fn dce_style_and_channel_binding_tokens_are_accepted() {
     let kdc = Kdc::shared();

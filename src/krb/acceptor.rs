@@ -5,15 +5,16 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 
-use rasn_kerberos::{ApReq, Authenticator, EncTicketPart, PrincipalName};
+use rasn_kerberos::{ApReq, Authenticator, AuthorizationData, EncTicketPart, PrincipalName};
 
-use super::crypto::{EncType, Key, UsageKeys};
+use super::crypto::{EncType, Key};
 use super::error::AuthError;
 use super::gss;
 use super::keyset::KeySet;
 use super::principal::Principal;
 use super::replay::{ReplayCache, ReplayId, ReplayKey, ReplayVerdict};
 use super::spnego;
+use super::ticket_cache::{OpenedTicket, TicketCache, TicketCacheStats};
 use super::{aprep, authz, gss_checksum, time};
 
 pub use super::framing::{unframe, Framing};
@@ -65,7 +66,14 @@ pub struct AcceptorConfig {
     pub client_realms: Vec<String>,
     /// Compute [`Accepted::replay_id`] for a replay store shared between replicas.
     pub shared_replay: bool,
+    /// Bytes of opened tickets kept for the next AP-REQ around the same ticket
+    /// ([`super::ticket_cache`]); 0 keeps none.
+    pub ticket_cache_bytes: usize,
 }
+
+/// Default [`AcceptorConfig::ticket_cache_bytes`]: 32 MiB, some 16,000 AD tickets with a
+/// 30-group PAC.
+pub const DEFAULT_TICKET_CACHE_BYTES: usize = 32 << 20;
 
 impl Default for AcceptorConfig {
     fn default() -> Self {
@@ -78,6 +86,7 @@ impl Default for AcceptorConfig {
             verify_pac: true,
             client_realms: Vec::new(),
             shared_replay: false,
+            ticket_cache_bytes: DEFAULT_TICKET_CACHE_BYTES,
         }
     }
 }
@@ -118,8 +127,8 @@ pub struct Accepted {
     pub starttime: i64,
     /// Ticket end.
     pub endtime: i64,
-    /// PAC identity where a PAC was present.
-    pub pac: Option<PacIdentity>,
+    /// PAC identity where a PAC was present (shared by every acceptance of one kept ticket).
+    pub pac: Option<Arc<PacIdentity>>,
     /// The session key (subkey where the client sent one). Zeroized on drop.
     pub session_key: Key,
     /// GSS flags from the 0x8003 checksum (RFC 4121 §4.1.1.1).
@@ -149,11 +158,11 @@ pub enum Reply {
     Kerberos(ApRepParts),
 }
 
-/// The inputs of the AP-REP: the ticket session key and the authenticator time (RFC 4120 §5.5.2).
-/// Only the acceptor makes these.
+/// The inputs of the AP-REP: the ticket (its session key) and the authenticator time (RFC 4120
+/// §5.5.2). Only the acceptor makes these.
 #[derive(Debug)]
 pub struct ApRepParts {
-    ticket_session_key: Key,
+    ticket: Arc<OpenedTicket>,
     ctime: rasn_kerberos::KerberosTime,
     cusec: u32,
 }
@@ -170,8 +179,9 @@ impl Accepted {
             Reply::Kerberos(p) => p,
         };
         let bare = || {
-            aprep::build(
-                &parts.ticket_session_key,
+            aprep::build_with(
+                parts.ticket.ap_rep_keys(),
+                parts.ticket.session_key.etype(),
                 &parts.ctime,
                 parts.cusec,
                 rand::random(),
@@ -197,30 +207,61 @@ impl Accepted {
     }
 }
 
-/// The acceptor: policy, the current key set (swapped atomically on reload) and the shared
-/// replay cache.
+/// The acceptor: policy, the current key set with the tickets opened under it (swapped
+/// atomically on reload) and the shared replay cache.
 pub struct Acceptor {
     cfg: AcceptorConfig,
-    keys: ArcSwap<KeySet>,
+    keys: ArcSwap<Keyed>,
     replay: Arc<ReplayCache>,
+    /// Hits and misses of the ticket caches of earlier key sets.
+    earlier_lookups: std::sync::Mutex<(u64, u64)>,
+}
+
+/// One key set and the tickets opened with it: a reload starts both afresh, so a kept ticket
+/// never outlives the keys it was opened with.
+struct Keyed {
+    set: Arc<KeySet>,
+    tickets: TicketCache,
 }
 
 impl Acceptor {
     /// Builds an acceptor over a key set and a (process-wide) replay cache.
     pub fn new(cfg: AcceptorConfig, keys: KeySet, replay: Arc<ReplayCache>) -> Self {
+        let keys = ArcSwap::from_pointee(Keyed {
+            set: Arc::new(keys),
+            tickets: TicketCache::new(cfg.ticket_cache_bytes),
+        });
         Self {
             cfg,
-            keys: ArcSwap::from_pointee(keys),
+            keys,
             replay,
+            earlier_lookups: std::sync::Mutex::new((0, 0)),
         }
     }
-    /// Replaces the key set atomically; in-flight validations finish with the old one.
+    /// Replaces the key set atomically, with an empty ticket cache; in-flight validations
+    /// finish with the old one.
     pub fn set_keys(&self, keys: KeySet) {
-        self.keys.store(Arc::new(keys));
+        let old = self.keys.swap(Arc::new(Keyed {
+            set: Arc::new(keys),
+            tickets: TicketCache::new(self.cfg.ticket_cache_bytes),
+        }));
+        let s = old.tickets.stats();
+        let mut earlier = self.earlier_lookups.lock().unwrap_or_else(|p| p.into_inner());
+        earlier.0 += s.hits;
+        earlier.1 += s.misses;
     }
     /// The current key set.
     pub fn keys(&self) -> Arc<KeySet> {
-        self.keys.load_full()
+        self.keys.load().set.clone()
+    }
+    /// The ticket cache of the current key set (entries, bytes), with the hits and misses of
+    /// every key set so far.
+    pub fn ticket_cache_stats(&self) -> TicketCacheStats {
+        let mut s = self.keys.load().tickets.stats();
+        let earlier = *self.earlier_lookups.lock().unwrap_or_else(|p| p.into_inner());
+        s.hits += earlier.0;
+        s.misses += earlier.1;
+        s
     }
     /// The replay cache.
     pub fn replay_cache(&self) -> &Arc<ReplayCache> {
@@ -234,8 +275,12 @@ impl Acceptor {
     /// Validates an initial context token (SPNEGO, GSS krb5 or bare AP-REQ).
     pub fn accept(&self, token: &[u8], ctx: &AcceptCtx<'_>) -> Result<Accepted, AuthError> {
         let (ap_req_bytes, framing) = unframe(token)?;
-        let keys = self.keys.load();
-        validate(&self.cfg, &keys, &self.replay, ap_req_bytes, framing, ctx)
+        let keyed = self.keys.load();
+        let keys = Keys {
+            set: &keyed.set,
+            tickets: &keyed.tickets,
+        };
+        validate(&self.cfg, keys, &self.replay, ap_req_bytes, framing, ctx)
     }
 }
 
@@ -267,10 +312,34 @@ fn bit(bits: &rasn::types::BitString, n: usize) -> bool {
     bits.get(n).map(|b| *b).unwrap_or(false)
 }
 
+/// The key set a validation uses and the tickets opened with it.
+#[derive(Clone, Copy)]
+struct Keys<'a> {
+    set: &'a KeySet,
+    tickets: &'a TicketCache,
+}
+
+/// A ticket kept from an earlier AP-REQ, or one opened now (with its authorization data, whose
+/// PAC is checked in its turn).
+enum Opened {
+    Kept(Arc<OpenedTicket>),
+    Now(Box<OpenedTicket>, Option<AuthorizationData>),
+}
+
+impl std::ops::Deref for Opened {
+    type Target = OpenedTicket;
+    fn deref(&self) -> &OpenedTicket {
+        match self {
+            Opened::Kept(t) => t,
+            Opened::Now(t, _) => t,
+        }
+    }
+}
+
 /// The checks of DESIGN.md §2 on a DER AP-REQ, in order.
 fn validate(
     cfg: &AcceptorConfig,
-    keys: &KeySet,
+    keys: Keys<'_>,
     replay: &ReplayCache,
     ap_req_bytes: &[u8],
     framing: Framing,
@@ -298,7 +367,7 @@ fn validate(
         return Err(AuthError::BadVersion(int(&ticket.tkt_vno)));
     }
 
-    // 2. Ticket: SPN, realm, key, decrypt.
+    // 2. Ticket: SPN, realm, key, decrypt (or the ticket as an earlier AP-REQ opened it).
     let realm = String::from_utf8_lossy(ticket.realm.as_bytes()).into_owned();
     let sname = principal_of(&ticket.sname, &realm);
     check_spn(cfg, &sname, ctx.service)?;
@@ -310,7 +379,7 @@ fn validate(
             });
         }
     }
-    if keys.is_empty() {
+    if keys.set.is_empty() {
         return Err(AuthError::NoKeys);
     }
     let etype_n = ticket.enc_part.etype;
@@ -318,55 +387,39 @@ fn validate(
         principal: sname.to_string(),
         etype: format!("enctype {etype_n}"),
     })?;
-    if !keys.has_etype(etype, ctx.now) {
+    if !keys.set.has_etype(etype, ctx.now) {
         return Err(AuthError::NoKey {
             principal: sname.to_string(),
             etype: etype.name().into(),
         });
     }
     let tkvno = ticket.enc_part.kvno;
-    let mut decrypted = None;
-    for sk in keys.candidates(&sname, etype, tkvno, ctx.now) {
-        if let Ok(plain) = sk.ticket_keys().decrypt(&ticket.enc_part.cipher) {
-            decrypted = Some((sk, plain));
-            break;
-        }
-    }
-    let (service_key, plain) = match decrypted {
-        Some(d) => d,
+    let cipher: &[u8] = &ticket.enc_part.cipher;
+    let kept = keys.tickets.get(etype_n, tkvno, cipher).filter(|t| {
+        keys.set
+            .keys()
+            .get(t.key_index)
+            .is_some_and(|k| k.usable(ctx.now))
+    });
+    let t = match kept {
+        Some(t) => Opened::Kept(t),
         None => {
-            let loaded = keys.kvnos();
-            let kv_known = tkvno.is_none_or(|v| loaded.contains(&v));
-            return Err(if kv_known {
-                AuthError::Modified { part: "ticket" }
-            } else {
-                let v = tkvno.unwrap_or(0);
-                AuthError::BadKeyVersion {
-                    ticket_kvno: v,
-                    stale: loaded.iter().all(|k| *k < v),
-                    loaded,
-                }
-            });
+            let (t, authz) = open_ticket(keys.set, &sname, etype, tkvno, cipher, ctx.now)?;
+            Opened::Now(Box::new(t), authz)
         }
     };
-    let enc: EncTicketPart =
-        rasn::ber::decode(&plain).map_err(|_| AuthError::malformed("ticket", "enc-part does not decode"))?;
-    drop(plain);
-    let crealm = String::from_utf8_lossy(enc.crealm.as_bytes()).into_owned();
-    let client = principal_of(&enc.cname, &crealm);
-    check_client_realm(cfg, &crealm, &service_key.principal.realm)?;
+    let service_key = &keys.set.keys()[t.key_index];
+    check_client_realm(cfg, &t.crealm, &service_key.principal.realm)?;
 
     // 3. Times.
-    if bit(&enc.flags.0, TKT_FLAG_INVALID) {
+    if t.invalid {
         return Err(AuthError::TicketNotYetValid {
-            starttime: time::krb_secs(&enc.auth_time),
+            starttime: t.authtime,
             now,
             skew,
         });
     }
-    let authtime = time::krb_secs(&enc.auth_time);
-    let starttime = enc.start_time.as_ref().map(time::krb_secs).unwrap_or(authtime);
-    let endtime = time::krb_secs(&enc.end_time);
+    let (authtime, starttime, endtime) = (t.authtime, t.starttime, t.endtime);
     if starttime > now.saturating_add(skew) {
         return Err(AuthError::TicketNotYetValid { starttime, now, skew });
     }
@@ -375,13 +428,8 @@ fn validate(
     }
 
     // 4. Authenticator.
-    let session_key = Key::new(
-        EncType::from_i32(enc.key.r#type)
-            .ok_or_else(|| AuthError::Unsupported(format!("session key enctype {}", enc.key.r#type)))?,
-        &enc.key.value,
-    )
-    .map_err(|_| AuthError::malformed("ticket", "session key of the wrong length"))?;
-    let auth_plain = UsageKeys::new(&session_key, USAGE_AUTHENTICATOR)
+    let auth_plain = t
+        .authenticator_keys
         .decrypt(&req.authenticator.cipher)
         .map_err(|_| AuthError::Modified {
             part: "authenticator",
@@ -392,10 +440,10 @@ fn validate(
     if int(&auth.authenticator_vno) != 5 {
         return Err(AuthError::BadVersion(int(&auth.authenticator_vno)));
     }
-    if auth.cname != enc.cname || auth.crealm != enc.crealm {
+    if auth.cname != t.cname || auth.crealm != t.crealm_raw {
         let a = principal_of(&auth.cname, &String::from_utf8_lossy(auth.crealm.as_bytes()));
         return Err(AuthError::BadMatch {
-            ticket: client.to_string(),
+            ticket: t.client.to_string(),
             authenticator: a.to_string(),
         });
     }
@@ -423,21 +471,26 @@ fn validate(
     let dce_style = gcs.flags & gss_checksum::FLAG_DCE_STYLE != 0;
     let mutual = bit(&req.ap_options.0, AP_OPT_MUTUAL_REQUIRED) || gcs.flags & gss_checksum::FLAG_MUTUAL != 0;
 
-    // 6. PAC and group rules.
-    let pac = match authz::find_pac(enc.authorization_data.as_ref())? {
-        Some(bytes) => Some(authz::check_pac(
-            &bytes,
-            service_key,
-            &client.name(),
-            &crealm,
-            authtime,
-            cfg.verify_pac,
-        )?),
-        None if cfg.require_pac => return Err(AuthError::MissingPac),
-        None => None,
+    // 6. PAC (verified once per ticket) and group rules (every time).
+    let pac = match &t {
+        Opened::Kept(t) => t.pac.clone(),
+        Opened::Now(t, authz) => match authz::find_pac(authz.as_ref())? {
+            Some(bytes) => Some(Arc::new(authz::check_pac(
+                &bytes,
+                service_key,
+                &t.client.name(),
+                &t.crealm,
+                authtime,
+                cfg.verify_pac,
+            )?)),
+            None => None,
+        },
     };
+    if pac.is_none() && cfg.require_pac {
+        return Err(AuthError::MissingPac);
+    }
     if let Some(rules) = ctx.groups {
-        authz::apply_group_rules(rules, pac.as_ref())?;
+        authz::apply_group_rules(rules, pac.as_deref())?;
     }
 
     // 5. Replay, last, so that only authenticators that passed every other check take a slot.
@@ -446,7 +499,7 @@ fn validate(
         // Keyed on authenticated data only: never on sname, realm or framing, which travel
         // in clear (a re-labelled copy of a used token is the same authenticator).
         let key = ReplayKey {
-            client: &client,
+            client: &t.client,
             ctime,
             cusec,
             authenticator: &req.authenticator.cipher,
@@ -458,31 +511,44 @@ fn validate(
             ReplayVerdict::Fresh => {}
             ReplayVerdict::Replay => {
                 return Err(AuthError::Replay {
-                    client: client.to_string(),
+                    client: t.client.to_string(),
                 })
             }
             ReplayVerdict::Full => return Err(AuthError::ReplayCacheFull(replay.len())),
             ReplayVerdict::PrincipalShare => {
                 return Err(AuthError::ReplayShareExceeded {
-                    client: client.to_string(),
+                    client: t.client.to_string(),
                     max: replay.max_per_principal().unwrap_or(usize::MAX),
                 })
             }
         }
     }
 
-    // 7. Result (the AP-REP is built on demand by `Accepted::response_token`).
+    // 7. Result (the AP-REP is built on demand by `Accepted::response_token`). A ticket opened
+    // now is kept for the client's next AP-REQ: every check passed.
+    let kvno = service_key.kvno;
+    let ticket = match t {
+        Opened::Kept(t) => t,
+        Opened::Now(mut t, _) => {
+            t.pac = pac.clone();
+            let t: Arc<OpenedTicket> = Arc::from(t);
+            let keep_until = endtime.saturating_add(skew);
+            keys.tickets
+                .insert(etype_n, tkvno, cipher, t.clone(), keep_until, now);
+            t
+        }
+    };
     let context_key = match &auth.subkey {
         Some(sub) => EncType::from_i32(sub.r#type)
             .and_then(|e| Key::new(e, &sub.value).ok())
             .ok_or_else(|| AuthError::malformed("authenticator", "unusable subkey"))?,
-        None => session_key.clone(),
+        None => ticket.session_key.clone(),
     };
     Ok(Accepted {
-        client,
+        client: ticket.client.clone(),
         service: sname,
         etype,
-        kvno: service_key.kvno,
+        kvno,
         authtime,
         starttime,
         endtime,
@@ -494,11 +560,73 @@ fn validate(
         framing,
         replay_id,
         reply: Reply::Kerberos(ApRepParts {
-            ticket_session_key: session_key,
+            ticket,
             ctime: auth.ctime,
             cusec,
         }),
     })
+}
+
+/// Decrypts and decodes a ticket with the first candidate key that opens it.
+fn open_ticket(
+    keys: &KeySet,
+    sname: &Principal,
+    etype: EncType,
+    tkvno: Option<u32>,
+    cipher: &[u8],
+    now: SystemTime,
+) -> Result<(OpenedTicket, Option<AuthorizationData>), AuthError> {
+    let mut decrypted = None;
+    for sk in keys.candidates(sname, etype, tkvno, now) {
+        if let Ok(plain) = sk.ticket_keys().decrypt(cipher) {
+            decrypted = Some((sk, plain));
+            break;
+        }
+    }
+    let Some((service_key, plain)) = decrypted else {
+        let loaded = keys.kvnos();
+        let kv_known = tkvno.is_none_or(|v| loaded.contains(&v));
+        return Err(if kv_known {
+            AuthError::Modified { part: "ticket" }
+        } else {
+            let v = tkvno.unwrap_or(0);
+            AuthError::BadKeyVersion {
+                ticket_kvno: v,
+                stale: loaded.iter().all(|k| *k < v),
+                loaded,
+            }
+        });
+    };
+    let key_index = keys
+        .keys()
+        .iter()
+        .position(|k| std::ptr::eq(k, service_key))
+        .unwrap_or_default();
+    let enc: EncTicketPart =
+        rasn::ber::decode(&plain).map_err(|_| AuthError::malformed("ticket", "enc-part does not decode"))?;
+    drop(plain);
+    let crealm = String::from_utf8_lossy(enc.crealm.as_bytes()).into_owned();
+    let client = principal_of(&enc.cname, &crealm);
+    let authtime = time::krb_secs(&enc.auth_time);
+    let starttime = enc.start_time.as_ref().map(time::krb_secs).unwrap_or(authtime);
+    let endtime = time::krb_secs(&enc.end_time);
+    let session_key = Key::new(
+        EncType::from_i32(enc.key.r#type)
+            .ok_or_else(|| AuthError::Unsupported(format!("session key enctype {}", enc.key.r#type)))?,
+        &enc.key.value,
+    )
+    .map_err(|_| AuthError::malformed("ticket", "session key of the wrong length"))?;
+    let ticket = OpenedTicket::new(
+        key_index,
+        client,
+        crealm,
+        enc.cname,
+        enc.crealm,
+        bit(&enc.flags.0, TKT_FLAG_INVALID),
+        [authtime, starttime, endtime],
+        session_key,
+    );
+    Ok((ticket, enc.authorization_data))
 }
 
 /// The ticket must name the service this listener serves, on one of the array's host names.

@@ -4,7 +4,7 @@
 use rasn::types::OctetString;
 use rasn_kerberos::{ApRep, EncApRepPart, EncryptedData, KerberosTime};
 
-use super::crypto::{Key, UsageKeys};
+use super::crypto::{EncType, Key, UsageKeys};
 use super::gss;
 
 /// RFC 4120 §7.5.1 key usage of the AP-REP enc-part.
@@ -13,6 +13,18 @@ pub const USAGE_AP_REP: u32 = 12;
 /// Builds the DER AP-REP echoing the authenticator's ctime/cusec, encrypted in the ticket's
 /// session key (usage 12), with our initial sequence number for the GSS context.
 pub fn build(session_key: &Key, ctime: &KerberosTime, cusec: u32, seq_number: u32) -> Vec<u8> {
+    let keys = UsageKeys::new(session_key, USAGE_AP_REP);
+    build_with(&keys, session_key.etype(), ctime, cusec, seq_number)
+}
+
+/// [`build`] with the session key's usage-12 keys derived already (a kept ticket holds them).
+pub fn build_with(
+    keys: &UsageKeys,
+    etype: EncType,
+    ctime: &KerberosTime,
+    cusec: u32,
+    seq_number: u32,
+) -> Vec<u8> {
     let part = EncApRepPart {
         ctime: ctime.clone(),
         cusec: cusec.into(),
@@ -20,12 +32,12 @@ pub fn build(session_key: &Key, ctime: &KerberosTime, cusec: u32, seq_number: u3
         seq_number: Some(seq_number),
     };
     let plain = rasn::der::encode(&part).unwrap_or_default();
-    let cipher = UsageKeys::new(session_key, USAGE_AP_REP).encrypt(&plain);
+    let cipher = keys.encrypt(&plain);
     let rep = ApRep {
         pvno: 5.into(),
         msg_type: 15.into(),
         enc_part: EncryptedData {
-            etype: session_key.etype().as_i32(),
+            etype: etype.as_i32(),
             kvno: None,
             cipher: OctetString::from(cipher),
         },

@@ -69,7 +69,8 @@ impl ServiceKey {
     pub fn ticket_keys(&self) -> &UsageKeys {
         &self.ticket_keys
     }
-    fn usable(&self, now: SystemTime) -> bool {
+    /// Whether the key may still open tickets at `now` (a retired previous key may not).
+    pub fn usable(&self, now: SystemTime) -> bool {
         self.not_after.is_none_or(|t| now <= t)
     }
 }

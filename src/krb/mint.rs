@@ -46,12 +46,24 @@ pub struct MintRequest<'a> {
     pub pac: Option<Vec<u8>>,
 }
 
-/// A minted token and what the client side needs to check the AP-REP.
+/// A minted token and what the client side needs to check the AP-REP or to send the ticket
+/// again.
 pub struct Minted {
     /// The initial context token.
     pub token: Vec<u8>,
     /// The ticket session key.
     pub session_key: Key,
+    /// The service ticket, as a client keeps it for its next AP-REQs.
+    pub ticket: Ticket,
+}
+
+impl Minted {
+    /// A new token around the same ticket, as a client sends with its next request: a new
+    /// authenticator of `req.client` at `req.now`/`req.cusec`, framed and flagged as `req`
+    /// says (the ticket fields of `req` are not used).
+    pub fn again(&self, req: &MintRequest<'_>) -> Vec<u8> {
+        ap_req_token(req, self.ticket.clone(), &self.session_key)
+    }
 }
 
 fn kstr(s: &str) -> KerberosString {
@@ -95,7 +107,7 @@ pub fn mint(req: &MintRequest<'_>) -> Minted {
             r#type: session_key.etype().as_i32(),
             value: OctetString::from(session_key.expose_bytes().to_vec()),
         },
-        crealm: crealm.clone(),
+        crealm,
         cname: pname(req.client),
         transited: TransitedEncoding {
             r#type: 1,
@@ -119,6 +131,17 @@ pub fn mint(req: &MintRequest<'_>) -> Minted {
             cipher: OctetString::from(UsageKeys::new(req.service_key, USAGE_TICKET).encrypt(&enc_der)),
         },
     };
+    let token = ap_req_token(req, ticket.clone(), &session_key);
+    Minted {
+        token,
+        session_key,
+        ticket,
+    }
+}
+
+/// An AP-REQ around `ticket` with a new authenticator, framed as `req` asks.
+fn ap_req_token(req: &MintRequest<'_>, ticket: Ticket, session_key: &Key) -> Vec<u8> {
+    let crealm = kstr(&req.client.realm);
     let bindings = req
         .channel_binding
         .map(gss_checksum::bindings_hash)
@@ -147,11 +170,11 @@ pub fn mint(req: &MintRequest<'_>) -> Minted {
         authenticator: EncryptedData {
             etype: session_key.etype().as_i32(),
             kvno: None,
-            cipher: OctetString::from(UsageKeys::new(&session_key, USAGE_AUTHENTICATOR).encrypt(&auth_der)),
+            cipher: OctetString::from(UsageKeys::new(session_key, USAGE_AUTHENTICATOR).encrypt(&auth_der)),
         },
     };
     let ap_der = rasn::der::encode(&ap_req).unwrap_or_default();
-    let token = match req.framing {
+    match req.framing {
         Framing::Bare => ap_der,
         Framing::Gss => gss::wrap_krb5(gss::OID_KRB5, gss::TOK_AP_REQ, &ap_der),
         Framing::Spnego { legacy_oid } => {
@@ -168,8 +191,7 @@ pub fn mint(req: &MintRequest<'_>) -> Minted {
             };
             spnego::init_token(mechs, &inner)
         }
-    };
-    Minted { token, session_key }
+    }
 }
 
 /// Client side of mutual authentication: checks an acceptor's response (SPNEGO NegTokenResp,

@@ -19,4 +19,5 @@ pub mod pac_identity;
 pub mod principal;
 pub mod replay;
 pub mod spnego;
+pub mod ticket_cache;
 pub mod time;

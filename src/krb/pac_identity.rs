@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use super::pac::{LogonInfo, Sid};
 
 /// Identity taken from the PAC. LOGON_INFO stays encoded until a caller asks for SIDs (group
@@ -14,6 +16,9 @@ pub struct PacIdentity {
     pub server_signature_verified: bool,
     logon_raw: Option<Arc<[u8]>>,
     logon: std::sync::OnceLock<Result<LogonInfo, String>>,
+    /// The group SIDs comma-separated, formatted the first time they are asked for (a kept
+    /// ticket's identity is shared by every request made with that ticket).
+    joined: std::sync::OnceLock<Bytes>,
     fixed: Option<FixedSids>,
 }
 
@@ -92,13 +97,26 @@ impl PacIdentity {
             _ => Vec::new(),
         }
     }
-    /// [`group_sids`](Self::group_sids) joined with `,`, formatted without a string per SID.
-    pub fn group_sids_joined(&self) -> String {
-        match (self.logon(), &self.fixed) {
-            (Some(li), _) => li.all_group_sids_joined(),
-            (None, Some(f)) => f.groups.join(","),
-            _ => String::new(),
-        }
+    /// [`group_sids`](Self::group_sids) joined with `,`, formatted once (without a string per
+    /// SID) and kept.
+    pub fn group_sids_joined(&self) -> &str {
+        // The text is ASCII (SIDs and commas); the fallback is never taken.
+        std::str::from_utf8(self.group_sids_joined_bytes()).unwrap_or_default()
+    }
+    /// [`group_sids_joined`](Self::group_sids_joined) as shared bytes: a header value made
+    /// from them copies nothing.
+    pub fn group_sids_joined_bytes(&self) -> &Bytes {
+        self.joined.get_or_init(|| {
+            Bytes::from(match (self.logon(), &self.fixed) {
+                (Some(li), _) => li.all_group_sids_joined(),
+                (None, Some(f)) => f.groups.join(","),
+                _ => String::new(),
+            })
+        })
+    }
+    /// The bytes of the encoded LOGON_INFO kept (what an identity costs to keep).
+    pub fn encoded_len(&self) -> usize {
+        self.logon_raw.as_ref().map_or(0, |r| r.len())
     }
     /// Logon domain (NetBIOS) name.
     pub fn logon_domain(&self) -> Option<String> {

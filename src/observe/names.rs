@@ -42,6 +42,12 @@ pub const LIMIT_EXCEEDED: &str = "kedge_limit_exceeded_total";
 pub const REPLAY_CACHE_ENTRIES: &str = "kedge_replay_cache_entries";
 /// Counter: authenticators refused because the replay cache was full.
 pub const REPLAY_CACHE_FULL: &str = "kedge_replay_cache_full_total";
+/// Gauge: service tickets kept opened (`[kerberos] ticket_cache_bytes`).
+pub const TICKET_CACHE_ENTRIES: &str = "kedge_ticket_cache_entries";
+/// Gauge: bytes the kept tickets count against `ticket_cache_bytes`.
+pub const TICKET_CACHE_BYTES: &str = "kedge_ticket_cache_bytes";
+/// Counter `{result}`: ticket-cache lookups, `hit` or `miss`.
+pub const TICKET_CACHE_LOOKUPS: &str = "kedge_ticket_cache_lookups_total";
 /// Counter `{result}`: calls to the shared replay store, `fresh`, `replay`, `error` (not
 /// connected, or an error) or `timeout`.
 pub const REPLAY_STORE_CALLS: &str = "kedge_replay_store_calls_total";
@@ -225,6 +231,21 @@ pub(super) fn describe_all() {
         REPLAY_CACHE_FULL,
         Unit::Count,
         "Authenticators refused because the replay cache was full."
+    );
+    describe_gauge!(
+        TICKET_CACHE_ENTRIES,
+        Unit::Count,
+        "Service tickets kept opened for the next token around them."
+    );
+    describe_gauge!(
+        TICKET_CACHE_BYTES,
+        Unit::Bytes,
+        "Bytes the kept tickets count against ticket_cache_bytes."
+    );
+    describe_counter!(
+        TICKET_CACHE_LOOKUPS,
+        Unit::Count,
+        "Ticket-cache lookups by result (hit|miss)."
     );
     describe_counter!(
         REPLAY_STORE_CALLS,

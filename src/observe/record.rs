@@ -236,6 +236,14 @@ pub fn replay_cache_entries(n: usize) {
     gauge!(REPLAY_CACHE_ENTRIES).set(n as f64);
 }
 
+/// Publishes the ticket cache's size and lookups.
+pub fn ticket_cache(stats: crate::krb::ticket_cache::TicketCacheStats) {
+    gauge!(TICKET_CACHE_ENTRIES).set(stats.entries as f64);
+    gauge!(TICKET_CACHE_BYTES).set(stats.bytes as f64);
+    counter!(TICKET_CACHE_LOOKUPS, "result" => "hit").absolute(stats.hits);
+    counter!(TICKET_CACHE_LOOKUPS, "result" => "miss").absolute(stats.misses);
+}
+
 /// The replay cache was full and an authenticator was refused.
 pub fn replay_cache_full() {
     bump(&tally().replay_cache_full, 1);

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use kedge::edge::Authenticate;
@@ -121,7 +121,7 @@ impl Authenticate for FakeAuth {
             authtime: 0,
             starttime: 0,
             endtime: i64::MAX,
-            pac,
+            pac: pac.map(Arc::new),
             session_key: Key::random(EncType::Aes256CtsHmacSha196),
             gss_flags: if mutual { 2 } else { 0 },
             mutual,

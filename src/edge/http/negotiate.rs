@@ -155,9 +155,6 @@ pub struct Identity {
     pub service: String,
     /// The PAC identity, when the ticket carried a PAC.
     pub pac: Option<Arc<PacIdentity>>,
-    /// The group SIDs comma-separated, formatted once (the first time an assert route states
-    /// them), then reused by every request of the connection.
-    groups_joined: OnceLock<String>,
     /// The principal and the groups as header values, made once (a clone is a reference
     /// count; the groups of a 30-group PAC are 1.3 KB).
     stated: OnceLock<(Option<HeaderValue>, Option<HeaderValue>)>,
@@ -170,28 +167,19 @@ impl Identity {
             principal,
             service,
             pac,
-            groups_joined: OnceLock::new(),
             stated: OnceLock::new(),
         }
     }
 
     /// The identity of a validated token; `service` is what the route asked for.
     pub fn from_accepted(acc: &Accepted, service: &str) -> Self {
-        Self::new(
-            acc.client.canonical(),
-            service.to_string(),
-            acc.pac.clone().map(Arc::new),
-        )
+        Self::new(acc.client.canonical(), service.to_string(), acc.pac.clone())
     }
 
     /// The group SIDs comma-separated (empty without a PAC), as assert routes state them.
+    /// The PAC keeps them formatted: every identity made from one kept ticket shares them.
     pub fn groups_joined(&self) -> &str {
-        self.groups_joined.get_or_init(|| {
-            self.pac
-                .as_ref()
-                .map(|p| p.group_sids_joined())
-                .unwrap_or_default()
-        })
+        self.pac.as_ref().map_or("", |p| p.group_sids_joined())
     }
 
     /// The principal as a header value (`None` if it cannot be one).
@@ -210,7 +198,7 @@ impl Identity {
             let groups = self
                 .pac
                 .as_ref()
-                .and_then(|_| HeaderValue::from_str(self.groups_joined()).ok());
+                .and_then(|p| HeaderValue::from_maybe_shared(p.group_sids_joined_bytes().clone()).ok());
             (principal, groups)
         })
     }

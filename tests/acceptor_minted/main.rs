@@ -1,10 +1,13 @@
 //! Acceptor behaviour on tokens minted locally with a service key (corner cases a KDC will not
 //! produce on demand). Real-KDC acceptance lives in `acceptor_mit.rs`.
 
-use std::sync::Arc;
-use std::time::Duration;
+mod fixture;
+mod kept_tickets;
 
-use kedge::krb::acceptor::{AcceptCtx, Acceptor, AcceptorConfig, ChannelBindingPolicy, Framing};
+use std::sync::Arc;
+
+use fixture::*;
+use kedge::krb::acceptor::{Acceptor, AcceptorConfig, ChannelBindingPolicy, Framing};
 use kedge::krb::crypto::{EncType, Key};
 use kedge::krb::error::AuthError;
 use kedge::krb::keyset::{KeySet, ServiceKey};
@@ -12,75 +15,6 @@ use kedge::krb::mint::{mint, verify_response, MintRequest};
 use kedge::krb::principal::Principal;
 use kedge::krb::replay::ReplayCache;
 use kedge::krb::time::system_time;
-
-const NOW: i64 = 1_790_000_000;
-const REALM: &str = "CONTOSO.COM";
-
-fn spn(svc: &str) -> Principal {
-    Principal::parse(&format!("{svc}/outlook.contoso.com@{REALM}"), REALM).unwrap()
-}
-
-fn alice() -> Principal {
-    Principal::parse("alice@CONTOSO.COM", REALM).unwrap()
-}
-
-struct Fixture {
-    key: Key,
-    acceptor: Acceptor,
-}
-
-fn fixture_with(keys: Vec<(Principal, u32, Key)>, cfg: AcceptorConfig) -> Acceptor {
-    let sks = keys
-        .into_iter()
-        .map(|(p, kv, k)| ServiceKey::new(p, kv, k, 0))
-        .collect();
-    Acceptor::new(
-        cfg,
-        KeySet::from_keys(sks, system_time(NOW), "test"),
-        Arc::new(ReplayCache::new(10_000)),
-    )
-}
-
-fn cfg() -> AcceptorConfig {
-    AcceptorConfig {
-        realm: Some(REALM.into()),
-        hosts: vec!["outlook.contoso.com".into()],
-        skew: Duration::from_secs(300),
-        ..Default::default()
-    }
-}
-
-fn fixture() -> Fixture {
-    let key = Key::random(EncType::Aes256CtsHmacSha196);
-    let acceptor = fixture_with(vec![(spn("http"), 5, key.clone())], cfg());
-    Fixture { key, acceptor }
-}
-
-fn req<'a>(client: &'a Principal, service: &'a Principal, key: &'a Key, kvno: u32) -> MintRequest<'a> {
-    MintRequest {
-        client,
-        service,
-        service_key: key,
-        kvno,
-        now: NOW,
-        cusec: 42,
-        lifetime: 36_000,
-        framing: Framing::Spnego { legacy_oid: false },
-        gss_flags: 0x3e,
-        channel_binding: None,
-        pac: None,
-    }
-}
-
-fn ctx(service: &str) -> AcceptCtx<'_> {
-    AcceptCtx {
-        now: system_time(NOW),
-        service,
-        channel_binding: None,
-        groups: None,
-        check_replay: true,
-    }
-}
 
 #[test]
 fn every_framing_is_accepted_with_the_right_principal() {
