@@ -37,11 +37,19 @@ fn mit_tokens() -> (Vec<Vec<u8>>, i64) {
     (toks, meta["captured_end"].as_i64().unwrap())
 }
 
-fn mit_acceptor() -> Acceptor {
+/// The ticket-cache budgets measured: none (every ticket opened, the `_full` runs), the
+/// default (a client's next token around its ticket, `_kept_ticket`), and one so small that
+/// every ticket misses and is kept in place of another (`_churn`: the cost of keeping).
+const NO_CACHE: usize = 0;
+const DEFAULT_CACHE: usize = kedge::krb::acceptor::DEFAULT_TICKET_CACHE_BYTES;
+const CHURN_CACHE: usize = 64 << 10;
+
+fn mit_acceptor(ticket_cache_bytes: usize) -> Acceptor {
     let kt = Keytab::parse(MIT_KEYTAB).unwrap();
     let cfg = AcceptorConfig {
         realm: Some("KEDGE.TEST".into()),
         hosts: vec!["outlook.contoso.com".into()],
+        ticket_cache_bytes,
         ..Default::default()
     };
     Acceptor::new(
@@ -55,7 +63,7 @@ const AD_NOW: i64 = 1_790_000_000;
 
 /// 2,000 tokens as an AD DC would issue them for the array: aes256, a Windows-like PAC with 30
 /// groups signed with the ASA key, SPNEGO framed with the Microsoft OID first.
-fn ad_tokens() -> (Acceptor, Vec<Vec<u8>>) {
+fn ad_tokens() -> (Vec<Vec<u8>>, KeySet) {
     let key = Key::random(EncType::Aes256CtsHmacSha196);
     let krbtgt = Key::random(EncType::Aes256CtsHmacSha196);
     let spn = Principal::parse("http/outlook.contoso.com@CONTOSO.COM", "").unwrap();
@@ -83,16 +91,24 @@ fn ad_tokens() -> (Acceptor, Vec<Vec<u8>>) {
         });
         toks.push(m.token);
     }
+    let ks = KeySet::from_keys(vec![ServiceKey::new(spn, 7, key, 0)], system_time(AD_NOW), "ad");
+    (toks, ks)
+}
+
+fn ad_acceptor(keys: &KeySet, ticket_cache_bytes: usize) -> Acceptor {
     let cfg = AcceptorConfig {
         realm: Some("CONTOSO.COM".into()),
         hosts: vec!["outlook.contoso.com".into()],
+        ticket_cache_bytes,
         ..Default::default()
     };
-    let ks = KeySet::from_keys(vec![ServiceKey::new(spn, 7, key, 0)], system_time(AD_NOW), "ad");
-    (
-        Acceptor::new(cfg, ks, Arc::new(ReplayCache::new(2_000_000))),
-        toks,
-    )
+    let sks = keys
+        .keys()
+        .iter()
+        .map(|k| ServiceKey::new(k.principal.clone(), k.kvno, k.key.clone(), 0))
+        .collect();
+    let ks = KeySet::from_keys(sks, system_time(AD_NOW), "ad");
+    Acceptor::new(cfg, ks, Arc::new(ReplayCache::new(2_000_000)))
 }
 
 /// Validates every token in turn; the replay cache is cleared when the set wraps (its cost is
@@ -125,7 +141,7 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("validate");
     g.throughput(Throughput::Elements(1));
     let (mit, now) = mit_tokens();
-    let acc = mit_acceptor();
+    let acc = mit_acceptor(NO_CACHE);
     assert!(acc
         .accept(
             &mit[0],
@@ -143,12 +159,21 @@ fn bench(c: &mut Criterion) {
     g.bench_function("mit_spnego_full", |b| {
         b.iter_custom(|iters| run(&acc, &mit, now, iters))
     });
-    let (ad_acc, ad) = ad_tokens();
+    let kept = mit_acceptor(DEFAULT_CACHE);
+    g.bench_function("mit_spnego_kept_ticket", |b| {
+        b.iter_custom(|iters| run(&kept, &mit, now, iters))
+    });
+    let (ad, keys) = ad_tokens();
     let avg = ad.iter().map(Vec::len).sum::<usize>() / ad.len();
     eprintln!("AD-sized tokens: {avg} bytes on average");
-    g.bench_function("ad_sized_spnego_full", |b| {
-        b.iter_custom(|iters| run(&ad_acc, &ad, AD_NOW, iters))
-    });
+    for (name, budget) in [
+        ("ad_sized_spnego_full", NO_CACHE),
+        ("ad_sized_spnego_kept_ticket", DEFAULT_CACHE),
+        ("ad_sized_spnego_churn", CHURN_CACHE),
+    ] {
+        let acc = ad_acceptor(&keys, budget);
+        g.bench_function(name, |b| b.iter_custom(|iters| run(&acc, &ad, AD_NOW, iters)));
+    }
     g.finish();
 }
 

@@ -94,6 +94,26 @@ fn minted_spnego_tokens_decode_and_validate_each_once() {
 }
 
 #[test]
+fn tokens_share_one_ticket_like_a_real_client_or_get_a_ticket_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("asa.keytab");
+    let kt = keytab(&path);
+    for (tickets, opened) in [(None, 1), (Some("2"), 2), (Some("6"), 6)] {
+        let mut args = vec!["--count", "6"];
+        if let Some(n) = tickets {
+            args.extend(["--tickets", n]);
+        }
+        let toks = mint(&path, &args);
+        let acc = acceptor(&kt);
+        for t in &toks {
+            acc.accept(t, &ctx()).unwrap();
+        }
+        let s = acc.ticket_cache_stats();
+        assert_eq!((s.misses, s.hits), (opened, 6 - opened), "--tickets {tickets:?}");
+    }
+}
+
+#[test]
 fn framing_kvno_and_flags_are_honoured() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("asa.keytab");
@@ -160,6 +180,7 @@ fn mint_cost_per_token() {
             Framing::Spnego { legacy_oid: true },
             FLAGS_HTTP,
             pac,
+            n / 5,
             n / 5,
         )
         .unwrap();

@@ -17,7 +17,7 @@ use rasn_kerberos::{ApReq, Authenticator, Checksum, EncryptedData, KerberosStrin
 use crate::krb::acceptor::{Framing, USAGE_AUTHENTICATOR};
 use crate::krb::crypto::{EncType, Key, UsageKeys};
 use crate::krb::gss_checksum::{self, CKSUM_GSS, FLAG_MUTUAL};
-use crate::krb::mint::{mint, MintRequest};
+use crate::krb::mint::{mint, MintRequest, Minted};
 use crate::krb::pac::{PacBuilder, Sid};
 use crate::krb::principal::Principal;
 use crate::krb::spnego::{self, arcs};
@@ -269,8 +269,10 @@ pub fn parse_framing(s: &str) -> Result<Framing, BenchError> {
     }
 }
 
-/// Tokens for `kedge-bench mint`: `count` tokens for one named user, each with a freshly minted
-/// ticket (as `kvno`-stamped by a KDC), the PAC built for that user when `pac_groups` is set.
+/// Tokens for `kedge-bench mint`: `count` tokens for one named user, spread round robin over
+/// `tickets` service tickets (as `kvno`-stamped by a KDC; at least one, at most `count`), each
+/// token a new authenticator around its ticket, the PAC built for that user when `pac_groups`
+/// is set.
 pub fn mint_for_user(
     cred: &ServiceCredential,
     user: &Principal,
@@ -278,6 +280,7 @@ pub fn mint_for_user(
     gss_flags: u32,
     pac_groups: Option<u32>,
     count: u32,
+    tickets: u32,
 ) -> Result<Vec<Vec<u8>>, BenchError> {
     let now = time::unix_secs(SystemTime::now());
     let kdc_key = Key::random(EncType::Aes256CtsHmacSha196);
@@ -293,22 +296,30 @@ pub fn mint_for_user(
         ),
         None => None,
     };
+    let request = |cusec: u32| MintRequest {
+        client: user,
+        service: &cred.spn,
+        service_key: &cred.key,
+        kvno: cred.kvno,
+        now,
+        cusec: cusec % 1_000_000,
+        lifetime: TICKET_LIFETIME,
+        framing,
+        gss_flags,
+        channel_binding: None,
+        pac: pac.clone(),
+    };
+    let minted: Vec<Minted> = (0..tickets.clamp(1, count.max(1)))
+        .map(|i| mint(&request(i)))
+        .collect();
     Ok((0..count)
         .map(|i| {
-            mint(&MintRequest {
-                client: user,
-                service: &cred.spn,
-                service_key: &cred.key,
-                kvno: cred.kvno,
-                now,
-                cusec: i % 1_000_000,
-                lifetime: TICKET_LIFETIME,
-                framing,
-                gss_flags,
-                channel_binding: None,
-                pac: pac.clone(),
-            })
-            .token
+            let t = &minted[i as usize % minted.len()];
+            if i < minted.len() as u32 {
+                t.token.clone()
+            } else {
+                t.again(&request(i))
+            }
         })
         .collect())
 }

@@ -236,6 +236,12 @@ struct MintArgs {
     /// A Windows-like PAC with this many groups; 0: no PAC.
     #[arg(long, default_value_t = 0)]
     pac_groups: u32,
+    /// How many service tickets the tokens are spread over, round robin. 1 (the default) is
+    /// one real client: it keeps its ticket and sends each token with a new authenticator;
+    /// `--tickets` equal to `--count` gives every token a ticket of its own (the worst case
+    /// for an acceptor, which then opens a ticket per token).
+    #[arg(long, default_value_t = 1)]
+    tickets: u32,
 }
 
 /// Writes the report to stdout (an error, not a panic, when its reader has gone).
@@ -349,6 +355,7 @@ fn run_mint(a: MintArgs) -> anyhow::Result<ExitCode> {
         flags,
         (a.pac_groups > 0).then_some(a.pac_groups),
         a.count,
+        a.tickets,
     )?;
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut out = std::io::stdout().lock();

@@ -532,9 +532,7 @@ fn validate(
         Opened::Now(mut t, _) => {
             t.pac = pac.clone();
             let t: Arc<OpenedTicket> = Arc::from(t);
-            let keep_until = endtime.saturating_add(skew);
-            keys.tickets
-                .insert(etype_n, tkvno, cipher, t.clone(), keep_until, now);
+            keys.tickets.insert(etype_n, tkvno, cipher, t.clone());
             t
         }
     };

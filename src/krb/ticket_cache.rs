@@ -15,7 +15,7 @@
 //! ticket of a key that was removed is opened (and refused) again. The cache is bounded in
 //! bytes; the session keys it holds are wiped when an entry goes ([`Key`] zeroizes).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rasn_kerberos::{KerberosString, PrincipalName};
@@ -132,9 +132,28 @@ struct Shard {
     /// (the encrypted confounder for AES, the HMAC for rc4-hmac), so a client cannot crowd a
     /// bucket; the whole ciphertext is compared on a hit.
     map: HashMap<[u8; 16], Entry>,
+    /// Keys in the order they were kept, with the `seq` they were kept under (a key kept again
+    /// leaves a stale place behind): the oldest goes first when room is needed.
+    order: VecDeque<([u8; 16], u64)>,
+    next_seq: u64,
     bytes: usize,
     hits: u64,
     misses: u64,
+}
+
+impl Shard {
+    /// Drops the oldest kept ticket; false when there is none.
+    fn drop_oldest(&mut self) -> bool {
+        while let Some((key, seq)) = self.order.pop_front() {
+            if self.map.get(&key).is_some_and(|e| e.seq == seq) {
+                if let Some(old) = self.map.remove(&key) {
+                    self.bytes -= old.cost;
+                }
+                return true;
+            }
+        }
+        false
+    }
 }
 
 #[derive(Debug)]
@@ -142,8 +161,7 @@ struct Entry {
     cipher: Box<[u8]>,
     etype: i32,
     kvno: Option<u32>,
-    /// Unix seconds after which the ticket can no longer pass (end time plus skew).
-    keep_until: i64,
+    seq: u64,
     cost: usize,
     ticket: Arc<OpenedTicket>,
 }
@@ -193,18 +211,10 @@ impl TicketCache {
         found
     }
 
-    /// Keeps `ticket`, opened from `cipher`, until `keep_until` (Unix seconds) at most; makes
-    /// room by dropping tickets past their time, then any others. A ticket larger than a
-    /// shard's share of the budget is not kept.
-    pub fn insert(
-        &self,
-        etype: i32,
-        kvno: Option<u32>,
-        cipher: &[u8],
-        ticket: Arc<OpenedTicket>,
-        keep_until: i64,
-        now: i64,
-    ) {
+    /// Keeps `ticket`, opened from `cipher`, making room by dropping the tickets kept longest
+    /// ago (O(1) each; a ticket past its end time is refused by the acceptor's time check
+    /// until then). A ticket larger than a shard's share of the budget is not kept.
+    pub fn insert(&self, etype: i32, kvno: Option<u32>, cipher: &[u8], ticket: Arc<OpenedTicket>) {
         if !self.enabled() {
             return;
         }
@@ -219,29 +229,23 @@ impl TicketCache {
         if let Some(old) = shard.map.remove(&prefix) {
             shard.bytes -= old.cost;
         }
-        if shard.bytes + cost > self.shard_budget {
-            let before = shard.map.len();
-            shard.map.retain(|_, e| e.keep_until >= now);
-            if shard.map.len() != before {
-                shard.bytes = shard.map.values().map(|e| e.cost).sum();
-            }
+        while shard.bytes + cost > self.shard_budget && shard.drop_oldest() {}
+        // Stale places (keys kept again) never outnumber the live ones for long.
+        if shard.order.len() > 2 * shard.map.len() + 16 {
+            let Shard { map, order, .. } = &mut *shard;
+            order.retain(|(k, seq)| map.get(k).is_some_and(|e| e.seq == *seq));
         }
-        while shard.bytes + cost > self.shard_budget {
-            let Some(victim) = shard.map.keys().next().copied() else {
-                break;
-            };
-            if let Some(old) = shard.map.remove(&victim) {
-                shard.bytes -= old.cost;
-            }
-        }
+        let seq = shard.next_seq;
+        shard.next_seq += 1;
         shard.bytes += cost;
+        shard.order.push_back((prefix, seq));
         shard.map.insert(
             prefix,
             Entry {
                 cipher: cipher.into(),
                 etype,
                 kvno,
-                keep_until,
+                seq,
                 cost,
                 ticket,
             },
@@ -298,7 +302,7 @@ mod tests {
     fn only_the_exact_ciphertext_enctype_and_kvno_find_a_ticket() {
         let cache = TicketCache::new(1 << 20);
         let c = cipher(1, 300);
-        cache.insert(18, Some(3), &c, ticket(100), 100, 0);
+        cache.insert(18, Some(3), &c, ticket(100));
         assert!(cache.get(18, Some(3), &c).is_some());
         let mut tail = c.clone();
         *tail.last_mut().unwrap() ^= 1;
@@ -320,45 +324,64 @@ mod tests {
     }
 
     #[test]
-    fn the_byte_budget_holds_and_expired_tickets_go_first() {
+    fn the_byte_budget_holds_and_the_oldest_ticket_goes_first() {
         // One shard's share fits three 1 KiB tickets.
         let cache = TicketCache::new(SHARDS * 3 * (1024 + ENTRY_OVERHEAD));
         // Same first byte: same shard.
-        let cs: Vec<Vec<u8>> = (0..4u8)
+        let cs: Vec<Vec<u8>> = (0..6u8)
             .map(|n| {
                 let mut c = cipher(n + 1, 1024);
                 c[0] = 0;
                 c
             })
             .collect();
-        cache.insert(18, None, &cs[0], ticket(10), 10, 0);
-        cache.insert(18, None, &cs[1], ticket(1000), 1000, 0);
-        cache.insert(18, None, &cs[2], ticket(1000), 1000, 0);
-        // At 500 the first has expired: it makes room for the fourth.
-        cache.insert(18, None, &cs[3], ticket(1000), 1000, 500);
-        assert!(cache.get(18, None, &cs[0]).is_none());
-        for c in &cs[1..] {
+        for c in &cs[..3] {
+            cache.insert(18, None, c, ticket(1000));
+        }
+        // Kept again (two misses raced): still one entry, and it now counts as the newest.
+        cache.insert(18, None, &cs[0], ticket(1000));
+        assert_eq!(cache.stats().entries, 3);
+        cache.insert(18, None, &cs[3], ticket(1000));
+        assert!(cache.get(18, None, &cs[1]).is_none(), "the oldest went");
+        for c in [&cs[0], &cs[2], &cs[3]] {
             assert!(cache.get(18, None, c).is_some());
         }
-        // None expired: one of the others goes, and the budget holds.
-        let mut c5 = cipher(9, 1024);
-        c5[0] = 0;
-        cache.insert(18, None, &c5, ticket(1000), 1000, 500);
+        for c in &cs[4..] {
+            cache.insert(18, None, c, ticket(1000));
+        }
         let s = cache.stats();
         assert_eq!(s.entries, 3);
-        assert!(s.bytes <= 3 * (1024 + ENTRY_OVERHEAD));
-        assert!(cache.get(18, None, &c5).is_some());
+        assert_eq!(s.bytes, 3 * (1024 + ENTRY_OVERHEAD));
+        for c in [&cs[3], &cs[4], &cs[5]] {
+            assert!(cache.get(18, None, c).is_some());
+        }
+    }
+
+    #[test]
+    fn places_left_by_tickets_kept_again_do_not_pile_up() {
+        let cache = TicketCache::new(SHARDS * 4 * (300 + ENTRY_OVERHEAD));
+        let c = cipher(7, 300);
+        for _ in 0..1000 {
+            cache.insert(18, None, &c, ticket(1000));
+        }
+        let shard = cache.shard(usize::from(c[0]) % SHARDS);
+        assert_eq!(shard.map.len(), 1);
+        assert!(
+            shard.order.len() <= 2 * shard.map.len() + 17,
+            "{}",
+            shard.order.len()
+        );
     }
 
     #[test]
     fn a_ticket_over_a_shards_share_or_a_zero_budget_is_not_kept() {
         let cache = TicketCache::new(SHARDS * 1024);
         let c = cipher(3, 2048);
-        cache.insert(18, None, &c, ticket(100), 100, 0);
+        cache.insert(18, None, &c, ticket(100));
         assert_eq!(cache.stats().entries, 0);
         let off = TicketCache::new(0);
         let c = cipher(4, 64);
-        off.insert(18, None, &c, ticket(100), 100, 0);
+        off.insert(18, None, &c, ticket(100));
         assert!(off.get(18, None, &c).is_none());
         assert_eq!(off.stats(), TicketCacheStats::default());
     }
