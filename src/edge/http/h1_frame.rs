@@ -43,7 +43,14 @@ pub enum FrameError {
     /// A request's `Content-Length` that hyper let through but is not a number (a bug).
     #[error("bad Content-Length in the request")]
     RequestLength,
+    /// More interim (1xx) responses before the final one than any server sends.
+    #[error("more than {MAX_INTERIM_HEADS} interim (1xx) responses")]
+    TooManyInterim,
 }
+
+/// The most interim (1xx) response heads skipped before a final one (RFC 9110 §15.2 allows
+/// several; a member that keeps sending them is not answering).
+pub const MAX_INTERIM_HEADS: u32 = 16;
 
 /// How a request's body goes to the member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -25,7 +25,7 @@ use super::body::BoxError;
 use super::error::{EdgeError, ErrorKind};
 use super::h1_frame::{
     chunk_size_line, encode_request_head, parse_response_head, BodyFraming, ChunkedDecoder, Decoded,
-    FrameError, Parsed, RequestFraming, ResponseHead,
+    FrameError, Parsed, RequestFraming, ResponseHead, MAX_INTERIM_HEADS,
 };
 use super::wire_link::{BackendIo, Checkout, WireConn};
 
@@ -62,6 +62,11 @@ impl WireError {
         match self {
             WireError::ClientBody(_) => EdgeError::client(ErrorKind::Io, self.to_string()),
             WireError::HeadTimeout(_) => EdgeError::backend(ErrorKind::Timeout, format!("{member}: {self}")),
+            // Counted apart from connections that broke (`backend_malformed`, not `backend_io`):
+            // a member that speaks something other than HTTP/1.1 is a different problem.
+            WireError::Frame(_) => {
+                EdgeError::backend(ErrorKind::Malformed("member_reply"), format!("{member}: {self}"))
+            }
             _ => EdgeError::backend(ErrorKind::Io, format!("{member}: {self}")),
         }
     }
@@ -241,10 +246,11 @@ where
         }
     };
     let mut due: Option<tokio::time::Instant> = None;
+    let mut interims = 0u32;
     let head = std::future::poll_fn(|cx| {
         let conn = checkout.conn().ok_or(WireError::Closed)?;
         upload.pump(&mut *conn.io, cx)?;
-        match poll_head(conn, head_request, cx) {
+        match poll_head(conn, head_request, &mut interims, cx) {
             // The failed write says more than the close that followed it.
             Poll::Ready(Err(WireError::Closed)) => {
                 Poll::Ready(Err(upload.broken.take().unwrap_or(WireError::Closed)))
@@ -274,9 +280,12 @@ where
     Ok((head, body))
 }
 
+/// Reads the member's final response head, skipping at most [`MAX_INTERIM_HEADS`] interim
+/// ones (`interims` counts them across polls).
 fn poll_head(
     conn: &mut WireConn,
     head_request: bool,
+    interims: &mut u32,
     cx: &mut Context<'_>,
 ) -> Poll<Result<ResponseHead, WireError>> {
     loop {
@@ -284,6 +293,10 @@ fn poll_head(
             match parse_response_head(&conn.rbuf, head_request)? {
                 Parsed::Partial => {}
                 Parsed::Interim(n) => {
+                    *interims += 1;
+                    if *interims > MAX_INTERIM_HEADS {
+                        return Poll::Ready(Err(FrameError::TooManyInterim.into()));
+                    }
                     conn.rbuf.advance(n);
                     continue;
                 }

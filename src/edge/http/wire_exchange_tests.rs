@@ -318,6 +318,34 @@ async fn interim_heads_are_skipped_and_bad_heads_refused() {
 }
 
 #[tokio::test]
+async fn a_member_that_keeps_sending_interim_heads_is_not_answering() {
+    let interim = "HTTP/1.1 102 Processing\r\n\r\n";
+    let fine = interim.repeat(MAX_INTERIM_HEADS as usize) + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    let link = replying(Box::leak(fine.into_bytes().into_boxed_slice()), true);
+    assert_eq!(get(&link).await.unwrap().0.status, 200, "as many as allowed");
+
+    let endless =
+        interim.repeat(MAX_INTERIM_HEADS as usize + 1) + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    let link = replying(Box::leak(endless.into_bytes().into_boxed_slice()), true);
+    let Err(err) = get(&link).await else {
+        panic!(
+            "a final head after {} interim ones was taken",
+            MAX_INTERIM_HEADS + 1
+        )
+    };
+    assert!(
+        matches!(err, WireError::Frame(FrameError::TooManyInterim)),
+        "{err}"
+    );
+    let edge = err.into_edge("m1");
+    assert_eq!(
+        (edge.disposition().status.as_u16(), edge.disposition().label),
+        (502, "backend_malformed"),
+        "told apart from a connection that broke"
+    );
+}
+
+#[tokio::test]
 async fn a_response_with_bytes_after_it_does_not_go_back() {
     let link = replying(
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
