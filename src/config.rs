@@ -147,7 +147,7 @@ pub struct KerberosConfig {
     #[serde(default = "default_replay_max")]
     pub replay_max_entries: usize,
     /// Bytes of opened service tickets kept, so that a client's next token around the same
-    /// ticket is not decrypted and PAC-verified again (default 32 MiB, some 16,000 AD tickets
+    /// ticket is not decrypted and PAC-verified again (default 64 MiB, some 8,000 AD tickets
     /// with a 30-group PAC; 0 keeps none). Everything time- or request-bound is still checked
     /// on every token; a keytab reload empties it.
     #[serde(default = "default_ticket_cache_bytes")]

@@ -71,9 +71,9 @@ pub struct AcceptorConfig {
     pub ticket_cache_bytes: usize,
 }
 
-/// Default [`AcceptorConfig::ticket_cache_bytes`]: 32 MiB, some 16,000 AD tickets with a
-/// 30-group PAC.
-pub const DEFAULT_TICKET_CACHE_BYTES: usize = 32 << 20;
+/// Default [`AcceptorConfig::ticket_cache_bytes`]: 64 MiB, some 8,000 AD tickets with a
+/// 30-group PAC, counted at the most they can grow to.
+pub const DEFAULT_TICKET_CACHE_BYTES: usize = 64 << 20;
 
 impl Default for AcceptorConfig {
     fn default() -> Self {

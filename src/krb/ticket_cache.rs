@@ -31,6 +31,11 @@ const SHARDS: usize = 16;
 /// What is counted against the budget for an entry besides its ciphertext and PAC.
 const ENTRY_OVERHEAD: usize = 512;
 
+/// Bytes counted per byte of encoded LOGON_INFO: a kept PAC may come to hold its decoded form
+/// (about as large) and its groups as text (a domain group is 8 bytes encoded and some 46 as
+/// `S-1-5-21-…-RID,`), made after the entry was counted; this bounds what it can grow to.
+const PAC_WEIGHT: usize = 8;
+
 /// What a service ticket establishes under the key that decrypted it (RFC 4120 §5.3).
 #[derive(Debug)]
 pub struct OpenedTicket {
@@ -102,7 +107,7 @@ impl OpenedTicket {
 
     fn cost(&self, cipher_len: usize) -> usize {
         let pac = self.pac.as_ref().map_or(0, |p| p.encoded_len());
-        cipher_len + pac + ENTRY_OVERHEAD
+        cipher_len + PAC_WEIGHT * pac + ENTRY_OVERHEAD
     }
 }
 
@@ -371,6 +376,18 @@ mod tests {
             "{}",
             shard.order.len()
         );
+    }
+
+    #[test]
+    fn a_kept_pac_is_counted_at_what_it_can_grow_to() {
+        let cache = TicketCache::new(1 << 20);
+        let mut t = Arc::into_inner(ticket(100)).expect("one owner");
+        t.pac = Some(Arc::new(PacIdentity::from_logon_info_raw(
+            Some(&[0u8; 1000]),
+            true,
+        )));
+        cache.insert(18, None, &cipher(5, 300), Arc::new(t));
+        assert_eq!(cache.stats().bytes, 300 + PAC_WEIGHT * 1000 + ENTRY_OVERHEAD);
     }
 
     #[test]
