@@ -22,7 +22,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use super::principal::Principal;
@@ -69,14 +69,26 @@ pub struct ReplayKey<'a> {
 /// A replica-independent identity of one authenticator (for a shared replay store).
 pub type ReplayId = [u8; 16];
 
+/// Feeds `p`'s canonical characters to `write` as UTF-8, a buffer at a time (the hashes are
+/// over the byte stream, so how it is cut does not change them; a write per character did).
+fn feed_canonical(p: &Principal, write: &mut impl FnMut(&[u8])) {
+    let mut buf = [0u8; 128];
+    let mut n = 0;
+    for c in p.canonical_chars() {
+        if n + 4 > buf.len() {
+            write(&buf[..n]);
+            n = 0;
+        }
+        n += c.encode_utf8(&mut buf[n..]).len();
+    }
+    write(&buf[..n]);
+}
+
 impl ReplayKey<'_> {
     /// Feeds the key's fields to `h`, unambiguously (the principal as its canonical characters
     /// with a terminator, fixed-width numbers, the ciphertext with its length).
     fn feed(&self, mut write: impl FnMut(&[u8])) {
-        let mut utf8 = [0u8; 4];
-        for c in self.client.canonical_chars() {
-            write(c.encode_utf8(&mut utf8).as_bytes());
-        }
+        feed_canonical(self.client, &mut write);
         write(&[0]);
         write(&self.ctime.to_be_bytes());
         write(&self.cusec.to_be_bytes());
@@ -118,7 +130,6 @@ pub struct ReplayCache {
     max_per_principal: usize,
     /// Live entries per principal fingerprint, sharded like the entries.
     principals: Vec<Mutex<FingerprintMap<u32>>>,
-    len: AtomicUsize,
     refused_full: AtomicU64,
     refused_share: AtomicU64,
     replays: AtomicU64,
@@ -168,7 +179,6 @@ impl ReplayCache {
             principals: (0..if sharing { SHARDS } else { 0 })
                 .map(|_| Mutex::new(FingerprintMap::default()))
                 .collect(),
-            len: AtomicUsize::new(0),
             refused_full: AtomicU64::new(0),
             refused_share: AtomicU64::new(0),
             replays: AtomicU64::new(0),
@@ -188,10 +198,7 @@ impl ReplayCache {
 
     fn principal_fingerprint(&self, p: &Principal) -> u64 {
         let mut h = self.hasher.build_hasher();
-        let mut utf8 = [0u8; 4];
-        for c in p.canonical_chars() {
-            h.write(c.encode_utf8(&mut utf8).as_bytes());
-        }
+        feed_canonical(p, &mut |b| h.write(b));
         h.finish()
     }
 
@@ -225,7 +232,6 @@ impl ReplayCache {
         let mut s = shard.lock().unwrap_or_else(|p| p.into_inner());
         // Purge expired entries at the head (deadlines are non-decreasing per shard as long as
         // `now` is; an out-of-order `now` only keeps entries longer, never shorter).
-        let mut purged = 0usize;
         while let Some(&(deadline, f, p)) = s.order.front() {
             if deadline > now {
                 break;
@@ -233,14 +239,10 @@ impl ReplayCache {
             s.order.pop_front();
             if s.map.get(&f) == Some(&deadline) {
                 s.map.remove(&f);
-                purged += 1;
                 if self.sharing() {
                     self.principal_released(p);
                 }
             }
-        }
-        if purged > 0 {
-            self.len.fetch_sub(purged, Ordering::Relaxed);
         }
         if let Some(&deadline) = s.map.get(&fp) {
             if deadline > now {
@@ -266,13 +268,17 @@ impl ReplayCache {
         let deadline = now.saturating_add(window_secs.max(1));
         s.map.insert(fp, deadline);
         s.order.push_back((deadline, fp, pfp));
-        self.len.fetch_add(1, Ordering::Relaxed);
         ReplayVerdict::Fresh
     }
 
     /// Live entries (approximate under concurrency).
     pub fn len(&self) -> usize {
-        self.len.load(Ordering::Relaxed)
+        // Summed over the shards (no counter shared by every insert: the workers would bounce
+        // its cache line between cores on each token).
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).map.len())
+            .sum()
     }
 
     /// Whether the cache holds nothing.
@@ -315,7 +321,6 @@ impl ReplayCache {
         for p in &self.principals {
             p.lock().unwrap_or_else(|p| p.into_inner()).clear();
         }
-        self.len.store(0, Ordering::Relaxed);
     }
 }
 
@@ -426,6 +431,21 @@ mod tests {
         }
     }
 
+    /// Replicas of different versions share one store during an upgrade: the id is a fixed
+    /// function of the fields (this vector is computed outside kedge, with Python's hashlib).
+    #[test]
+    fn shared_id_is_the_documented_digest() {
+        let alice = Principal::parse("Alice@contoso.com", "").unwrap();
+        let k = ReplayKey {
+            client: &alice,
+            ctime: 1_790_000_000,
+            cusec: 42,
+            authenticator: &[1, 2, 3, 4, 5],
+        };
+        let hex: String = k.shared_id().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "8e04c588f8488163694f19b557784604");
+    }
+
     fn key_of(client: &Principal, i: u32) -> ReplayKey<'_> {
         ReplayKey {
             client,
@@ -506,7 +526,7 @@ mod tests {
     #[test]
     fn concurrent_inserts_of_one_key_admit_exactly_one() {
         let c = std::sync::Arc::new(ReplayCache::new(10_000));
-        let fresh = std::sync::Arc::new(AtomicUsize::new(0));
+        let fresh = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let hs: Vec<_> = (0..8)
             .map(|_| {
                 let (c, fresh) = (c.clone(), fresh.clone());
