@@ -174,6 +174,41 @@ fn a_certificate_swapped_under_kedge_run_is_served_after_sighup_and_a_bad_one_is
     terminate(k);
 }
 
+/// A certificate replaced by one of another name no longer reports an expiry (it reads NaN,
+/// which no alert threshold matches): the dashboard and alerts follow what is served.
+#[test]
+fn a_certificate_no_longer_served_stops_reporting_its_expiry() {
+    const OWA: &str = "owa.contoso.com";
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    publish(dir.path(), "v1", &ca.leaf(&[MAIL]));
+    let cfg_path = dir.path().join("kedge.toml");
+    std::fs::write(&cfg_path, config(dir.path(), &dir.path().join("live"))).unwrap();
+    let k = start(&cfg_path);
+    let expiry = |name: &str| {
+        metric(
+            k.admin,
+            "kedge_tls_certificate_expiry_timestamp_seconds",
+            &[("listener", "https"), ("name", name)],
+        )
+    };
+    assert_eq!(expiry(MAIL), 4_102_444_800.0);
+    let owa = ca.leaf(&[OWA]);
+    publish(dir.path(), "v2", &owa);
+    std::thread::sleep(Duration::from_millis(1100)); // the timestamp has whole-second steps
+    hup_and_wait(&k);
+    assert_eq!(served(k.http, &owa.ca_pem, OWA), owa.cert_der);
+    assert_eq!(expiry(OWA), 4_102_444_800.0);
+    assert!(
+        expiry(MAIL).is_nan(),
+        "the retired certificate reads {}",
+        expiry(MAIL)
+    );
+    let (_, scrape) = get(k.admin, "/metrics", None);
+    promtool_check_metrics(&scrape);
+    terminate(k);
+}
+
 #[test]
 fn a_certificate_renamed_into_place_is_served_without_a_signal() {
     let dir = tempfile::tempdir().unwrap();

@@ -84,7 +84,7 @@ pub const BUILD_INFO: &str = "kedge_build_info";
 /// new files, `ok` (installed) or `rejected` (the old certificates stay).
 pub const TLS_RELOADS: &str = "kedge_tls_reloads_total";
 /// Gauge `{listener, name}`: a served certificate's notAfter, unix seconds; `name` is its first
-/// SNI name.
+/// SNI name. NaN once a reload replaced that certificate with one of another name.
 pub const TLS_CERTIFICATE_EXPIRY: &str = "kedge_tls_certificate_expiry_timestamp_seconds";
 /// Counter `{listener, reason}`: TLS handshakes that failed, by
 /// [`crate::edge::http::tls::HandshakeFailure`] label: `timeout`, `malformed`, `protocol`,

@@ -59,6 +59,13 @@ pub fn tls_certificate_expiry(listener: &str, name: &str, not_after: i64) {
         .set(not_after as f64);
 }
 
+/// The certificate `name` is no longer served on `listener`: its expiry reads NaN (the
+/// exporter cannot drop one series), which no threshold matches.
+pub fn tls_certificate_retired(listener: &str, name: &str) {
+    gauge!(TLS_CERTIFICATE_EXPIRY, "listener" => listener.to_owned(), "name" => name.to_owned())
+        .set(f64::NAN);
+}
+
 /// A TLS handshake on `listener` failed; `reason` is a
 /// [`crate::edge::http::tls::HandshakeFailure`] label.
 pub fn tls_handshake_failed(listener: &str, reason: &'static str) {

@@ -150,6 +150,8 @@ struct Inner {
     provider: Arc<CryptoProvider>,
     current: ArcSwap<Snapshot>,
     state: Mutex<reload::State>,
+    /// The certificate labels whose expiry was last published.
+    published: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -199,6 +201,7 @@ impl ServerTls {
                 provider,
                 current,
                 state: Mutex::new(reload::State::default()),
+                published: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -252,11 +255,20 @@ impl ServerTls {
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Publishes the current certificates' expiry and the load time.
+    /// Publishes the current certificates' expiry and the load time. A certificate no longer
+    /// served (a reload replaced it with one of another name) reads NaN from then on, so an
+    /// expiry alert does not fire for a certificate nobody is shown.
     fn published(&self, now: SystemTime) {
-        for c in self.snapshot().certificates() {
+        let snap = self.snapshot();
+        let labels: Vec<String> = snap.certificates().iter().map(|c| c.label.clone()).collect();
+        for c in snap.certificates() {
             crate::observe::tls_certificate_expiry(&self.inner.listener, &c.label, c.not_after);
         }
+        let mut before = self.inner.published.lock().unwrap_or_else(|p| p.into_inner());
+        for gone in before.iter().filter(|l| !labels.contains(l)) {
+            crate::observe::tls_certificate_retired(&self.inner.listener, gone);
+        }
+        *before = labels;
         crate::observe::reloaded(crate::observe::Reloaded::Tls, now);
     }
 }
