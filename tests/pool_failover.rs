@@ -62,6 +62,7 @@ async fn refused_connect_fails_over_without_error_and_counts_a_failover() {
         .map(|m| m.name.clone())
         .collect();
     assert_eq!(order, ["live", "dead"]);
+    assert_eq!(pool.preferred(Some(&user)).unwrap().name, "live");
 }
 
 #[tokio::test]
@@ -149,6 +150,7 @@ async fn reconfigure_drains_a_removed_member_and_keeps_the_others_health() {
     assert!(!pool.member("cas3").unwrap().health().is_checked());
     for u in principals(200) {
         assert!(pool.candidates(Some(&u)).iter().all(|m| m.name != "cas1"));
+        assert_ne!(pool.preferred(Some(&u)).unwrap().name, "cas1");
     }
     assert_ne!(
         pool.connect(Some(&user)).await.unwrap().lease.member().name,

@@ -7,10 +7,16 @@ use std::collections::BTreeMap;
 use kedge::pool::{HealthKind, Pool};
 use pool_support::*;
 
+/// Each user's first member; `Pool::preferred` (which assert routes ask) must name the same.
 fn first_choice(pool: &Pool, users: &[String]) -> Vec<String> {
     users
         .iter()
-        .map(|u| pool.candidates(Some(u))[0].name.clone())
+        .map(|u| {
+            let first = pool.candidates(Some(u))[0].name.clone();
+            let preferred = pool.preferred(Some(u)).map(|m| m.name.clone());
+            assert_eq!(preferred.as_ref(), Some(&first), "{u}");
+            first
+        })
         .collect()
 }
 

@@ -145,6 +145,27 @@ impl Pool {
         ready
     }
 
+    /// The first of [`Pool::candidates`], without ordering the rest: with affinity, the
+    /// eligible member of the highest rendezvous score for `key` (ties by name), one that is
+    /// not ejected if there is any. Asked per request by assert routes.
+    pub fn preferred(&self, key: Option<&str>) -> Option<Arc<Member>> {
+        let set = self.set.load();
+        let Some(k) = key.filter(|_| set.cfg.affinity && set.cfg.balance == Balance::Rendezvous) else {
+            return self.candidates(key).into_iter().next();
+        };
+        let now = Instant::now();
+        let kh = select::key_hash(k);
+        let best = |ejected: bool| {
+            set.members
+                .iter()
+                .filter(|m| m.is_eligible() && m.is_ejected(now) == ejected)
+                .map(|m| (select::hrw_score(m.seed(), kh, m.weight()), m))
+                .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.name.cmp(&a.1.name)))
+                .map(|(_, m)| m.clone())
+        };
+        best(false).or_else(|| best(true))
+    }
+
     /// Connects to the first candidate that accepts, failing over on refusal or timeout.
     ///
     /// Nothing has been written when this returns, so a failover never replays a request. A

@@ -258,13 +258,7 @@ impl AssertPool {
 
     /// An idle connection to the member `key` goes to, or a new one.
     async fn checkout(&self, key: Option<&str>) -> Result<(WireLink, Checkout), EdgeError> {
-        let preferred = self
-            .backend
-            .pool
-            .candidates(key)
-            .into_iter()
-            .next()
-            .map(|m| m.key().clone());
+        let preferred = self.backend.pool.preferred(key).map(|m| m.key().clone());
         if let Some(idle) = preferred.and_then(|member| self.take_idle(&member)) {
             return Ok(idle);
         }
