@@ -174,6 +174,12 @@ impl Conn {
         super::bounded(what, self.get(path, &[("authorization", &authz)])).await
     }
 
+    /// `GET path` with `Authorization: authorization` as given (a scheme and a token, or
+    /// anything a hostile client sends), bounded in time.
+    pub async fn get_with(&mut self, what: &str, path: &str, authorization: &str) -> Reply {
+        super::bounded(what, self.get(path, &[("authorization", authorization)])).await
+    }
+
     /// `GET path` with no credentials, bounded in time.
     pub async fn get_plain(&mut self, what: &str, path: &str) -> Reply {
         super::bounded(what, self.get(path, &[])).await
