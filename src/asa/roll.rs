@@ -16,19 +16,19 @@
 //! 5. kpasswd (RFC 3244). On failure the previous keytab is put back. On success the new key is
 //!    checked with a second AS exchange.
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use zeroize::Zeroizing;
 
 use super::kdc_io::{self, KdcIoError};
+use super::kpasswd_io::{self, ChangeError};
 use super::password;
 use crate::krb::ad_account::{AccountType, AdAccount};
 use crate::krb::crypto::{string_to_key, CryptoError, EncType, Key};
 use crate::krb::kdc_client::as_req::{AsError, AsExchange, AsStep, AsTicket};
 use crate::krb::kdc_client::changepw_principal;
-use crate::krb::kdc_client::kpasswd::{self, ChangeRequest, KpasswdError, SenderAddress};
+use crate::krb::kdc_client::kpasswd::KpasswdError;
 use crate::krb::keyset::principal_matches;
 use crate::krb::keytab::{default_salt, Keytab, KeytabEntry, KeytabError};
 use crate::krb::principal::Principal;
@@ -173,10 +173,7 @@ fn fallback_salt(opts: &RollOptions) -> (String, &'static str) {
 }
 
 fn kpasswd_addr(opts: &RollOptions) -> String {
-    opts.kpasswd.clone().unwrap_or_else(|| {
-        let host = opts.kdc.rsplit_once(':').map(|(h, _)| h).unwrap_or(&opts.kdc);
-        format!("{host}:464")
-    })
+    kpasswd_io::kpasswd_addr(opts.kpasswd.as_deref(), &opts.kdc)
 }
 
 /// Runs a roll (or a dry run). See the module documentation for the steps.
@@ -320,40 +317,12 @@ pub async fn roll(opts: &RollOptions) -> Result<RollReport, RollError> {
     Ok(report)
 }
 
+/// The kpasswd exchange of `kpasswd_io`, its failure as a roll's.
 async fn change_password(opts: &RollOptions, tkt: &AsTicket, password: &[u8]) -> Result<(), RollError> {
-    let addr = kpasswd_addr(opts);
-    // The s-address is the local address of the connection, as MIT's client sends it.
-    let mut pending = None;
-    let mut build_error = None;
-    let (reply, _) = kdc_io::exchange_with(&addr, opts.timeout, |local| {
-        let sender = match local {
-            IpAddr::V4(a) => SenderAddress::Ipv4(a.octets()),
-            IpAddr::V6(a) => SenderAddress::Ipv6(a.octets()),
-        };
-        match kpasswd::build_change_request(&ChangeRequest {
-            client: &tkt.client,
-            ticket: &tkt.ticket,
-            session_key: &tkt.session_key,
-            new_password: password,
-            now: SystemTime::now(),
-            sender,
-        }) {
-            Ok((msg, p)) => {
-                pending = Some(p);
-                msg
-            }
-            Err(e) => {
-                build_error = Some(e);
-                Vec::new()
-            }
-        }
-    })
-    .await?;
-    if let Some(e) = build_error {
-        return Err(e.into());
-    }
-    match pending {
-        Some(p) => Ok(p.read_reply(&reply)?),
-        None => Err(KpasswdError::Malformed("no request was sent".into()).into()),
-    }
+    kpasswd_io::change_password(&kpasswd_addr(opts), opts.timeout, tkt, password)
+        .await
+        .map_err(|e| match e {
+            ChangeError::Io(e) => RollError::Io(e),
+            ChangeError::Kpasswd(e) => RollError::Kpasswd(e),
+        })
 }
