@@ -44,6 +44,9 @@ const STREAM_PRINCIPAL: &str = "alice@CONTOSO.TEST";
 pub struct AcceptorHarness {
     /// Both test keytabs merged; any realm; hosts `outlook.contoso.com`.
     pub acceptor: Acceptor,
+    /// The same, keeping no opened ticket: every input must get the same verdict from both (a
+    /// kept ticket only saves work; it never changes an answer).
+    pub opening_every_ticket: Acceptor,
     /// Midway between the two captures (580 s apart), so the authenticators of both lie within
     /// the 300 s skew and every seed token is accepted: mutations start from the deepest path.
     pub now: SystemTime,
@@ -66,7 +69,16 @@ pub fn acceptor_harness() -> &'static AcceptorHarness {
             ..Default::default()
         };
         let keys = KeySet::from_keytab(&keytab, now, "fuzz");
+        let uncached = AcceptorConfig {
+            ticket_cache_bytes: 0,
+            ..cfg.clone()
+        };
         AcceptorHarness {
+            opening_every_ticket: Acceptor::new(
+                uncached,
+                KeySet::from_keytab(&keytab, now, "fuzz"),
+                Arc::new(ReplayCache::new(1024)),
+            ),
             acceptor: Acceptor::new(cfg, keys, Arc::new(ReplayCache::new(1024))),
             now,
         }
@@ -74,7 +86,8 @@ pub fn acceptor_harness() -> &'static AcceptorHarness {
 }
 
 /// `acceptor` target: a whole initial context token (SPNEGO, GSS krb5 or bare AP-REQ) through
-/// [`Acceptor::accept`], replay cache off. Returns whether the token was accepted.
+/// [`Acceptor::accept`], replay cache off, and through an acceptor that keeps no opened ticket:
+/// both must give the same verdict (a panic otherwise). Returns whether the token was accepted.
 pub fn acceptor(data: &[u8]) -> bool {
     let h = acceptor_harness();
     let ctx = AcceptCtx {
@@ -84,17 +97,15 @@ pub fn acceptor(data: &[u8]) -> bool {
         groups: None,
         check_replay: false,
     };
-    match h.acceptor.accept(data, &ctx) {
-        Ok(accepted) => {
-            let _ = accepted.client.to_string();
-            true
-        }
-        Err(e) => {
-            // Errors are shown in logs and metrics: formatting must not panic either.
-            let _ = (e.to_string(), e.reason());
-            false
-        }
-    }
+    let verdict = |r: Result<crate::krb::acceptor::Accepted, crate::krb::error::AuthError>| match r {
+        Ok(accepted) => Ok(accepted.client.to_string()),
+        // Errors are shown in logs and metrics: formatting must not panic either.
+        Err(e) => Err((e.to_string(), e.reason())),
+    };
+    let kept = verdict(h.acceptor.accept(data, &ctx));
+    let opened = verdict(h.opening_every_ticket.accept(data, &ctx));
+    assert_eq!(kept, opened, "a kept ticket changed the verdict");
+    kept.is_ok()
 }
 
 /// `spnego` target: [`spnego::inner_token`] on a NegotiationToken body. A Kerberos mechToken
