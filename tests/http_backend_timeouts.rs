@@ -14,35 +14,26 @@ use http_body_util::BodyExt;
 use http_common::backend::TestBackend;
 use http_common::client::Conn;
 use http_common::fake;
-use http_common::raw_member::{edge, pool, serve_raw};
+use http_common::raw_member::{drain, edge, pool, read_head, read_until, serve_raw};
 use http_common::{bounded, BOUND};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// A member that accepts connections, reads what comes and never answers.
 async fn hanging_member() -> SocketAddr {
-    serve_raw(|mut s: TcpStream| async move {
-        let mut buf = [0u8; 4096];
-        while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
-    })
-    .await
+    serve_raw(|mut s: TcpStream| async move { drain(&mut s).await }).await
 }
 
 /// A member that answers a response head promising 100 bytes, sends 10, and stalls.
 async fn stalling_member() -> SocketAddr {
     serve_raw(|mut s: TcpStream| async move {
-        let mut head = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            match s.read(&mut buf).await {
-                Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
-                _ => return,
-            }
+        if read_head(&mut s).await.is_none() {
+            return;
         }
         let _ = s
             .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
             .await;
-        while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+        drain(&mut s).await;
     })
     .await
 }
@@ -136,18 +127,13 @@ async fn a_member_that_stalls_mid_body_is_cut_at_the_idle_timeout() {
 async fn an_upload_that_streams_past_the_head_timeout_is_not_cut() {
     // An Outlook Anywhere RPC_IN_DATA: the member answers when the body is through.
     let member = serve_raw(|mut s: TcpStream| async move {
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !got.ends_with(b"abcdef") {
-            match s.read(&mut buf).await {
-                Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
-                _ => return,
-            }
+        if read_until(&mut s, b"abcdef").await.is_none() {
+            return;
         }
         let _ = s
             .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone")
             .await;
-        while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+        drain(&mut s).await;
     })
     .await;
     let kedge = edge(pool(&[("rpc", member)], "response_header_timeout_ms = 300")).await;

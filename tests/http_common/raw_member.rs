@@ -32,15 +32,27 @@ where
 
 /// Reads one request head (up to its blank line); `None` when the connection ends first.
 pub async fn read_head(s: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut head = Vec::new();
+    read_until(s, b"\r\n\r\n").await
+}
+
+/// Reads byte by byte until what was read ends with `end` (nothing past it is taken); `None`
+/// when the connection ends first.
+pub async fn read_until(s: &mut TcpStream, end: &[u8]) -> Option<Vec<u8>> {
+    let mut got = Vec::new();
     let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
+    while !got.ends_with(end) {
         match s.read(&mut byte).await {
-            Ok(1) => head.push(byte[0]),
+            Ok(1) => got.push(byte[0]),
             _ => return None,
         }
     }
-    Some(head)
+    Some(got)
+}
+
+/// Reads and drops whatever comes until the connection ends.
+pub async fn drain(s: &mut TcpStream) {
+    let mut buf = [0u8; 4096];
+    while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
 }
 
 /// Pool `cas` over `members`, with `timeouts` (TOML lines), a one-minute ejection and no
