@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use metrics::{counter, gauge};
+use metrics::{counter, gauge, Gauge};
 
 use super::names::*;
 
@@ -55,15 +55,18 @@ pub fn tls_reloads_known(listener: &str) {
 
 /// The certificate `name` served on `listener` expires at `not_after` (unix seconds).
 pub fn tls_certificate_expiry(listener: &str, name: &str, not_after: i64) {
-    gauge!(TLS_CERTIFICATE_EXPIRY, "listener" => listener.to_owned(), "name" => name.to_owned())
-        .set(not_after as f64);
+    certificate_expiry(listener, name).set(not_after as f64);
 }
 
 /// The certificate `name` is no longer served on `listener`: its expiry reads NaN (the
 /// exporter cannot drop one series), which no threshold matches.
 pub fn tls_certificate_retired(listener: &str, name: &str) {
+    certificate_expiry(listener, name).set(f64::NAN);
+}
+
+/// The expiry gauge of certificate `name` on `listener`.
+fn certificate_expiry(listener: &str, name: &str) -> Gauge {
     gauge!(TLS_CERTIFICATE_EXPIRY, "listener" => listener.to_owned(), "name" => name.to_owned())
-        .set(f64::NAN);
 }
 
 /// A TLS handshake on `listener` failed; `reason` is a
