@@ -210,13 +210,9 @@ fn sign_bytes(key: &KeyedHmac<HmacSha256>, s: &Signed<'_>) -> [u8; 67] {
     }
     let mut mac = [0u8; 32];
     key.mac_into(&parts, &mut mac);
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 67];
     out[..3].copy_from_slice(b"v2=");
-    for (i, b) in mac.iter().enumerate() {
-        out[3 + 2 * i] = HEX[usize::from(b >> 4)];
-        out[4 + 2 * i] = HEX[usize::from(b & 15)];
-    }
+    hex::encode_to_slice(mac, &mut out[3..]).expect("67 bytes hold v2= and 64 hex digits");
     out
 }
 
