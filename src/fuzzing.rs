@@ -196,7 +196,7 @@ pub fn proxy_header(data: &[u8]) {
 }
 
 /// `member_reply` target: a member's reply on a passthrough connection, as the forwarder reads
-/// it ([`crate::edge::http::h1_frame`]): the response head (as the answer to a `GET` and to a
+/// it (`edge::http::h1_frame`): the response head (as the answer to a `GET` and to a
 /// `HEAD`) and, for a chunked body, the chunked decoder. A head never claims more bytes than it
 /// was given or than the limit; a chunked body decodes to the same bytes and the same end
 /// whether it arrives whole or in two pieces (split where the input's first byte says), and
@@ -226,7 +226,7 @@ pub fn member_reply(data: &[u8]) {
     }
 }
 
-/// A chunked body fed to a [`ChunkedDecoder`](crate::edge::http::h1_frame::ChunkedDecoder)
+/// A chunked body fed to the HTTP edge's `ChunkedDecoder`
 /// in `pieces`: the data it gave and whether it saw the end.
 pub fn dechunk(pieces: &[&[u8]]) -> Result<(Vec<u8>, bool), crate::edge::http::h1_frame::FrameError> {
     use crate::edge::http::h1_frame::{ChunkedDecoder, Decoded};
