@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use kedge::edge::http::negotiate::parse_authorization;
 use kedge::krb::acceptor::{AcceptCtx, Acceptor, AcceptorConfig, Framing};
 use kedge::krb::crypto::{EncType, Key};
 use kedge::krb::keyset::{KeySet, ServiceKey};
@@ -174,6 +175,21 @@ fn bench(c: &mut Criterion) {
         let acc = ad_acceptor(&keys, budget);
         g.bench_function(name, |b| b.iter_custom(|iters| run(&acc, &ad, AD_NOW, iters)));
     }
+    g.finish();
+
+    // What every authenticated HTTP request pays before validation: the Authorization header's
+    // scheme and base64 (an AD-sized token is ~2.5 KB of text).
+    let mut g = c.benchmark_group("authorization_header");
+    g.throughput(Throughput::Elements(1));
+    let value = format!(
+        "Negotiate {}",
+        base64::engine::general_purpose::STANDARD.encode(&ad[0])
+    );
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::AUTHORIZATION, value.parse().unwrap());
+    g.bench_function("ad_sized_negotiate", |b| {
+        b.iter(|| parse_authorization(std::hint::black_box(&headers), 64 * 1024).unwrap())
+    });
     g.finish();
 }
 
