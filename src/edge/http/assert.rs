@@ -30,7 +30,9 @@ use hyper::body::Incoming;
 use super::backend::Backend;
 use super::body::{AnyBody, BoxError};
 use super::error::EdgeError;
-use super::forward_headers::{prepare_request, remove_identity_headers, strip_hop_by_hop, Forwarding};
+use super::forward_headers::{
+    prepare_request, remove_identity_headers, strip_hop_by_hop, AddedHeaders, Forwarding,
+};
 use super::negotiate::Identity;
 use super::wire_exchange::{exchange, request_framing, WireBody};
 use super::wire_link::{Checkout, WireLink};
@@ -129,18 +131,24 @@ impl AssertHeaders {
 
     /// Removes every identity header the client sent (any case, and look-alikes with `_` or
     /// `.` for `-`: [`remove_identity_headers`]) and the Authorization header, then states `id`,
-    /// if any, signed over the request's method, target and host.
-    pub fn apply<B>(&self, req: &mut Request<B>, id: Option<&Identity>, now: SystemTime) {
+    /// if any, in `added`, signed over the request's method, target and host.
+    pub fn apply<B>(
+        &self,
+        req: &mut Request<B>,
+        added: &mut AddedHeaders,
+        id: Option<&Identity>,
+        now: SystemTime,
+    ) {
         let headers = req.headers_mut();
         headers.remove(AUTHORIZATION);
         remove_identity_headers(headers, &self.names);
         let Some(id) = id else { return };
         let groups = id.groups_joined();
         if let Some(v) = id.principal_value() {
-            headers.insert(self.principal.clone(), v.clone());
+            added.push(self.principal.clone(), v.clone());
         }
         if let (Some(name), Some(v)) = (&self.groups, id.groups_value()) {
-            headers.insert(name.clone(), v.clone());
+            added.push(name.clone(), v.clone());
         }
         if let (Some(name), Some(key)) = (&self.signature, &self.key) {
             let ts = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -155,9 +163,8 @@ impl AssertHeaders {
                 timestamp: ts,
             };
             let sig = sign_bytes(key, &signed);
-            let headers = req.headers_mut();
-            headers.insert(self.timestamp.clone(), HeaderValue::from(ts));
-            headers.insert(
+            added.push(self.timestamp.clone(), HeaderValue::from(ts));
+            added.push(
                 name.clone(),
                 HeaderValue::from_bytes(&sig).expect("hex is a valid header value"),
             );
@@ -286,8 +293,8 @@ pub async fn forward(
     mut req: Request<Incoming>,
     member: &mut Option<Arc<crate::pool::Member>>,
 ) -> Result<Response<AnyBody>, EdgeError> {
-    prepare_request(req.headers_mut(), forwarding);
-    headers.apply(&mut req, id, SystemTime::now());
+    let mut added = prepare_request(req.headers_mut(), forwarding);
+    headers.apply(&mut req, &mut added, id, SystemTime::now());
     let key = id.map(|i| i.principal.as_str());
     let (parts, body) = req.into_parts();
     let framing = request_framing(&parts.headers)?;
@@ -295,7 +302,7 @@ pub async fn forward(
     let (link, conn) = pool.checkout(key).await?;
     let answered_by = link.member_ref().clone();
     let backend = &pool.backend;
-    let answer = exchange(conn, &parts, body, framing, backend.head_timeout());
+    let answer = exchange(conn, (&parts, &added), body, framing, backend.head_timeout());
     let (head, body) = backend.response_head(&answered_by, answer).await?;
     *member = Some(answered_by);
     let mut headers = head.headers;
@@ -401,6 +408,22 @@ mod tests {
         b.body(()).expect("request")
     }
 
+    /// The headers the member gets: the client's that `apply` left, then those it added.
+    fn stated(
+        h: &AssertHeaders,
+        r: &mut Request<()>,
+        id: Option<&Identity>,
+        now: SystemTime,
+    ) -> http::HeaderMap {
+        let mut added = AddedHeaders::new();
+        h.apply(r, &mut added, id, now);
+        let mut m = r.headers().clone();
+        for (n, v) in added.iter() {
+            m.append(n.clone(), v.clone());
+        }
+        m
+    }
+
     #[test]
     fn spoofed_identity_headers_are_replaced() {
         let h = AssertHeaders::from_config(&cfg()).expect("setup");
@@ -412,8 +435,7 @@ mod tests {
             ("x_kedge.groups", "S-1-5-32-544"),
             ("authorization", "Negotiate YWJj"),
         ]);
-        h.apply(&mut r, Some(&alice()), SystemTime::now());
-        let m = r.headers();
+        let m = stated(&h, &mut r, Some(&alice()), SystemTime::now());
         assert_eq!(
             m.get_all("x-kedge-principal").iter().collect::<Vec<_>>(),
             vec!["alice@KEDGE.TEST"]
@@ -431,9 +453,9 @@ mod tests {
     fn anonymous_requests_carry_no_identity() {
         let h = AssertHeaders::from_config(&cfg()).expect("setup");
         let mut r = request(&[("x-kedge-principal", "admin@EVIL"), ("x_kedge_principal", "x")]);
-        h.apply(&mut r, None, SystemTime::now());
-        assert!(r.headers().get("x-kedge-principal").is_none());
-        assert!(r.headers().get("x_kedge_principal").is_none());
+        let m = stated(&h, &mut r, None, SystemTime::now());
+        assert!(m.get("x-kedge-principal").is_none());
+        assert!(m.get("x_kedge_principal").is_none());
     }
 
     fn signed<'a>() -> Signed<'a> {
@@ -528,8 +550,7 @@ mod tests {
         let h = AssertHeaders::from_config(&cfg).expect("setup");
         let mut r = request(&[]);
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        h.apply(&mut r, Some(&alice()), now);
-        let m = r.headers();
+        let m = stated(&h, &mut r, Some(&alice()), now);
         assert_eq!(m.get("x-kedge-timestamp").expect("ts"), "1700000000");
         let want = signature(
             b"s3cret",

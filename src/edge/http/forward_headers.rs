@@ -86,23 +86,63 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Headers kedge adds to a forwarded request (forwarding, an assert route's identity). They are
+/// written after the client's when the head is encoded, never put into the parsed map: hyper
+/// sizes that map to the client's headers, and growing it rehashed every header on each
+/// request. Whoever pushes a name removes the client's own copies of it from the map first.
+#[derive(Debug, Default)]
+pub struct AddedHeaders(Vec<(HeaderName, HeaderValue)>);
+
+impl AddedHeaders {
+    /// Room for the forwarding and identity headers.
+    pub fn new() -> Self {
+        Self(Vec::with_capacity(8))
+    }
+
+    /// Adds `name: value` (after those added before).
+    pub fn push(&mut self, name: HeaderName, value: HeaderValue) {
+        self.0.push((name, value));
+    }
+
+    /// The headers added, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        self.0.iter().map(|(n, v)| (n, v))
+    }
+
+    /// The value added under `name`, if one was.
+    pub fn get(&self, name: &str) -> Option<&HeaderValue> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.as_str().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// How many values were added under `name`.
+    pub fn count(&self, name: &str) -> usize {
+        self.0
+            .iter()
+            .filter(|(n, _)| n.as_str().eq_ignore_ascii_case(name))
+            .count()
+    }
+}
+
 /// Readies a client request's headers for a backend: hop-by-hop headers out (a chunked body
 /// stays chunked: `RequestFraming::of` reads its framing from these headers, so a chunked `GET`
-/// body is not taken for none), forwarding headers in.
-pub fn prepare_request(headers: &mut HeaderMap, forwarding: &Forwarding) {
+/// body is not taken for none), the client's forwarding headers out; kedge's own forwarding
+/// headers are returned, to be encoded after the client's.
+pub fn prepare_request(headers: &mut HeaderMap, forwarding: &Forwarding) -> AddedHeaders {
     let chunked = headers
         .get_all(TRANSFER_ENCODING)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.to_ascii_lowercase().contains("chunked"));
     strip_hop_by_hop(headers);
-    // Room for what kedge adds (forwarding, and an assert route's four identity headers): hyper
-    // sizes the map to the client's headers, and growing it rehashes every one.
-    headers.reserve(8);
     if chunked {
         headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
     }
-    forwarding.apply(headers);
+    let mut added = AddedHeaders::new();
+    forwarding.apply(headers, &mut added);
+    added
 }
 
 /// The forwarding headers of one client connection, formatted once when it opens.
@@ -134,17 +174,18 @@ impl Forwarding {
         }
     }
 
-    /// Sets the forwarding headers (replacing any the client sent).
-    pub fn apply(&self, headers: &mut HeaderMap) {
+    /// Removes the forwarding headers the client sent from `headers` and adds kedge's.
+    pub fn apply(&self, headers: &mut HeaderMap, added: &mut AddedHeaders) {
         let forwarded = match headers.get(http::header::HOST) {
             Some(host) => self.forwarded_for_host(host),
             None => self.forwarded.clone(),
         };
         headers.remove(&FORWARDED);
         headers.remove(&X_FORWARDED_FOR);
-        headers.insert(X_FORWARDED_FOR.clone(), self.x_forwarded_for.clone());
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(self.proto));
-        headers.insert(FORWARDED.clone(), forwarded);
+        headers.remove(&X_FORWARDED_PROTO);
+        added.push(X_FORWARDED_FOR.clone(), self.x_forwarded_for.clone());
+        added.push(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(self.proto));
+        added.push(FORWARDED.clone(), forwarded);
     }
 
     /// The `Forwarded` value for a request naming `host`: with `host="…"` when the host can be
@@ -201,20 +242,32 @@ mod tests {
         assert!(h.get("x-keep").is_some());
     }
 
+    /// The client's map after `apply`, and what kedge added.
+    fn applied(fwd: &Forwarding, mut h: HeaderMap) -> (HeaderMap, AddedHeaders) {
+        let mut added = AddedHeaders::new();
+        fwd.apply(&mut h, &mut added);
+        (h, added)
+    }
+
     #[test]
     fn client_forwarding_headers_are_replaced() {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("gopher"));
         h.insert("forwarded", HeaderValue::from_static("for=6.6.6.6"));
         h.insert(
             http::header::HOST,
             HeaderValue::from_static("outlook.contoso.com"),
         );
-        Forwarding::new("192.0.2.7:5555".parse().expect("addr"), true).apply(&mut h);
-        assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
-        assert_eq!(h.get("x-forwarded-for").expect("xff"), "192.0.2.7");
+        let (h, added) = applied(&Forwarding::new("192.0.2.7:5555".parse().expect("addr"), true), h);
+        for name in ["x-forwarded-for", "x-forwarded-proto", "forwarded"] {
+            assert!(h.get(name).is_none(), "the client's {name} is still there");
+            assert_eq!(added.count(name), 1, "{name}");
+        }
+        assert_eq!(added.get("x-forwarded-for").expect("xff"), "192.0.2.7");
+        assert_eq!(added.get("x-forwarded-proto").expect("proto"), "https");
         assert_eq!(
-            h.get("forwarded").expect("fwd"),
+            added.get("forwarded").expect("fwd"),
             "for=192.0.2.7;proto=https;host=\"outlook.contoso.com\""
         );
     }
@@ -230,22 +283,22 @@ mod tests {
         ] {
             let mut h = HeaderMap::new();
             h.insert(http::header::HOST, HeaderValue::from_str(host).expect("host"));
-            fwd.apply(&mut h);
+            let (_, added) = applied(&fwd, h);
             let want = if host.contains('"') {
                 "for=192.0.2.7;proto=https".to_owned()
             } else {
                 format!("for=192.0.2.7;proto=https;host=\"{host}\"")
             };
-            assert_eq!(h.get("forwarded").expect("fwd"), want.as_str(), "{host}");
+            assert_eq!(added.get("forwarded").expect("fwd"), want.as_str(), "{host}");
         }
     }
 
     #[test]
     fn ipv6_clients_are_quoted_in_forwarded() {
-        let mut h = HeaderMap::new();
-        Forwarding::new("[2001:db8::1]:443".parse().expect("addr"), false).apply(&mut h);
+        let fwd = Forwarding::new("[2001:db8::1]:443".parse().expect("addr"), false);
+        let (_, added) = applied(&fwd, HeaderMap::new());
         assert_eq!(
-            h.get("forwarded").expect("fwd"),
+            added.get("forwarded").expect("fwd"),
             "for=\"[2001:db8::1]\";proto=http"
         );
     }

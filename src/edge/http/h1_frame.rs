@@ -6,6 +6,7 @@
 //! over the limit, a malformed or conflicting `Content-Length`, a chunk size that overflows or
 //! a chunk line without its CRLF is an error (the client gets a 502), never a guess.
 
+use super::forward_headers::AddedHeaders;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{Method, StatusCode, Version};
@@ -79,10 +80,17 @@ impl RequestFraming {
 }
 
 /// Writes a request head: `method target HTTP/1.1`, then every header as hyper holds it
-/// (names lower-case, values byte for byte), then the blank line.
-pub fn encode_request_head(dst: &mut BytesMut, method: &Method, target: &str, headers: &HeaderMap) {
+/// (names lower-case, values byte for byte), then those kedge `added`, then the blank line.
+pub fn encode_request_head(
+    dst: &mut BytesMut,
+    method: &Method,
+    target: &str,
+    headers: &HeaderMap,
+    added: &AddedHeaders,
+) {
     let size = headers
         .iter()
+        .chain(added.iter())
         .map(|(n, v)| n.as_str().len() + v.len() + 4)
         .sum::<usize>();
     dst.reserve(method.as_str().len() + target.len() + 13 + size + 2);
@@ -90,7 +98,7 @@ pub fn encode_request_head(dst: &mut BytesMut, method: &Method, target: &str, he
     dst.extend_from_slice(b" ");
     dst.extend_from_slice(target.as_bytes());
     dst.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in headers {
+    for (name, value) in headers.iter().chain(added.iter()) {
         dst.extend_from_slice(name.as_str().as_bytes());
         dst.extend_from_slice(b": ");
         dst.extend_from_slice(value.as_bytes());

@@ -24,10 +24,16 @@ fn a_request_head_is_the_parsed_head_written_back() {
     h.append("x-two", HeaderValue::from_static("a"));
     h.append("x-two", HeaderValue::from_static("b"));
     let mut dst = BytesMut::new();
-    encode_request_head(&mut dst, &Method::GET, "/ews/exchange.asmx?x=1", &h);
+    let mut added = AddedHeaders::new();
+    added.push(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static("https"),
+    );
+    encode_request_head(&mut dst, &Method::GET, "/ews/exchange.asmx?x=1", &h, &added);
     assert_eq!(
         &dst[..],
-        b"GET /ews/exchange.asmx?x=1 HTTP/1.1\r\nhost: outlook.contoso.com\r\nx-two: a\r\nx-two: b\r\n\r\n"
+        &b"GET /ews/exchange.asmx?x=1 HTTP/1.1\r\nhost: outlook.contoso.com\r\nx-two: a\r\nx-two: b\r\n\
+           x-forwarded-proto: https\r\n\r\n"[..]
     );
 }
 

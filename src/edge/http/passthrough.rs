@@ -93,10 +93,10 @@ pub async fn forward(
     req: Request<Incoming>,
 ) -> Result<Response<AnyBody>, EdgeError> {
     let (mut parts, body) = req.into_parts();
-    prepare_request(&mut parts.headers, forwarding);
+    let added = prepare_request(&mut parts.headers, forwarding);
     let framing = request_framing(&parts.headers)?;
     let (conn, member) = checkout(slot, backend, &owner).await?;
-    let answer = exchange(conn, &parts, body, framing, backend.head_timeout());
+    let answer = exchange(conn, (&parts, &added), body, framing, backend.head_timeout());
     let (head, body) = match backend.response_head(&member, answer).await {
         Ok(answer) => answer,
         // The request went (or may have): never retried; on a timeout the member is ejected.

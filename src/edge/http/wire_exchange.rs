@@ -23,6 +23,7 @@ use tokio_util::io::poll_read_buf;
 
 use super::body::BoxError;
 use super::error::{EdgeError, ErrorKind};
+use super::forward_headers::AddedHeaders;
 use super::h1_frame::{
     chunk_size_line, encode_request_head, parse_response_head, BodyFraming, ChunkedDecoder, Decoded,
     FrameError, Parsed, RequestFraming, ResponseHead, MAX_INTERIM_HEADS,
@@ -215,10 +216,11 @@ fn poll_fill(conn: &mut WireConn, cx: &mut Context<'_>) -> Poll<Result<bool, Wir
 /// Sends a request on `checkout` and waits for the member's final response head (interim 1xx
 /// heads are skipped), at most `head_timeout` from the request's last byte (an upload that
 /// streams for an hour, an Outlook Anywhere `RPC_IN_DATA`, is not timed by it; the stream's
-/// idle timeout guards it). The response body then streams from the returned [`WireBody`].
+/// idle timeout guards it). `added`: kedge's headers, written after the client's. The
+/// response body then streams from the returned [`WireBody`].
 pub async fn exchange<B>(
     mut checkout: Checkout,
-    parts: &http::request::Parts,
+    (parts, added): (&http::request::Parts, &AddedHeaders),
     body: B,
     framing: RequestFraming,
     head_timeout: Duration,
@@ -234,7 +236,7 @@ where
         .map_or("/", http::uri::PathAndQuery::as_str);
     let mut upload = {
         let conn = checkout.conn().ok_or(WireError::Closed)?;
-        encode_request_head(&mut conn.wbuf, &parts.method, target, &parts.headers);
+        encode_request_head(&mut conn.wbuf, &parts.method, target, &parts.headers, added);
         let head = conn.wbuf.split().freeze();
         let body = (framing != RequestFraming::Empty && !body.is_end_stream()).then_some(body);
         Upload {

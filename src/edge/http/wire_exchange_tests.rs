@@ -30,7 +30,14 @@ where
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
 {
-    exchange(checkout, parts, body, framing, Duration::from_secs(30)).await
+    exchange(
+        checkout,
+        (parts, &AddedHeaders::new()),
+        body,
+        framing,
+        Duration::from_secs(30),
+    )
+    .await
 }
 
 /// A link to an in-memory member, its connection parked.
@@ -383,7 +390,7 @@ async fn the_head_timeout_runs_from_the_request_s_last_byte() {
     });
     let answer = exchange(
         link.checkout().unwrap(),
-        &parts,
+        (&parts, &AddedHeaders::new()),
         StreamBody::new(tokio_stream_of(rx)),
         RequestFraming::Length(6),
         Duration::from_millis(100),
@@ -397,7 +404,7 @@ async fn the_head_timeout_runs_from_the_request_s_last_byte() {
     let started = tokio::time::Instant::now();
     let res = exchange(
         link.checkout().unwrap(),
-        &request("GET", "/", &[]),
+        (&request("GET", "/", &[]), &AddedHeaders::new()),
         empty(),
         RequestFraming::Empty,
         Duration::from_millis(100),
