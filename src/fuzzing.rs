@@ -19,6 +19,7 @@ use crate::edge::http::negotiate::{parse_authorization, Credential};
 use crate::edge::rpc::admission::Admission;
 use crate::edge::rpc::context_policy::{ContextPolicy, Verdict};
 use crate::krb::acceptor::{AcceptCtx, Acceptor, AcceptorConfig, ANY_SERVICE};
+use crate::krb::ap_req::{ApReqView, AuthenticatorView};
 use crate::krb::keyset::KeySet;
 use crate::krb::keytab::Keytab;
 use crate::krb::pac::Pac;
@@ -106,6 +107,23 @@ pub fn acceptor(data: &[u8]) -> bool {
     let opened = verdict(h.opening_every_ticket.accept(data, &ctx));
     assert_eq!(kept, opened, "a kept ticket changed the verdict");
     kept.is_ok()
+}
+
+/// `ap_req` target: the borrowed AP-REQ and Authenticator readers against rasn, the
+/// reference. Whatever they read, rasn reads too, to the same fields; they may refuse what rasn
+/// reads (validation then asks rasn). Borrowed fields lie within the input.
+pub fn ap_req(data: &[u8]) {
+    if let Ok(v) = ApReqView::read_der(data) {
+        let r: rasn_kerberos::ApReq =
+            rasn::ber::decode(data).unwrap_or_else(|e| panic!("rasn refuses an AP-REQ read here: {e}"));
+        assert!(v.matches(&r), "the readers disagree: {v:?}");
+        assert!(is_within(v.ticket.cipher, data) && is_within(v.authenticator.cipher, data));
+    }
+    if let Ok(v) = AuthenticatorView::read_der(data) {
+        let a: rasn_kerberos::Authenticator = rasn::ber::decode(data)
+            .unwrap_or_else(|e| panic!("rasn refuses an Authenticator read here: {e}"));
+        assert!(v.matches(&a), "the readers disagree: {v:?}");
+    }
 }
 
 /// `spnego` target: [`spnego::inner_token`] on a NegotiationToken body. A Kerberos mechToken

@@ -136,6 +136,45 @@ fn spnego_seeds() -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Every seed token's AP-REQ, and Authenticators as rasn encodes them (with and without the
+/// optional fields).
+fn ap_req_seeds() -> Vec<Vec<u8>> {
+    use rasn_kerberos::{Authenticator, Checksum, EncryptionKey, KerberosString, PrincipalName};
+    let mut seeds: Vec<Vec<u8>> = acceptor_seeds()
+        .iter()
+        .filter_map(|t| {
+            kedge::krb::framing::unframe(t)
+                .ok()
+                .map(|(ap_req, _)| ap_req.to_vec())
+        })
+        .collect();
+    assert!(seeds.len() >= 8, "the seed tokens unframe to AP-REQs");
+    for full in [false, true] {
+        let a = Authenticator {
+            authenticator_vno: 5.into(),
+            crealm: KerberosString::from_bytes(b"CONTOSO.COM").unwrap(),
+            cname: PrincipalName {
+                r#type: 1,
+                string: vec![KerberosString::from_bytes(b"alice").unwrap()],
+            },
+            cksum: full.then(|| Checksum {
+                r#type: 0x8003,
+                checksum: vec![0x10; 24].into(),
+            }),
+            cusec: 123_456.into(),
+            ctime: kedge::krb::time::krb_time(1_790_000_000),
+            subkey: full.then(|| EncryptionKey {
+                r#type: 18,
+                value: vec![0x42; 32].into(),
+            }),
+            seq_number: full.then_some(7),
+            authorization_data: None,
+        };
+        seeds.push(rasn::der::encode(&a).unwrap());
+    }
+    seeds
+}
+
 fn header_seeds() -> Vec<Vec<u8>> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut seeds: Vec<Vec<u8>> = b64_tokens("mit/spnego.b64", 2)
@@ -298,6 +337,11 @@ fn every_acceptor_seed_is_accepted_so_mutations_start_from_the_deepest_path() {
 #[test]
 fn acceptor_survives_truncated_and_mutated_tokens() {
     hammer("acceptor", &acceptor_seeds(), fuzzing::acceptor);
+}
+
+#[test]
+fn ap_req_readers_agree_with_rasn_on_truncated_and_mutated_input() {
+    hammer("ap_req", &ap_req_seeds(), fuzzing::ap_req);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 pub mod acceptor;
 pub mod ad_account;
+pub mod ap_req;
 pub mod aprep;
 pub mod authz;
 pub mod crypto;

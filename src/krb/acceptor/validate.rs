@@ -4,11 +4,12 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use rasn_kerberos::{ApReq, Authenticator, AuthorizationData, EncTicketPart, PrincipalName};
+use rasn_kerberos::{AuthorizationData, EncTicketPart, PrincipalName};
 
 use super::{
     AcceptCtx, Accepted, AcceptorConfig, ApRepParts, ChannelBindingPolicy, Framing, Reply, ANY_SERVICE,
 };
+use crate::krb::ap_req::{ApReqView, AuthenticatorView, NameView};
 use crate::krb::crypto::{EncType, Key};
 use crate::krb::error::AuthError;
 use crate::krb::keyset::KeySet;
@@ -29,13 +30,18 @@ fn principal_of(name: &PrincipalName, realm: &str) -> Principal {
     }
 }
 
-fn int(i: &rasn::types::Integer) -> i64 {
-    i64::try_from(i).unwrap_or(i64::MIN)
+/// `name@realm` from a name as an AP-REQ or authenticator carries it.
+fn principal_of_view(name: &NameView<'_>, realm: &str) -> Principal {
+    Principal {
+        name_type: name.name_type(),
+        components: name
+            .components()
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect(),
+        realm: realm.to_string(),
+    }
 }
 
-/// RFC 4120 §5.5.1 ap-options bit numbers (MSB first).
-const AP_OPT_USE_SESSION_KEY: usize = 1;
-const AP_OPT_MUTUAL_REQUIRED: usize = 2;
 /// RFC 4120 §5.3 ticket flag `invalid`.
 const TKT_FLAG_INVALID: usize = 7;
 
@@ -79,28 +85,28 @@ pub(super) fn validate(
     let now = time::unix_secs(ctx.now);
     let skew = i64::try_from(cfg.skew.as_secs()).unwrap_or(300);
 
-    // 1. The AP-REQ.
-    let req: ApReq =
-        rasn::ber::decode(ap_req_bytes).map_err(|_| AuthError::malformed("ap-req", "does not decode"))?;
-    if int(&req.pvno) != 5 {
-        return Err(AuthError::BadVersion(int(&req.pvno)));
+    // 1. The AP-REQ (read in place; rasn reads the forms the borrowed reader does not).
+    let mut decoded = None;
+    let req = ApReqView::read(ap_req_bytes, &mut decoded)
+        .ok_or_else(|| AuthError::malformed("ap-req", "does not decode"))?;
+    if req.pvno != 5 {
+        return Err(AuthError::BadVersion(req.pvno));
     }
-    if int(&req.msg_type) != 14 {
-        return Err(AuthError::MsgType(int(&req.msg_type)));
+    if req.msg_type != 14 {
+        return Err(AuthError::MsgType(req.msg_type));
     }
-    if bit(&req.ap_options.0, AP_OPT_USE_SESSION_KEY) {
+    if req.use_session_key {
         return Err(AuthError::Unsupported(
             "user-to-user (use-session-key) tickets".into(),
         ));
     }
-    let ticket = &req.ticket;
-    if int(&ticket.tkt_vno) != 5 {
-        return Err(AuthError::BadVersion(int(&ticket.tkt_vno)));
+    if req.tkt_vno != 5 {
+        return Err(AuthError::BadVersion(req.tkt_vno));
     }
 
     // 2. Ticket: SPN, realm, key, decrypt (or the ticket as an earlier AP-REQ opened it).
-    let realm = String::from_utf8_lossy(ticket.realm.as_bytes()).into_owned();
-    let sname = principal_of(&ticket.sname, &realm);
+    let realm = String::from_utf8_lossy(req.realm).into_owned();
+    let sname = principal_of_view(&req.sname, &realm);
     check_spn(cfg, &sname, ctx.service)?;
     if let Some(want) = &cfg.realm {
         if !want.eq_ignore_ascii_case(&realm) {
@@ -113,7 +119,7 @@ pub(super) fn validate(
     if keys.set.is_empty() {
         return Err(AuthError::NoKeys);
     }
-    let etype_n = ticket.enc_part.etype;
+    let etype_n = req.ticket.etype;
     let etype = EncType::from_i32(etype_n).ok_or_else(|| AuthError::NoKey {
         principal: sname.to_string(),
         etype: format!("enctype {etype_n}"),
@@ -124,8 +130,8 @@ pub(super) fn validate(
             etype: etype.name().into(),
         });
     }
-    let tkvno = ticket.enc_part.kvno;
-    let cipher: &[u8] = &ticket.enc_part.cipher;
+    let tkvno = req.ticket.kvno;
+    let cipher: &[u8] = req.ticket.cipher;
     let kept = keys.tickets.get(etype_n, tkvno, cipher).filter(|t| {
         keys.set
             .keys()
@@ -161,35 +167,34 @@ pub(super) fn validate(
     // 4. Authenticator.
     let auth_plain = t
         .authenticator_keys
-        .decrypt(&req.authenticator.cipher)
+        .decrypt(req.authenticator.cipher)
         .map_err(|_| AuthError::Modified {
             part: "authenticator",
         })?;
-    let auth: Authenticator = rasn::ber::decode(&auth_plain)
-        .map_err(|_| AuthError::malformed("authenticator", "does not decode"))?;
-    drop(auth_plain);
-    if int(&auth.authenticator_vno) != 5 {
-        return Err(AuthError::BadVersion(int(&auth.authenticator_vno)));
+    let mut decoded = None;
+    let auth = AuthenticatorView::read(&auth_plain, &mut decoded)
+        .ok_or_else(|| AuthError::malformed("authenticator", "does not decode"))?;
+    if auth.vno != 5 {
+        return Err(AuthError::BadVersion(auth.vno));
     }
-    if auth.cname != t.cname || auth.crealm != t.crealm_raw {
-        let a = principal_of(&auth.cname, &String::from_utf8_lossy(auth.crealm.as_bytes()));
+    if !auth.cname.is(&t.cname) || auth.crealm != t.crealm_raw.as_bytes() {
+        let a = principal_of_view(&auth.cname, &String::from_utf8_lossy(auth.crealm));
         return Err(AuthError::BadMatch {
             ticket: t.client.to_string(),
             authenticator: a.to_string(),
         });
     }
-    let ctime = time::krb_secs(&auth.ctime);
+    let ctime = auth.ctime;
     let delta = ctime.saturating_sub(now);
     if delta.abs() > skew {
         return Err(AuthError::Skew { ctime, delta, skew });
     }
-    let cusec = u32::try_from(int(&auth.cusec)).ok().filter(|u| *u <= 999_999);
+    let cusec = u32::try_from(auth.cusec).ok().filter(|u| *u <= 999_999);
     let cusec = cusec.ok_or_else(|| AuthError::malformed("authenticator", "cusec out of range"))?;
 
     // GSS checksum 0x8003 and channel bindings.
     let cksum = auth
         .cksum
-        .as_ref()
         .ok_or_else(|| AuthError::BadChecksum("authenticator has no GSS checksum".into()))?;
     if cksum.r#type != gss_checksum::CKSUM_GSS {
         return Err(AuthError::BadChecksum(format!(
@@ -197,10 +202,10 @@ pub(super) fn validate(
             cksum.r#type
         )));
     }
-    let gcs = gss_checksum::parse(&cksum.checksum)?;
+    let gcs = gss_checksum::parse(cksum.value)?;
     check_bindings(cfg.channel_binding, &gcs, ctx.channel_binding)?;
     let dce_style = gcs.flags & gss_checksum::FLAG_DCE_STYLE != 0;
-    let mutual = bit(&req.ap_options.0, AP_OPT_MUTUAL_REQUIRED) || gcs.flags & gss_checksum::FLAG_MUTUAL != 0;
+    let mutual = req.mutual_required || gcs.flags & gss_checksum::FLAG_MUTUAL != 0;
 
     // 6. PAC (verified once per ticket) and group rules (every time).
     let pac = match &t {
@@ -233,7 +238,7 @@ pub(super) fn validate(
             client: &t.client,
             ctime,
             cusec,
-            authenticator: &req.authenticator.cipher,
+            authenticator: req.authenticator.cipher,
         };
         if cfg.shared_replay {
             replay_id = Some(key.shared_id());
@@ -267,9 +272,9 @@ pub(super) fn validate(
             t
         }
     };
-    let context_key = match &auth.subkey {
+    let context_key = match auth.subkey {
         Some(sub) => EncType::from_i32(sub.r#type)
-            .and_then(|e| Key::new(e, &sub.value).ok())
+            .and_then(|e| Key::new(e, sub.value).ok())
             .ok_or_else(|| AuthError::malformed("authenticator", "unusable subkey"))?,
         None => ticket.session_key.clone(),
     };
@@ -290,7 +295,7 @@ pub(super) fn validate(
         replay_id,
         reply: Reply::Kerberos(ApRepParts {
             ticket,
-            ctime: auth.ctime,
+            ctime: time::krb_time(ctime),
             cusec,
         }),
     })

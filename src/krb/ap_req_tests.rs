@@ -1,0 +1,227 @@
+use super::*;
+use rasn::types::{BitString, Integer};
+use rasn_kerberos::{AuthorizationDataValue, Checksum, EncryptedData, EncryptionKey, KerberosString, Ticket};
+
+use crate::krb::time::krb_time;
+
+fn name(t: i32, parts: &[&str]) -> PrincipalName {
+    PrincipalName {
+        r#type: t,
+        string: parts
+            .iter()
+            .map(|p| KerberosString::from_bytes(p.as_bytes()).unwrap())
+            .collect(),
+    }
+}
+
+fn realm(r: &str) -> KerberosString {
+    KerberosString::from_bytes(r.as_bytes()).unwrap()
+}
+
+fn options(bits: &[usize]) -> ApOptionsBits {
+    let mut b = BitString::repeat(false, 32);
+    for &n in bits {
+        b.set(n, true);
+    }
+    ApOptionsBits(b)
+}
+
+struct ApOptionsBits(BitString);
+
+fn ap_req(opts: &[usize], kvno: Option<u32>, sname: PrincipalName, cipher_len: usize) -> ApReq {
+    ApReq {
+        pvno: Integer::from(5),
+        msg_type: Integer::from(14),
+        ap_options: rasn_kerberos::ApOptions(options(opts).0),
+        ticket: Ticket {
+            tkt_vno: Integer::from(5),
+            realm: realm("CONTOSO.COM"),
+            sname,
+            enc_part: EncryptedData {
+                etype: 18,
+                kvno,
+                cipher: vec![0xC5; cipher_len].into(),
+            },
+        },
+        authenticator: EncryptedData {
+            etype: 18,
+            kvno: None,
+            cipher: vec![0xA7; 180].into(),
+        },
+    }
+}
+
+fn authenticator(secs: i64, cksum: bool, subkey: bool, seq: Option<u32>, ad: bool) -> Authenticator {
+    Authenticator {
+        authenticator_vno: Integer::from(5),
+        crealm: realm("CONTOSO.COM"),
+        cname: name(1, &["alice"]),
+        cksum: cksum.then(|| Checksum {
+            r#type: 0x8003,
+            checksum: vec![0x10; 24].into(),
+        }),
+        cusec: Integer::from(999_999),
+        ctime: krb_time(secs),
+        subkey: subkey.then(|| EncryptionKey {
+            r#type: 18,
+            value: vec![0x42; 32].into(),
+        }),
+        seq_number: seq,
+        authorization_data: ad.then(|| {
+            vec![AuthorizationDataValue {
+                r#type: 1,
+                data: vec![0x30, 0x00].into(),
+            }]
+        }),
+    }
+}
+
+fn assert_same_ap_req(v: &ApReqView<'_>, r: &ApReq) {
+    assert!(v.matches(r), "{v:?}");
+}
+
+fn assert_same_authenticator(v: &AuthenticatorView<'_>, a: &Authenticator) {
+    assert!(v.matches(a), "{v:?}");
+}
+
+#[test]
+fn ap_reqs_read_here_match_rasn_field_for_field() {
+    let snames = [
+        name(2, &["http", "outlook.contoso.com"]),
+        name(1, &["exchangeMDB", "outlook.contoso.com"]),
+        name(-128, &[]),
+    ];
+    for (i, sname) in snames.into_iter().enumerate() {
+        for opts in [
+            &[][..],
+            &[AP_OPT_MUTUAL_REQUIRED],
+            &[AP_OPT_USE_SESSION_KEY, AP_OPT_MUTUAL_REQUIRED],
+        ] {
+            for kvno in [None, Some(0), Some(7), Some(u32::MAX)] {
+                // Short, one-byte and two-byte lengths for the ticket's cipher.
+                for cipher_len in [10, 200, 1500 + i] {
+                    let req = ap_req(opts, kvno, sname.clone(), cipher_len);
+                    let der = rasn::der::encode(&req).unwrap();
+                    let v = ApReqView::read_der(&der).expect("DER from rasn reads here");
+                    assert_same_ap_req(&v, &req);
+                    // `read` takes the same path and the same answer.
+                    let mut decoded = None;
+                    assert_same_ap_req(&ApReqView::read(&der, &mut decoded).unwrap(), &req);
+                    assert!(decoded.is_none(), "rasn was not needed");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn authenticators_read_here_match_rasn_field_for_field() {
+    for secs in [0, 951_782_400, 1_700_000_000, 1_790_000_000, 4_102_444_799] {
+        for (cksum, subkey, seq, ad) in [
+            (false, false, None, false),
+            (true, false, None, false),
+            (true, true, Some(0), false),
+            (true, true, Some(u32::MAX), true),
+            (false, true, None, true),
+        ] {
+            let a = authenticator(secs, cksum, subkey, seq, ad);
+            let der = rasn::der::encode(&a).unwrap();
+            let v = AuthenticatorView::read_der(&der).expect("DER from rasn reads here");
+            assert_same_authenticator(&v, &a);
+        }
+    }
+}
+
+#[test]
+fn forms_only_rasn_reads_are_handed_to_rasn() {
+    let req = ap_req(&[AP_OPT_MUTUAL_REQUIRED], Some(3), name(2, &["http", "h"]), 50);
+    let der = rasn::der::encode(&req).unwrap();
+    // The outer length (two bytes after 0x82) in a needless three-byte form: BER, not DER.
+    assert_eq!(der[1], 0x82, "a 256..65535-byte AP-REQ");
+    let mut ber = vec![der[0], 0x83, 0x00, der[2], der[3]];
+    ber.extend_from_slice(&der[4..]);
+    assert_eq!(ApReqView::read_der(&ber).unwrap_err(), NotDer);
+    let mut decoded = None;
+    let v = ApReqView::read(&ber, &mut decoded).expect("rasn reads BER");
+    assert_same_ap_req(&v, &req);
+    assert!(decoded.is_some());
+}
+
+#[test]
+fn truncations_and_garbage_are_refused_by_both_readers() {
+    let req = ap_req(&[], Some(3), name(2, &["http", "outlook.contoso.com"]), 300);
+    let der = rasn::der::encode(&req).unwrap();
+    for n in 0..der.len() {
+        assert!(ApReqView::read_der(&der[..n]).is_err(), "{n}");
+        assert!(ApReqView::read(&der[..n], &mut None).is_none(), "{n}");
+    }
+    let a = rasn::der::encode(&authenticator(1_700_000_000, true, true, Some(1), true)).unwrap();
+    for n in 0..a.len() {
+        assert!(AuthenticatorView::read_der(&a[..n]).is_err(), "{n}");
+    }
+    assert!(ApReqView::read(b"\x6e\x80\x00\x00", &mut None).is_none());
+}
+
+#[test]
+fn strings_outside_rasn_s_general_string_alphabet_are_rasn_s_to_judge() {
+    assert!(general_string(b"alice\x7f\xa1\xff").is_ok());
+    for b in [0x80u8, 0x9F, 0xA0] {
+        assert!(general_string(&[b'a', b]).is_err(), "{b:#x}");
+    }
+}
+
+#[test]
+fn kerberos_times_are_read_as_chrono_reads_them() {
+    // Every month's last day around leap years and the epoch, and times of day.
+    for y in [1970, 1999, 2000, 2024, 2100, 2400] {
+        for (m, d) in [(1, 31), (2, 28), (2, 29), (3, 1), (12, 31)] {
+            for (hh, mm, ss) in [(0, 0, 0), (23, 59, 59), (12, 30, 7)] {
+                let text = format!("{y:04}{m:02}{d:02}{hh:02}{mm:02}{ss:02}Z");
+                let want = chrono::NaiveDate::from_ymd_opt(y, m, d)
+                    .and_then(|d| d.and_hms_opt(hh, mm, ss))
+                    .map(|t| t.and_utc().timestamp());
+                assert_eq!(kerberos_time(text.as_bytes()).ok(), want, "{text}");
+            }
+        }
+    }
+    for bad in [
+        "20240230000000Z",
+        "20241301000000Z",
+        "20240100000000Z",
+        "20240101240000Z",
+        "20240101006000Z",
+        "20240101000060Z",
+        "20240101000000",
+        "20240101000000+0000",
+        "2024010100000.5Z",
+        "20240101000000.5Z",
+    ] {
+        assert!(kerberos_time(bad.as_bytes()).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn integers_are_minimal_twos_complement() {
+    assert_eq!(integer(&[0x05]), Ok(5));
+    assert_eq!(integer(&[0x00, 0x80]), Ok(128));
+    assert_eq!(integer(&[0xFF]), Ok(-1));
+    assert_eq!(integer(&[0xFF, 0x7F]), Ok(-129));
+    assert_eq!(integer(&[0x7F; 8]), Ok(0x7F7F_7F7F_7F7F_7F7F));
+    for bad in [&[][..], &[0x00, 0x05], &[0xFF, 0x80], &[1; 9]] {
+        assert_eq!(integer(bad), Err(NotDer), "{bad:?}");
+    }
+    assert_eq!(uint32(&[0x00, 0xFF, 0xFF, 0xFF, 0xFF]), Ok(u32::MAX));
+    assert_eq!(uint32(&[0xFF]), Err(NotDer));
+}
+
+#[test]
+fn bit_strings_read_msb_first_and_unused_bits_must_be_zero() {
+    let opts = [0x00, 0x20, 0x00, 0x00, 0x00]; // mutual-required
+    assert!(bit_string(&opts).is_ok());
+    assert!(bit(&opts, AP_OPT_MUTUAL_REQUIRED) && !bit(&opts, AP_OPT_USE_SESSION_KEY));
+    assert!(!bit(&[0x00], 2));
+    assert!(!bit(&[0x06, 0xC0], 2), "past the used bits");
+    assert!(bit_string(&[0x01, 0x01]).is_err());
+    assert!(bit_string(&[0x08, 0x00]).is_err());
+    assert!(bit_string(&[0x01]).is_err());
+}
