@@ -1,8 +1,7 @@
 //! The AP-REP (RFC 4120 §5.5.2) that completes mutual authentication, framed for GSS
 //! (RFC 4121 §4.1, token ID 02 00) and SPNEGO (RFC 4178 NegTokenResp).
 
-use rasn::types::OctetString;
-use rasn_kerberos::{ApRep, EncApRepPart, EncryptedData, KerberosTime};
+use rasn_kerberos::KerberosTime;
 
 use super::crypto::{EncType, Key, UsageKeys};
 use super::gss;
@@ -18,6 +17,8 @@ pub fn build(session_key: &Key, ctime: &KerberosTime, cusec: u32, seq_number: u3
 }
 
 /// [`build`] with the session key's usage-12 keys derived already (a kept ticket holds them).
+/// The DER is written by hand (a fixed shape; the tests hold it to rasn's encoding): every
+/// mutually authenticated request builds one.
 pub fn build_with(
     keys: &UsageKeys,
     etype: EncType,
@@ -25,27 +26,165 @@ pub fn build_with(
     cusec: u32,
     seq_number: u32,
 ) -> Vec<u8> {
-    let part = EncApRepPart {
-        ctime: ctime.clone(),
-        cusec: cusec.into(),
-        subkey: None,
-        seq_number: Some(seq_number),
-    };
-    let plain = rasn::der::encode(&part).unwrap_or_default();
-    let cipher = keys.encrypt(&plain);
-    let rep = ApRep {
-        pvno: 5.into(),
-        msg_type: 15.into(),
-        enc_part: EncryptedData {
-            etype: etype.as_i32(),
-            kvno: None,
-            cipher: OctetString::from(cipher),
-        },
-    };
-    rasn::der::encode(&rep).unwrap_or_default()
+    let cipher = keys.encrypt(&enc_part_der(ctime, cusec, seq_number));
+    ap_rep_der(etype.as_i32(), &cipher)
+}
+
+/// `tag`, the DER length of `contents`, `contents`.
+pub(crate) fn push_tlv(out: &mut Vec<u8>, tag: u8, contents: &[u8]) {
+    out.push(tag);
+    gss::push_der_length(out, contents.len());
+    out.extend_from_slice(contents);
+}
+
+/// `[n] EXPLICIT INTEGER n`: the contents of a minimal two's-complement INTEGER, wrapped.
+fn push_int_field(out: &mut Vec<u8>, n: u8, value: i64) {
+    let bytes = value.to_be_bytes();
+    // Drop leading bytes that only repeat the sign.
+    let mut skip = 0;
+    while skip < 7 {
+        let (b, next) = (bytes[skip], bytes[skip + 1]);
+        if (b == 0 && next & 0x80 == 0) || (b == 0xFF && next & 0x80 != 0) {
+            skip += 1;
+        } else {
+            break;
+        }
+    }
+    let int = &bytes[skip..];
+    out.extend_from_slice(&[0xA0 | n, int.len() as u8 + 2, 0x02, int.len() as u8]);
+    out.extend_from_slice(int);
+}
+
+/// `YYYYMMDDHHMMSSZ` of `t` in UTC (RFC 4120 §5.2.3).
+fn kerberos_time_text(t: &KerberosTime) -> [u8; 15] {
+    use chrono::{Datelike, Timelike};
+    let t = t.0.naive_utc();
+    let mut out = *b"00000000000000Z";
+    let fields = [
+        (t.year().clamp(0, 9999) as u32, 4),
+        (t.month(), 2),
+        (t.day(), 2),
+        (t.hour(), 2),
+        (t.minute(), 2),
+        (t.second().min(59), 2),
+    ];
+    let mut at = 0;
+    for (value, width) in fields {
+        let mut v = value;
+        for i in (0..width).rev() {
+            out[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        at += width;
+    }
+    out
+}
+
+/// DER of EncAPRepPart (`[APPLICATION 27]`): ctime, cusec, no subkey, seq-number.
+fn enc_part_der(ctime: &KerberosTime, cusec: u32, seq_number: u32) -> Vec<u8> {
+    let mut seq = Vec::with_capacity(40);
+    let mut time = [0u8; 17];
+    time[..2].copy_from_slice(&[0x18, 15]);
+    time[2..].copy_from_slice(&kerberos_time_text(ctime));
+    push_tlv(&mut seq, 0xA0, &time);
+    push_int_field(&mut seq, 1, i64::from(cusec));
+    push_int_field(&mut seq, 3, i64::from(seq_number));
+    let mut part = Vec::with_capacity(seq.len() + 4);
+    push_tlv(&mut part, 0x30, &seq);
+    let mut out = Vec::with_capacity(part.len() + 4);
+    push_tlv(&mut out, 0x7B, &part);
+    out
+}
+
+/// DER of AP-REP (`[APPLICATION 15]`): pvno 5, msg-type 15, enc-part `{etype, cipher}`.
+fn ap_rep_der(etype: i32, cipher: &[u8]) -> Vec<u8> {
+    let mut enc = Vec::with_capacity(cipher.len() + 16);
+    push_int_field(&mut enc, 0, i64::from(etype));
+    let mut octets = Vec::with_capacity(cipher.len() + 4);
+    push_tlv(&mut octets, 0x04, cipher);
+    push_tlv(&mut enc, 0xA2, &octets);
+    let mut fields = Vec::with_capacity(enc.len() + 24);
+    push_int_field(&mut fields, 0, 5);
+    push_int_field(&mut fields, 1, 15);
+    let mut data = Vec::with_capacity(enc.len() + 4);
+    push_tlv(&mut data, 0x30, &enc);
+    push_tlv(&mut fields, 0xA2, &data);
+    let mut rep = Vec::with_capacity(fields.len() + 4);
+    push_tlv(&mut rep, 0x30, &fields);
+    let mut out = Vec::with_capacity(rep.len() + 4);
+    push_tlv(&mut out, 0x6F, &rep);
+    out
 }
 
 /// The AP-REP as the krb5 mechanism sends it: GSS-framed with token ID 02 00 under `oid`.
 pub fn gss_framed(oid: &[u8], ap_rep: &[u8]) -> Vec<u8> {
     gss::wrap_krb5(oid, gss::TOK_AP_REP, ap_rep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::krb::time::{krb_secs, krb_time};
+    use rasn_kerberos::{ApRep, EncApRepPart, EncryptedData};
+
+    #[test]
+    fn the_hand_written_der_is_rasn_s_der() {
+        for secs in [0, 951_782_400, 1_700_000_000, 1_790_000_059, 253_402_300_799] {
+            for cusec in [0, 1, 127, 128, 255, 256, 32_767, 32_768, 999_999] {
+                for seq in [0, 1, 0x7F, 0x80, 0xFFFF, 0x8000_0000, u32::MAX] {
+                    let part = EncApRepPart {
+                        ctime: krb_time(secs),
+                        cusec: cusec.into(),
+                        subkey: None,
+                        seq_number: Some(seq),
+                    };
+                    assert_eq!(
+                        enc_part_der(&krb_time(secs), cusec, seq),
+                        rasn::der::encode(&part).unwrap(),
+                        "{secs} {cusec} {seq}"
+                    );
+                }
+            }
+        }
+        for etype in [17, 18, 23, -128, 0x7FFF_FFFF] {
+            for len in [0, 1, 60, 127, 128, 255, 256, 70_000] {
+                let cipher = vec![0xA5; len];
+                let rep = ApRep {
+                    pvno: 5.into(),
+                    msg_type: 15.into(),
+                    enc_part: EncryptedData {
+                        etype,
+                        kvno: None,
+                        cipher: cipher.clone().into(),
+                    },
+                };
+                assert_eq!(
+                    ap_rep_der(etype, &cipher),
+                    rasn::der::encode(&rep).unwrap(),
+                    "{etype} {len}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_ap_rep_decrypts_to_the_authenticator_s_time() {
+        for etype in [
+            EncType::Aes256CtsHmacSha196,
+            EncType::Aes128CtsHmacSha196,
+            EncType::Rc4Hmac,
+        ] {
+            let key = Key::random(etype);
+            let rep = build(&key, &krb_time(1_790_000_000), 654_321, 77);
+            let rep: ApRep = rasn::der::decode(&rep).expect("DER");
+            assert_eq!(rep.enc_part.etype, etype.as_i32());
+            let plain = UsageKeys::new(&key, USAGE_AP_REP)
+                .decrypt(&rep.enc_part.cipher)
+                .expect("usage 12");
+            let part: EncApRepPart = rasn::der::decode(&plain).expect("EncAPRepPart");
+            assert_eq!(krb_secs(&part.ctime), 1_790_000_000);
+            assert_eq!(part.cusec, 654_321.into());
+            assert_eq!(part.seq_number, Some(77));
+        }
+    }
 }

@@ -169,20 +169,32 @@ pub fn inner_token(body: &[u8]) -> Result<SpnegoInner<'_>, AuthError> {
 }
 
 /// Builds the acceptor's final NegTokenResp: accept-completed, the chosen mech, and the AP-REP
-/// (already GSS-framed) where mutual authentication was asked for.
+/// (already GSS-framed) where mutual authentication was asked for. Written by hand (a fixed
+/// shape, built for every mutually authenticated request; the tests hold it to rasn's DER).
 pub fn accept_completed(legacy_oid: bool, response_token: Option<Vec<u8>>) -> Vec<u8> {
-    let oid: &[u32] = if legacy_oid {
-        &[1, 2, 840, 48018, 1, 2, 2]
+    use crate::krb::aprep::push_tlv;
+    let oid = if legacy_oid {
+        gss::OID_MS_KRB5
     } else {
-        &[1, 2, 840, 113554, 1, 2, 2]
+        gss::OID_KRB5
     };
-    let resp = NegotiationToken::Resp(NegTokenResp {
-        neg_state: Some(NegState::AcceptCompleted),
-        supported_mech: Some(ObjectIdentifier::new_unchecked(oid.to_vec().into())),
-        response_token: response_token.map(OctetString::from),
-        mech_list_mic: None,
-    });
-    rasn::der::encode(&resp).unwrap_or_default()
+    let token_len = response_token.as_ref().map_or(0, Vec::len);
+    let mut fields = Vec::with_capacity(token_len + 32);
+    // negState [0] ENUMERATED accept-completed (0).
+    fields.extend_from_slice(&[0xA0, 0x03, 0x0A, 0x01, 0x00]);
+    let mut mech = Vec::with_capacity(oid.len() + 2);
+    push_tlv(&mut mech, 0x06, oid);
+    push_tlv(&mut fields, 0xA1, &mech);
+    if let Some(token) = response_token {
+        let mut octets = Vec::with_capacity(token.len() + 4);
+        push_tlv(&mut octets, 0x04, &token);
+        push_tlv(&mut fields, 0xA2, &octets);
+    }
+    let mut resp = Vec::with_capacity(fields.len() + 4);
+    push_tlv(&mut resp, 0x30, &fields);
+    let mut out = Vec::with_capacity(resp.len() + 4);
+    push_tlv(&mut out, 0xA1, &resp);
+    out
 }
 
 /// Builds a GSS-framed SPNEGO NegTokenInit offering `mechs` with `mech_token` (for kedge's own
@@ -255,6 +267,28 @@ mod tests {
         let t = init_token(&[arcs::NTLM], b"NTLMSSP\0\x01\0\0\0");
         let (_, body) = gss::unwrap_initial(&t).unwrap();
         assert_eq!(inner_token(body).unwrap(), SpnegoInner::Ntlm);
+    }
+
+    #[test]
+    fn accept_completed_is_rasn_s_der() {
+        for legacy_oid in [false, true] {
+            let arcs = if legacy_oid { arcs::MS_KRB5 } else { arcs::KRB5 };
+            for token in [None, Some(0), Some(3), Some(110), Some(200), Some(70_000)] {
+                let token = token.map(|n| vec![0x5A; n]);
+                let resp = NegotiationToken::Resp(NegTokenResp {
+                    neg_state: Some(NegState::AcceptCompleted),
+                    supported_mech: Some(ObjectIdentifier::new_unchecked(arcs.to_vec().into())),
+                    response_token: token.clone().map(OctetString::from),
+                    mech_list_mic: None,
+                });
+                assert_eq!(
+                    accept_completed(legacy_oid, token.clone()),
+                    rasn::der::encode(&resp).unwrap(),
+                    "{legacy_oid} {:?}",
+                    token.map(|t| t.len())
+                );
+            }
+        }
     }
 
     #[test]
