@@ -79,7 +79,31 @@ impl Principal {
     /// names and realms case-insensitively (MS-KILE §3.3.5.1.1), so `Alice@contoso.com` and
     /// `alice@CONTOSO.COM` are one account and must be one principal to kedge too.
     pub fn canonical(&self) -> String {
-        self.canonical_chars().collect()
+        if !self.is_plain() {
+            return self.canonical_chars().collect();
+        }
+        let len = self.components.iter().map(|c| c.len() + 1).sum::<usize>() + self.realm.len();
+        let mut out = String::with_capacity(len);
+        for (i, c) in self.components.iter().enumerate() {
+            if i > 0 {
+                out.push('/');
+            }
+            out.extend(c.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+        }
+        out.push('@');
+        out.extend(self.realm.bytes().map(|b| char::from(b.to_ascii_uppercase())));
+        out
+    }
+
+    /// Whether [`Principal::canonical`] is only an ASCII case mapping of the name's bytes: no
+    /// character outside ASCII and nothing to escape (nearly every principal; the per-character
+    /// Unicode case mapping is then skipped).
+    pub(crate) fn is_plain(&self) -> bool {
+        let plain = |c: &String| {
+            c.bytes()
+                .all(|b| b.is_ascii() && !matches!(b, b'\\' | b'/' | b'@'))
+        };
+        self.components.iter().all(plain) && self.realm.is_ascii()
     }
 
     /// The characters of [`Principal::canonical`], without building the string (replay keys
@@ -107,6 +131,28 @@ impl fmt::Display for Principal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_plain_ascii_path_gives_the_canonical_characters() {
+        for (name, realm) in [
+            ("Alice", "contoso.com"),
+            ("HTTP/Outlook.Contoso.COM", "Contoso.Com"),
+            ("a\\/b", "R"),
+            ("a\\@b/c", "r@x"),
+            ("Émile", "CONTOSO.COM"),
+            ("alice", "contoso.cöm"),
+            ("ΣΊΣΥΦΟΣ", "ΑΘΉΝΑ"),
+        ] {
+            let p = Principal::parse(&format!("{name}@{realm}"), "X").unwrap();
+            let chars: String = p.canonical_chars().collect();
+            assert_eq!(p.canonical(), chars, "{name}@{realm}");
+        }
+        let p = Principal::parse("Alice@contoso.com", "X").unwrap();
+        assert!(p.is_plain());
+        assert_eq!(p.canonical(), "alice@CONTOSO.COM");
+        assert!(!Principal::parse("a\\/b@R", "X").unwrap().is_plain());
+        assert!(!Principal::parse("Émile@R", "X").unwrap().is_plain());
+    }
 
     #[test]
     fn parses_service_principal_with_realm() {

@@ -74,6 +74,25 @@ pub type ReplayId = [u8; 16];
 fn feed_canonical(p: &Principal, write: &mut impl FnMut(&[u8])) {
     let mut buf = [0u8; 128];
     let mut n = 0;
+    if p.is_plain() {
+        // The same bytes as the character path, without its per-character case mapping.
+        let parts = p.components.iter().enumerate();
+        let name = parts.flat_map(|(i, c)| (i > 0).then_some(b'/').into_iter().chain(c.bytes()));
+        let bytes = name
+            .map(|b| b.to_ascii_lowercase())
+            .chain(std::iter::once(b'@'))
+            .chain(p.realm.bytes().map(|b| b.to_ascii_uppercase()));
+        for b in bytes {
+            if n == buf.len() {
+                write(&buf);
+                n = 0;
+            }
+            buf[n] = b;
+            n += 1;
+        }
+        write(&buf[..n]);
+        return;
+    }
     for c in p.canonical_chars() {
         if n + 4 > buf.len() {
             write(&buf[..n]);
@@ -339,6 +358,23 @@ mod tests {
             .map(|i| shard_of(i << (64 - SHARDS.trailing_zeros())))
             .collect();
         assert_eq!(seen.len(), SHARDS);
+    }
+
+    #[test]
+    fn the_principal_is_fed_as_its_canonical_form_whatever_its_length() {
+        let long = format!("{}@contoso.com", "X".repeat(300));
+        for s in [
+            "Alice@contoso.com",
+            "HTTP/Outlook.Contoso.com@r",
+            "a\\/b@R",
+            "Émile@contoso.com",
+            &long,
+        ] {
+            let p = Principal::parse(s, "").unwrap();
+            let mut fed = Vec::new();
+            feed_canonical(&p, &mut |b| fed.extend_from_slice(b));
+            assert_eq!(fed, p.canonical().as_bytes(), "{s}");
+        }
     }
 
     static CLIENT: std::sync::LazyLock<Principal> =
