@@ -191,6 +191,25 @@ fn bench(c: &mut Criterion) {
         b.iter(|| parse_authorization(std::hint::black_box(&headers), 64 * 1024).unwrap())
     });
     g.finish();
+
+    // What a mutually authenticated request pays after validation: the AP-REP in its SPNEGO
+    // NegTokenResp (gss_flags 0x3e asks for mutual authentication).
+    let acc = ad_acceptor(&keys, DEFAULT_CACHE);
+    let ctx = AcceptCtx {
+        now: system_time(AD_NOW),
+        service: "http",
+        channel_binding: None,
+        groups: None,
+        check_replay: false,
+    };
+    let accepted = acc.accept(&ad[0], &ctx).expect("accepted");
+    assert!(accepted.response_token().is_some(), "mutual authentication asked");
+    let mut g = c.benchmark_group("ap_rep");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("ad_sized_response_token", |b| {
+        b.iter(|| std::hint::black_box(&accepted).response_token())
+    });
+    g.finish();
 }
 
 criterion_group!(benches, bench);
