@@ -37,6 +37,13 @@ pub(crate) fn push_tlv(out: &mut Vec<u8>, tag: u8, contents: &[u8]) {
     out.extend_from_slice(contents);
 }
 
+/// `tag`, the DER length of `contents`, `contents`, as a buffer of its own.
+pub(crate) fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(contents.len() + 6);
+    push_tlv(&mut out, tag, contents);
+    out
+}
+
 /// `[n] EXPLICIT INTEGER n`: the contents of a minimal two's-complement INTEGER, wrapped.
 fn push_int_field(out: &mut Vec<u8>, n: u8, value: i64) {
     let bytes = value.to_be_bytes();
@@ -89,31 +96,19 @@ fn enc_part_der(ctime: &KerberosTime, cusec: u32, seq_number: u32) -> Vec<u8> {
     push_tlv(&mut seq, 0xA0, &time);
     push_int_field(&mut seq, 1, i64::from(cusec));
     push_int_field(&mut seq, 3, i64::from(seq_number));
-    let mut part = Vec::with_capacity(seq.len() + 4);
-    push_tlv(&mut part, 0x30, &seq);
-    let mut out = Vec::with_capacity(part.len() + 4);
-    push_tlv(&mut out, 0x7B, &part);
-    out
+    tlv(0x7B, &tlv(0x30, &seq))
 }
 
 /// DER of AP-REP (`[APPLICATION 15]`): pvno 5, msg-type 15, enc-part `{etype, cipher}`.
 fn ap_rep_der(etype: i32, cipher: &[u8]) -> Vec<u8> {
     let mut enc = Vec::with_capacity(cipher.len() + 16);
     push_int_field(&mut enc, 0, i64::from(etype));
-    let mut octets = Vec::with_capacity(cipher.len() + 4);
-    push_tlv(&mut octets, 0x04, cipher);
-    push_tlv(&mut enc, 0xA2, &octets);
+    push_tlv(&mut enc, 0xA2, &tlv(0x04, cipher));
     let mut fields = Vec::with_capacity(enc.len() + 24);
     push_int_field(&mut fields, 0, 5);
     push_int_field(&mut fields, 1, 15);
-    let mut data = Vec::with_capacity(enc.len() + 4);
-    push_tlv(&mut data, 0x30, &enc);
-    push_tlv(&mut fields, 0xA2, &data);
-    let mut rep = Vec::with_capacity(fields.len() + 4);
-    push_tlv(&mut rep, 0x30, &fields);
-    let mut out = Vec::with_capacity(rep.len() + 4);
-    push_tlv(&mut out, 0x6F, &rep);
-    out
+    push_tlv(&mut fields, 0xA2, &tlv(0x30, &enc));
+    tlv(0x6F, &tlv(0x30, &fields))
 }
 
 /// The AP-REP as the krb5 mechanism sends it: GSS-framed with token ID 02 00 under `oid`.

@@ -172,7 +172,7 @@ pub fn inner_token(body: &[u8]) -> Result<SpnegoInner<'_>, AuthError> {
 /// (already GSS-framed) where mutual authentication was asked for. Written by hand (a fixed
 /// shape, built for every mutually authenticated request; the tests hold it to rasn's DER).
 pub fn accept_completed(legacy_oid: bool, response_token: Option<Vec<u8>>) -> Vec<u8> {
-    use crate::krb::aprep::push_tlv;
+    use crate::krb::aprep::{push_tlv, tlv};
     let oid = if legacy_oid {
         gss::OID_MS_KRB5
     } else {
@@ -182,19 +182,11 @@ pub fn accept_completed(legacy_oid: bool, response_token: Option<Vec<u8>>) -> Ve
     let mut fields = Vec::with_capacity(token_len + 32);
     // negState [0] ENUMERATED accept-completed (0).
     fields.extend_from_slice(&[0xA0, 0x03, 0x0A, 0x01, 0x00]);
-    let mut mech = Vec::with_capacity(oid.len() + 2);
-    push_tlv(&mut mech, 0x06, oid);
-    push_tlv(&mut fields, 0xA1, &mech);
+    push_tlv(&mut fields, 0xA1, &tlv(0x06, oid));
     if let Some(token) = response_token {
-        let mut octets = Vec::with_capacity(token.len() + 4);
-        push_tlv(&mut octets, 0x04, &token);
-        push_tlv(&mut fields, 0xA2, &octets);
+        push_tlv(&mut fields, 0xA2, &tlv(0x04, &token));
     }
-    let mut resp = Vec::with_capacity(fields.len() + 4);
-    push_tlv(&mut resp, 0x30, &fields);
-    let mut out = Vec::with_capacity(resp.len() + 4);
-    push_tlv(&mut out, 0xA1, &resp);
-    out
+    tlv(0xA1, &tlv(0x30, &fields))
 }
 
 /// Builds a GSS-framed SPNEGO NegTokenInit offering `mechs` with `mech_token` (for kedge's own
