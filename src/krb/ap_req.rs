@@ -95,23 +95,14 @@ impl<'a> Der<'a> {
 
     /// `[n] EXPLICIT` around one element with `tag`.
     fn field(&mut self, n: u8, tag: u8) -> R<&'a [u8]> {
-        let mut inner = Der(self.take(ctx(n))?);
-        let contents = inner.take(tag)?;
-        inner.end()?;
-        Ok(contents)
+        Der::whole(self.take(ctx(n))?, tag)
     }
 
     /// An OPTIONAL `[n] EXPLICIT` field.
     fn optional_field(&mut self, n: u8, tag: u8) -> R<Option<&'a [u8]>> {
-        match self.optional(ctx(n))? {
-            None => Ok(None),
-            Some(wrapped) => {
-                let mut inner = Der(wrapped);
-                let contents = inner.take(tag)?;
-                inner.end()?;
-                Ok(Some(contents))
-            }
-        }
+        self.optional(ctx(n))?
+            .map(|wrapped| Der::whole(wrapped, tag))
+            .transpose()
     }
 
     fn end(&self) -> R<()> {
@@ -318,6 +309,11 @@ pub struct ApReqView<'a> {
     pub authenticator: EncryptedView<'a>,
 }
 
+/// Bit `n` of KerberosFlags as rasn decodes them (MSB first; bits past the end are clear).
+pub(crate) fn flag(bits: &rasn::types::BitString, n: usize) -> bool {
+    bits.get(n).is_some_and(|b| *b)
+}
+
 /// The big-integer fields rasn reads as any size: out of `i64`, a value no check accepts.
 fn int(i: &rasn::types::Integer) -> i64 {
     i64::try_from(i).unwrap_or(i64::MIN)
@@ -332,12 +328,11 @@ impl<'a> ApReqView<'a> {
         }
         let req: &ApReq = decoded.insert(rasn::ber::decode(bytes).ok()?);
         let bits = &req.ap_options.0;
-        let bit = |n: usize| bits.get(n).is_some_and(|b| *b);
         Some(Self {
             pvno: int(&req.pvno),
             msg_type: int(&req.msg_type),
-            use_session_key: bit(AP_OPT_USE_SESSION_KEY),
-            mutual_required: bit(AP_OPT_MUTUAL_REQUIRED),
+            use_session_key: flag(bits, AP_OPT_USE_SESSION_KEY),
+            mutual_required: flag(bits, AP_OPT_MUTUAL_REQUIRED),
             tkt_vno: int(&req.ticket.tkt_vno),
             realm: req.ticket.realm.as_bytes(),
             sname: NameView::Decoded(&req.ticket.sname),
@@ -378,7 +373,7 @@ impl<'a> ApReqView<'a> {
 impl ApReqView<'_> {
     /// Whether every field is what rasn decoded into `r` (tests and the `ap_req` fuzz target).
     pub fn matches(&self, r: &ApReq) -> bool {
-        let bit = |n: usize| r.ap_options.0.get(n).is_some_and(|b| *b);
+        let bit = |n: usize| flag(&r.ap_options.0, n);
         let enc = |v: &EncryptedView<'_>, e: &rasn_kerberos::EncryptedData| {
             v.etype == e.etype && v.kvno == e.kvno && v.cipher == &e.cipher[..]
         };

@@ -4,7 +4,7 @@
 use rasn_kerberos::KerberosTime;
 
 use super::crypto::{EncType, Key, UsageKeys};
-use super::gss;
+use super::gss::{self, push_tlv, tlv};
 
 /// RFC 4120 §7.5.1 key usage of the AP-REP enc-part.
 pub const USAGE_AP_REP: u32 = 12;
@@ -28,20 +28,6 @@ pub fn build_with(
 ) -> Vec<u8> {
     let cipher = keys.encrypt(&enc_part_der(ctime, cusec, seq_number));
     ap_rep_der(etype.as_i32(), &cipher)
-}
-
-/// `tag`, the DER length of `contents`, `contents`.
-pub(crate) fn push_tlv(out: &mut Vec<u8>, tag: u8, contents: &[u8]) {
-    out.push(tag);
-    gss::push_der_length(out, contents.len());
-    out.extend_from_slice(contents);
-}
-
-/// `tag`, the DER length of `contents`, `contents`, as a buffer of its own.
-pub(crate) fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(contents.len() + 6);
-    push_tlv(&mut out, tag, contents);
-    out
 }
 
 /// `[n] EXPLICIT INTEGER n`: the contents of a minimal two's-complement INTEGER, wrapped.

@@ -112,6 +112,20 @@ pub fn push_der_length(out: &mut Vec<u8>, len: usize) {
     }
 }
 
+/// `tag`, the DER length of `contents`, `contents`.
+pub fn push_tlv(out: &mut Vec<u8>, tag: u8, contents: &[u8]) {
+    out.push(tag);
+    push_der_length(out, contents.len());
+    out.extend_from_slice(contents);
+}
+
+/// `tag`, the DER length of `contents`, `contents`, as a buffer of its own.
+pub fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(contents.len() + 6);
+    push_tlv(&mut out, tag, contents);
+    out
+}
+
 /// Whether `oid` is one of the two Kerberos mechanism OIDs.
 pub fn is_krb5_oid(oid: &[u8]) -> bool {
     oid == OID_KRB5 || oid == OID_MS_KRB5

@@ -79,20 +79,26 @@ impl Principal {
     /// names and realms case-insensitively (MS-KILE §3.3.5.1.1), so `Alice@contoso.com` and
     /// `alice@CONTOSO.COM` are one account and must be one principal to kedge too.
     pub fn canonical(&self) -> String {
+        match self.plain_canonical_bytes() {
+            Some(bytes) => bytes.map(char::from).collect(),
+            None => self.canonical_chars().collect(),
+        }
+    }
+
+    /// The bytes of [`Principal::canonical`] by an ASCII case mapping, where the principal is
+    /// plain ([`Principal::is_plain`]); `None` otherwise. The identity headers and the replay
+    /// key both take this path for nearly every principal.
+    pub(crate) fn plain_canonical_bytes(&self) -> Option<impl Iterator<Item = u8> + '_> {
         if !self.is_plain() {
-            return self.canonical_chars().collect();
+            return None;
         }
-        let len = self.components.iter().map(|c| c.len() + 1).sum::<usize>() + self.realm.len();
-        let mut out = String::with_capacity(len);
-        for (i, c) in self.components.iter().enumerate() {
-            if i > 0 {
-                out.push('/');
-            }
-            out.extend(c.bytes().map(|b| char::from(b.to_ascii_lowercase())));
-        }
-        out.push('@');
-        out.extend(self.realm.bytes().map(|b| char::from(b.to_ascii_uppercase())));
-        out
+        let parts = self.components.iter().enumerate();
+        let name = parts.flat_map(|(i, c)| (i > 0).then_some(b'/').into_iter().chain(c.bytes()));
+        Some(
+            name.map(|b| b.to_ascii_lowercase())
+                .chain(std::iter::once(b'@'))
+                .chain(self.realm.bytes().map(|b| b.to_ascii_uppercase())),
+        )
     }
 
     /// Whether [`Principal::canonical`] is only an ASCII case mapping of the name's bytes: no

@@ -74,14 +74,7 @@ pub type ReplayId = [u8; 16];
 fn feed_canonical(p: &Principal, write: &mut impl FnMut(&[u8])) {
     let mut buf = [0u8; 128];
     let mut n = 0;
-    if p.is_plain() {
-        // The same bytes as the character path, without its per-character case mapping.
-        let parts = p.components.iter().enumerate();
-        let name = parts.flat_map(|(i, c)| (i > 0).then_some(b'/').into_iter().chain(c.bytes()));
-        let bytes = name
-            .map(|b| b.to_ascii_lowercase())
-            .chain(std::iter::once(b'@'))
-            .chain(p.realm.bytes().map(|b| b.to_ascii_uppercase()));
+    if let Some(bytes) = p.plain_canonical_bytes() {
         for b in bytes {
             if n == buf.len() {
                 write(&buf);

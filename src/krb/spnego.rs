@@ -172,7 +172,7 @@ pub fn inner_token(body: &[u8]) -> Result<SpnegoInner<'_>, AuthError> {
 /// (already GSS-framed) where mutual authentication was asked for. Written by hand (a fixed
 /// shape, built for every mutually authenticated request; the tests hold it to rasn's DER).
 pub fn accept_completed(legacy_oid: bool, response_token: Option<Vec<u8>>) -> Vec<u8> {
-    use crate::krb::aprep::{push_tlv, tlv};
+    use gss::{push_tlv, tlv};
     let oid = if legacy_oid {
         gss::OID_MS_KRB5
     } else {

@@ -110,6 +110,7 @@ impl AddedHeaders {
     }
 
     /// The value added under `name`, if one was.
+    #[cfg(test)]
     pub fn get(&self, name: &str) -> Option<&HeaderValue> {
         self.0
             .iter()
@@ -118,6 +119,7 @@ impl AddedHeaders {
     }
 
     /// How many values were added under `name`.
+    #[cfg(test)]
     pub fn count(&self, name: &str) -> usize {
         self.0
             .iter()

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use rasn_kerberos::{AuthorizationData, EncTicketPart, PrincipalName};
+use rasn_kerberos::{AuthorizationData, EncTicketPart};
 
 use super::{
     AcceptCtx, Accepted, AcceptorConfig, ApRepParts, ChannelBindingPolicy, Framing, Reply, ANY_SERVICE,
 };
-use crate::krb::ap_req::{ApReqView, AuthenticatorView, NameView};
+use crate::krb::ap_req::{flag, ApReqView, AuthenticatorView, NameView};
 use crate::krb::crypto::{EncType, Key};
 use crate::krb::error::AuthError;
 use crate::krb::keyset::KeySet;
@@ -18,19 +18,7 @@ use crate::krb::replay::{ReplayCache, ReplayKey, ReplayVerdict};
 use crate::krb::ticket_cache::{OpenedTicket, TicketCache};
 use crate::krb::{authz, gss_checksum, time};
 
-fn principal_of(name: &PrincipalName, realm: &str) -> Principal {
-    Principal {
-        name_type: name.r#type,
-        components: name
-            .string
-            .iter()
-            .map(|c| String::from_utf8_lossy(c.as_bytes()).into_owned())
-            .collect(),
-        realm: realm.to_string(),
-    }
-}
-
-/// `name@realm` from a name as an AP-REQ or authenticator carries it.
+/// `name@realm` from a name as a ticket, AP-REQ or authenticator carries it.
 fn principal_of_view(name: &NameView<'_>, realm: &str) -> Principal {
     Principal {
         name_type: name.name_type(),
@@ -44,10 +32,6 @@ fn principal_of_view(name: &NameView<'_>, realm: &str) -> Principal {
 
 /// RFC 4120 §5.3 ticket flag `invalid`.
 const TKT_FLAG_INVALID: usize = 7;
-
-fn bit(bits: &rasn::types::BitString, n: usize) -> bool {
-    bits.get(n).map(|b| *b).unwrap_or(false)
-}
 
 /// The key set a validation uses and the tickets opened with it.
 #[derive(Clone, Copy)]
@@ -340,7 +324,7 @@ fn open_ticket(
         rasn::ber::decode(&plain).map_err(|_| AuthError::malformed("ticket", "enc-part does not decode"))?;
     drop(plain);
     let crealm = String::from_utf8_lossy(enc.crealm.as_bytes()).into_owned();
-    let client = principal_of(&enc.cname, &crealm);
+    let client = principal_of_view(&NameView::Decoded(&enc.cname), &crealm);
     let authtime = time::krb_secs(&enc.auth_time);
     let starttime = enc.start_time.as_ref().map(time::krb_secs).unwrap_or(authtime);
     let endtime = time::krb_secs(&enc.end_time);
@@ -356,7 +340,7 @@ fn open_ticket(
         crealm,
         enc.cname,
         enc.crealm,
-        bit(&enc.flags.0, TKT_FLAG_INVALID),
+        flag(&enc.flags.0, TKT_FLAG_INVALID),
         [authtime, starttime, endtime],
         session_key,
     );
