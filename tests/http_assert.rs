@@ -5,7 +5,7 @@ mod http_common;
 
 use std::sync::Arc;
 
-use http_common::backend::TestBackend;
+use http_common::backend::{Seen, TestBackend};
 use http_common::bounded;
 use http_common::client::Conn;
 use http_common::fake::{self, FakeAuth, APREP};
@@ -66,40 +66,90 @@ async fn mutual_auth_gets_kedges_ap_rep_and_the_backend_gets_identity_not_author
     let seen = backend.seen();
     assert_eq!(seen.len(), 2);
     for s in &seen {
-        assert!(
-            s.headers.get("authorization").is_none(),
-            "Authorization never reaches an assert backend"
-        );
-        assert_eq!(s.headers.get("x-kedge-principal").unwrap(), "alice@KEDGE.TEST");
-        assert_eq!(
-            s.headers.get("x-kedge-groups").unwrap(),
-            "S-1-5-21-1-513,S-1-5-21-1-512"
-        );
-        let ts: u64 = s
-            .headers
-            .get("x-kedge-timestamp")
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        // The signature binds the request it came with: method, target and Host.
-        let host = s.headers.get("host").map_or(&b""[..], |h| h.as_bytes());
-        let signed = AssertSigned {
-            method: s.method.as_str().as_bytes(),
-            target: s.path.as_bytes(),
-            host,
-            principal: "alice@KEDGE.TEST",
-            groups: "S-1-5-21-1-513,S-1-5-21-1-512",
-            timestamp: ts,
-        };
-        let got = s.headers.get("x-kedge-signature").unwrap().to_str().unwrap();
-        assert_eq!(got, assert_signature(b"kedge-test-secret", &signed));
-        let elsewhere = AssertSigned {
-            target: b"/ecp/",
-            ..signed
-        };
-        assert_ne!(got, assert_signature(b"kedge-test-secret", &elsewhere));
+        assert_signed_identity(s);
+    }
+}
+
+/// What the member got for one of alice's requests: no Authorization, her identity, and a
+/// signature over that very request (method, target and Host) and its timestamp.
+fn assert_signed_identity(s: &Seen) -> (u64, String) {
+    assert!(
+        s.headers.get("authorization").is_none(),
+        "Authorization never reaches an assert backend"
+    );
+    assert_eq!(s.headers.get("x-kedge-principal").unwrap(), "alice@KEDGE.TEST");
+    assert_eq!(
+        s.headers.get("x-kedge-groups").unwrap(),
+        "S-1-5-21-1-513,S-1-5-21-1-512"
+    );
+    let ts: u64 = s
+        .headers
+        .get("x-kedge-timestamp")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let host = s.headers.get("host").map_or(&b""[..], |h| h.as_bytes());
+    let signed = AssertSigned {
+        method: s.method.as_str().as_bytes(),
+        target: s.path.as_bytes(),
+        host,
+        principal: "alice@KEDGE.TEST",
+        groups: "S-1-5-21-1-513,S-1-5-21-1-512",
+        timestamp: ts,
+    };
+    let got = s.headers.get("x-kedge-signature").unwrap().to_str().unwrap();
+    assert_eq!(
+        got,
+        assert_signature(b"kedge-test-secret", &signed),
+        "{} {}",
+        s.method,
+        s.path
+    );
+    let elsewhere = AssertSigned {
+        target: b"/ecp/",
+        ..signed
+    };
+    assert_ne!(got, assert_signature(b"kedge-test-secret", &elsewhere));
+    (ts, got.to_owned())
+}
+
+#[tokio::test]
+async fn repeated_requests_on_a_connection_are_each_signed_for_themselves() {
+    let (backend, kedge, _dir) = setup().await;
+    let mut c = Conn::plain(kedge.addr).await;
+    let alice = fake::header("alice", "groups=S-1-5-21-1-513,S-1-5-21-1-512");
+    let auth = [("authorization", alice.as_str())];
+    assert_eq!(bounded("auth", c.get("/mapi/emsmdb/", &auth)).await.status, 200);
+    // The same request again and again (the connection's memo may answer), then others
+    // between them: each signature is the one for its own request.
+    for path in [
+        "/mapi/emsmdb/",
+        "/mapi/emsmdb/",
+        "/mapi/nspi/",
+        "/mapi/emsmdb/",
+        "/mapi/emsmdb/x",
+    ] {
+        assert_eq!(bounded(path, c.get(path, &[])).await.status, 200);
+    }
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 6);
+    let signed: Vec<(u64, String)> = seen.iter().map(assert_signed_identity).collect();
+    // Within one second, one request's signature is the same bytes each time; another
+    // request's is different.
+    for (i, a) in seen.iter().enumerate() {
+        for (j, b) in seen.iter().enumerate() {
+            if signed[i].0 == signed[j].0 {
+                assert_eq!(
+                    a.path == b.path,
+                    signed[i].1 == signed[j].1,
+                    "{} {}",
+                    a.path,
+                    b.path
+                );
+            }
+        }
     }
 }
 

@@ -27,6 +27,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use super::assert_signature::{SignatureMemo, Signed, SigningKey};
 use super::backend::Backend;
 use super::body::{AnyBody, BoxError};
 use super::error::EdgeError;
@@ -34,10 +35,11 @@ use super::forward_headers::{
     prepare_request, remove_identity_headers, strip_hop_by_hop, AddedHeaders, Forwarding,
 };
 use super::negotiate::Identity;
+use super::routes::AssertRoute;
 use super::wire_exchange::{exchange, request_framing, WireBody};
 use super::wire_link::{Checkout, WireLink};
 use crate::config::AssertConfig;
-use crate::krb::crypto::{HmacSha256, KeyedHmac};
+use crate::krb::crypto::KeyedHmac;
 
 /// Idle connections kept per member.
 const MAX_IDLE_PER_MEMBER: usize = 64;
@@ -67,7 +69,7 @@ pub struct AssertHeaders {
     /// All of the above, for removing what a client sent.
     names: Vec<HeaderName>,
     /// The signing key's keyed HMAC-SHA256 state (zeroized on drop).
-    key: Option<KeyedHmac<HmacSha256>>,
+    key: Option<SigningKey>,
 }
 
 impl std::fmt::Debug for AssertHeaders {
@@ -94,10 +96,10 @@ impl AssertHeaders {
     pub fn from_config(cfg: &AssertConfig) -> Result<Self, AssertSetupError> {
         let key = match &cfg.hmac_key_file {
             None => None,
-            Some(path) => Some(KeyedHmac::new(&crate::secret_file::read_secret(
+            Some(path) => Some(SigningKey::new(KeyedHmac::new(&crate::secret_file::read_secret(
                 path,
                 "the assert HMAC key",
-            )?)),
+            )?))),
         };
         let principal = header_name("principal_header", &cfg.principal_header)?;
         let groups = cfg
@@ -131,13 +133,14 @@ impl AssertHeaders {
 
     /// Removes every identity header the client sent (any case, and look-alikes with `_` or
     /// `.` for `-`: [`remove_identity_headers`]) and the Authorization header, then states `id`,
-    /// if any, in `added`, signed over the request's method, target and host.
+    /// if any, in `added`, signed over the request's method, target and host (`memo`: the
+    /// connection's last signature, reused when this request's input is the same).
     pub fn apply<B>(
         &self,
         req: &mut Request<B>,
         added: &mut AddedHeaders,
         id: Option<&Identity>,
-        now: SystemTime,
+        (now, memo): (SystemTime, &SignatureMemo),
     ) {
         let headers = req.headers_mut();
         headers.remove(AUTHORIZATION);
@@ -162,7 +165,7 @@ impl AssertHeaders {
                 groups,
                 timestamp: ts,
             };
-            let sig = sign_bytes(key, &signed);
+            let sig = key.sign(&signed, Some(memo));
             added.push(self.timestamp.clone(), HeaderValue::from(ts));
             added.push(
                 name.clone(),
@@ -170,57 +173,6 @@ impl AssertHeaders {
             );
         }
     }
-}
-
-/// What an assert-mode signature covers.
-#[derive(Clone, Copy, Debug)]
-pub struct Signed<'a> {
-    /// The request method.
-    pub method: &'a [u8],
-    /// The request target (path and query).
-    pub target: &'a [u8],
-    /// The `Host` header's bytes (empty when absent).
-    pub host: &'a [u8],
-    /// The principal stated.
-    pub principal: &'a str,
-    /// The group SIDs stated, comma-separated.
-    pub groups: &'a str,
-    /// Unix seconds.
-    pub timestamp: u64,
-}
-
-/// `v2=` and `hex(HMAC-SHA256(key, "kedge-assert-v2" ‖ len‖method ‖ len‖target ‖ len‖host ‖
-/// len‖principal ‖ len‖groups ‖ len‖timestamp))`, lengths 4-byte big-endian.
-pub fn signature(key: &[u8], s: &Signed<'_>) -> String {
-    let sig = sign_bytes(&KeyedHmac::new(key), s);
-    String::from_utf8_lossy(&sig).into_owned()
-}
-
-/// [`signature`] with the key's HMAC state prepared once (per route, not per request), as
-/// ASCII bytes.
-fn sign_bytes(key: &KeyedHmac<HmacSha256>, s: &Signed<'_>) -> [u8; 67] {
-    let mut ts = [0u8; 20];
-    let ts = crate::krb::pac::decimal(s.timestamp, &mut ts);
-    let fields = [
-        s.method,
-        s.target,
-        s.host,
-        s.principal.as_bytes(),
-        s.groups.as_bytes(),
-        ts,
-    ];
-    let lengths = fields.map(|f| u32::try_from(f.len()).unwrap_or(u32::MAX).to_be_bytes());
-    let mut parts: [&[u8]; 13] = [b"kedge-assert-v2"; 13];
-    for (i, (len, field)) in lengths.iter().zip(fields).enumerate() {
-        parts[1 + 2 * i] = len;
-        parts[2 + 2 * i] = field;
-    }
-    let mut mac = [0u8; 32];
-    key.mac_into(&parts, &mut mac);
-    let mut out = [0u8; 67];
-    out[..3].copy_from_slice(b"v2=");
-    hex::encode_to_slice(mac, &mut out[3..]).expect("67 bytes hold v2= and 64 hex digits");
-    out
 }
 
 /// Pooled backend connections of one pool for assert routes, kept per worker thread and member.
@@ -281,20 +233,23 @@ impl AssertPool {
     }
 }
 
-/// Forwards `req` for `id` (None on an anonymous route) over a pooled connection; `mutual`
+/// Forwards `req` for `id` (None on an anonymous route) over one of `route`'s pooled
+/// connections; `mutual`
 /// is kedge's own `WWW-Authenticate: Negotiate <AP-REP>` for the request that authenticated.
 /// `member` is set to the member that answered.
 pub async fn forward(
-    pool: &Arc<AssertPool>,
-    headers: &AssertHeaders,
+    route: &AssertRoute,
     id: Option<&Identity>,
     mutual: Option<HeaderValue>,
-    forwarding: &Forwarding,
+    (forwarding, memo): (&Forwarding, &SignatureMemo),
     mut req: Request<Incoming>,
     member: &mut Option<Arc<crate::pool::Member>>,
 ) -> Result<Response<AnyBody>, EdgeError> {
+    let pool = &route.pool;
     let mut added = prepare_request(req.headers_mut(), forwarding);
-    headers.apply(&mut req, &mut added, id, SystemTime::now());
+    route
+        .headers
+        .apply(&mut req, &mut added, id, (SystemTime::now(), memo));
     let key = id.map(|i| i.principal.as_str());
     let (parts, body) = req.into_parts();
     let framing = request_framing(&parts.headers)?;
@@ -416,7 +371,7 @@ mod tests {
         now: SystemTime,
     ) -> http::HeaderMap {
         let mut added = AddedHeaders::new();
-        h.apply(r, &mut added, id, now);
+        h.apply(r, &mut added, id, (now, &SignatureMemo::default()));
         let mut m = r.headers().clone();
         for (n, v) in added.iter() {
             m.append(n.clone(), v.clone());
@@ -458,84 +413,6 @@ mod tests {
         assert!(m.get("x_kedge_principal").is_none());
     }
 
-    fn signed<'a>() -> Signed<'a> {
-        Signed {
-            method: b"POST",
-            target: b"/ews/Exchange.asmx?x=1",
-            host: b"outlook.contoso.com",
-            principal: "alice@R",
-            groups: "S-1",
-            timestamp: 100,
-        }
-    }
-
-    #[test]
-    fn signature_is_hmac_sha256_over_the_length_prefixed_fields() {
-        use hmac::{Hmac, Mac};
-        let reference = |key: &[u8]| {
-            let mut m = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
-            m.update(b"kedge-assert-v2");
-            for f in [
-                &b"POST"[..],
-                b"/ews/Exchange.asmx?x=1",
-                b"outlook.contoso.com",
-                b"alice@R",
-                b"S-1",
-                b"100",
-            ] {
-                m.update(&u32::try_from(f.len()).unwrap().to_be_bytes());
-                m.update(f);
-            }
-            format!("v2={}", hex::encode(m.finalize().into_bytes()))
-        };
-        assert_eq!(signature(b"k", &signed()), reference(b"k"));
-        // A key longer than SHA-256's block is hashed first (RFC 2104 §2).
-        let long = [7u8; 100];
-        assert_eq!(signature(&long, &signed()), reference(&long));
-    }
-
-    #[test]
-    fn signature_covers_every_field_unambiguously() {
-        let a = signature(b"k", &signed());
-        assert!(a.starts_with("v2=") && a.len() == 67, "{a}");
-        let base = signed();
-        for other in [
-            Signed {
-                method: b"GET",
-                ..base
-            },
-            Signed {
-                target: b"/ecp/",
-                ..base
-            },
-            Signed {
-                host: b"evil.example",
-                ..base
-            },
-            Signed {
-                principal: "bob@R",
-                ..base
-            },
-            Signed {
-                groups: "S-2",
-                ..base
-            },
-            Signed {
-                timestamp: 101,
-                ..base
-            },
-            // Moving a byte between adjacent fields changes the signature (length prefixes).
-            Signed {
-                principal: "alice@RS-",
-                groups: "1",
-                ..base
-            },
-        ] {
-            assert_ne!(a, signature(b"k", &other), "{other:?}");
-        }
-        assert_ne!(a, signature(b"j", &base));
-    }
-
     #[test]
     fn signed_requests_carry_signature_and_timestamp() {
         let dir = tempfile::tempdir().expect("dir");
@@ -552,7 +429,7 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let m = stated(&h, &mut r, Some(&alice()), now);
         assert_eq!(m.get("x-kedge-timestamp").expect("ts"), "1700000000");
-        let want = signature(
+        let want = super::super::assert_signature::signature(
             b"s3cret",
             &Signed {
                 method: b"POST",

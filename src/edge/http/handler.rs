@@ -11,6 +11,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use tokio::sync::Mutex;
 
+use super::assert_signature::SignatureMemo;
 use super::body::{self, AnyBody, EdgeBody, PendingLine};
 use super::error::{EdgeError, ErrorKind, Side};
 use super::forward_headers::{remove_identity_headers, Forwarding};
@@ -92,6 +93,8 @@ pub struct Session {
     origin: Origin,
     /// The forwarding headers of `origin`, formatted once.
     forwarding: Forwarding,
+    /// The last signature this connection's assert requests were given.
+    signatures: SignatureMemo,
     /// The balancer's address, where a PROXY header named the client (`origin.peer`).
     via: Option<SocketAddr>,
     clock: Arc<ConnClock>,
@@ -113,6 +116,7 @@ impl Session {
         Self {
             listener,
             forwarding: Forwarding::new(origin.peer, origin.tls),
+            signatures: SignatureMemo::default(),
             origin,
             via,
             clock,
@@ -317,16 +321,8 @@ impl Session {
             Some(a) => {
                 drop(st);
                 let id = identity.as_deref();
-                super::assert::forward(
-                    &a.pool,
-                    &a.headers,
-                    id,
-                    mutual,
-                    &self.forwarding,
-                    req,
-                    &mut served.member,
-                )
-                .await
+                let conn = (&self.forwarding, &self.signatures);
+                super::assert::forward(a, id, mutual, conn, req, &mut served.member).await
             }
         }
     }

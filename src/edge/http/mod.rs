@@ -24,6 +24,7 @@
 //! | `body.rs` | response bodies; the access-log line written when one ends |
 
 mod assert;
+mod assert_signature;
 mod backend;
 mod backend_idle;
 mod body;
@@ -45,7 +46,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::HttpListenerConfig;
-pub use assert::{signature as assert_signature, Signed as AssertSigned};
+pub use assert_signature::{signature as assert_signature, Signed as AssertSigned};
 pub use listener::serve_http;
 
 /// Builds `cfg`'s routes over `ctx` as [`serve_http`] will (pools, assert headers, HMAC key
