@@ -4,7 +4,7 @@
 //! already).
 //!
 //! The edge validates tokens through [`Authenticate`] rather than the concrete
-//! [`Acceptor`](crate::krb::acceptor::Acceptor) so that the connection machinery (connection-bound
+//! [`crate::krb::acceptor::Acceptor`] so that the connection machinery (connection-bound
 //! state, pinning, limits) can be exercised with a scripted validator as well as the real one.
 
 use std::sync::Arc;

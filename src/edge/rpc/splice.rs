@@ -1,6 +1,6 @@
 //! Splicing an admitted connection to its backend: the admitted first PDU replayed unchanged,
 //! then both directions copied until each side has closed, with an idle timeout and
-//! per-direction byte counts — and the client's later PDUs inspected on the way ([`copy`]).
+//! per-direction byte counts — and the client's later PDUs inspected on the way (`super::copy`).
 //!
 //! [`Splice::next`] runs both directions (client EOF shuts the backend's write side down and
 //! vice versa) until the connection ends or the client sends a bind, alter_context or
@@ -12,8 +12,6 @@
 //! would avoid that copy, as HAProxy does, but needs raw file descriptors and `unsafe` FFI
 //! (libc), which this crate forbids, and would not let kedge see the PDU headers;
 //! `scripts/bench-rpc` measures what that costs against HAProxy in TCP mode.
-//!
-//! [`copy`]: super::copy
 
 use std::future::poll_fn;
 use std::io;

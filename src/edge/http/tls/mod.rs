@@ -1,6 +1,6 @@
 //! TLS: the listener's rustls server (ALPN `http/1.1` only: Negotiate is connection-bound, which
 //! HTTP/2 cannot carry), several certificates chosen by SNI ([`sni`]), reloaded on SIGHUP and
-//! when their files change ([`reload`]), and the RFC 5929 `tls-server-end-point` channel binding
+//! when their files change (`reload`), and the RFC 5929 `tls-server-end-point` channel binding
 //! of the certificate a connection got ([`channel_binding`]). TLS towards backends comes from the
 //! pool (`Pool::tls_for`).
 //!
