@@ -106,9 +106,9 @@ impl std::fmt::Debug for SignatureMemo {
     }
 }
 
-/// Inputs over this size are signed every time, not remembered (a connection keeps at most
-/// this much).
-const MEMO_MAX_INPUT: usize = 64 * 1024;
+/// Inputs over this size are signed every time, not remembered: a connection keeps at most
+/// this much (a principal in about 350 groups fits), however long a target its client sends.
+const MEMO_MAX_INPUT: usize = 16 * 1024;
 
 /// One remembered signature.
 pub struct Memo {
