@@ -7,6 +7,7 @@ pub mod ap_req;
 pub mod aprep;
 pub mod authz;
 pub mod crypto;
+pub mod der;
 pub mod error;
 pub mod framing;
 pub mod gss;

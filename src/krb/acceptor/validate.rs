@@ -9,8 +9,9 @@ use rasn_kerberos::{AuthorizationData, EncTicketPart};
 use super::{
     AcceptCtx, Accepted, AcceptorConfig, ApRepParts, ChannelBindingPolicy, Framing, Reply, ANY_SERVICE,
 };
-use crate::krb::ap_req::{flag, ApReqView, AuthenticatorView, NameView};
+use crate::krb::ap_req::{ApReqView, AuthenticatorView};
 use crate::krb::crypto::{EncType, Key};
+use crate::krb::der::{flag, NameView};
 use crate::krb::error::AuthError;
 use crate::krb::keyset::KeySet;
 use crate::krb::principal::Principal;
