@@ -110,19 +110,75 @@ pub fn acceptor(data: &[u8]) -> bool {
 }
 
 /// `ap_req` target: the borrowed AP-REQ and Authenticator readers against rasn, the
-/// reference. Whatever they read, rasn reads too, to the same fields; they may refuse what rasn
-/// reads (validation then asks rasn). Borrowed fields lie within the input.
+/// reference. Whatever they read, rasn reads too, to the same fields ([`same_as_rasn`] names
+/// the one exception); they may refuse what rasn reads (validation then asks rasn). Borrowed
+/// fields lie within the input.
 pub fn ap_req(data: &[u8]) {
     if let Ok(v) = ApReqView::read_der(data) {
-        let r: rasn_kerberos::ApReq =
-            rasn::ber::decode(data).unwrap_or_else(|e| panic!("rasn refuses an AP-REQ read here: {e}"));
-        assert!(v.matches(&r), "the readers disagree: {v:?}");
         assert!(is_within(v.ticket.cipher, data) && is_within(v.authenticator.cipher, data));
+        let strings = std::iter::once(v.realm).chain(v.sname.components());
+        same_as_rasn::<rasn_kerberos::ApReq>("AP-REQ", data, strings, |bytes, r| {
+            ApReqView::read_der(bytes).is_ok_and(|v| v.matches(r))
+        });
     }
     if let Ok(v) = AuthenticatorView::read_der(data) {
-        let a: rasn_kerberos::Authenticator = rasn::ber::decode(data)
-            .unwrap_or_else(|e| panic!("rasn refuses an Authenticator read here: {e}"));
-        assert!(v.matches(&a), "the readers disagree: {v:?}");
+        let strings = std::iter::once(v.crealm).chain(v.cname.components());
+        same_as_rasn::<rasn_kerberos::Authenticator>("Authenticator", data, strings, |bytes, a| {
+            AuthenticatorView::read_der(bytes).is_ok_and(|v| v.matches(a))
+        });
+    }
+}
+
+/// Holds a borrowed reader to rasn on `data`, which it read: rasn decodes it and `agree`s
+/// (`agree(bytes, decoded)` reads `bytes` again and compares field for field). The one reason
+/// rasn may refuse is a KerberosString (`strings`: the realms and name components read, borrowed
+/// from `data`) holding a byte in 0x80..=0xA0, which rasn's GeneralString refuses and the
+/// borrowed readers take (UTF-8 names): then those bytes, replaced in place by `x` (no length
+/// changes), must make rasn decode and agree. Anything else is a disagreement, and a panic.
+fn same_as_rasn<'a, T: rasn::Decode>(
+    what: &str,
+    data: &[u8],
+    strings: impl Iterator<Item = &'a [u8]>,
+    agree: impl Fn(&[u8], &T) -> bool,
+) {
+    let outside: Vec<usize> = strings
+        .flat_map(|s| {
+            assert!(
+                is_within(s, data),
+                "a {what} string is not borrowed from the input"
+            );
+            let at = s.as_ptr() as usize - data.as_ptr() as usize;
+            s.iter()
+                .enumerate()
+                .filter(|(_, b)| (0x80..=0xA0).contains(*b))
+                .map(move |(i, _)| at + i)
+        })
+        .collect();
+    match rasn::ber::decode::<T>(data) {
+        Ok(decoded) => {
+            assert!(
+                outside.is_empty(),
+                "rasn read a {what} string byte in 0x80..=0xA0"
+            );
+            assert!(agree(data, &decoded), "the readers disagree on a {what}");
+        }
+        Err(e) => {
+            assert!(
+                !outside.is_empty(),
+                "rasn refuses a {what} read here, and not for a string byte in 0x80..=0xA0: {e}"
+            );
+            let mut patched = data.to_vec();
+            for at in outside {
+                patched[at] = b'x';
+            }
+            let decoded = rasn::ber::decode::<T>(&patched).unwrap_or_else(|e| {
+                panic!("rasn refuses a {what} read here for more than string bytes in 0x80..=0xA0: {e}")
+            });
+            assert!(
+                agree(&patched, &decoded),
+                "the readers disagree on a {what} once its string bytes in 0x80..=0xA0 are replaced"
+            );
+        }
     }
 }
 

@@ -136,8 +136,21 @@ fn spnego_seeds() -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// `der` with its only `from` replaced by `to` of the same length (no DER length changes): how
+/// seeds get names with bytes rasn's GeneralString cannot hold (0x80..=0xA0).
+fn replaced(der: &[u8], from: &str, to: &str) -> Vec<u8> {
+    assert_eq!(from.len(), to.len(), "{from} and {to}");
+    let at = der
+        .windows(from.len())
+        .position(|w| w == from.as_bytes())
+        .unwrap_or_else(|| panic!("{from} in the seed"));
+    let mut out = der.to_vec();
+    out[at..at + to.len()].copy_from_slice(to.as_bytes());
+    out
+}
+
 /// Every seed token's AP-REQ, and Authenticators as rasn encodes them (with and without the
-/// optional fields).
+/// optional fields), and one of each with UTF-8 in a name or realm (`ß` is C3 9F).
 fn ap_req_seeds() -> Vec<Vec<u8>> {
     use rasn_kerberos::{Authenticator, Checksum, EncryptionKey, KerberosString, PrincipalName};
     let mut seeds: Vec<Vec<u8>> = acceptor_seeds()
@@ -172,6 +185,15 @@ fn ap_req_seeds() -> Vec<Vec<u8>> {
         };
         seeds.push(rasn::der::encode(&a).unwrap());
     }
+    let utf8 = replaced(seeds.last().unwrap(), "alice", "weiß");
+    assert!(
+        rasn::ber::decode::<Authenticator>(&utf8).is_err(),
+        "rasn refuses C3 9F"
+    );
+    seeds.push(utf8);
+    let utf8_realm = replaced(&seeds[0], "KEDGE.TEST", "KEDGE.ßß");
+    assert!(rasn::ber::decode::<rasn_kerberos::ApReq>(&utf8_realm).is_err());
+    seeds.push(utf8_realm);
     seeds
 }
 

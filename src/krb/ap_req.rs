@@ -6,13 +6,15 @@
 //! rasn stays the reference. This reader takes DER as Kerberos peers send it ([`super::der`])
 //! and refuses anything else; [`ApReqView::read`] and [`AuthenticatorView::read`] then hand the
 //! bytes to rasn, so a form only rasn reads is judged as before. The `ap_req` fuzz target holds
-//! the two to the same verdict and fields on everything this reader accepts.
+//! the two to the same fields on everything this reader accepts, with one difference: names
+//! and realms here take any byte (UTF-8 names as MIT and AD issue them), where rasn's
+//! GeneralString refuses 0x80..=0xA0.
 
 use rasn_kerberos::{ApReq, Authenticator};
 
 use super::der::{
-    bit, bit_string, ctx, flag, general_string, int, int32, integer, kerberos_time, uint32, Der, NameView,
-    NotDer, Typed, BIT_STRING, GENERALIZED_TIME, GENERAL_STRING, INTEGER, OCTET_STRING, R, SEQUENCE,
+    bit, bit_string, ctx, flag, int, int32, integer, kerberos_time, uint32, Der, NameView, NotDer, Typed,
+    BIT_STRING, GENERALIZED_TIME, INTEGER, KERBEROS_STRING, OCTET_STRING, R, SEQUENCE,
 };
 
 const AP_REQ: u8 = 0x6E; // [APPLICATION 14]
@@ -109,7 +111,7 @@ impl<'a> ApReqView<'a> {
         d.end()?;
         let mut t = Der(Der::whole(ticket, SEQUENCE)?);
         let tkt_vno = integer(t.field(0, INTEGER)?)?;
-        let realm = general_string(t.field(1, GENERAL_STRING)?)?;
+        let realm = t.field(1, KERBEROS_STRING)?;
         let sname = NameView::read(t.field(2, SEQUENCE)?)?;
         let enc_part = EncryptedView::read(t.field(3, SEQUENCE)?)?;
         t.end()?;
@@ -198,7 +200,7 @@ impl<'a> AuthenticatorView<'a> {
         let app = outer.take(AUTHENTICATOR)?;
         let mut d = Der(Der::whole(app, SEQUENCE)?);
         let vno = integer(d.field(0, INTEGER)?)?;
-        let crealm = general_string(d.field(1, GENERAL_STRING)?)?;
+        let crealm = d.field(1, KERBEROS_STRING)?;
         let cname = NameView::read(d.field(2, SEQUENCE)?)?;
         let cksum = d.optional_field(3, SEQUENCE)?.map(Typed::read).transpose()?;
         let cusec = integer(d.field(4, INTEGER)?)?;

@@ -163,3 +163,60 @@ fn truncations_and_garbage_are_refused_by_both_readers() {
     }
     assert!(ApReqView::read(b"\x6e\x80\x00\x00", &mut None).is_none());
 }
+
+/// `der` with the only occurrence of `from` replaced by `to`, of the same length (so no DER
+/// length changes): how these tests put bytes into names that rasn cannot hold.
+fn replaced(der: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let at: Vec<usize> = (0..der.len()).filter(|&i| der[i..].starts_with(from)).collect();
+    assert_eq!(at.len(), 1, "{from:?} occurs once");
+    let mut out = der.to_vec();
+    out[at[0]..at[0] + to.len()].copy_from_slice(to);
+    out
+}
+
+/// A placeholder of `n` bytes of `c`, for a name of `n` UTF-8 bytes.
+fn stand_in(c: char, n: usize) -> String {
+    c.to_string().repeat(n)
+}
+
+#[test]
+fn utf8_names_and_realms_are_read_here_where_rasn_refuses_them() {
+    // ß is C3 9F, Ł C5 81, р D1 80, я D1 8F: outside rasn's GeneralString alphabet.
+    let (user, host, realm_name) = ("weiß", "рябов.example", "ŁÓDŹ.PL");
+    let (n, h, r) = (
+        stand_in('N', user.len()),
+        stand_in('H', host.len()),
+        stand_in('R', realm_name.len()),
+    );
+    let mut req = ap_req(&[AP_OPT_MUTUAL_REQUIRED], Some(2), name(2, &["http", &h]), 300);
+    req.ticket.realm = realm(&r);
+    let der = rasn::der::encode(&req).unwrap();
+    let der = replaced(
+        &replaced(&der, h.as_bytes(), host.as_bytes()),
+        r.as_bytes(),
+        realm_name.as_bytes(),
+    );
+    assert!(
+        rasn::ber::decode::<ApReq>(&der).is_err(),
+        "rasn refuses these names"
+    );
+    let v = ApReqView::read_der(&der).expect("read here, so validation never asks rasn");
+    assert_eq!(v.realm, realm_name.as_bytes());
+    assert!(v.sname.components().eq([&b"http"[..], host.as_bytes()]));
+
+    let mut a = authenticator(1_700_000_000, true, true, Some(1), true);
+    a.cname = name(1, &[&n]);
+    a.crealm = realm(&r);
+    let der = rasn::der::encode(&a).unwrap();
+    let der = replaced(
+        &replaced(&der, n.as_bytes(), user.as_bytes()),
+        r.as_bytes(),
+        realm_name.as_bytes(),
+    );
+    assert!(rasn::ber::decode::<Authenticator>(&der).is_err());
+    let v = AuthenticatorView::read_der(&der).expect("read here");
+    assert_eq!(v.crealm, realm_name.as_bytes());
+    assert!(v.cname.components().eq([user.as_bytes()]));
+    assert_eq!((v.cusec, v.ctime), (999_999, 1_700_000_000));
+}

@@ -14,7 +14,11 @@ pub(crate) const SEQUENCE: u8 = 0x30;
 pub(crate) const INTEGER: u8 = 0x02;
 pub(crate) const BIT_STRING: u8 = 0x03;
 pub(crate) const OCTET_STRING: u8 = 0x04;
-pub(crate) const GENERAL_STRING: u8 = 0x1B;
+/// KerberosString (RFC 4120 §5.2.1): a GeneralString whose contents are taken as octets, any
+/// byte. The RFC asks for IA5 but says implementations should accept any octet values; MIT and
+/// AD put UTF-8 names and realms there (`weiß` is `C3 9F`), and the acceptor compares them as
+/// octets. (rasn's GeneralString refuses 0x80..=0xA0, so rasn cannot read such names.)
+pub(crate) const KERBEROS_STRING: u8 = 0x1B;
 pub(crate) const GENERALIZED_TIME: u8 = 0x18;
 
 /// `[n]`, constructed (every context tag of RFC 4120 is EXPLICIT).
@@ -113,16 +117,6 @@ impl<'a> Der<'a> {
     }
 }
 
-/// A KerberosString (GeneralString) in the alphabet rasn takes: C0, Basic Latin, DELETE and
-/// Latin-1 (0x80..=0xA0 refused; a UTF-8 name holding those bytes is rasn's to refuse).
-pub(crate) fn general_string(c: &[u8]) -> R<&[u8]> {
-    if c.iter().any(|b| (0x80..=0xA0).contains(b)) {
-        Err(NotDer)
-    } else {
-        Ok(c)
-    }
-}
-
 /// A DER INTEGER that fits an `i64` (minimal two's complement).
 pub(crate) fn integer(c: &[u8]) -> R<i64> {
     if c.is_empty() || c.len() > 8 {
@@ -194,14 +188,14 @@ pub(crate) fn kerberos_time(c: &[u8]) -> R<i64> {
     Ok(days * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 
-/// A PrincipalName: its type and its components as encoded.
+/// A PrincipalName (RFC 4120 §5.2.2): its type and its components as encoded, any bytes.
 #[derive(Debug, Clone, Copy)]
 pub enum NameView<'a> {
     /// Read here: `name-type` and the contents of the `name-string` SEQUENCE OF.
     Der {
         /// `name-type`.
         name_type: i32,
-        /// The GeneralStrings, one after another.
+        /// The KerberosStrings, one after another (any bytes).
         strings: &'a [u8],
     },
     /// Decoded by rasn.
@@ -216,7 +210,7 @@ impl<'a> NameView<'a> {
         d.end()?;
         let mut each = Der(strings);
         while !each.0.is_empty() {
-            general_string(each.take(GENERAL_STRING)?)?;
+            each.take(KERBEROS_STRING)?;
         }
         Ok(Self::Der { name_type, strings })
     }
