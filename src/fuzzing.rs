@@ -20,6 +20,7 @@ use crate::edge::rpc::admission::Admission;
 use crate::edge::rpc::context_policy::{ContextPolicy, Verdict};
 use crate::krb::acceptor::{AcceptCtx, Acceptor, AcceptorConfig, ANY_SERVICE};
 use crate::krb::ap_req::{ApReqView, AuthenticatorView};
+use crate::krb::enc_ticket::EncTicketView;
 use crate::krb::keyset::KeySet;
 use crate::krb::keytab::Keytab;
 use crate::krb::pac::Pac;
@@ -127,6 +128,25 @@ pub fn ap_req(data: &[u8]) {
             AuthenticatorView::read_der(bytes).is_ok_and(|v| v.matches(a))
         });
     }
+}
+
+/// `enc_ticket` target: the borrowed EncTicketPart reader (a decrypted ticket) against rasn, as
+/// `ap_req` does for the AP-REQ: whatever it reads, rasn reads to the same fields (names and
+/// realms with bytes rasn refuses excepted, [`same_as_rasn`]). Borrowed fields lie within the
+/// input.
+pub fn enc_ticket(data: &[u8]) {
+    let Ok(v) = EncTicketView::read_der(data) else {
+        // What only rasn reads is read through rasn, and must not panic either.
+        let _ = EncTicketView::read(data, &mut None);
+        return;
+    };
+    assert!(is_within(v.key.value, data) && is_within(v.transited.value, data));
+    let entries = v.caddr.iter().chain(&v.authorization_data).flat_map(|s| s.iter());
+    assert!(entries.into_iter().all(|t| is_within(t.value, data)));
+    let strings = std::iter::once(v.crealm).chain(v.cname.components());
+    same_as_rasn::<rasn_kerberos::EncTicketPart>("EncTicketPart", data, strings, |bytes, e| {
+        EncTicketView::read_der(bytes).is_ok_and(|v| v.matches(e))
+    });
 }
 
 /// Holds a borrowed reader to rasn on `data`, which it read: rasn decodes it and `agree`s

@@ -197,6 +197,16 @@ fn ap_req_seeds() -> Vec<Vec<u8>> {
     seeds
 }
 
+/// The decrypted real tickets of `tests/testdata/enc_ticket` (what `fuzz/seed` puts in
+/// corpus/enc_ticket), one with a UTF-8 client name, plus a Cyrillic name and realm made here.
+fn enc_ticket_seeds() -> Vec<Vec<u8>> {
+    let mut seeds = files("enc_ticket", "der");
+    let mit = std::fs::read(testdata("enc_ticket/mit_http.der")).unwrap();
+    // р is D1 80, я D1 8F: the realm renamed in place ("рябов" is 10 bytes, like KEDGE.TEST).
+    seeds.push(replaced(&mit, "KEDGE.TEST", "рябов"));
+    seeds
+}
+
 fn header_seeds() -> Vec<Vec<u8>> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut seeds: Vec<Vec<u8>> = b64_tokens("mit/spnego.b64", 2)
@@ -364,6 +374,11 @@ fn acceptor_survives_truncated_and_mutated_tokens() {
 #[test]
 fn ap_req_readers_agree_with_rasn_on_truncated_and_mutated_input() {
     hammer("ap_req", &ap_req_seeds(), fuzzing::ap_req);
+}
+
+#[test]
+fn enc_ticket_reader_agrees_with_rasn_on_truncated_and_mutated_tickets() {
+    hammer("enc_ticket", &enc_ticket_seeds(), fuzzing::enc_ticket);
 }
 
 #[test]

@@ -14,7 +14,7 @@ use rasn_kerberos::{ApReq, Authenticator};
 
 use super::der::{
     bit, bit_string, ctx, flag, int, int32, integer, kerberos_time, uint32, Der, NameView, NotDer, Typed,
-    BIT_STRING, GENERALIZED_TIME, INTEGER, KERBEROS_STRING, OCTET_STRING, R, SEQUENCE,
+    TypedSeq, BIT_STRING, GENERALIZED_TIME, INTEGER, KERBEROS_STRING, OCTET_STRING, R, SEQUENCE,
 };
 
 const AP_REQ: u8 = 0x6E; // [APPLICATION 14]
@@ -142,7 +142,7 @@ impl ApReqView<'_> {
             && self.mutual_required == bit(AP_OPT_MUTUAL_REQUIRED)
             && self.tkt_vno == int(&r.ticket.tkt_vno)
             && self.realm == r.ticket.realm.as_bytes()
-            && self.sname.is(&r.ticket.sname)
+            && self.sname.matches(&r.ticket.sname)
             && enc(&self.ticket, &r.ticket.enc_part)
             && enc(&self.authenticator, &r.authenticator)
     }
@@ -207,15 +207,7 @@ impl<'a> AuthenticatorView<'a> {
         let ctime = kerberos_time(d.field(5, GENERALIZED_TIME)?)?;
         let subkey = d.optional_field(6, SEQUENCE)?.map(Typed::read).transpose()?;
         d.optional_field(7, INTEGER)?.map(uint32).transpose()?;
-        if let Some(ad) = d.optional_field(8, SEQUENCE)? {
-            let mut each = Der(ad);
-            while !each.0.is_empty() {
-                let mut entry = Der(each.take(SEQUENCE)?);
-                int32(entry.field(0, INTEGER)?)?;
-                entry.field(1, OCTET_STRING)?;
-                entry.end()?;
-            }
-        }
+        d.optional_field(8, SEQUENCE)?.map(TypedSeq::read).transpose()?;
         d.end()?;
         Ok(Self {
             vno,
@@ -235,7 +227,7 @@ impl AuthenticatorView<'_> {
         let typed = |v: Option<Typed<'_>>, t: Option<(i32, &[u8])>| v.map(|v| (v.r#type, v.value)) == t;
         self.vno == int(&a.authenticator_vno)
             && self.crealm == a.crealm.as_bytes()
-            && self.cname.is(&a.cname)
+            && self.cname.matches(&a.cname)
             && typed(self.cksum, a.cksum.as_ref().map(|c| (c.r#type, &c.checksum[..])))
             && self.cusec == int(&a.cusec)
             && self.ctime == crate::krb::time::krb_secs(&a.ctime)

@@ -235,18 +235,20 @@ impl<'a> NameView<'a> {
         der.chain(decoded.into_iter().flatten())
     }
 
-    /// Whether this is `name` exactly (type and every component, byte for byte).
-    pub fn is(&self, name: &PrincipalName) -> bool {
+    /// Whether this is what rasn decoded into `name` (type and every component, byte for byte).
+    pub fn matches(&self, name: &PrincipalName) -> bool {
         self.name_type() == name.r#type && self.components().eq(name.string.iter().map(|s| s.as_bytes()))
     }
 }
 
-/// A Checksum or an EncryptionKey: a type and its bytes.
+/// `SEQUENCE { [0] Int32, [1] OCTET STRING }`, a type and its bytes: a Checksum or an
+/// EncryptionKey (RFC 4120 §5.2.9), a TransitedEncoding (§5.3), a HostAddress (§5.2.5) or an
+/// AuthorizationData entry (§5.2.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Typed<'a> {
-    /// `cksumtype` or `keytype`.
+    /// `cksumtype`, `keytype`, `tr-type`, `addr-type` or `ad-type`.
     pub r#type: i32,
-    /// `checksum` or `keyvalue`.
+    /// `checksum`, `keyvalue`, `contents`, `address` or `ad-data`.
     pub value: &'a [u8],
 }
 
@@ -257,6 +259,44 @@ impl<'a> Typed<'a> {
         let value = d.field(1, OCTET_STRING)?;
         d.end()?;
         Ok(Self { r#type, value })
+    }
+}
+
+/// A SEQUENCE OF [`Typed`]: HostAddresses (RFC 4120 §5.2.5) or AuthorizationData (§5.2.6).
+#[derive(Debug, Clone)]
+pub enum TypedSeq<'a> {
+    /// Read here: the SEQUENCE OF's contents, every entry checked.
+    Der(&'a [u8]),
+    /// Decoded by rasn.
+    Decoded(Vec<Typed<'a>>),
+}
+
+impl<'a> TypedSeq<'a> {
+    /// The contents of a SEQUENCE OF `SEQUENCE { [0] Int32, [1] OCTET STRING }`.
+    pub(crate) fn read(c: &'a [u8]) -> R<Self> {
+        let mut each = Der(c);
+        while !each.0.is_empty() {
+            Typed::read(each.take(SEQUENCE)?)?;
+        }
+        Ok(Self::Der(c))
+    }
+
+    /// A whole DER SEQUENCE OF (e.g. AD-IF-RELEVANT's `ad-data`), nothing after it.
+    pub fn read_whole(bytes: &'a [u8]) -> Result<Self, NotDer> {
+        Self::read(Der::whole(bytes, SEQUENCE)?)
+    }
+
+    /// The entries, in order.
+    pub fn iter(&self) -> impl Iterator<Item = Typed<'a>> + '_ {
+        let (der, decoded) = match self {
+            Self::Der(c) => (Some(Der(c)), None),
+            Self::Decoded(v) => (None, Some(v.iter().copied())),
+        };
+        // Entries were checked when read: a failure here cannot happen and ends the walk.
+        let der = der
+            .into_iter()
+            .flat_map(|mut d| std::iter::from_fn(move || d.take(SEQUENCE).and_then(Typed::read).ok()));
+        der.chain(decoded.into_iter().flatten())
     }
 }
 

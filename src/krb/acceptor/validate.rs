@@ -162,7 +162,7 @@ pub(super) fn validate(
     if auth.vno != 5 {
         return Err(AuthError::BadVersion(auth.vno));
     }
-    if !auth.cname.is(&t.cname) || auth.crealm != t.crealm_raw.as_bytes() {
+    if !auth.cname.matches(&t.cname) || auth.crealm != t.crealm_raw.as_bytes() {
         let a = principal_of_view(&auth.cname, &String::from_utf8_lossy(auth.crealm));
         return Err(AuthError::BadMatch {
             ticket: t.client.to_string(),

@@ -23,7 +23,7 @@ mod signature;
 pub(crate) mod upn_dns_info;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use build::PacBuilder;
 pub use client_info::ClientInfo;

@@ -3,7 +3,7 @@
 mod malformed;
 mod real_samples;
 mod round_trip;
-mod signatures;
+pub(crate) mod signatures;
 
 /// A file under tests/testdata/pac/, compiled in.
 pub(super) fn sample(name: &str) -> &'static [u8] {

@@ -32,7 +32,7 @@ fn s4u_tgt_srv_key() -> Key {
     )
 }
 /// `ticket_sig_server_key` of `t_pac.c`: decrypts the Windows Server 2022 ticket.
-fn win2022_server_key() -> Key {
+pub(crate) fn win2022_server_key() -> Key {
     key(
         EncType::Aes256CtsHmacSha196,
         "114A84E3148FAAB1FA7B5351B28AC2F1FD196D61E0F3F23E1FDBD3C1797DC1EE",
