@@ -20,7 +20,10 @@ use crate::edge::rpc::admission::Admission;
 use crate::edge::rpc::context_policy::{ContextPolicy, Verdict};
 use crate::krb::acceptor::{AcceptCtx, Acceptor, AcceptorConfig, ANY_SERVICE};
 use crate::krb::ap_req::{ApReqView, AuthenticatorView};
+use crate::krb::authz;
+use crate::krb::der::TypedSeq;
 use crate::krb::enc_ticket::EncTicketView;
+use crate::krb::error::AuthError;
 use crate::krb::keyset::KeySet;
 use crate::krb::keytab::Keytab;
 use crate::krb::pac::Pac;
@@ -99,7 +102,7 @@ pub fn acceptor(data: &[u8]) -> bool {
         groups: None,
         check_replay: false,
     };
-    let verdict = |r: Result<crate::krb::acceptor::Accepted, crate::krb::error::AuthError>| match r {
+    let verdict = |r: Result<crate::krb::acceptor::Accepted, AuthError>| match r {
         Ok(accepted) => Ok(accepted.client.to_string()),
         // Errors are shown in logs and metrics: formatting must not panic either.
         Err(e) => Err((e.to_string(), e.reason())),
@@ -147,6 +150,28 @@ pub fn enc_ticket(data: &[u8]) {
     same_as_rasn::<rasn_kerberos::EncTicketPart>("EncTicketPart", data, strings, |bytes, e| {
         EncTicketView::read_der(bytes).is_ok_and(|v| v.matches(e))
     });
+    // The PAC lookup walks AD-IF-RELEVANT in place: it finds what rasn finds, or fails alike.
+    let ad = v.authorization_data.as_ref();
+    let walked = authz::find_pac(ad).map(|p| p.map(|p| p.into_owned()));
+    assert_eq!(walked, pac_by_rasn(ad), "the PAC lookups disagree");
+}
+
+/// The PAC as kedge found it before the in-place walk: every AD-IF-RELEVANT decoded by rasn.
+fn pac_by_rasn(ad: Option<&TypedSeq<'_>>) -> Result<Option<Vec<u8>>, AuthError> {
+    let mut found = None;
+    for el in ad.iter().flat_map(|ad| ad.iter()) {
+        if el.r#type != authz::AD_IF_RELEVANT {
+            continue;
+        }
+        let inner: rasn_kerberos::AuthorizationData = rasn::ber::decode(el.value)
+            .map_err(|_| AuthError::malformed("authorization-data", "AD-IF-RELEVANT does not decode"))?;
+        for i in inner.into_iter().filter(|i| i.r#type == authz::AD_WIN2K_PAC) {
+            if found.replace(i.data.to_vec()).is_some() {
+                return Err(AuthError::Pac("ticket carries more than one PAC".into()));
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// Holds a borrowed reader to rasn on `data`, which it read: rasn decodes it and `agree`s

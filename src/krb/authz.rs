@@ -2,10 +2,12 @@
 //! AD-IF-RELEVANT, checking it (MS-PAC §2.8 server signature, §2.7 client info) and applying
 //! group rules.
 
-use rasn::types::OctetString;
+use std::borrow::Cow;
+
 use rasn_kerberos::AuthorizationData;
 
 use super::acceptor::{GroupRules, PacIdentity};
+use super::der::TypedSeq;
 use super::error::AuthError;
 use super::keyset::ServiceKey;
 
@@ -15,22 +17,30 @@ pub const AD_IF_RELEVANT: i32 = 1;
 pub const AD_WIN2K_PAC: i32 = 128;
 
 /// Finds the PAC bytes in a ticket's authorization data: inside AD-IF-RELEVANT, as MS-KILE puts
-/// it. More than one PAC is refused (MIT does the same).
-pub fn find_pac(ad: Option<&AuthorizationData>) -> Result<Option<OctetString>, AuthError> {
+/// it. More than one PAC is refused (MIT does the same). AD-IF-RELEVANT holds AuthorizationData
+/// again, DER-encoded in its `ad-data`: walked in place (the PAC is borrowed from the ticket),
+/// or decoded by rasn where it is not DER; what neither reads is a malformed ticket.
+pub fn find_pac<'a>(ad: Option<&TypedSeq<'a>>) -> Result<Option<Cow<'a, [u8]>>, AuthError> {
     let Some(ad) = ad else { return Ok(None) };
-    let mut found: Option<OctetString> = None;
-    for el in ad {
-        if el.r#type != AD_IF_RELEVANT {
-            continue;
-        }
-        let inner: AuthorizationData = rasn::ber::decode(&el.data)
-            .map_err(|_| AuthError::malformed("authorization-data", "AD-IF-RELEVANT does not decode"))?;
-        for i in inner {
-            if i.r#type == AD_WIN2K_PAC {
-                if found.is_some() {
-                    return Err(AuthError::Pac("ticket carries more than one PAC".into()));
+    let mut found = None;
+    let mut keep = |pac: Cow<'a, [u8]>| match found.replace(pac) {
+        Some(_) => Err(AuthError::Pac("ticket carries more than one PAC".into())),
+        None => Ok(()),
+    };
+    for el in ad.iter().filter(|el| el.r#type == AD_IF_RELEVANT) {
+        match TypedSeq::read_whole(el.value) {
+            Ok(inner) => {
+                for pac in inner.iter().filter(|i| i.r#type == AD_WIN2K_PAC) {
+                    keep(Cow::Borrowed(pac.value))?;
                 }
-                found = Some(i.data); // shares the decoded buffer: no copy
+            }
+            Err(_) => {
+                let inner: AuthorizationData = rasn::ber::decode(el.value).map_err(|_| {
+                    AuthError::malformed("authorization-data", "AD-IF-RELEVANT does not decode")
+                })?;
+                for pac in inner.into_iter().filter(|i| i.r#type == AD_WIN2K_PAC) {
+                    keep(Cow::Owned(pac.data.to_vec()))?;
+                }
             }
         }
     }
@@ -121,6 +131,90 @@ pub fn apply_group_rules(rules: &GroupRules, id: Option<&PacIdentity>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rasn::types::OctetString;
+    use rasn_kerberos::AuthorizationDataValue;
+
+    fn entry(r#type: i32, data: &[u8]) -> AuthorizationDataValue {
+        AuthorizationDataValue {
+            r#type,
+            data: OctetString::from(data.to_vec()),
+        }
+    }
+
+    /// AD-IF-RELEVANT around `inner`, DER-encoded.
+    fn if_relevant(inner: &[AuthorizationDataValue]) -> AuthorizationDataValue {
+        entry(AD_IF_RELEVANT, &rasn::der::encode(&inner.to_vec()).unwrap())
+    }
+
+    /// A ticket's authorization-data as DER, and the PAC found in it.
+    fn pac_in(ad: &[AuthorizationDataValue]) -> Result<Option<Vec<u8>>, AuthError> {
+        let der = rasn::der::encode(&ad.to_vec()).unwrap();
+        let seq = TypedSeq::read_whole(&der).expect("DER authorization-data");
+        find_pac(Some(&seq)).map(|p| p.map(Cow::into_owned))
+    }
+
+    #[test]
+    fn the_pac_is_found_inside_ad_if_relevant_and_borrowed_from_the_ticket() {
+        let pac = vec![0x50; 300];
+        let ad = [
+            entry(0x8d, b"\x30\x00"),
+            if_relevant(&[entry(0x8e, b"other"), entry(AD_WIN2K_PAC, &pac)]),
+        ];
+        let der = rasn::der::encode(&ad.to_vec()).unwrap();
+        let seq = TypedSeq::read_whole(&der).unwrap();
+        let found = find_pac(Some(&seq)).unwrap().expect("a PAC");
+        assert!(matches!(found, Cow::Borrowed(_)), "walked in place");
+        assert_eq!(&*found, &pac[..]);
+        // A PAC outside AD-IF-RELEVANT is not where MS-KILE puts it; no data, no PAC.
+        assert_eq!(pac_in(&[entry(AD_WIN2K_PAC, &pac)]), Ok(None));
+        assert_eq!(find_pac(None), Ok(None));
+    }
+
+    #[test]
+    fn more_than_one_pac_is_refused() {
+        let two_inside = [if_relevant(&[
+            entry(AD_WIN2K_PAC, b"one"),
+            entry(AD_WIN2K_PAC, b"two"),
+        ])];
+        let two_elements = [
+            if_relevant(&[entry(AD_WIN2K_PAC, b"one")]),
+            if_relevant(&[entry(AD_WIN2K_PAC, b"two")]),
+        ];
+        for ad in [&two_inside[..], &two_elements[..]] {
+            let e = pac_in(ad).unwrap_err();
+            assert_eq!(e, AuthError::Pac("ticket carries more than one PAC".into()));
+        }
+    }
+
+    #[test]
+    fn a_malformed_ad_if_relevant_is_a_clear_error() {
+        for bad in [
+            &b""[..],
+            b"\x30",
+            b"\x30\x05\x30\x03\xa0\x01",
+            b"\x04\x00",
+            b"garbage",
+        ] {
+            let e = pac_in(&[entry(AD_IF_RELEVANT, bad)]).unwrap_err();
+            assert_eq!(
+                e,
+                AuthError::malformed("authorization-data", "AD-IF-RELEVANT does not decode"),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_ber_encoded_ad_if_relevant_is_read_by_rasn() {
+        let pac = vec![0x50; 40];
+        let der = rasn::der::encode(&vec![entry(AD_WIN2K_PAC, &pac)]).unwrap();
+        // The SEQUENCE's length in a needless long form: BER, not DER.
+        let mut ber = vec![der[0], 0x81, der[1]];
+        ber.extend_from_slice(&der[2..]);
+        assert!(TypedSeq::read_whole(&ber).is_err());
+        let found = pac_in(&[entry(AD_IF_RELEVANT, &ber)]).unwrap();
+        assert_eq!(found, Some(pac));
+    }
 
     fn id(groups: &[&str]) -> PacIdentity {
         PacIdentity::from_sids(

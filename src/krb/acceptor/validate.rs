@@ -11,7 +11,7 @@ use super::{
 };
 use crate::krb::ap_req::{ApReqView, AuthenticatorView};
 use crate::krb::crypto::{EncType, Key};
-use crate::krb::der::{flag, NameView};
+use crate::krb::der::{flag, NameView, Typed, TypedSeq};
 use crate::krb::error::AuthError;
 use crate::krb::keyset::KeySet;
 use crate::krb::principal::Principal;
@@ -195,7 +195,21 @@ pub(super) fn validate(
     // 6. PAC (verified once per ticket) and group rules (every time).
     let pac = match &t {
         Opened::Kept(t) => t.pac.clone(),
-        Opened::Now(t, authz) => match authz::find_pac(authz.as_ref())? {
+        Opened::Now(t, authz) => match authz::find_pac(
+            authz
+                .as_ref()
+                .map(|ad| {
+                    TypedSeq::Decoded(
+                        ad.iter()
+                            .map(|v| Typed {
+                                r#type: v.r#type,
+                                value: &v.data,
+                            })
+                            .collect(),
+                    )
+                })
+                .as_ref(),
+        )? {
             Some(bytes) => Some(Arc::new(authz::check_pac(
                 &bytes,
                 service_key,
