@@ -11,7 +11,7 @@ use kedge::krb::error::AuthError;
 use kedge::krb::keyset::KeySet;
 use kedge::krb::keytab::Keytab;
 use kedge::krb::replay::ReplayCache;
-use support::{Kdc, Mech, TokenSpec, ARRAY_FQDN, REALM};
+use support::{Kdc, Mech, TokenSpec, ARRAY_FQDN, REALM, UTF8_USERS};
 
 fn acceptor_for(keytab: &Keytab) -> Acceptor {
     let cfg = AcceptorConfig {
@@ -276,6 +276,69 @@ fn a_real_clients_next_tokens_are_accepted_from_its_kept_ticket() {
         (2, 3),
         "the second context was answered from the kept ticket"
     );
+}
+
+/// Whether `name`'s UTF-8 holds a byte in 0x80..=0xA0 (outside rasn's GeneralString alphabet).
+fn has_bytes_rasn_refuses(name: &str) -> bool {
+    name.bytes().any(|b| (0x80..=0xA0).contains(&b))
+}
+
+/// MIT issues UTF-8 names as given, as AD does; `weiß` and `рябов` hold bytes (C3 9F, D1 80,
+/// D1 8F) that a GeneralString with rasn's alphabet refuses. Their tickets and authenticators
+/// are read, the client is named in UTF-8, the next token is answered from the kept ticket and
+/// a token sent twice is a replay.
+#[test]
+fn utf8_client_names_are_accepted_with_their_names() {
+    let kdc = Kdc::shared();
+    let acc = acceptor(kdc);
+    for (user, _) in UTF8_USERS {
+        assert!(has_bytes_rasn_refuses(user), "{user}");
+        for mech in [Mech::Spnego, Mech::Krb5] {
+            let toks = kdc.tokens(user, &format!("HTTP@{ARRAY_FQDN}"), mech, 2);
+            let before = acc.ticket_cache_stats();
+            for (i, t) in toks.iter().enumerate() {
+                let a = acc
+                    .accept(t, &ctx("http"))
+                    .unwrap_or_else(|e| panic!("{user} {mech:?} token {i}: {e}"));
+                assert_eq!(a.client.to_string(), format!("{user}@{REALM}"));
+                assert_eq!(a.client.canonical(), format!("{user}@{REALM}"));
+                assert_eq!(a.client.components, vec![user.to_string()]);
+            }
+            let after = acc.ticket_cache_stats();
+            assert_eq!(
+                (after.misses - before.misses, after.hits - before.hits),
+                (1, 1),
+                "{user} {mech:?}: the second token was answered from the kept ticket"
+            );
+            let e = acc.accept(&toks[0], &ctx("http")).unwrap_err();
+            assert_eq!(
+                e,
+                AuthError::Replay {
+                    client: format!("{user}@{REALM}")
+                },
+                "{user} {mech:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn ap_rep_for_a_utf8_client_is_accepted_by_its_initiator() {
+    let kdc = Kdc::shared();
+    let acc = acceptor(kdc);
+    for (user, _) in UTF8_USERS {
+        let mut ini = kdc.initiator(user);
+        for mech in [Mech::Spnego, Mech::Krb5] {
+            let tok = ini.init(&format!("HTTP@{ARRAY_FQDN}"), mech, "mutual,sequence");
+            let a = acc
+                .accept(&tok, &ctx("http"))
+                .unwrap_or_else(|e| panic!("{user} {mech:?}: {e}"));
+            assert_eq!(a.client.to_string(), format!("{user}@{REALM}"));
+            let reply = a.response_token().expect("AP-REP for mutual auth");
+            ini.step(&reply)
+                .unwrap_or_else(|e| panic!("{user} {mech:?}: initiator refused kedge's AP-REP: {e}"));
+        }
+    }
 }
 
 #[test]

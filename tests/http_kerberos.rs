@@ -21,7 +21,7 @@ use kedge::krb::acceptor::{AcceptCtx, Acceptor, AcceptorConfig};
 use kedge::krb::keyset::KeySet;
 use kedge::krb::keytab::Keytab;
 use kedge::krb::replay::ReplayCache;
-use support::{Kdc, Mech, TokenSpec, ARRAY_FQDN, PYTHON, REALM};
+use support::{Kdc, Mech, TokenSpec, ARRAY_FQDN, PYTHON, REALM, UTF8_USERS};
 
 const HTTP_SPN: &str = "HTTP@outlook.contoso.com";
 
@@ -198,6 +198,45 @@ async fn mutual_auth_completes_from_kedges_ap_rep_in_assert_mode() {
             .collect::<Vec<_>>(),
         vec![format!("alice@{REALM}").as_str()]
     );
+}
+
+/// curl --negotiate as users whose UTF-8 names hold bytes in 0x80..=0xA0 (`weiß`, `рябов`),
+/// through an assert route: the member gets the principal header with the name's UTF-8 bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_as_a_utf8_user_reaches_the_member_with_the_utf8_principal_header() {
+    let kdc = Kdc::shared();
+    let backend = member(kdc).await;
+    let cfg = "[[routes]]\nprefix = \"/\"\npool = \"cas\"\nmode = \"assert\"\n";
+    let kedge = kedge_over(kdc, cfg, backend.addr, None).await;
+    let port = kedge.addr.port();
+    for (user, _) in UTF8_USERS {
+        let mut cmd = kdc.curl_cmd(user);
+        cmd.arg("--resolve")
+            .arg(format!("outlook.contoso.com:{port}:127.0.0.1"))
+            .arg("--fail")
+            .arg(format!("http://outlook.contoso.com:{port}/ews/exchange.asmx"));
+        let out = bounded("curl", tokio::task::spawn_blocking(move || cmd.output()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "curl as {user}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let seen = backend.seen();
+    assert_eq!(seen.len(), UTF8_USERS.len());
+    for (s, (user, _)) in seen.iter().zip(UTF8_USERS) {
+        assert!(s.headers.get("authorization").is_none());
+        let stated: Vec<&[u8]> = s
+            .headers
+            .get_all("x-kedge-principal")
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        assert_eq!(stated, vec![format!("{user}@{REALM}").as_bytes()], "{user}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

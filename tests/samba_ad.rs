@@ -572,3 +572,60 @@ fn ldap_check_finds_a_missing_spn_a_duplicate_on_another_account_and_a_stale_kvn
     );
     assert!(t.contains("4 problem(s) in AD"), "{t}");
 }
+
+// ---- UTF-8 user names -------------------------------------------------------------------------
+
+/// AD issues UTF-8 client names, and its PAC names the client again in UTF-16 (CLIENT_INFO,
+/// compared with the ticket's cname). Users whose names hold bytes in 0x80..=0xA0 (`weiß`: C3 9F;
+/// `рябов`: D1 80, D1 8F) are accepted with their names, the PAC verified and its SIDs read.
+#[test]
+fn ad_users_with_utf8_names_are_accepted_and_their_pac_names_them() {
+    use kedge::krb::acceptor::{AcceptCtx, Acceptor, AcceptorConfig};
+    use kedge::krb::keyset::KeySet;
+    use kedge::krb::replay::ReplayCache;
+    use std::time::SystemTime;
+
+    let dc = dc_or_skip!();
+    dc.add_computer("UTF8ASA", "Utf8-Asa-Pa55!", &["http/utf8.kedge.ad"]);
+    let dir = tempfile::tempdir().unwrap();
+    let exported = dir.path().join("ad.keytab");
+    dc.export_keytab("UTF8ASA$", &exported);
+    let cfg = AcceptorConfig {
+        realm: Some(AD_REALM.into()),
+        hosts: vec!["utf8.kedge.ad".into()],
+        require_pac: true,
+        ..Default::default()
+    };
+    let acc = Acceptor::new(
+        cfg,
+        KeySet::from_keytab(&parse(&exported), SystemTime::now(), "test"),
+        Arc::new(ReplayCache::new(1000)),
+    );
+    for (user, password) in [("weiß", "Weiss-Pa55w0rd!"), ("рябов", "Ryabov-Pa55w0rd!")] {
+        assert!(user.bytes().any(|b| (0x80..=0xA0).contains(&b)), "{user}");
+        dc.add_user(user, password, &[]);
+        let cc = dc.kinit(user, password);
+        let toks = dc
+            .tokens(&cc, &format!("http/utf8.kedge.ad@{AD_REALM}"), 2)
+            .unwrap_or_else(|e| panic!("tokens as {user}: {e}\n{}", dc.logs()));
+        for (i, t) in toks.iter().enumerate() {
+            let ctx = AcceptCtx {
+                now: SystemTime::now(),
+                service: "http",
+                channel_binding: None,
+                groups: None,
+                check_replay: true,
+            };
+            let a = acc
+                .accept(t, &ctx)
+                .unwrap_or_else(|e| panic!("{user} token {i}: {e}"));
+            assert_eq!(a.client.to_string(), format!("{user}@{AD_REALM}"));
+            let pac = a.pac.expect("AD issues a PAC");
+            assert!(pac.server_signature_verified);
+            assert!(
+                pac.user_sid().is_some_and(|s| s.starts_with("S-1-5-21-")),
+                "{user}"
+            );
+        }
+    }
+}

@@ -235,9 +235,39 @@ impl<'a> NameView<'a> {
         der.chain(decoded.into_iter().flatten())
     }
 
+    /// Whether this is `p`'s name exactly: the type and every component, byte for byte (the
+    /// authenticator's cname against the ticket's, RFC 4120 §3.2.3; the realm is compared apart).
+    pub fn is(&self, p: &EncodedPrincipal) -> bool {
+        self.name_type() == p.name_type && self.components().eq(p.components.iter().map(|c| &c[..]))
+    }
+
     /// Whether this is what rasn decoded into `name` (type and every component, byte for byte).
     pub fn matches(&self, name: &PrincipalName) -> bool {
         self.name_type() == name.r#type && self.components().eq(name.string.iter().map(|s| s.as_bytes()))
+    }
+}
+
+/// A principal as a ticket encodes it, owned: the name type, and the components and realm as
+/// bytes, whatever bytes they are (UTF-8 from MIT and AD; RFC 4120 §5.2.1). A kept ticket holds
+/// its client this way for the match with each authenticator's cname and crealm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedPrincipal {
+    /// `name-type`.
+    pub name_type: i32,
+    /// The `name-string` components.
+    pub components: Vec<Box<[u8]>>,
+    /// The realm.
+    pub realm: Box<[u8]>,
+}
+
+impl EncodedPrincipal {
+    /// `name` in `realm`, copied.
+    pub fn of(name: &NameView<'_>, realm: &[u8]) -> Self {
+        Self {
+            name_type: name.name_type(),
+            components: name.components().map(Box::from).collect(),
+            realm: realm.into(),
+        }
     }
 }
 

@@ -202,6 +202,23 @@ mod tests {
         assert_eq!(ent.canonical(), "bob\\@contoso.com@CONTOSO.COM");
     }
 
+    /// UTF-8 names as KDCs issue them (`ß` is C3 9F, `Р` D0 A0): shown as issued, compared
+    /// and hashed with the per-character case mapping.
+    #[test]
+    fn utf8_names_display_as_issued_and_fold_case_per_character() {
+        for (name, realm, canonical) in [
+            ("weiß", "KEDGE.TEST", "weiß@KEDGE.TEST"),
+            ("Weiß", "kedge.test", "weiß@KEDGE.TEST"),
+            ("Рябов", "KEDGE.TEST", "рябов@KEDGE.TEST"),
+            ("Łukasz/admin", "Łódź.pl", "łukasz/admin@ŁÓDŹ.PL"),
+        ] {
+            let p = Principal::parse(&format!("{name}@{realm}"), "X").unwrap();
+            assert_eq!(p.to_string(), format!("{name}@{realm}"));
+            assert!(!p.is_plain(), "{name}");
+            assert_eq!(p.canonical(), canonical);
+        }
+    }
+
     #[test]
     fn empty_component_is_refused() {
         assert!(Principal::parse("http//x@R", "R").is_err());

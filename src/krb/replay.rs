@@ -361,6 +361,8 @@ mod tests {
             "HTTP/Outlook.Contoso.com@r",
             "a\\/b@R",
             "Émile@contoso.com",
+            "Weiß@kedge.test",
+            "Рябов@KEDGE.TEST",
             &long,
         ] {
             let p = Principal::parse(s, "").unwrap();

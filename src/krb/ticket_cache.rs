@@ -18,10 +18,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use rasn_kerberos::{KerberosString, PrincipalName};
-
 use super::aprep::USAGE_AP_REP;
 use super::crypto::{Key, UsageKeys};
+use super::der::EncodedPrincipal;
 use super::pac_identity::PacIdentity;
 use super::principal::Principal;
 
@@ -45,10 +44,9 @@ pub struct OpenedTicket {
     pub client: Principal,
     /// The client realm as text.
     pub crealm: String,
-    /// `cname` and `crealm` as encoded, for the authenticator's match (RFC 4120 §3.2.3).
-    pub cname: PrincipalName,
-    /// See `cname`.
-    pub crealm_raw: KerberosString,
+    /// `cname` and `crealm` as encoded (any bytes), for the authenticator's match (RFC 4120
+    /// §3.2.3).
+    pub client_encoded: EncodedPrincipal,
     /// The `invalid` ticket flag.
     pub invalid: bool,
     /// Ticket times, Unix seconds (`starttime` is `authtime` where absent).
@@ -74,8 +72,7 @@ impl OpenedTicket {
         key_index: usize,
         client: Principal,
         crealm: String,
-        cname: PrincipalName,
-        crealm_raw: KerberosString,
+        client_encoded: EncodedPrincipal,
         invalid: bool,
         times: [i64; 3],
         session_key: Key,
@@ -86,8 +83,7 @@ impl OpenedTicket {
             key_index,
             client,
             crealm,
-            cname,
-            crealm_raw,
+            client_encoded,
             invalid,
             authtime,
             starttime,
@@ -286,11 +282,11 @@ mod tests {
             0,
             client,
             "CONTOSO.COM".into(),
-            PrincipalName {
-                r#type: 1,
-                string: vec![KerberosString::from_bytes(b"alice").unwrap()],
+            EncodedPrincipal {
+                name_type: 1,
+                components: vec![Box::from(&b"alice"[..])],
+                realm: Box::from(&b"CONTOSO.COM"[..]),
             },
-            KerberosString::from_bytes(b"CONTOSO.COM").unwrap(),
             false,
             [0, 0, endtime],
             Key::random(EncType::Aes256CtsHmacSha196),

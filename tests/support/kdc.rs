@@ -23,6 +23,10 @@ pub const ARRAY_FQDN: &str = "outlook.contoso.com";
 pub const ASA_SERVICES: [&str; 5] = ["http", "HTTP", "exchangeMDB", "exchangeRFR", "exchangeAB"];
 /// Users created in every realm, with their initial passwords.
 pub const USERS: [(&str, &str); 2] = [("alice", "Alice-Pa55w0rd"), ("bob", "Bob-Pa55w0rd")];
+/// Users with UTF-8 names, created in every realm: each name holds bytes in 0x80..=0xA0
+/// (`ß` is C3 9F; `р` D1 80, `я` D1 8F), which a GeneralString decoder with rasn's alphabet
+/// refuses. MIT stores and issues names as the bytes given, as AD issues UTF-8.
+pub const UTF8_USERS: [(&str, &str); 2] = [("weiß", "Weiss-Pa55w0rd"), ("рябов", "Ryabov-Pa55w0rd")];
 /// `admin/admin` may do anything through kadmind (kadm5.acl `*/admin@KEDGE.TEST *`).
 pub const ADMIN: (&str, &str) = ("admin/admin", "Admin-Pa55w0rd");
 /// Key types of every principal the harness creates.
@@ -79,7 +83,7 @@ struct Ports {
 }
 
 impl Kdc {
-    /// Starts a fresh realm with users alice and bob, the five ASA SPNs on
+    /// Starts a fresh realm with users alice and bob (and the [`UTF8_USERS`]), the five ASA SPNs on
     /// `outlook.contoso.com`, and the ASA keytab at [`Kdc::keytab_path`].
     pub fn start() -> Kdc {
         Self::start_opts(false, false)
@@ -178,7 +182,7 @@ impl Kdc {
     fn create_principals(&self) -> Result<(), String> {
         let mut script = Vec::new();
         let mut passwords = self.passwords.lock().unwrap();
-        for (user, pw) in USERS.iter().copied().chain([ADMIN]) {
+        for (user, pw) in USERS.iter().chain(&UTF8_USERS).copied().chain([ADMIN]) {
             script.push(format!("addprinc -pw {pw} -e {ENCTYPES} {user}"));
             passwords.insert(user.to_string(), pw.to_string());
         }

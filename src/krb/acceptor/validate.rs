@@ -1,17 +1,17 @@
 //! The checks of DESIGN.md §2 on a DER AP-REQ, in order, over one key set and the tickets it
 //! opened: [`validate`] is what [`super::Acceptor::accept`] runs once the token is unframed.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::SystemTime;
-
-use rasn_kerberos::{AuthorizationData, EncTicketPart};
 
 use super::{
     AcceptCtx, Accepted, AcceptorConfig, ApRepParts, ChannelBindingPolicy, Framing, Reply, ANY_SERVICE,
 };
 use crate::krb::ap_req::{ApReqView, AuthenticatorView};
 use crate::krb::crypto::{EncType, Key};
-use crate::krb::der::{flag, NameView, Typed, TypedSeq};
+use crate::krb::der::{EncodedPrincipal, NameView};
+use crate::krb::enc_ticket::EncTicketView;
 use crate::krb::error::AuthError;
 use crate::krb::keyset::KeySet;
 use crate::krb::principal::Principal;
@@ -31,9 +31,6 @@ fn principal_of_view(name: &NameView<'_>, realm: &str) -> Principal {
     }
 }
 
-/// RFC 4120 §5.3 ticket flag `invalid`.
-const TKT_FLAG_INVALID: usize = 7;
-
 /// The key set a validation uses and the tickets opened with it.
 #[derive(Clone, Copy)]
 pub(super) struct Keys<'a> {
@@ -41,12 +38,16 @@ pub(super) struct Keys<'a> {
     pub(super) tickets: &'a TicketCache,
 }
 
-/// A ticket kept from an earlier AP-REQ, or one opened now (with its authorization data, whose
-/// PAC is checked in its turn).
+/// A ticket kept from an earlier AP-REQ, or one opened now (with the PAC found in its
+/// authorization data, or why none could be, checked in its turn).
 enum Opened {
     Kept(Arc<OpenedTicket>),
-    Now(Box<OpenedTicket>, Option<AuthorizationData>),
+    Now(Box<OpenedTicket>, FoundPac),
 }
+
+/// The PAC bytes of a ticket just opened; an error for a malformed AD-IF-RELEVANT or more than
+/// one PAC, reported at the PAC step (after the authenticator's checks, as before).
+type FoundPac = Result<Option<Vec<u8>>, AuthError>;
 
 impl std::ops::Deref for Opened {
     type Target = OpenedTicket;
@@ -126,8 +127,8 @@ pub(super) fn validate(
     let t = match kept {
         Some(t) => Opened::Kept(t),
         None => {
-            let (t, authz) = open_ticket(keys.set, &sname, etype, tkvno, cipher, ctx.now)?;
-            Opened::Now(Box::new(t), authz)
+            let (t, found) = open_ticket(keys.set, &sname, etype, tkvno, cipher, ctx.now)?;
+            Opened::Now(Box::new(t), found)
         }
     };
     let service_key = &keys.set.keys()[t.key_index];
@@ -162,7 +163,7 @@ pub(super) fn validate(
     if auth.vno != 5 {
         return Err(AuthError::BadVersion(auth.vno));
     }
-    if !auth.cname.matches(&t.cname) || auth.crealm != t.crealm_raw.as_bytes() {
+    if !auth.cname.is(&t.client_encoded) || auth.crealm != &*t.client_encoded.realm {
         let a = principal_of_view(&auth.cname, &String::from_utf8_lossy(auth.crealm));
         return Err(AuthError::BadMatch {
             ticket: t.client.to_string(),
@@ -195,21 +196,7 @@ pub(super) fn validate(
     // 6. PAC (verified once per ticket) and group rules (every time).
     let pac = match &t {
         Opened::Kept(t) => t.pac.clone(),
-        Opened::Now(t, authz) => match authz::find_pac(
-            authz
-                .as_ref()
-                .map(|ad| {
-                    TypedSeq::Decoded(
-                        ad.iter()
-                            .map(|v| Typed {
-                                r#type: v.r#type,
-                                value: &v.data,
-                            })
-                            .collect(),
-                    )
-                })
-                .as_ref(),
-        )? {
+        Opened::Now(t, found) => match found.clone()? {
             Some(bytes) => Some(Arc::new(authz::check_pac(
                 &bytes,
                 service_key,
@@ -300,7 +287,7 @@ pub(super) fn validate(
     })
 }
 
-/// Decrypts and decodes a ticket with the first candidate key that opens it.
+/// Decrypts and reads a ticket with the first candidate key that opens it, and finds its PAC.
 fn open_ticket(
     keys: &KeySet,
     sname: &Principal,
@@ -308,7 +295,7 @@ fn open_ticket(
     tkvno: Option<u32>,
     cipher: &[u8],
     now: SystemTime,
-) -> Result<(OpenedTicket, Option<AuthorizationData>), AuthError> {
+) -> Result<(OpenedTicket, FoundPac), AuthError> {
     let mut decrypted = None;
     for sk in keys.candidates(sname, etype, tkvno, now) {
         if let Ok(plain) = sk.ticket_keys().decrypt(cipher) {
@@ -335,31 +322,33 @@ fn open_ticket(
         .iter()
         .position(|k| std::ptr::eq(k, service_key))
         .unwrap_or_default();
-    let enc: EncTicketPart =
-        rasn::ber::decode(&plain).map_err(|_| AuthError::malformed("ticket", "enc-part does not decode"))?;
-    drop(plain);
-    let crealm = String::from_utf8_lossy(enc.crealm.as_bytes()).into_owned();
-    let client = principal_of_view(&NameView::Decoded(&enc.cname), &crealm);
-    let authtime = time::krb_secs(&enc.auth_time);
-    let starttime = enc.start_time.as_ref().map(time::krb_secs).unwrap_or(authtime);
-    let endtime = time::krb_secs(&enc.end_time);
+    // Read in place (rasn reads the forms the borrowed reader does not); the names take any
+    // byte, so UTF-8 client names (AD's and MIT's) are read whatever bytes they hold.
+    let mut decoded = None;
+    let enc = EncTicketView::read(&plain, &mut decoded)
+        .ok_or_else(|| AuthError::malformed("ticket", "enc-part does not decode"))?;
+    let crealm = String::from_utf8_lossy(enc.crealm).into_owned();
+    let client = principal_of_view(&enc.cname, &crealm);
+    let (authtime, endtime) = (enc.authtime, enc.endtime);
+    let starttime = enc.starttime.unwrap_or(authtime);
     let session_key = Key::new(
         EncType::from_i32(enc.key.r#type)
             .ok_or_else(|| AuthError::Unsupported(format!("session key enctype {}", enc.key.r#type)))?,
-        &enc.key.value,
+        enc.key.value,
     )
     .map_err(|_| AuthError::malformed("ticket", "session key of the wrong length"))?;
+    // Found while the plaintext is at hand (the PAC is copied out of it); checked later.
+    let found = authz::find_pac(enc.authorization_data.as_ref()).map(|p| p.map(Cow::into_owned));
     let ticket = OpenedTicket::new(
         key_index,
         client,
         crealm,
-        enc.cname,
-        enc.crealm,
-        flag(&enc.flags.0, TKT_FLAG_INVALID),
+        EncodedPrincipal::of(&enc.cname, enc.crealm),
+        enc.invalid(),
         [authtime, starttime, endtime],
         session_key,
     );
-    Ok((ticket, enc.authorization_data))
+    Ok((ticket, found))
 }
 
 /// The ticket must name the service this listener serves, on one of the array's host names.
