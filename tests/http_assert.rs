@@ -287,3 +287,60 @@ async fn assert_mode_pools_backend_connections_across_clients() {
     assert_eq!(principals[0], "alice@KEDGE.TEST");
     assert_eq!(principals[8], "carol@KEDGE.TEST");
 }
+
+#[tokio::test]
+async fn a_utf8_principal_is_stated_as_its_bytes_and_signed_as_them() {
+    let (backend, kedge, _dir) = setup().await;
+    let mut c = Conn::plain(kedge.addr).await;
+    let r = bounded(
+        "auth",
+        c.get("/ews/", &[("authorization", &fake::header("Weiß", ""))]),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let seen = backend.seen();
+    let h = &seen[0].headers;
+    // Stated in the one canonical form (case folded per character), as UTF-8 bytes.
+    let principal = "weiß@KEDGE.TEST";
+    assert_eq!(
+        h.get("x-kedge-principal").unwrap().as_bytes(),
+        principal.as_bytes()
+    );
+    let ts: u64 = h
+        .get("x-kedge-timestamp")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let signed = AssertSigned {
+        method: b"GET",
+        target: b"/ews/",
+        host: h.get("host").map_or(&b""[..], |v| v.as_bytes()),
+        principal,
+        groups: "",
+        timestamp: ts,
+    };
+    assert_eq!(
+        h.get("x-kedge-signature").unwrap().to_str().unwrap(),
+        assert_signature(b"kedge-test-secret", &signed)
+    );
+}
+
+/// A name the KDC issued with a control character cannot be a header value: the request is
+/// refused (403, counted as `principal_unstatable`), never forwarded without its identity or with
+/// the name's bytes raw (a header injection).
+#[tokio::test]
+async fn a_principal_with_a_control_character_is_refused_and_never_forwarded() {
+    let (backend, kedge, _dir) = setup().await;
+    for user in ["eve\r\nx-kedge-groups:S-1-5-32-544", "eve\u{1}", "eve\u{7f}"] {
+        let mut c = Conn::plain(kedge.addr).await;
+        let r = bounded(
+            "auth",
+            c.get("/ews/", &[("authorization", &fake::header(user, ""))]),
+        )
+        .await;
+        assert_eq!(r.status, 403, "{user:?}");
+    }
+    assert_eq!(backend.seen().len(), 0);
+}

@@ -30,7 +30,7 @@ use hyper::body::Incoming;
 use super::assert_signature::{SignatureMemo, Signed, SigningKey};
 use super::backend::Backend;
 use super::body::{AnyBody, BoxError};
-use super::error::EdgeError;
+use super::error::{EdgeError, ErrorKind};
 use super::forward_headers::{
     prepare_request, remove_identity_headers, strip_hop_by_hop, AddedHeaders, Forwarding,
 };
@@ -40,6 +40,7 @@ use super::wire_exchange::{exchange, request_framing, WireBody};
 use super::wire_link::{Checkout, WireLink};
 use crate::config::AssertConfig;
 use crate::krb::crypto::KeyedHmac;
+use crate::observe::escaped;
 
 /// Idle connections kept per member.
 const MAX_IDLE_PER_MEMBER: usize = 64;
@@ -134,22 +135,32 @@ impl AssertHeaders {
     /// Removes every identity header the client sent (any case, and look-alikes with `_` or
     /// `.` for `-`: [`remove_identity_headers`]) and the Authorization header, then states `id`,
     /// if any, in `added`, signed over the request's method, target and host (`memo`: the
-    /// connection's last signature, reused when this request's input is the same).
+    /// connection's last signature, reused when this request's input is the same). A principal
+    /// that cannot be a header value (a control character in the name the KDC issued; UTF-8 is
+    /// stated as its bytes) is refused: the request never goes on without its identity.
     pub fn apply<B>(
         &self,
         req: &mut Request<B>,
         added: &mut AddedHeaders,
         id: Option<&Identity>,
         (now, memo): (SystemTime, &SignatureMemo),
-    ) {
+    ) -> Result<(), EdgeError> {
         let headers = req.headers_mut();
         headers.remove(AUTHORIZATION);
         remove_identity_headers(headers, &self.names);
-        let Some(id) = id else { return };
+        let Some(id) = id else { return Ok(()) };
+        let principal = id.principal_value().ok_or_else(|| {
+            EdgeError::client(
+                ErrorKind::UnstatablePrincipal,
+                format!(
+                    "principal {} holds a control character and cannot be stated in {}",
+                    escaped(&id.principal),
+                    self.principal
+                ),
+            )
+        })?;
+        added.push(self.principal.clone(), principal.clone());
         let groups = id.groups_joined();
-        if let Some(v) = id.principal_value() {
-            added.push(self.principal.clone(), v.clone());
-        }
         if let (Some(name), Some(v)) = (&self.groups, id.groups_value()) {
             added.push(name.clone(), v.clone());
         }
@@ -172,6 +183,7 @@ impl AssertHeaders {
                 HeaderValue::from_bytes(&sig).expect("hex is a valid header value"),
             );
         }
+        Ok(())
     }
 }
 
@@ -249,7 +261,7 @@ pub async fn forward(
     let mut added = prepare_request(req.headers_mut(), forwarding);
     route
         .headers
-        .apply(&mut req, &mut added, id, (SystemTime::now(), memo));
+        .apply(&mut req, &mut added, id, (SystemTime::now(), memo))?;
     let key = id.map(|i| i.principal.as_str());
     let (parts, body) = req.into_parts();
     let framing = request_framing(&parts.headers)?;
@@ -371,7 +383,8 @@ mod tests {
         now: SystemTime,
     ) -> http::HeaderMap {
         let mut added = AddedHeaders::new();
-        h.apply(r, &mut added, id, (now, &SignatureMemo::default()));
+        h.apply(r, &mut added, id, (now, &SignatureMemo::default()))
+            .expect("a statable identity");
         let mut m = r.headers().clone();
         for (n, v) in added.iter() {
             m.append(n.clone(), v.clone());
@@ -402,6 +415,52 @@ mod tests {
             "S-1-5-21-1-513,S-1-5-21-1-512"
         );
         assert!(m.get(AUTHORIZATION).is_none());
+    }
+
+    #[test]
+    fn a_utf8_principal_is_stated_as_its_bytes() {
+        let h = AssertHeaders::from_config(&cfg()).expect("setup");
+        let weiss = Identity::new("weiß@KEDGE.TEST".into(), "http".into(), None);
+        let m = stated(&h, &mut request(&[]), Some(&weiss), SystemTime::now());
+        assert_eq!(
+            m.get("x-kedge-principal").expect("principal").as_bytes(),
+            "weiß@KEDGE.TEST".as_bytes()
+        );
+    }
+
+    #[test]
+    fn a_principal_with_a_control_character_is_refused_not_omitted() {
+        let h = AssertHeaders::from_config(&cfg()).expect("setup");
+        for name in [
+            "eve\r\nx-kedge-groups: S-1-5-32-544@KEDGE.TEST",
+            "eve\n@KEDGE.TEST",
+            "eve\x00@KEDGE.TEST",
+            "eve\x7f@KEDGE.TEST",
+        ] {
+            let id = Identity::new(name.into(), "http".into(), Some(std::sync::Arc::new(kedge_pac())));
+            let mut r = request(&[("x-kedge-principal", "admin@EVIL")]);
+            let mut added = AddedHeaders::new();
+            let e = h
+                .apply(
+                    &mut r,
+                    &mut added,
+                    Some(&id),
+                    (SystemTime::now(), &SignatureMemo::default()),
+                )
+                .expect_err(name);
+            assert_eq!(e.kind, ErrorKind::UnstatablePrincipal);
+            let d = e.disposition();
+            assert_eq!(
+                (d.status, d.label),
+                (http::StatusCode::FORBIDDEN, "principal_unstatable")
+            );
+            assert!(!e.detail.contains(['\r', '\n', '\0', '\x7f']), "{:?}", e.detail);
+            assert_eq!(added.iter().count(), 0, "nothing stated");
+            assert!(
+                r.headers().get("x-kedge-principal").is_none(),
+                "the spoof is gone"
+            );
+        }
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub enum ErrorKind {
     NtlmRejected,
     /// Authenticated, but the route's group rules refuse the user.
     Forbidden,
+    /// Authenticated, but the principal's name holds what no header value may (a control
+    /// character): an assert route cannot state it, so the request is not forwarded.
+    UnstatablePrincipal,
     /// The Authorization header is unusable (bad base64, several headers, not ASCII).
     BadAuthorization(&'static str),
     /// A token or head larger than the listener allows.
@@ -127,6 +130,7 @@ pub fn disposition(kind: ErrorKind, side: Side) -> Disposition {
         (K::AuthRefused(reason), _) => (StatusCode::UNAUTHORIZED, reason, Level::INFO),
         (K::NtlmRejected, _) => (StatusCode::UNAUTHORIZED, "ntlm_rejected", Level::INFO),
         (K::Forbidden, _) => (StatusCode::FORBIDDEN, "group_denied", Level::INFO),
+        (K::UnstatablePrincipal, _) => (StatusCode::FORBIDDEN, "principal_unstatable", Level::WARN),
         (K::BadAuthorization(reason), _) => (StatusCode::BAD_REQUEST, reason, Level::INFO),
         (K::TooLarge, S::Client) => (
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
