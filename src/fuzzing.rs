@@ -114,7 +114,7 @@ pub fn acceptor(data: &[u8]) -> bool {
 }
 
 /// `ap_req` target: the borrowed AP-REQ and Authenticator readers against rasn, the
-/// reference. Whatever they read, rasn reads too, to the same fields ([`same_as_rasn`] names
+/// reference. Whatever they read, rasn reads too, to the same fields (`same_as_rasn` names
 /// the one exception); they may refuse what rasn reads (validation then asks rasn). Borrowed
 /// fields lie within the input.
 pub fn ap_req(data: &[u8]) {
@@ -135,7 +135,7 @@ pub fn ap_req(data: &[u8]) {
 
 /// `enc_ticket` target: the borrowed EncTicketPart reader (a decrypted ticket) against rasn, as
 /// `ap_req` does for the AP-REQ: whatever it reads, rasn reads to the same fields (names and
-/// realms with bytes rasn refuses excepted, [`same_as_rasn`]). Borrowed fields lie within the
+/// realms with bytes rasn refuses excepted, `same_as_rasn`). Borrowed fields lie within the
 /// input.
 pub fn enc_ticket(data: &[u8]) {
     let Ok(v) = EncTicketView::read_der(data) else {

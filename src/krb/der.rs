@@ -1,6 +1,7 @@
 //! DER as Kerberos peers send it (X.690 §10 over RFC 4120 §5's ASN.1): the cursor and the
-//! primitives the borrowed message readers share ([`super::ap_req`]), and the small structures
-//! several messages hold (PrincipalName, EncryptionKey / Checksum).
+//! primitives the borrowed message readers share ([`super::ap_req`], [`super::enc_ticket`]), and
+//! the small structures several messages hold (PrincipalName, EncryptionKey / Checksum and the
+//! other `{ type, octets }` pairs, and sequences of them).
 //!
 //! Every reader here takes DER only and answers [`NotDer`] for anything else (indefinite
 //! lengths, high tag numbers, integers over 64 bits, times other than `YYYYMMDDHHMMSSZ`); the
@@ -15,9 +16,9 @@ pub(crate) const INTEGER: u8 = 0x02;
 pub(crate) const BIT_STRING: u8 = 0x03;
 pub(crate) const OCTET_STRING: u8 = 0x04;
 /// KerberosString (RFC 4120 §5.2.1): a GeneralString whose contents are taken as octets, any
-/// byte. The RFC asks for IA5 but says implementations should accept any octet values; MIT and
-/// AD put UTF-8 names and realms there (`weiß` is `C3 9F`), and the acceptor compares them as
-/// octets. (rasn's GeneralString refuses 0x80..=0xA0, so rasn cannot read such names.)
+/// byte. The RFC constrains it to IA5 and lets implementations accept other characters (MAY);
+/// MIT and AD put UTF-8 names and realms there (`weiß` is `… C3 9F`), and the acceptor compares
+/// them as octets. (rasn's GeneralString refuses 0x80..=0xA0, so rasn cannot read such names.)
 pub(crate) const KERBEROS_STRING: u8 = 0x1B;
 pub(crate) const GENERALIZED_TIME: u8 = 0x18;
 
