@@ -31,6 +31,26 @@ fn principal_of_view(name: &NameView<'_>, realm: &str) -> Principal {
     }
 }
 
+/// The ticket's client, `cname@crealm`, and its realm. Every component and the realm must be
+/// UTF-8, as AD and MIT issue them: a lossy reading would make two names the KDC tells apart
+/// (`a\x80`, `a\x81`) one identity here, with one affinity key, one replay key and one
+/// asserted principal.
+fn client_of(cname: &NameView<'_>, crealm: &[u8]) -> Result<(Principal, String), AuthError> {
+    let not_utf8 = || AuthError::malformed("ticket", "client name or realm is not UTF-8");
+    let realm = std::str::from_utf8(crealm).map_err(|_| not_utf8())?.to_owned();
+    let components = cname
+        .components()
+        .map(|c| std::str::from_utf8(c).map(str::to_owned))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| not_utf8())?;
+    let client = Principal {
+        name_type: cname.name_type(),
+        components,
+        realm: realm.clone(),
+    };
+    Ok((client, realm))
+}
+
 /// The key set a validation uses and the tickets opened with it.
 #[derive(Clone, Copy)]
 pub(super) struct Keys<'a> {
@@ -327,8 +347,7 @@ fn open_ticket(
     let mut decoded = None;
     let enc = EncTicketView::read(&plain, &mut decoded)
         .ok_or_else(|| AuthError::malformed("ticket", "enc-part does not decode"))?;
-    let crealm = String::from_utf8_lossy(enc.crealm).into_owned();
-    let client = principal_of_view(&enc.cname, &crealm);
+    let (client, crealm) = client_of(&enc.cname, enc.crealm)?;
     let (authtime, endtime) = (enc.authtime, enc.endtime);
     let starttime = enc.starttime.unwrap_or(authtime);
     let session_key = Key::new(
@@ -417,5 +436,45 @@ fn check_bindings(
             }
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A PrincipalName's contents (type 1) holding one KerberosString of `name`'s bytes.
+    fn name_der(name: &[u8]) -> Vec<u8> {
+        let n = u8::try_from(name.len()).expect("short name");
+        let mut der = vec![0xA0, 3, 0x02, 1, 1, 0xA1, n + 4, 0x30, n + 2, 0x1B, n];
+        der.extend_from_slice(name);
+        der
+    }
+
+    fn client(name: &[u8], realm: &[u8]) -> Result<(Principal, String), AuthError> {
+        let der = name_der(name);
+        let view = NameView::read(&der).expect("DER name");
+        client_of(&view, realm)
+    }
+
+    #[test]
+    fn utf8_client_names_are_read_as_issued() {
+        let (p, realm) = client("weiß".as_bytes(), b"KEDGE.TEST").expect("UTF-8 name");
+        assert_eq!(p.to_string(), "weiß@KEDGE.TEST");
+        assert_eq!(realm, "KEDGE.TEST");
+        let (p, _) = client("рябов".as_bytes(), b"KEDGE.TEST").expect("UTF-8 name");
+        assert_eq!(p.to_string(), "рябов@KEDGE.TEST");
+    }
+
+    #[test]
+    fn client_names_that_are_not_utf8_are_refused_not_merged() {
+        // Latin-1 café, and two names a lossy reading would make one.
+        for name in [&b"caf\xE9"[..], b"a\x80", b"a\x81"] {
+            let e = client(name, b"KEDGE.TEST").expect_err("not UTF-8");
+            assert_eq!(e.reason(), "malformed", "{e}");
+            assert!(e.to_string().contains("not UTF-8"), "{e}");
+        }
+        let e = client(b"alice", b"KEDGE\xFF").expect_err("realm not UTF-8");
+        assert!(e.to_string().contains("not UTF-8"), "{e}");
     }
 }
