@@ -139,27 +139,37 @@ async fn curl_negotiate_over_tls_reaches_the_backend_and_no_credentials_get_401(
     assert_eq!(r.status, 401);
     assert_eq!(r.all("www-authenticate"), vec!["Negotiate"]);
 
+    let body = curl_ok(kdc, "alice", &kedge, Some(ca.as_path())).await;
+    assert_eq!(
+        body,
+        format!("conn=1 owner=alice@{REALM} path=/ews/exchange.asmx")
+    );
+}
+
+/// `curl --negotiate --fail` as `user` to kedge's `/ews/exchange.asmx` (over TLS trusting
+/// `ca`, else plain HTTP), with outlook.contoso.com resolved to loopback; its body, once it
+/// succeeded.
+async fn curl_ok(kdc: &Kdc, user: &str, kedge: &Kedge, ca: Option<&std::path::Path>) -> String {
     let port = kedge.addr.port();
-    let mut cmd = kdc.curl_cmd("alice");
-    cmd.arg("--cacert")
-        .arg(&ca)
-        .arg("--resolve")
+    let mut cmd = kdc.curl_cmd(user);
+    if let Some(ca) = ca {
+        cmd.arg("--cacert").arg(ca);
+    }
+    let scheme = if ca.is_some() { "https" } else { "http" };
+    cmd.arg("--resolve")
         .arg(format!("outlook.contoso.com:{port}:127.0.0.1"))
         .arg("--fail")
-        .arg(format!("https://outlook.contoso.com:{port}/ews/exchange.asmx"));
+        .arg(format!("{scheme}://outlook.contoso.com:{port}/ews/exchange.asmx"));
     let out = bounded("curl", tokio::task::spawn_blocking(move || cmd.output()))
         .await
         .unwrap()
         .unwrap();
     assert!(
         out.status.success(),
-        "curl: {}",
+        "curl as {user}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        format!("conn=1 owner=alice@{REALM} path=/ews/exchange.asmx")
-    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,22 +218,8 @@ async fn curl_as_a_utf8_user_reaches_the_member_with_the_utf8_principal_header()
     let backend = member(kdc).await;
     let cfg = "[[routes]]\nprefix = \"/\"\npool = \"cas\"\nmode = \"assert\"\n";
     let kedge = kedge_over(kdc, cfg, backend.addr, None).await;
-    let port = kedge.addr.port();
     for (user, _) in UTF8_USERS {
-        let mut cmd = kdc.curl_cmd(user);
-        cmd.arg("--resolve")
-            .arg(format!("outlook.contoso.com:{port}:127.0.0.1"))
-            .arg("--fail")
-            .arg(format!("http://outlook.contoso.com:{port}/ews/exchange.asmx"));
-        let out = bounded("curl", tokio::task::spawn_blocking(move || cmd.output()))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "curl as {user}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        curl_ok(kdc, user, &kedge, None).await;
     }
     let seen = backend.seen();
     assert_eq!(seen.len(), UTF8_USERS.len());
