@@ -72,21 +72,17 @@ pub type ReplayId = [u8; 16];
 /// Feeds `p`'s canonical characters to `write` as UTF-8, a buffer at a time (the hashes are
 /// over the byte stream, so how it is cut does not change them; a write per character did).
 fn feed_canonical(p: &Principal, write: &mut impl FnMut(&[u8])) {
+    match p.plain_canonical_bytes() {
+        Some(bytes) => feed_chars(bytes.map(char::from), write),
+        None => feed_chars(p.canonical_chars(), write),
+    }
+}
+
+/// `chars` as UTF-8 to `write`, 128 bytes at a time.
+fn feed_chars(chars: impl Iterator<Item = char>, write: &mut impl FnMut(&[u8])) {
     let mut buf = [0u8; 128];
     let mut n = 0;
-    if let Some(bytes) = p.plain_canonical_bytes() {
-        for b in bytes {
-            if n == buf.len() {
-                write(&buf);
-                n = 0;
-            }
-            buf[n] = b;
-            n += 1;
-        }
-        write(&buf[..n]);
-        return;
-    }
-    for c in p.canonical_chars() {
+    for c in chars {
         if n + 4 > buf.len() {
             write(&buf[..n]);
             n = 0;
