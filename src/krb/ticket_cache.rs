@@ -40,10 +40,8 @@ const PAC_WEIGHT: usize = 8;
 pub struct OpenedTicket {
     /// Index in the key set of the key that decrypted it.
     pub key_index: usize,
-    /// The client, `cname@crealm`.
+    /// The client, `cname@crealm` (its realm is the client realm as text).
     pub client: Principal,
-    /// The client realm as text.
-    pub crealm: String,
     /// `cname` and `crealm` as encoded (any bytes), for the authenticator's match (RFC 4120
     /// §3.2.3).
     pub client_encoded: EncodedPrincipal,
@@ -67,11 +65,9 @@ pub struct OpenedTicket {
 
 impl OpenedTicket {
     /// A ticket just opened; its PAC is checked later and set with [`OpenedTicket::pac`].
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         key_index: usize,
         client: Principal,
-        crealm: String,
         client_encoded: EncodedPrincipal,
         invalid: bool,
         times: [i64; 3],
@@ -82,7 +78,6 @@ impl OpenedTicket {
         Self {
             key_index,
             client,
-            crealm,
             client_encoded,
             invalid,
             authtime,
@@ -281,7 +276,6 @@ mod tests {
         Arc::new(OpenedTicket::new(
             0,
             client,
-            "CONTOSO.COM".into(),
             EncodedPrincipal {
                 name_type: 1,
                 components: vec![Box::from(&b"alice"[..])],

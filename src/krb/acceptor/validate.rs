@@ -31,11 +31,11 @@ fn principal_of_view(name: &NameView<'_>, realm: &str) -> Principal {
     }
 }
 
-/// The ticket's client, `cname@crealm`, and its realm. Every component and the realm must be
+/// The ticket's client, `cname@crealm`. Every component and the realm must be
 /// UTF-8, as AD and MIT issue them: a lossy reading would make two names the KDC tells apart
 /// (`a\x80`, `a\x81`) one identity here, with one affinity key, one replay key and one
 /// asserted principal.
-fn client_of(cname: &NameView<'_>, crealm: &[u8]) -> Result<(Principal, String), AuthError> {
+fn client_of(cname: &NameView<'_>, crealm: &[u8]) -> Result<Principal, AuthError> {
     let not_utf8 = || AuthError::malformed("ticket", "client name or realm is not UTF-8");
     let realm = std::str::from_utf8(crealm).map_err(|_| not_utf8())?.to_owned();
     let components = cname
@@ -43,12 +43,11 @@ fn client_of(cname: &NameView<'_>, crealm: &[u8]) -> Result<(Principal, String),
         .map(|c| std::str::from_utf8(c).map(str::to_owned))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| not_utf8())?;
-    let client = Principal {
+    Ok(Principal {
         name_type: cname.name_type(),
         components,
-        realm: realm.clone(),
-    };
-    Ok((client, realm))
+        realm,
+    })
 }
 
 /// The key set a validation uses and the tickets opened with it.
@@ -152,7 +151,7 @@ pub(super) fn validate(
         }
     };
     let service_key = &keys.set.keys()[t.key_index];
-    check_client_realm(cfg, &t.crealm, &service_key.principal.realm)?;
+    check_client_realm(cfg, &t.client.realm, &service_key.principal.realm)?;
 
     // 3. Times.
     if t.invalid {
@@ -216,12 +215,12 @@ pub(super) fn validate(
     // 6. PAC (verified once per ticket) and group rules (every time).
     let pac = match &t {
         Opened::Kept(t) => t.pac.clone(),
-        Opened::Now(t, found) => match found.clone()? {
+        Opened::Now(t, found) => match found.as_ref().map_err(Clone::clone)? {
             Some(bytes) => Some(Arc::new(authz::check_pac(
-                &bytes,
+                bytes,
                 service_key,
                 &t.client.name(),
-                &t.crealm,
+                &t.client.realm,
                 authtime,
                 cfg.verify_pac,
             )?)),
@@ -347,7 +346,7 @@ fn open_ticket(
     let mut decoded = None;
     let enc = EncTicketView::read(&plain, &mut decoded)
         .ok_or_else(|| AuthError::malformed("ticket", "enc-part does not decode"))?;
-    let (client, crealm) = client_of(&enc.cname, enc.crealm)?;
+    let client = client_of(&enc.cname, enc.crealm)?;
     let (authtime, endtime) = (enc.authtime, enc.endtime);
     let starttime = enc.starttime.unwrap_or(authtime);
     let session_key = Key::new(
@@ -361,7 +360,6 @@ fn open_ticket(
     let ticket = OpenedTicket::new(
         key_index,
         client,
-        crealm,
         EncodedPrincipal::of(&enc.cname, enc.crealm),
         enc.invalid(),
         [authtime, starttime, endtime],
@@ -451,7 +449,7 @@ mod tests {
         der
     }
 
-    fn client(name: &[u8], realm: &[u8]) -> Result<(Principal, String), AuthError> {
+    fn client(name: &[u8], realm: &[u8]) -> Result<Principal, AuthError> {
         let der = name_der(name);
         let view = NameView::read(&der).expect("DER name");
         client_of(&view, realm)
@@ -459,10 +457,10 @@ mod tests {
 
     #[test]
     fn utf8_client_names_are_read_as_issued() {
-        let (p, realm) = client("weiß".as_bytes(), b"KEDGE.TEST").expect("UTF-8 name");
+        let p = client("weiß".as_bytes(), b"KEDGE.TEST").expect("UTF-8 name");
         assert_eq!(p.to_string(), "weiß@KEDGE.TEST");
-        assert_eq!(realm, "KEDGE.TEST");
-        let (p, _) = client("рябов".as_bytes(), b"KEDGE.TEST").expect("UTF-8 name");
+        assert_eq!(p.realm, "KEDGE.TEST");
+        let p = client("рябов".as_bytes(), b"KEDGE.TEST").expect("UTF-8 name");
         assert_eq!(p.to_string(), "рябов@KEDGE.TEST");
     }
 
