@@ -23,3 +23,4 @@ pub mod rpc;
 pub mod secret_file;
 pub mod serve;
 pub mod soak;
+pub mod stripes;

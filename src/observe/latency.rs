@@ -1,9 +1,14 @@
 //! Latency histograms, response and authentication counters, as handles looked up once (per
 //! listener, route or pool) so that a request records with no label lookup and no allocation.
+//! What every request writes is striped by thread (`striped.rs`).
 
-use metrics::{counter, histogram, Counter, Histogram};
+use std::sync::Arc;
+
+use metrics::{counter, histogram, Histogram};
 
 use super::names::*;
+use super::striped::{self, StripedCounter, StripedHistogram};
+use super::LATENCY_BUCKETS;
 
 /// An access-log line was dropped (queue full or a failed write).
 pub fn access_log_dropped() {
@@ -11,9 +16,9 @@ pub fn access_log_dropped() {
 }
 
 /// `kedge_http_request_duration_seconds` of one route of a listener (or of the requests no
-/// route matched: `route = "none"`), one handle per status class.
+/// route matched: `route = "none"`), one striped histogram per status class.
 #[derive(Clone)]
-pub struct RequestDurations([Histogram; 5]);
+pub struct RequestDurations([Arc<StripedHistogram>; 5]);
 
 impl std::fmt::Debug for RequestDurations {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -22,11 +27,15 @@ impl std::fmt::Debug for RequestDurations {
 }
 
 impl RequestDurations {
-    /// The handles of `route` (a prefix from the config) on `listener`.
+    /// The histograms of `route` (a prefix from the config) on `listener`.
     pub fn new(listener: &str, route: &str) -> Self {
         let h = |class: &'static str| {
-            histogram!(HTTP_REQUEST_DURATION, "listener" => listener.to_owned(),
-                "route" => route.to_owned(), "status" => class)
+            striped::histogram(
+                HTTP_REQUEST_DURATION,
+                HTTP_REQUEST_DURATION_HELP,
+                &[("listener", listener), ("route", route), ("status", class)],
+                LATENCY_BUCKETS,
+            )
         };
         Self([h("1xx"), h("2xx"), h("3xx"), h("4xx"), h("5xx")])
     }
@@ -39,8 +48,13 @@ impl RequestDurations {
 }
 
 /// `kedge_backend_response_duration_seconds` of `pool`.
-pub fn backend_response_duration(pool: &str) -> Histogram {
-    histogram!(BACKEND_RESPONSE_DURATION, "pool" => pool.to_owned())
+pub fn backend_response_duration(pool: &str) -> Arc<StripedHistogram> {
+    striped::histogram(
+        BACKEND_RESPONSE_DURATION,
+        BACKEND_RESPONSE_DURATION_HELP,
+        &[("pool", pool)],
+        LATENCY_BUCKETS,
+    )
 }
 
 /// `kedge_rpc_bind_duration_seconds` of `listener`.
@@ -48,9 +62,9 @@ pub fn rpc_bind_duration(listener: &str) -> Histogram {
     histogram!(RPC_BIND_DURATION, "listener" => listener.to_owned())
 }
 
-/// `kedge_http_responses_total` of one listener, one handle per status class.
+/// `kedge_http_responses_total` of one listener, one striped counter per status class.
 #[derive(Clone)]
-pub struct ResponseCounters([Counter; 5]);
+pub struct ResponseCounters([Arc<StripedCounter>; 5]);
 
 impl std::fmt::Debug for ResponseCounters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -59,16 +73,18 @@ impl std::fmt::Debug for ResponseCounters {
 }
 
 impl ResponseCounters {
-    /// The handles of `listener`.
+    /// The counters of `listener`.
     pub fn new(listener: &str) -> Self {
-        let c = |class: &'static str| counter!(HTTP_RESPONSES, "listener" => listener.to_owned(), "class" => class);
+        let c = |class: &'static str| {
+            striped::counter(HTTP_RESPONSES, &[("listener", listener), ("class", class)])
+        };
         Self([c("1xx"), c("2xx"), c("3xx"), c("4xx"), c("5xx")])
     }
 
     /// Counts one response with `status`.
     pub fn count(&self, status: u16) {
         let i = usize::from(status / 100).clamp(1, 5) - 1;
-        self.0[i].increment(1);
+        self.0[i].add(1);
     }
 }
 
@@ -77,7 +93,7 @@ impl ResponseCounters {
 /// up once (per route) instead of per request.
 #[derive(Clone)]
 pub struct AuthSuccesses {
-    total: Counter,
+    total: Arc<StripedCounter>,
     duration: Histogram,
 }
 
@@ -88,19 +104,29 @@ impl std::fmt::Debug for AuthSuccesses {
 }
 
 impl AuthSuccesses {
-    /// The handles of `service` (any case: the label is lowercase) on `protocol`.
+    /// The handles of `service` (any case: the label is lowercase) on `protocol`. Only these
+    /// handles count the series (`auth_attempt` is not called with `ok` for `protocol`): its
+    /// striped count is what a scrape shows.
     pub fn new(protocol: &str, service: &str) -> Self {
+        let service = service.to_ascii_lowercase();
         Self {
-            total: counter!(AUTH_TOTAL, "protocol" => protocol.to_owned(),
-                "service" => service.to_ascii_lowercase(), "result" => "ok", "reason" => "ok"),
+            total: striped::counter(
+                AUTH_TOTAL,
+                &[
+                    ("protocol", protocol),
+                    ("service", &service),
+                    ("result", "ok"),
+                    ("reason", "ok"),
+                ],
+            ),
             duration: histogram!(AUTH_DURATION, "protocol" => protocol.to_owned()),
         }
     }
 
     /// One token accepted after `seconds` of validation.
     pub fn record(&self, seconds: f64) {
-        super::tally::bump(&super::tally::tally().auth_ok, 1);
-        self.total.increment(1);
+        super::tally::tally().auth_ok.add(1);
+        self.total.add(1);
         self.duration.record(seconds);
     }
 }

@@ -13,6 +13,8 @@ mod names;
 mod record;
 mod record_tls;
 pub mod refusal_log;
+mod striped;
+pub use striped::{StripedCounter, StripedHistogram};
 mod tally;
 
 use std::sync::OnceLock;
@@ -71,9 +73,9 @@ pub fn install() -> &'static PrometheusHandle {
                 b.set_buckets_for_metric(Matcher::Full(REPLAY_STORE_DURATION.into()), REPLAY_STORE_BUCKETS)
             })
             .and_then(|b| {
-                [HTTP_REQUEST_DURATION, BACKEND_RESPONSE_DURATION, RPC_BIND_DURATION]
-                    .into_iter()
-                    .try_fold(b, |b, m| b.set_buckets_for_metric(Matcher::Full(m.into()), LATENCY_BUCKETS))
+                // The HTTP request and backend response histograms are striped (`striped.rs`)
+                // and rendered after the recorder's output, over the same buckets.
+                b.set_buckets_for_metric(Matcher::Full(RPC_BIND_DURATION.into()), LATENCY_BUCKETS)
             })
             .expect("bucket lists are non-empty")
             .build_recorder();
@@ -97,7 +99,10 @@ pub fn handle() -> &'static PrometheusHandle {
 pub fn render() -> String {
     let handle = handle();
     names::process_collector().collect();
-    handle.render()
+    striped::sync();
+    let mut text = handle.render();
+    striped::render_histograms(&mut text);
+    text
 }
 
 /// Histograms keep raw samples until drained; without a scrape they would grow forever, so a

@@ -70,8 +70,14 @@ pub const ACCESS_LOG_DROPPED: &str = "kedge_access_log_dropped_total";
 /// Histogram `{listener, route, status}`: time from a request's head to its response head,
 /// seconds; `route` the route's prefix (`none` where no route matched), `status` its class.
 pub const HTTP_REQUEST_DURATION: &str = "kedge_http_request_duration_seconds";
+/// `# HELP` of [`HTTP_REQUEST_DURATION`] (a striped histogram, rendered by `striped.rs`).
+pub const HTTP_REQUEST_DURATION_HELP: &str =
+    "Time from an HTTP request's head to its response head, by listener, route prefix and status class.";
 /// Histogram `{pool}`: time from sending a request to a member until its response head, seconds.
 pub const BACKEND_RESPONSE_DURATION: &str = "kedge_backend_response_duration_seconds";
+/// `# HELP` of [`BACKEND_RESPONSE_DURATION`] (a striped histogram, rendered by `striped.rs`).
+pub const BACKEND_RESPONSE_DURATION_HELP: &str =
+    "Time from sending a request to a pool member until its response head.";
 /// Histogram `{listener}`: time from accepting an RPC connection until its first bind is
 /// forwarded (read, admission, backend connect), seconds.
 pub const RPC_BIND_DURATION: &str = "kedge_rpc_bind_duration_seconds";
@@ -271,16 +277,6 @@ pub(super) fn describe_all() {
         ACCESS_LOG_DROPPED,
         Unit::Count,
         "Access-log lines dropped because the writer's queue was full or a write failed."
-    );
-    describe_histogram!(
-        HTTP_REQUEST_DURATION,
-        Unit::Seconds,
-        "Time from an HTTP request's head to its response head, by listener, route prefix and status class."
-    );
-    describe_histogram!(
-        BACKEND_RESPONSE_DURATION,
-        Unit::Seconds,
-        "Time from sending a request to a pool member until its response head."
     );
     describe_histogram!(
         RPC_BIND_DURATION,

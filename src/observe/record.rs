@@ -1,10 +1,12 @@
 //! Typed recording functions: the only places that name a metric.
 
-use metrics::{counter, gauge, histogram, Counter, Gauge, SharedString};
+use metrics::{counter, gauge, histogram, Gauge, SharedString};
 
 use super::names::*;
+use super::striped::StripedCounter;
 use super::tally::{bump, tally};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// One authentication attempt: `result` is `ok` or `fail`, `reason` the error's `reason()`
 /// (`ok` on success); `seconds` the validation time, `None` for a credential refused before any
@@ -12,7 +14,11 @@ use std::sync::atomic::Ordering;
 /// out of the latency histogram, which they would drag towards zero.
 pub fn auth_attempt(protocol: &str, service: &str, result: &str, reason: &str, seconds: Option<f64>) {
     let ok = result == "ok";
-    bump(if ok { &tally().auth_ok } else { &tally().auth_fail }, 1);
+    if ok {
+        tally().auth_ok.add(1);
+    } else {
+        bump(&tally().auth_fail, 1);
+    }
     let result: SharedString = if ok { "ok".into() } else { "fail".into() };
     counter!(AUTH_TOTAL, "protocol" => protocol.to_owned(), "service" => service.to_owned(),
         "result" => result, "reason" => reason.to_owned())
@@ -121,30 +127,31 @@ impl Direction {
 /// [`byte_meter`] and call [`ByteMeter::add`] per chunk (no label work per chunk).
 #[derive(Clone, Debug)]
 pub struct ByteMeter {
-    counter: Counter,
+    counter: Arc<StripedCounter>,
     direction: Direction,
 }
 
 /// A byte meter for `listener` and `direction`.
 pub fn byte_meter(listener: &str, direction: Direction) -> ByteMeter {
     ByteMeter {
-        counter: counter!(BYTES_TOTAL, "listener" => listener.to_owned(), "direction" => direction.as_str()),
+        counter: super::striped::counter(
+            BYTES_TOTAL,
+            &[("listener", listener), ("direction", direction.as_str())],
+        ),
         direction,
     }
 }
 
 impl ByteMeter {
-    /// `n` more bytes went through.
+    /// `n` more bytes went through (into stripes of this thread's: no cache line shared with
+    /// the other workers per chunk).
     pub fn add(&self, n: u64) {
         let t = tally();
-        bump(
-            match self.direction {
-                Direction::ClientToBackend => &t.bytes_client_to_backend,
-                Direction::BackendToClient => &t.bytes_backend_to_client,
-            },
-            n,
-        );
-        self.counter.increment(n);
+        match self.direction {
+            Direction::ClientToBackend => t.bytes_client_to_backend.add(n),
+            Direction::BackendToClient => t.bytes_backend_to_client.add(n),
+        }
+        self.counter.add(n);
     }
 }
 

@@ -5,18 +5,22 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+use super::striped::StripedCounter;
+
 /// Running totals since the process started.
 #[derive(Debug, Default)]
 pub struct Tally {
-    pub(super) auth_ok: AtomicU64,
+    /// Striped: every accepted token adds to it.
+    pub(super) auth_ok: StripedCounter,
     pub(super) auth_fail: AtomicU64,
     pub(super) ntlm_rejected: AtomicU64,
     pub(super) replay_rejected: AtomicU64,
     pub(super) connections_active: AtomicI64,
     pub(super) connections_total: AtomicU64,
     pub(super) sessions_active: AtomicI64,
-    pub(super) bytes_client_to_backend: AtomicU64,
-    pub(super) bytes_backend_to_client: AtomicU64,
+    /// Striped: every relayed chunk adds to them.
+    pub(super) bytes_client_to_backend: StripedCounter,
+    pub(super) bytes_backend_to_client: StripedCounter,
     pub(super) backend_failovers: AtomicU64,
     pub(super) backend_ejections: AtomicU64,
     pub(super) keytab_reloads_ok: AtomicU64,
@@ -26,15 +30,15 @@ pub struct Tally {
 }
 
 static TALLY: Tally = Tally {
-    auth_ok: AtomicU64::new(0),
+    auth_ok: StripedCounter::new(),
     auth_fail: AtomicU64::new(0),
     ntlm_rejected: AtomicU64::new(0),
     replay_rejected: AtomicU64::new(0),
     connections_active: AtomicI64::new(0),
     connections_total: AtomicU64::new(0),
     sessions_active: AtomicI64::new(0),
-    bytes_client_to_backend: AtomicU64::new(0),
-    bytes_backend_to_client: AtomicU64::new(0),
+    bytes_client_to_backend: StripedCounter::new(),
+    bytes_backend_to_client: StripedCounter::new(),
     backend_failovers: AtomicU64::new(0),
     backend_ejections: AtomicU64::new(0),
     keytab_reloads_ok: AtomicU64::new(0),
@@ -88,15 +92,15 @@ impl Tally {
     pub fn snapshot(&self) -> Counters {
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Counters {
-            auth_ok: r(&self.auth_ok),
+            auth_ok: self.auth_ok.sum(),
             auth_fail: r(&self.auth_fail),
             ntlm_rejected: r(&self.ntlm_rejected),
             replay_rejected: r(&self.replay_rejected),
             connections_active: self.connections_active.load(Ordering::Relaxed),
             connections_total: r(&self.connections_total),
             sessions_active: self.sessions_active.load(Ordering::Relaxed),
-            bytes_client_to_backend: r(&self.bytes_client_to_backend),
-            bytes_backend_to_client: r(&self.bytes_backend_to_client),
+            bytes_client_to_backend: self.bytes_client_to_backend.sum(),
+            bytes_backend_to_client: self.bytes_backend_to_client.sum(),
             backend_failovers: r(&self.backend_failovers),
             backend_ejections: r(&self.backend_ejections),
             keytab_reloads_ok: r(&self.keytab_reloads_ok),

@@ -34,7 +34,7 @@ pub struct Backend {
     /// The pool (which also holds the TLS client for its members).
     pub pool: Arc<Pool>,
     /// `kedge_backend_response_duration_seconds{pool}`, looked up once.
-    pub response_time: metrics::Histogram,
+    pub response_time: std::sync::Arc<crate::observe::StripedHistogram>,
 }
 
 impl std::fmt::Debug for Backend {

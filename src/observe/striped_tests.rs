@@ -1,0 +1,125 @@
+use super::*;
+
+const BOUNDS: &[f64] = &[0.001, 0.01, 0.1];
+
+#[test]
+fn a_histogram_counts_each_sample_in_its_bucket_cumulatively() {
+    let h = StripedHistogram::new(BOUNDS);
+    // On a bound counts in that bucket (`le` is inclusive); above every bound only in +Inf.
+    for s in [0.0005, 0.001, 0.002, 0.05, 0.1, 3.0] {
+        h.record(s);
+    }
+    let snap = h.snapshot();
+    assert_eq!(snap.cumulative, vec![2, 3, 5, 6]);
+    assert_eq!(snap.count, 6);
+    assert!((snap.sum - 3.1535).abs() < 1e-9, "{}", snap.sum);
+}
+
+#[test]
+fn negative_and_nan_samples_count_as_zero() {
+    let h = StripedHistogram::new(BOUNDS);
+    h.record(-1.0);
+    h.record(f64::NAN);
+    let snap = h.snapshot();
+    assert_eq!(snap.cumulative, vec![2, 2, 2, 2]);
+    assert_eq!(snap.sum, 0.0);
+}
+
+#[test]
+fn samples_from_many_threads_all_count() {
+    let h = Arc::new(StripedHistogram::new(BOUNDS));
+    let c = Arc::new(StripedCounter::new());
+    // More threads than stripes: some share one, and nothing is lost.
+    let threads: Vec<_> = (0..STRIPES + 4)
+        .map(|_| {
+            let (h, c) = (h.clone(), c.clone());
+            std::thread::spawn(move || {
+                for _ in 0..1000 {
+                    h.record(0.005);
+                    c.add(2);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let n = (STRIPES as u64 + 4) * 1000;
+    assert_eq!(h.snapshot().cumulative, vec![0, n, n, n]);
+    assert!((h.snapshot().sum - n as f64 * 0.005).abs() < 1e-6);
+    assert_eq!(c.sum(), 2 * n);
+}
+
+#[test]
+fn one_series_is_one_set_of_stripes() {
+    let a = histogram(
+        "kedge_test_striped_same_seconds",
+        "help",
+        &[("route", "/a/")],
+        BOUNDS,
+    );
+    let b = histogram(
+        "kedge_test_striped_same_seconds",
+        "help",
+        &[("route", "/a/")],
+        BOUNDS,
+    );
+    let other = histogram(
+        "kedge_test_striped_same_seconds",
+        "help",
+        &[("route", "/b/")],
+        BOUNDS,
+    );
+    assert!(Arc::ptr_eq(&a, &b));
+    assert!(!Arc::ptr_eq(&a, &other));
+    let x = counter("kedge_test_striped_same_total", &[("listener", "l")]);
+    let y = counter("kedge_test_striped_same_total", &[("listener", "l")]);
+    assert!(Arc::ptr_eq(&x, &y));
+}
+
+#[test]
+fn a_histogram_renders_in_the_text_format_with_escaped_labels() {
+    let h = histogram(
+        "kedge_test_striped_render_seconds",
+        "Time of a thing,\nin seconds.",
+        &[("listener", "a\"b"), ("route", "c\\d\ne")],
+        BOUNDS,
+    );
+    h.record(0.005);
+    h.record(1.0);
+    let mut out = String::new();
+    render_histograms(&mut out);
+    let lines: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.contains("kedge_test_striped_render_seconds"))
+        .take(8)
+        .collect();
+    let labels = r#"listener="a\"b",route="c\\d\ne""#;
+    assert_eq!(
+        lines,
+        vec![
+            r"# HELP kedge_test_striped_render_seconds Time of a thing,\nin seconds.".to_owned(),
+            "# TYPE kedge_test_striped_render_seconds histogram".to_owned(),
+            format!(r#"kedge_test_striped_render_seconds_bucket{{{labels},le="0.001"}} 0"#),
+            format!(r#"kedge_test_striped_render_seconds_bucket{{{labels},le="0.01"}} 1"#),
+            format!(r#"kedge_test_striped_render_seconds_bucket{{{labels},le="0.1"}} 1"#),
+            format!(r#"kedge_test_striped_render_seconds_bucket{{{labels},le="+Inf"}} 2"#),
+            format!("kedge_test_striped_render_seconds_sum{{{labels}}} 1.005"),
+            format!("kedge_test_striped_render_seconds_count{{{labels}}} 2"),
+        ]
+    );
+}
+
+#[test]
+fn a_series_without_labels_renders_without_a_label_set() {
+    let h = histogram("kedge_test_striped_bare_seconds", "bare", &[], BOUNDS);
+    h.record(0.5);
+    let mut out = String::new();
+    render_histograms(&mut out);
+    assert!(
+        out.contains("kedge_test_striped_bare_seconds_bucket{le=\"+Inf\"} 1\n"),
+        "{out}"
+    );
+    assert!(out.contains("kedge_test_striped_bare_seconds_sum 0.5\n"), "{out}");
+    assert!(out.contains("kedge_test_striped_bare_seconds_count 1\n"), "{out}");
+}
