@@ -16,6 +16,8 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+
+use crate::stripes::{self, Padded, STRIPES};
 use std::task::{Context, Poll};
 use std::thread::ThreadId;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -194,27 +196,36 @@ impl AssertHeaders {
 /// on it cross threads (wake-ups through another thread's reactor, and the tail latency of
 /// whichever thread is busier). So each worker keeps its own idle connections and only ever
 /// takes back what it opened. kedge speaks HTTP/1.1 on them itself (`wire_exchange.rs`).
+/// The idle lists are in the stripe of the thread that keeps them (`crate::stripes`): a
+/// request's checkout and check-in lock a mutex no other worker normally touches.
 #[derive(Debug)]
 pub struct AssertPool {
     backend: Backend,
-    idle: Mutex<HashMap<IdleKey, Vec<WireLink>>>,
+    idle: Box<[Padded<Mutex<IdleLists>>]>,
 }
 
-/// Idle connections are kept per worker thread (the one whose reactor has them) and member.
-type IdleKey = (ThreadId, Arc<str>);
+/// Idle connections by worker thread (the one whose reactor has them), then member key.
+type IdleLists = HashMap<ThreadId, HashMap<Arc<str>, Vec<WireLink>>>;
 
 impl AssertPool {
     /// An empty pool over `backend`.
     pub fn new(backend: Backend) -> Self {
         Self {
             backend,
-            idle: Mutex::new(HashMap::new()),
+            idle: (0..STRIPES).map(|_| Padded::default()).collect(),
         }
     }
 
-    fn take_idle(&self, member: &Arc<str>) -> Option<(WireLink, Checkout)> {
-        let mut idle = self.idle.lock().expect("idle pool lock");
-        let list = idle.get_mut(&(std::thread::current().id(), member.clone()))?;
+    /// This thread's idle lists.
+    fn idle_here(&self) -> std::sync::MutexGuard<'_, IdleLists> {
+        self.idle[stripes::this_thread()]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn take_idle(&self, member: &str) -> Option<(WireLink, Checkout)> {
+        let mut idle = self.idle_here();
+        let list = idle.get_mut(&std::thread::current().id())?.get_mut(member)?;
         while let Some(link) = list.pop() {
             if let Some(conn) = link.checkout() {
                 return Some((link, conn));
@@ -225,8 +236,8 @@ impl AssertPool {
 
     /// An idle connection to the member `key` goes to, or a new one.
     async fn checkout(&self, key: Option<&str>) -> Result<(WireLink, Checkout), EdgeError> {
-        let preferred = self.backend.pool.preferred(key).map(|m| m.key().clone());
-        if let Some(idle) = preferred.and_then(|member| self.take_idle(&member)) {
+        let preferred = self.backend.pool.preferred(key);
+        if let Some(idle) = preferred.and_then(|member| self.take_idle(member.key())) {
             return Ok(idle);
         }
         self.backend.open_wire(key, "assert").await
@@ -236,9 +247,12 @@ impl AssertPool {
         if link.is_closed() {
             return;
         }
-        let key = (std::thread::current().id(), link.member_ref().key().clone());
-        let mut idle = self.idle.lock().expect("idle pool lock");
-        let list = idle.entry(key).or_default();
+        let mut idle = self.idle_here();
+        let members = idle.entry(std::thread::current().id()).or_default();
+        let list = match members.get_mut(&**link.member_ref().key()) {
+            Some(list) => list,
+            None => members.entry(link.member_ref().key().clone()).or_default(),
+        };
         if list.len() < MAX_IDLE_PER_MEMBER {
             list.push(link);
         }

@@ -63,8 +63,9 @@ struct Asked {
 
 /// What serving a request found out, for its access-log line and latency histogram.
 #[derive(Debug, Default)]
-struct Served {
-    route: Option<Arc<Route>>,
+struct Served<'a> {
+    /// Borrowed from the listener's table: no reference count every worker would write.
+    route: Option<&'a Route>,
     auth: Option<&'static str>,
     identity: Option<Arc<Identity>>,
     member: Option<Arc<Member>>,
@@ -165,7 +166,7 @@ impl Session {
     fn access_line(
         &self,
         asked: Asked,
-        served: Served,
+        served: Served<'_>,
         path: String,
         status: u16,
         reason: Option<&'static str>,
@@ -204,19 +205,19 @@ impl Session {
         ))
     }
 
-    async fn serve(
-        &self,
+    async fn serve<'a>(
+        &'a self,
         req: Request<Incoming>,
-        served: &mut Served,
+        served: &mut Served<'a>,
     ) -> Result<Response<AnyBody>, EdgeError> {
         routes::check_path(req.uri().path())?;
-        let route = self
+        let route: &'a Route = self
             .listener
             .routes
             .find(req.uri().path())
-            .cloned()
+            .map(|r| &**r)
             .ok_or_else(|| EdgeError::client(ErrorKind::NoRoute, "no route for the path"))?;
-        served.route = Some(route.clone());
+        served.route = Some(route);
         let limits = &self.listener.cfg.limits;
         let credential = negotiate::parse_authorization(req.headers(), limits.max_token_bytes);
 
@@ -235,7 +236,7 @@ impl Session {
         let mut mutual = None;
         let (mut unverified, mut strip_authorization) = (false, false);
         match credential {
-            Credential::Negotiate(token) => match self.validate(&token, &route).await {
+            Credential::Negotiate(token) => match self.validate(&token, route).await {
                 Ok(acc) => {
                     let id = Identity::from_accepted(&acc, &route.cfg.service);
                     if let ConnAuth::Kerberos(old) = &st.auth {
@@ -253,7 +254,7 @@ impl Session {
                         mutual = acc.response_token().as_deref().map(negotiate::negotiate_header);
                     }
                 }
-                Err(AuthError::Ntlm) => self.ntlm(&mut st, &route)?,
+                Err(AuthError::Ntlm) => self.ntlm(&mut st, route)?,
                 Err(e) => {
                     st.reset();
                     return Err(match e {
@@ -265,7 +266,7 @@ impl Session {
                     });
                 }
             },
-            Credential::Ntlm => self.ntlm(&mut st, &route)?,
+            Credential::Ntlm => self.ntlm(&mut st, route)?,
             Credential::Basic if route.passes_basic() => {
                 self.authenticated(&mut st);
                 unverified = true;
@@ -281,9 +282,9 @@ impl Session {
             Credential::Basic | Credential::Bearer | Credential::Other(_) if route.cfg.anonymous => {
                 strip_authorization = true
             }
-            Credential::Basic => return Err(refuse_scheme(&route, "basic_refused", "Basic")),
-            Credential::Bearer => return Err(refuse_scheme(&route, "bearer_refused", "Bearer")),
-            Credential::Other(scheme) => return Err(refuse_scheme(&route, "unsupported_scheme", &scheme)),
+            Credential::Basic => return Err(refuse_scheme(route, "basic_refused", "Basic")),
+            Credential::Bearer => return Err(refuse_scheme(route, "bearer_refused", "Bearer")),
+            Credential::Other(scheme) => return Err(refuse_scheme(route, "unsupported_scheme", &scheme)),
             Credential::None => {}
         }
         let (owner, identity) = if unverified {
@@ -294,7 +295,7 @@ impl Session {
             }
             (Owner::Unverified, None)
         } else {
-            authorize(&st.auth, &route)?
+            authorize(&st.auth, route)?
         };
         if served.auth.is_none() {
             served.auth = Some(match &owner {
