@@ -266,7 +266,10 @@ impl Member {
 
     /// The member answered a request in time: an ejection for not answering ends.
     pub fn answered(&self) {
-        if self.unanswered.swap(false, Ordering::Relaxed) {
+        // Read first: every request of every worker comes here, and a swap would write the
+        // member's cache line each time (moving it between the workers' cores) to store the
+        // `false` it almost always holds.
+        if self.unanswered.load(Ordering::Relaxed) && self.unanswered.swap(false, Ordering::Relaxed) {
             self.eject
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)

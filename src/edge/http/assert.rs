@@ -201,30 +201,32 @@ impl AssertHeaders {
 #[derive(Debug)]
 pub struct AssertPool {
     backend: Backend,
-    idle: Box<[Padded<Mutex<IdleLists>>]>,
+    idle: Box<[IdleStripe]>,
 }
 
 /// Idle connections by worker thread (the one whose reactor has them), then member key.
 type IdleLists = HashMap<ThreadId, HashMap<Arc<str>, Vec<WireLink>>>;
+
+/// One stripe of a pool's idle lists. A response body holds its thread's stripe to give its
+/// connection back (the count of that `Arc` is the thread's too, unlike the pool's).
+type IdleStripe = Arc<Padded<Mutex<IdleLists>>>;
 
 impl AssertPool {
     /// An empty pool over `backend`.
     pub fn new(backend: Backend) -> Self {
         Self {
             backend,
-            idle: (0..STRIPES).map(|_| Padded::default()).collect(),
+            idle: (0..STRIPES).map(|_| Arc::new(Padded::default())).collect(),
         }
     }
 
-    /// This thread's idle lists.
-    fn idle_here(&self) -> std::sync::MutexGuard<'_, IdleLists> {
-        self.idle[stripes::this_thread()]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+    /// This thread's stripe of the idle lists.
+    fn idle_here(&self) -> &IdleStripe {
+        &self.idle[stripes::this_thread()]
     }
 
     fn take_idle(&self, member: &str) -> Option<(WireLink, Checkout)> {
-        let mut idle = self.idle_here();
+        let mut idle = lock(self.idle_here());
         let list = idle.get_mut(&std::thread::current().id())?.get_mut(member)?;
         while let Some(link) = list.pop() {
             if let Some(conn) = link.checkout() {
@@ -242,34 +244,40 @@ impl AssertPool {
         }
         self.backend.open_wire(key, "assert").await
     }
+}
 
-    fn checkin(&self, link: WireLink) {
-        if link.is_closed() {
-            return;
-        }
-        let mut idle = self.idle_here();
-        let members = idle.entry(std::thread::current().id()).or_default();
-        let list = match members.get_mut(&**link.member_ref().key()) {
-            Some(list) => list,
-            None => members.entry(link.member_ref().key().clone()).or_default(),
-        };
-        if list.len() < MAX_IDLE_PER_MEMBER {
-            list.push(link);
-        }
+fn lock(stripe: &Mutex<IdleLists>) -> std::sync::MutexGuard<'_, IdleLists> {
+    stripe.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Keeps `link` in `stripe` (the stripe of the thread that took it out) for its thread's next
+/// request to the same member, unless it has closed or the list is full.
+fn checkin(stripe: &Mutex<IdleLists>, link: WireLink) {
+    if link.is_closed() {
+        return;
+    }
+    let mut idle = lock(stripe);
+    let members = idle.entry(std::thread::current().id()).or_default();
+    let list = match members.get_mut(&**link.member_ref().key()) {
+        Some(list) => list,
+        None => members.entry(link.member_ref().key().clone()).or_default(),
+    };
+    if list.len() < MAX_IDLE_PER_MEMBER {
+        list.push(link);
     }
 }
 
 /// Forwards `req` for `id` (None on an anonymous route) over one of `route`'s pooled
 /// connections; `mutual`
 /// is kedge's own `WWW-Authenticate: Negotiate <AP-REP>` for the request that authenticated.
-/// `member` is set to the member that answered.
+/// `member`, where given (for the access log), is set to the member that answered.
 pub async fn forward(
     route: &AssertRoute,
     id: Option<&Identity>,
     mutual: Option<HeaderValue>,
     (forwarding, memo): (&Forwarding, &SignatureMemo),
     mut req: Request<Incoming>,
-    member: &mut Option<Arc<crate::pool::Member>>,
+    member: Option<&mut Option<Arc<crate::pool::Member>>>,
 ) -> Result<Response<AnyBody>, EdgeError> {
     let pool = &route.pool;
     let mut added = prepare_request(req.headers_mut(), forwarding);
@@ -281,11 +289,12 @@ pub async fn forward(
     let framing = request_framing(&parts.headers)?;
 
     let (link, conn) = pool.checkout(key).await?;
-    let answered_by = link.member_ref().clone();
     let backend = &pool.backend;
     let answer = exchange(conn, (&parts, &added), body, framing, backend.head_timeout());
-    let (head, body) = backend.response_head(&answered_by, answer).await?;
-    *member = Some(answered_by);
+    let (head, body) = backend.response_head(link.member_ref(), answer).await?;
+    if let Some(m) = member {
+        *m = Some(link.member_ref().clone());
+    }
     let mut headers = head.headers;
     strip_hop_by_hop(&mut headers);
     if let Some(v) = mutual {
@@ -293,7 +302,7 @@ pub async fn forward(
     }
     let body = PooledBody {
         inner: body,
-        checkin: Some((pool.clone(), link)),
+        checkin: Some((pool.idle_here().clone(), link)),
     };
     let mut resp = Response::new(body.boxed_unsync());
     *resp.status_mut() = head.status;
@@ -305,13 +314,13 @@ pub async fn forward(
 /// (and closes it when dropped before).
 struct PooledBody {
     inner: WireBody<Incoming>,
-    checkin: Option<(Arc<AssertPool>, WireLink)>,
+    checkin: Option<(IdleStripe, WireLink)>,
 }
 
 impl PooledBody {
     fn give_back(&mut self) {
-        if let Some((pool, link)) = self.checkin.take() {
-            pool.checkin(link);
+        if let Some((stripe, link)) = self.checkin.take() {
+            checkin(&stripe, link);
         }
     }
 }

@@ -316,14 +316,19 @@ impl Session {
             None => {
                 let resp =
                     passthrough::forward(&mut st.pinned, &route.backend, owner, &self.forwarding, req).await;
-                served.member = st.pinned.as_ref().map(|p| p.member().clone());
+                // For the access log only: the member's count is every worker's to write.
+                if self.listener.access_log.is_some() {
+                    served.member = st.pinned.as_ref().map(|p| p.member().clone());
+                }
                 resp
             }
             Some(a) => {
                 drop(st);
                 let id = identity.as_deref();
                 let conn = (&self.forwarding, &self.signatures);
-                super::assert::forward(a, id, mutual, conn, req, &mut served.member).await
+                // The answering member is kept for the access log only (see passthrough).
+                let member = self.listener.access_log.is_some().then_some(&mut served.member);
+                super::assert::forward(a, id, mutual, conn, req, member).await
             }
         }
     }
