@@ -93,7 +93,7 @@ pub struct HistogramSnapshot {
 }
 
 impl StripedHistogram {
-    /// An empty histogram over `bounds` (ascending, at most [`MAX_BOUNDS`]).
+    /// An empty histogram over `bounds` (ascending, at most `MAX_BOUNDS`, 23).
     pub fn new(bounds: &'static [f64]) -> Self {
         assert!(bounds.len() <= MAX_BOUNDS, "at most {MAX_BOUNDS} bucket bounds");
         assert!(bounds.windows(2).all(|w| w[0] < w[1]), "bucket bounds ascend");
