@@ -51,7 +51,7 @@ pub fn connection_opened(listener: &str) -> ConnectionGuard {
     crate::observe::connection_opened(listener)
 }
 
-/// Byte meters of a listener: (client → kedge, kedge → client). Fetched once per connection,
+/// Byte meters of a listener: (client → kedge, kedge → client). Fetched once per listener,
 /// added to per read/write without a registry lookup.
 pub fn bytes_counters(listener: &str) -> (ByteMeter, ByteMeter) {
     use crate::observe::Direction;

@@ -116,7 +116,7 @@ async fn run<T>(
     let limits = &listener.cfg.limits;
     let head = Duration::from_millis(limits.header_timeout_ms);
     let idle = Duration::from_secs(limits.idle_timeout_secs);
-    let (bytes_in, bytes_out) = metrics::bytes_counters(&listener.name);
+    let (bytes_in, bytes_out) = listener.bytes.clone();
     let clock = Arc::new(ConnClock::new(head, bytes_in, bytes_out));
     let session = Arc::new(Session::new(
         listener.clone(),

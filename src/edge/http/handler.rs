@@ -27,7 +27,7 @@ use crate::edge::Authenticate;
 use crate::krb::acceptor::{AcceptCtx, Accepted};
 use crate::krb::error::AuthError;
 use crate::observe::access_log::{AccessLog, Entry, Kind};
-use crate::observe::{escaped, RequestDurations, ResponseCounters};
+use crate::observe::{escaped, ByteMeter, RequestDurations, ResponseCounters};
 use crate::pool::Member;
 
 /// What every connection of a listener shares.
@@ -50,6 +50,8 @@ pub struct ListenerShared {
     pub no_route: RequestDurations,
     /// `kedge_http_responses_total` of this listener.
     pub responses: ResponseCounters,
+    /// Its byte meters (client → kedge, kedge → client), looked up once for every connection.
+    pub bytes: (ByteMeter, ByteMeter),
 }
 
 /// What the access log needs of a request, taken before it is forwarded: no copy (the method

@@ -42,6 +42,7 @@ pub async fn serve_http(
         label: cfg.name.as_str().into(),
         no_route: crate::observe::RequestDurations::new(&cfg.name, "none"),
         responses: crate::observe::ResponseCounters::new(&cfg.name),
+        bytes: crate::edge::metrics::bytes_counters(&cfg.name),
     });
     let tls = shared.tls.is_some();
     // Shared by every accept loop: one connection limit, one drain switch per listener.
