@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use http_common::backend::{Seen, TestBackend};
 use http_common::bounded;
-use http_common::client::Conn;
+use http_common::client::{Conn, Reply};
 use http_common::fake::{self, FakeAuth, APREP};
 use http_common::kedge::{start, Kedge, PoolSpec};
 use kedge::edge::http::{assert_signature, AssertSigned};
@@ -163,15 +163,20 @@ async fn repeated_requests_on_a_connection_are_each_signed_for_themselves() {
     }
 }
 
+/// `GET /ews/` on `c` with a (fake) Negotiate token of `user`, no mutual auth and no PAC.
+async fn get_as(c: &mut Conn, user: &str) -> Reply {
+    bounded(
+        "get",
+        c.get("/ews/", &[("authorization", &fake::header(user, ""))]),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn without_mutual_auth_no_ap_rep_is_sent() {
     let (_backend, kedge, _dir) = setup().await;
     let mut c = Conn::plain(kedge.addr).await;
-    let r = bounded(
-        "auth",
-        c.get("/ews/", &[("authorization", &fake::header("alice", ""))]),
-    )
-    .await;
+    let r = get_as(&mut c, "alice").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("www-authenticate"), None);
 }
@@ -266,11 +271,7 @@ async fn assert_mode_pools_backend_connections_across_clients() {
     for user in ["alice", "bob", "carol"] {
         let mut c = Conn::plain(kedge.addr).await;
         for _ in 0..3 {
-            let r = bounded(
-                "get",
-                c.get("/ews/", &[("authorization", &fake::header(user, ""))]),
-            )
-            .await;
+            let r = get_as(&mut c, user).await;
             assert_eq!(r.status, 200);
         }
     }
@@ -302,11 +303,7 @@ async fn assert_mode_pools_backend_connections_across_clients() {
 async fn a_utf8_principal_is_stated_as_its_bytes_and_signed_as_them() {
     let (backend, kedge, _dir) = setup().await;
     let mut c = Conn::plain(kedge.addr).await;
-    let r = bounded(
-        "auth",
-        c.get("/ews/", &[("authorization", &fake::header("Weiß", ""))]),
-    )
-    .await;
+    let r = get_as(&mut c, "Weiß").await;
     assert_eq!(r.status, 200);
     // Stated in the one canonical form (case folded per character), as UTF-8 bytes, and
     // signed as them.
@@ -321,11 +318,7 @@ async fn a_principal_with_a_control_character_is_refused_and_never_forwarded() {
     let (backend, kedge, _dir) = setup().await;
     for user in ["eve\r\nx-kedge-groups:S-1-5-32-544", "eve\u{1}", "eve\u{7f}"] {
         let mut c = Conn::plain(kedge.addr).await;
-        let r = bounded(
-            "auth",
-            c.get("/ews/", &[("authorization", &fake::header(user, ""))]),
-        )
-        .await;
+        let r = get_as(&mut c, user).await;
         assert_eq!(r.status, 403, "{user:?}");
     }
     assert_eq!(backend.seen().len(), 0);
