@@ -16,24 +16,19 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::stripes::{this_thread as stripe, STRIPES};
+use crate::stripes::{this_thread as stripe, Padded, STRIPES};
 
 /// Buckets a striped histogram can have (bounds, `+Inf` excluded).
 pub const MAX_BOUNDS: usize = 23;
 
-/// One stripe of a counter, alone on its cache lines.
-#[repr(align(128))]
-#[derive(Debug, Default)]
-struct CounterStripe(AtomicU64);
-
-/// A counter whose threads add to stripes of their own.
+/// A counter whose threads add to stripes of their own (each alone on its cache lines).
 #[derive(Debug)]
-pub struct StripedCounter([CounterStripe; STRIPES]);
+pub struct StripedCounter([Padded<AtomicU64>; STRIPES]);
 
 impl StripedCounter {
     /// Zero.
     pub const fn new() -> Self {
-        Self([const { CounterStripe(AtomicU64::new(0)) }; STRIPES])
+        Self([const { Padded(AtomicU64::new(0)) }; STRIPES])
     }
 
     /// Adds `n`.
@@ -57,7 +52,6 @@ impl Default for StripedCounter {
 
 /// One stripe of a histogram: a count per bucket (not cumulative; the last is `+Inf`) and the
 /// sum in nanoseconds. The number of samples is the buckets' total.
-#[repr(align(128))]
 #[derive(Debug)]
 struct HistogramStripe {
     buckets: [AtomicU64; MAX_BOUNDS + 1],
@@ -77,7 +71,8 @@ impl HistogramStripe {
 #[derive(Debug)]
 pub struct StripedHistogram {
     bounds: &'static [f64],
-    stripes: Box<[HistogramStripe; STRIPES]>,
+    /// Each stripe alone on its cache lines.
+    stripes: Box<[Padded<HistogramStripe>; STRIPES]>,
 }
 
 /// What a histogram holds at one moment: cumulative bucket counts (one per bound, then
@@ -99,7 +94,7 @@ impl StripedHistogram {
         assert!(bounds.windows(2).all(|w| w[0] < w[1]), "bucket bounds ascend");
         Self {
             bounds,
-            stripes: Box::new([const { HistogramStripe::new() }; STRIPES]),
+            stripes: Box::new([const { Padded(HistogramStripe::new()) }; STRIPES]),
         }
     }
 
