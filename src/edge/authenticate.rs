@@ -93,7 +93,9 @@ pub async fn confirm_shared(
     let (Some(store), Some(id)) = (store, replay_id) else {
         return Ok(());
     };
-    match store.check(id).await {
+    // Boxed: the store's round trip is a large future, and inline it would be part of every
+    // request's future on every edge, copied at each await, store or not.
+    match Box::pin(store.check(id)).await {
         Ok(Seen::Fresh) => Ok(()),
         Ok(Seen::Replay) => Err(AuthError::Replay {
             client: client.to_string(),

@@ -55,7 +55,10 @@ impl Backend {
         key: Option<&str>,
         mode: &'static str,
     ) -> Result<(WireLink, Checkout), EdgeError> {
-        let (io, lease) = self.connect(key, mode).await?;
+        // Boxed: connecting (member choice, connect timeout, TLS) is a large future that only
+        // a new connection needs; inline it would be part of every request's future, copied
+        // at each await.
+        let (io, lease) = Box::pin(self.connect(key, mode)).await?;
         Ok(WireLink::new(io, lease, mode == "passthrough"))
     }
 

@@ -2,7 +2,6 @@
 //! with the listener's head limits, and a watchdog for the head and idle timeouts and for
 //! graceful shutdown.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,10 +124,9 @@ async fn run<T>(
         clock.clone(),
         channel_binding,
     ));
-    let service = service_fn(move |req| {
-        let session = session.clone();
-        async move { Ok::<_, Infallible>(session.handle(req).await) }
-    });
+    // `handle` is the request's future itself (no async block around it): hyper moves it into
+    // its slot once, and a wrapper would be one more copy of the whole state per request.
+    let service = service_fn(move |req| session.clone().handle(req));
     let conn = http1::Builder::new()
         .max_buf_size((limits.max_header_bytes + 16 * 1024).max(8192))
         .max_header_size(limits.max_header_bytes)

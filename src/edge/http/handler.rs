@@ -2,6 +2,7 @@
 //! dispatch to passthrough or assert forwarding. A refused token is answered here and never
 //! forwarded.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -128,8 +129,9 @@ impl Session {
         }
     }
 
-    /// Answers one request (hyper calls this once per request, one at a time per connection).
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<EdgeBody> {
+    /// Answers one request (hyper calls this once per request, one at a time per connection);
+    /// every outcome is a response.
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<EdgeBody>, Infallible> {
         let asked = self.listener.access_log.as_ref().map(|_| Asked {
             method: req.method().clone(),
             user_agent: req.headers().get(http::header::USER_AGENT).cloned(),
@@ -160,7 +162,7 @@ impl Session {
             .map_or(&self.listener.no_route, |r| &r.durations);
         durations.record(status, started.elapsed().as_secs_f64());
         let line = asked.and_then(|asked| self.access_line(asked, served, path, status, reason, started));
-        resp.map(|b| EdgeBody::new(b, guard, line))
+        Ok(resp.map(|b| EdgeBody::new(b, guard, line)))
     }
 
     /// The request's access-log line, unless it is a success the sampling leaves out (decided
