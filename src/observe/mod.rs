@@ -67,14 +67,13 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 pub fn install() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Full(AUTH_DURATION.into()), AUTH_BUCKETS)
-            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BACKEND_CONNECT_DURATION.into()), CONNECT_BUCKETS))
+            .set_buckets_for_metric(Matcher::Full(BACKEND_CONNECT_DURATION.into()), CONNECT_BUCKETS)
             .and_then(|b| {
                 b.set_buckets_for_metric(Matcher::Full(REPLAY_STORE_DURATION.into()), REPLAY_STORE_BUCKETS)
             })
             .and_then(|b| {
-                // The HTTP request and backend response histograms are striped (`striped.rs`)
-                // and rendered after the recorder's output, over the same buckets.
+                // The HTTP request, backend response and token validation histograms are
+                // striped (`striped.rs`) and rendered after the recorder's output.
                 b.set_buckets_for_metric(Matcher::Full(RPC_BIND_DURATION.into()), LATENCY_BUCKETS)
             })
             .expect("bucket lists are non-empty")

@@ -7,6 +7,9 @@ pub const AUTH_TOTAL: &str = "kedge_auth_total";
 /// Histogram `{protocol}`: time to validate one token, seconds (with the shared replay store's
 /// call where one is configured).
 pub const AUTH_DURATION: &str = "kedge_auth_duration_seconds";
+/// `# HELP` of [`AUTH_DURATION`] (a striped histogram, rendered by `striped.rs`).
+pub const AUTH_DURATION_HELP: &str =
+    "Time to validate one Kerberos token, including the shared replay store's call where configured.";
 /// Counter `{protocol}`: NTLM offers refused by policy.
 pub const NTLM_REJECTED: &str = "kedge_ntlm_rejected_total";
 /// Counter `{protocol}`: authenticators refused as replays.
@@ -155,11 +158,6 @@ pub(super) fn describe_all() {
         AUTH_TOTAL,
         Unit::Count,
         "Authentication attempts by protocol, SPN service, result (ok|fail) and reason."
-    );
-    describe_histogram!(
-        AUTH_DURATION,
-        Unit::Seconds,
-        "Time to validate one Kerberos token, including the shared replay store's call where configured."
     );
     describe_counter!(NTLM_REJECTED, Unit::Count, "NTLM offers refused by policy.");
     describe_counter!(
