@@ -4,7 +4,8 @@
 use rasn_kerberos::KerberosTime;
 
 use super::crypto::{EncType, Key, UsageKeys};
-use super::gss::{self, push_tlv, tlv};
+use super::der_back::DerBack;
+use super::gss;
 
 /// RFC 4120 §7.5.1 key usage of the AP-REP enc-part.
 pub const USAGE_AP_REP: u32 = 12;
@@ -26,12 +27,32 @@ pub fn build_with(
     cusec: u32,
     seq_number: u32,
 ) -> Vec<u8> {
-    let cipher = keys.encrypt(&enc_part_der(ctime, cusec, seq_number));
-    ap_rep_der(etype.as_i32(), &cipher)
+    let mut w = DerBack::with_capacity(AP_REP_CAPACITY);
+    write_with(&mut w, keys, etype, ctime, cusec, seq_number);
+    w.into_vec()
+}
+
+/// Room for an AP-REP and the framing around it (an aes256 AP-REP is some 110 bytes).
+pub const AP_REP_CAPACITY: usize = 256;
+
+/// [`build_with`], written in front of what `w` holds (for the GSS and SPNEGO framing to go
+/// around it in the same buffer).
+pub fn write_with(
+    w: &mut DerBack,
+    keys: &UsageKeys,
+    etype: EncType,
+    ctime: &KerberosTime,
+    cusec: u32,
+    seq_number: u32,
+) {
+    let mut part = DerBack::with_capacity(64);
+    write_enc_part(&mut part, ctime, cusec, seq_number);
+    let cipher = keys.encrypt(part.as_slice());
+    write_ap_rep(w, etype.as_i32(), &cipher);
 }
 
 /// `[n] EXPLICIT INTEGER n`: the contents of a minimal two's-complement INTEGER, wrapped.
-fn push_int_field(out: &mut Vec<u8>, n: u8, value: i64) {
+fn write_int_field(w: &mut DerBack, n: u8, value: i64) {
     let bytes = value.to_be_bytes();
     // Drop leading bytes that only repeat the sign.
     let mut skip = 0;
@@ -44,8 +65,10 @@ fn push_int_field(out: &mut Vec<u8>, n: u8, value: i64) {
         }
     }
     let int = &bytes[skip..];
-    out.extend_from_slice(&[0xA0 | n, int.len() as u8 + 2, 0x02, int.len() as u8]);
-    out.extend_from_slice(int);
+    let mut field = [0u8; 4 + 8];
+    field[..4].copy_from_slice(&[0xA0 | n, int.len() as u8 + 2, 0x02, int.len() as u8]);
+    field[4..4 + int.len()].copy_from_slice(int);
+    w.prepend(&field[..4 + int.len()]);
 }
 
 /// `YYYYMMDDHHMMSSZ` of `t` in UTC (RFC 4120 §5.2.3).
@@ -73,28 +96,48 @@ fn kerberos_time_text(t: &KerberosTime) -> [u8; 15] {
     out
 }
 
-/// DER of EncAPRepPart (`[APPLICATION 27]`): ctime, cusec, no subkey, seq-number.
-fn enc_part_der(ctime: &KerberosTime, cusec: u32, seq_number: u32) -> Vec<u8> {
-    let mut seq = Vec::with_capacity(40);
-    let mut time = [0u8; 17];
-    time[..2].copy_from_slice(&[0x18, 15]);
-    time[2..].copy_from_slice(&kerberos_time_text(ctime));
-    push_tlv(&mut seq, 0xA0, &time);
-    push_int_field(&mut seq, 1, i64::from(cusec));
-    push_int_field(&mut seq, 3, i64::from(seq_number));
-    tlv(0x7B, &tlv(0x30, &seq))
+/// DER of EncAPRepPart (`[APPLICATION 27]`): ctime, cusec, no subkey, seq-number; written in
+/// front of what `w` holds (fields last to first).
+fn write_enc_part(w: &mut DerBack, ctime: &KerberosTime, cusec: u32, seq_number: u32) {
+    let part = w.mark();
+    write_int_field(w, 3, i64::from(seq_number));
+    write_int_field(w, 1, i64::from(cusec));
+    let time = w.mark();
+    w.tlv(0x18, &kerberos_time_text(ctime));
+    w.wrap(0xA0, time);
+    w.wrap(0x30, part);
+    w.wrap(0x7B, part);
 }
 
-/// DER of AP-REP (`[APPLICATION 15]`): pvno 5, msg-type 15, enc-part `{etype, cipher}`.
+/// DER of AP-REP (`[APPLICATION 15]`): pvno 5, msg-type 15, enc-part `{etype, cipher}`;
+/// written in front of what `w` holds.
+fn write_ap_rep(w: &mut DerBack, etype: i32, cipher: &[u8]) {
+    let rep = w.mark();
+    let enc_part = w.mark();
+    let field = w.mark();
+    w.tlv(0x04, cipher);
+    w.wrap(0xA2, field);
+    write_int_field(w, 0, i64::from(etype));
+    w.wrap(0x30, enc_part);
+    w.wrap(0xA2, enc_part);
+    write_int_field(w, 1, 15);
+    write_int_field(w, 0, 5);
+    w.wrap(0x30, rep);
+    w.wrap(0x6F, rep);
+}
+
+#[cfg(test)]
+fn enc_part_der(ctime: &KerberosTime, cusec: u32, seq_number: u32) -> Vec<u8> {
+    let mut w = DerBack::with_capacity(0);
+    write_enc_part(&mut w, ctime, cusec, seq_number);
+    w.into_vec()
+}
+
+#[cfg(test)]
 fn ap_rep_der(etype: i32, cipher: &[u8]) -> Vec<u8> {
-    let mut enc = Vec::with_capacity(cipher.len() + 16);
-    push_int_field(&mut enc, 0, i64::from(etype));
-    push_tlv(&mut enc, 0xA2, &tlv(0x04, cipher));
-    let mut fields = Vec::with_capacity(enc.len() + 24);
-    push_int_field(&mut fields, 0, 5);
-    push_int_field(&mut fields, 1, 15);
-    push_tlv(&mut fields, 0xA2, &tlv(0x30, &enc));
-    tlv(0x6F, &tlv(0x30, &fields))
+    let mut w = DerBack::with_capacity(0);
+    write_ap_rep(&mut w, etype, cipher);
+    w.into_vec()
 }
 
 /// The AP-REP as the krb5 mechanism sends it: GSS-framed with token ID 02 00 under `oid`.

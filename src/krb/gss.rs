@@ -1,6 +1,7 @@
 //! GSS-API framing (RFC 2743 §3.1 initial context token, RFC 4121 §4.1 token IDs) and token
 //! classification. The header is walked by hand: `60 <DER length> 06 <oid length> <oid> <inner>`.
 
+use super::der_back::{DerBack, Mark};
 use super::error::AuthError;
 
 /// DER of the Kerberos V5 mechanism OID 1.2.840.113554.1.2.2 (RFC 4121).
@@ -80,24 +81,33 @@ pub fn unwrap_initial(token: &[u8]) -> Result<(&[u8], &[u8]), AuthError> {
 
 /// Frames `inner` as an initial context token for `oid` (RFC 2743 §3.1).
 pub fn wrap_initial(oid: &[u8], inner: &[u8]) -> Vec<u8> {
-    let body_len = 2 + oid.len() + inner.len();
-    let mut out = Vec::with_capacity(body_len + 6);
-    out.push(0x60);
-    push_der_length(&mut out, body_len);
-    out.push(0x06);
-    out.push(oid.len() as u8);
-    out.extend_from_slice(oid);
-    out.extend_from_slice(inner);
-    out
+    let mut w = DerBack::with_capacity(inner.len() + oid.len() + 8);
+    let m = w.mark();
+    w.prepend(inner);
+    frame_initial(&mut w, oid, m);
+    w.into_vec()
+}
+
+/// Frames what `w` holds since `mark` as an initial context token for `oid` (RFC 2743 §3.1).
+pub fn frame_initial(w: &mut DerBack, oid: &[u8], mark: Mark) {
+    w.tlv(0x06, oid);
+    w.wrap(0x60, mark);
 }
 
 /// Frames a Kerberos message with the krb5 mechanism's token ID (RFC 4121 §4.1), e.g. the
 /// AP-REP that answers a GSS or SPNEGO initiator.
 pub fn wrap_krb5(oid: &[u8], tok_id: [u8; 2], msg: &[u8]) -> Vec<u8> {
-    let mut inner = Vec::with_capacity(2 + msg.len());
-    inner.extend_from_slice(&tok_id);
-    inner.extend_from_slice(msg);
-    wrap_initial(oid, &inner)
+    let mut w = DerBack::with_capacity(msg.len() + oid.len() + 10);
+    let m = w.mark();
+    w.prepend(msg);
+    frame_krb5(&mut w, oid, tok_id, m);
+    w.into_vec()
+}
+
+/// Frames the Kerberos message `w` holds since `mark` as [`wrap_krb5`] does.
+pub fn frame_krb5(w: &mut DerBack, oid: &[u8], tok_id: [u8; 2], mark: Mark) {
+    w.prepend(&tok_id);
+    frame_initial(w, oid, mark);
 }
 
 /// Appends a DER definite length.

@@ -8,6 +8,7 @@ pub mod aprep;
 pub mod authz;
 pub mod crypto;
 pub mod der;
+pub mod der_back;
 pub mod enc_ticket;
 pub mod error;
 pub mod framing;

@@ -1,6 +1,7 @@
 //! SPNEGO (RFC 4178 §4.2) NegTokenInit / NegTokenResp, as small rasn definitions, and the
 //! decision of which inner mechanism token a client sent (Kerberos, NTLM or none).
 
+use super::der_back::{DerBack, Mark};
 use rasn::prelude::*;
 use rasn::types::{BitString, ObjectIdentifier, OctetString};
 
@@ -172,21 +173,35 @@ pub fn inner_token(body: &[u8]) -> Result<SpnegoInner<'_>, AuthError> {
 /// (already GSS-framed) where mutual authentication was asked for. Written by hand (a fixed
 /// shape, built for every mutually authenticated request; the tests hold it to rasn's DER).
 pub fn accept_completed(legacy_oid: bool, response_token: Option<Vec<u8>>) -> Vec<u8> {
-    use gss::{push_tlv, tlv};
+    let token_len = response_token.as_ref().map_or(0, Vec::len);
+    let mut w = DerBack::with_capacity(token_len + 40);
+    let m = w.mark();
+    if let Some(token) = &response_token {
+        w.prepend(token);
+    }
+    frame_accept_completed(&mut w, legacy_oid, response_token.is_some(), m);
+    w.into_vec()
+}
+
+/// Frames what `w` holds since `mark` (the response token when `with_token`, else nothing) as
+/// [`accept_completed`] does.
+pub fn frame_accept_completed(w: &mut DerBack, legacy_oid: bool, with_token: bool, mark: Mark) {
     let oid = if legacy_oid {
         gss::OID_MS_KRB5
     } else {
         gss::OID_KRB5
     };
-    let token_len = response_token.as_ref().map_or(0, Vec::len);
-    let mut fields = Vec::with_capacity(token_len + 32);
-    // negState [0] ENUMERATED accept-completed (0).
-    fields.extend_from_slice(&[0xA0, 0x03, 0x0A, 0x01, 0x00]);
-    push_tlv(&mut fields, 0xA1, &tlv(0x06, oid));
-    if let Some(token) = response_token {
-        push_tlv(&mut fields, 0xA2, &tlv(0x04, &token));
+    if with_token {
+        w.wrap(0x04, mark);
+        w.wrap(0xA2, mark);
     }
-    tlv(0xA1, &tlv(0x30, &fields))
+    let mech = w.mark();
+    w.tlv(0x06, oid);
+    w.wrap(0xA1, mech);
+    // negState [0] ENUMERATED accept-completed (0).
+    w.prepend(&[0xA0, 0x03, 0x0A, 0x01, 0x00]);
+    w.wrap(0x30, mark);
+    w.wrap(0xA1, mark);
 }
 
 /// Builds a GSS-framed SPNEGO NegTokenInit offering `mechs` with `mech_token` (for kedge's own

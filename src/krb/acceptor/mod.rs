@@ -7,6 +7,7 @@ use arc_swap::ArcSwap;
 
 use super::aprep;
 use super::crypto::{EncType, Key};
+use super::der_back::DerBack;
 use super::error::AuthError;
 use super::gss;
 use super::keyset::KeySet;
@@ -179,32 +180,34 @@ impl Accepted {
             Reply::Fixed(t) => return Some(t.clone()),
             Reply::Kerberos(p) => p,
         };
-        let bare = || {
-            aprep::build_with(
+        // Written back to front in one buffer: the AP-REP, then its GSS framing, then the
+        // NegTokenResp around it.
+        let (spnego, gss_oid) = match self.framing {
+            Framing::Spnego { legacy_oid: true } => (Some(true), Some(gss::OID_MS_KRB5)),
+            Framing::Spnego { legacy_oid: false } => (Some(false), Some(gss::OID_KRB5)),
+            Framing::Gss if self.mutual => (None, Some(gss::OID_KRB5)),
+            Framing::Bare if self.mutual => (None, None),
+            Framing::Gss | Framing::Bare => return None,
+        };
+        let mut w = DerBack::with_capacity(aprep::AP_REP_CAPACITY);
+        let token = w.mark();
+        if self.mutual {
+            aprep::write_with(
+                &mut w,
                 parts.ticket.ap_rep_keys(),
                 parts.ticket.session_key.etype(),
                 &parts.ctime,
                 parts.cusec,
                 rand::random(),
-            )
-        };
-        let rep = |oid: &[u8]| aprep::gss_framed(oid, &bare());
-        match self.framing {
-            Framing::Spnego { legacy_oid } => {
-                let oid = if legacy_oid {
-                    gss::OID_MS_KRB5
-                } else {
-                    gss::OID_KRB5
-                };
-                Some(spnego::accept_completed(
-                    legacy_oid,
-                    self.mutual.then(|| rep(oid)),
-                ))
+            );
+            if let Some(oid) = gss_oid {
+                gss::frame_krb5(&mut w, oid, gss::TOK_AP_REP, token);
             }
-            Framing::Gss if self.mutual => Some(rep(gss::OID_KRB5)),
-            Framing::Bare if self.mutual => Some(bare()),
-            _ => None,
         }
+        if let Some(legacy_oid) = spnego {
+            spnego::frame_accept_completed(&mut w, legacy_oid, self.mutual, token);
+        }
+        Some(w.into_vec())
     }
 }
 
