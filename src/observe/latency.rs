@@ -2,9 +2,7 @@
 //! listener, route or pool) so that a request records with no label lookup and no allocation.
 //! What every request writes is striped by thread (`striped.rs`).
 
-use std::sync::Arc;
-
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use metrics::{counter, histogram, Histogram};
 
@@ -60,24 +58,42 @@ pub fn backend_response_duration(pool: &str) -> Arc<StripedHistogram> {
 }
 
 /// `kedge_auth_duration_seconds` of `protocol`: every token validated on it, accepted or
-/// refused. The edges' protocols (`http`, `rpc`) are looked up once per process; another name
-/// (none today) goes through the registry on each call.
+/// refused.
 pub fn auth_duration(protocol: &str) -> Arc<StripedHistogram> {
+    edge_auth_duration(protocol)
+        .cloned()
+        .unwrap_or_else(|| auth_duration_lookup(protocol))
+}
+
+/// Records one token validated on `protocol` in `seconds` (an RPC bind, a refusal), with no
+/// lookup and no reference count written for the edges' own protocols.
+pub fn record_auth_duration(protocol: &str, seconds: f64) {
+    match edge_auth_duration(protocol) {
+        Some(h) => h.record(seconds),
+        None => auth_duration_lookup(protocol).record(seconds),
+    }
+}
+
+/// The histograms of the edges' protocols (`http`, `rpc`), looked up once per process.
+fn edge_auth_duration(protocol: &str) -> Option<&'static Arc<StripedHistogram>> {
     static HTTP: OnceLock<Arc<StripedHistogram>> = OnceLock::new();
     static RPC: OnceLock<Arc<StripedHistogram>> = OnceLock::new();
-    let lookup = || {
-        striped::histogram(
-            AUTH_DURATION,
-            AUTH_DURATION_HELP,
-            &[("protocol", protocol)],
-            AUTH_BUCKETS,
-        )
+    let cell = match protocol {
+        "http" => &HTTP,
+        "rpc" => &RPC,
+        _ => return None,
     };
-    match protocol {
-        "http" => HTTP.get_or_init(lookup).clone(),
-        "rpc" => RPC.get_or_init(lookup).clone(),
-        _ => lookup(),
-    }
+    Some(cell.get_or_init(|| auth_duration_lookup(protocol)))
+}
+
+/// Another protocol's histogram (none today but tests'): through the registry on each call.
+fn auth_duration_lookup(protocol: &str) -> Arc<StripedHistogram> {
+    striped::histogram(
+        AUTH_DURATION,
+        AUTH_DURATION_HELP,
+        &[("protocol", protocol)],
+        AUTH_BUCKETS,
+    )
 }
 
 /// `kedge_rpc_bind_duration_seconds` of `listener`.

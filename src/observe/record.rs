@@ -24,7 +24,7 @@ pub fn auth_attempt(protocol: &str, service: &str, result: &str, reason: &str, s
         "result" => result, "reason" => reason.to_owned())
     .increment(1);
     if let Some(seconds) = seconds {
-        super::latency::auth_duration(protocol).record(seconds);
+        super::latency::record_auth_duration(protocol, seconds);
     }
 }
 
