@@ -5,7 +5,6 @@ use rasn_kerberos::KerberosTime;
 
 use super::crypto::{EncType, Key, UsageKeys};
 use super::der_back::DerBack;
-use super::gss;
 
 /// RFC 4120 §7.5.1 key usage of the AP-REP enc-part.
 pub const USAGE_AP_REP: u32 = 12;
@@ -138,11 +137,6 @@ fn ap_rep_der(etype: i32, cipher: &[u8]) -> Vec<u8> {
     let mut w = DerBack::with_capacity(0);
     write_ap_rep(&mut w, etype, cipher);
     w.into_vec()
-}
-
-/// The AP-REP as the krb5 mechanism sends it: GSS-framed with token ID 02 00 under `oid`.
-pub fn gss_framed(oid: &[u8], ap_rep: &[u8]) -> Vec<u8> {
-    gss::wrap_krb5(oid, gss::TOK_AP_REP, ap_rep)
 }
 
 #[cfg(test)]
