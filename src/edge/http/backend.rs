@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::backend_idle::IdleTimeoutIo;
+use super::backend_idle::idle_timeout;
 use super::error::{EdgeError, ErrorKind};
 use super::wire_exchange::WireError;
 use super::wire_link::{BackendIo, Checkout, WireLink};
@@ -80,7 +80,7 @@ impl Backend {
         let timeout = Duration::from_millis(cfg.connect_timeout_ms.max(1));
         let idle = Duration::from_secs(cfg.idle_timeout_secs.max(1));
         let member = conn.lease.member().clone();
-        let stream = IdleTimeoutIo::new(conn.stream, idle);
+        let stream = idle_timeout(conn.stream, idle);
         let io: Box<dyn BackendIo> = match self.pool.tls_for(&member) {
             None if self.pool.config().tls.is_some() => {
                 return Err(EdgeError::backend(

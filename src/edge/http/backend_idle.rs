@@ -8,113 +8,65 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::Context;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// `inner` with an idle timeout.
-pub struct IdleTimeoutIo<T> {
-    inner: T,
+use super::watched_io::{Watched, Watcher};
+
+/// A backend stream with an idle timeout.
+pub type IdleTimeoutIo<T> = Watched<T, IdleTimer>;
+
+/// `inner` with an idle timeout of `timeout`; the clock starts now.
+pub fn idle_timeout<T>(inner: T, timeout: Duration) -> IdleTimeoutIo<T> {
+    Watched::new(inner, IdleTimer::new(timeout))
+}
+
+/// The idle timer of one backend stream: when bytes last moved, and the wake-up.
+pub struct IdleTimer {
     timer: Pin<Box<Sleep>>,
     timeout: Duration,
     last: Instant,
 }
 
-impl<T> IdleTimeoutIo<T> {
-    /// Wraps `inner`; the clock starts now.
-    pub fn new(inner: T, timeout: Duration) -> Self {
+impl IdleTimer {
+    fn new(timeout: Duration) -> Self {
         let now = Instant::now();
         Self {
-            inner,
             timer: Box::pin(tokio::time::sleep_until(now + timeout)),
             timeout,
             last: now,
         }
     }
-}
 
-/// Whether the idle time is over; re-arms the timer when activity moved the deadline.
-fn expired(timer: &mut Pin<Box<Sleep>>, last: Instant, timeout: Duration, cx: &mut Context<'_>) -> bool {
-    loop {
-        if timer.as_mut().poll(cx).is_pending() {
-            return false;
-        }
-        let due = last + timeout;
-        if Instant::now() >= due {
-            return true;
-        }
-        timer.as_mut().reset(due);
-    }
-}
-
-fn timed_out() -> io::Error {
-    io::Error::new(io::ErrorKind::TimedOut, "backend connection idle timeout")
-}
-
-impl<T> IdleTimeoutIo<T> {
-    /// After an operation on the inner stream: note activity, or on `Pending` check the timer.
-    fn after<R>(
-        &mut self,
-        r: Poll<io::Result<R>>,
-        moved: impl Fn(&R) -> bool,
-        cx: &mut Context<'_>,
-    ) -> Poll<io::Result<R>> {
-        match r {
-            Poll::Ready(Ok(v)) => {
-                if moved(&v) {
-                    self.last = Instant::now();
-                }
-                Poll::Ready(Ok(v))
+    /// Whether the idle time is over; re-arms the timer when activity moved the deadline.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        loop {
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return false;
             }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending if expired(&mut self.timer, self.last, self.timeout, cx) => {
-                Poll::Ready(Err(timed_out()))
+            let due = self.last + self.timeout;
+            if Instant::now() >= due {
+                return true;
             }
-            Poll::Pending => Poll::Pending,
+            self.timer.as_mut().reset(due);
         }
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for IdleTimeoutIo<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let moved = buf.filled().len() > before;
-        self.after(r, |_| moved, cx)
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeoutIo<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.after(r, |n| *n > 0, cx)
+impl Watcher for IdleTimer {
+    fn read(&mut self, _: usize) {
+        self.last = Instant::now();
     }
 
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.after(r, |n| *n > 0, cx)
+    fn wrote(&mut self, _: usize) {
+        self.last = Instant::now();
     }
 
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+    fn pending(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
+        self.expired(cx)
+            .then(|| io::Error::new(io::ErrorKind::TimedOut, "backend connection idle timeout"))
     }
 }
 
@@ -128,7 +80,7 @@ mod tests {
     #[tokio::test]
     async fn a_silent_peer_times_out() {
         let (a, _b) = tokio::io::duplex(64);
-        let mut io = IdleTimeoutIo::new(a, IDLE);
+        let mut io = idle_timeout(a, IDLE);
         let mut buf = [0u8; 8];
         let started = Instant::now();
         let err = io.read(&mut buf).await.unwrap_err();
@@ -139,7 +91,7 @@ mod tests {
     #[tokio::test]
     async fn a_write_keeps_the_read_side_open() {
         let (a, mut b) = tokio::io::duplex(64);
-        let mut io = IdleTimeoutIo::new(a, IDLE);
+        let mut io = idle_timeout(a, IDLE);
         let mut buf = [0u8; 8];
         // Reads pending across several timeouts' worth of time, kept alive by writes.
         let mut last_write = Instant::now();

@@ -11,14 +11,12 @@
 //! armed later than that head's deadline (`armed_ms`), so a busy keep-alive connection costs it
 //! one wake-up per head timeout, not one per request.
 
-use std::io;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::watched_io::{Watched, Watcher};
 use crate::edge::metrics::ByteMeter;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -250,73 +248,16 @@ impl Drop for ExchangeGuard {
     }
 }
 
-/// A client stream that reports its reads and writes to a [`ConnClock`].
-#[derive(Debug)]
-pub struct WatchedIo<T> {
-    inner: T,
-    clock: std::sync::Arc<ConnClock>,
-}
+/// A client stream that reports its reads and writes to its [`ConnClock`].
+pub type WatchedIo<T> = Watched<T, Arc<ConnClock>>;
 
-impl<T> WatchedIo<T> {
-    /// Wraps `inner`.
-    pub fn new(inner: T, clock: std::sync::Arc<ConnClock>) -> Self {
-        Self { inner, clock }
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for WatchedIo<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = res {
-            let n = buf.filled().len() - before;
-            if n > 0 {
-                self.clock.on_read(n);
-            }
-        }
-        res
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for WatchedIo<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = res {
-            if n > 0 {
-                self.clock.on_write(n);
-            }
-        }
-        res
+impl Watcher for Arc<ConnClock> {
+    fn read(&mut self, n: usize) {
+        self.on_read(n);
     }
 
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = res {
-            if n > 0 {
-                self.clock.on_write(n);
-            }
-        }
-        res
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+    fn wrote(&mut self, n: usize) {
+        self.on_write(n);
     }
 }
 

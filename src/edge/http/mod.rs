@@ -18,6 +18,7 @@
 //! | `backend_idle.rs` | the backend connection's idle timeout |
 //! | `forward_headers.rs` | hop-by-hop headers, `X-Forwarded-For`, `Forwarded` |
 //! | `limits.rs` | head and idle timeouts |
+//! | `watched_io.rs` | the stream wrapper both clocks watch bytes through |
 //! | `tls/` | rustls server, certificates by SNI, reload on SIGHUP and file change, channel binding, handshake failure reasons |
 //! | `error.rs` | error kind + side → status, metric label, log level |
 //! | `routes.rs` | route table, path checks |
@@ -39,6 +40,7 @@ pub mod negotiate;
 mod passthrough;
 mod routes;
 pub mod tls;
+mod watched_io;
 mod wire_exchange;
 mod wire_link;
 
