@@ -149,9 +149,16 @@ impl Pool {
     /// eligible member of the highest rendezvous score for `key` (ties by name), one that is
     /// not ejected if there is any. Asked per request by assert routes.
     pub fn preferred(&self, key: Option<&str>) -> Option<Arc<Member>> {
+        self.with_preferred(key, Arc::clone)
+    }
+
+    /// [`Pool::preferred`]'s member lent to `f` instead of cloned: assert routes ask per request,
+    /// and a clone and its drop would write the member's reference count, a cache line every
+    /// worker shares, twice per request.
+    pub fn with_preferred<R>(&self, key: Option<&str>, f: impl FnOnce(&Arc<Member>) -> R) -> Option<R> {
         let set = self.set.load();
         let Some(k) = key.filter(|_| set.cfg.affinity && set.cfg.balance == Balance::Rendezvous) else {
-            return self.candidates(key).into_iter().next();
+            return self.candidates(key).first().map(f);
         };
         let now = Instant::now();
         let kh = select::key_hash(k);
@@ -161,9 +168,9 @@ impl Pool {
                 .filter(|m| m.is_eligible() && m.is_ejected(now) == ejected)
                 .map(|m| (select::hrw_score(m.seed(), kh, m.weight()), m))
                 .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.name.cmp(&a.1.name)))
-                .map(|(_, m)| m.clone())
+                .map(|(_, m)| m)
         };
-        best(false).or_else(|| best(true))
+        best(false).or_else(|| best(true)).map(f)
     }
 
     /// Connects to the first candidate that accepts, failing over on refusal or timeout.

@@ -238,8 +238,11 @@ impl AssertPool {
 
     /// An idle connection to the member `key` goes to, or a new one.
     async fn checkout(&self, key: Option<&str>) -> Result<(WireLink, Checkout), EdgeError> {
-        let preferred = self.backend.pool.preferred(key);
-        if let Some(idle) = preferred.and_then(|member| self.take_idle(member.key())) {
+        let pool = &self.backend.pool;
+        if let Some(idle) = pool
+            .with_preferred(key, |member| self.take_idle(member.key()))
+            .flatten()
+        {
             return Ok(idle);
         }
         self.backend.open_wire(key, "assert").await
