@@ -128,7 +128,6 @@ impl Direction {
 #[derive(Clone, Debug)]
 pub struct ByteMeter {
     counter: Arc<StripedCounter>,
-    direction: Direction,
 }
 
 /// A byte meter for `listener` and `direction`.
@@ -138,19 +137,13 @@ pub fn byte_meter(listener: &str, direction: Direction) -> ByteMeter {
             BYTES_TOTAL,
             &[("listener", listener), ("direction", direction.as_str())],
         ),
-        direction,
     }
 }
 
 impl ByteMeter {
     /// `n` more bytes went through (into stripes of this thread's: no cache line shared with
-    /// the other workers per chunk).
+    /// the other workers per chunk). `/status`'s byte totals are summed from the same series.
     pub fn add(&self, n: u64) {
-        let t = tally();
-        match self.direction {
-            Direction::ClientToBackend => t.bytes_client_to_backend.add(n),
-            Direction::BackendToClient => t.bytes_backend_to_client.add(n),
-        }
         self.counter.add(n);
     }
 }

@@ -198,6 +198,17 @@ fn series_key(name: &'static str, labels: &[(&'static str, &str)]) -> SeriesKey 
     (name, labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect())
 }
 
+/// The sum of every striped counter of family `name` whose label `key` is `value` (the
+/// `/status` totals across listeners; a lock and a walk of the registry, so not per request).
+pub fn family_sum(name: &'static str, (key, value): (&str, &str)) -> u64 {
+    registry()
+        .counters
+        .iter()
+        .filter(|((n, labels), _)| *n == name && labels.iter().any(|(k, v)| *k == key && v == value))
+        .map(|(_, (c, _))| c.sum())
+        .fold(0u64, u64::wrapping_add)
+}
+
 /// Sets every striped counter's recorder handle to the stripes' sum (before a render).
 pub fn sync() {
     for (c, handle) in registry().counters.values() {

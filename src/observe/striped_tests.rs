@@ -123,3 +123,37 @@ fn a_series_without_labels_renders_without_a_label_set() {
     assert!(out.contains("kedge_test_striped_bare_seconds_sum 0.5\n"), "{out}");
     assert!(out.contains("kedge_test_striped_bare_seconds_count 1\n"), "{out}");
 }
+
+#[test]
+fn a_family_sum_adds_the_series_with_the_label_and_no_other() {
+    const FAMILY: &str = "kedge_test_family_sum_total";
+    counter(FAMILY, &[("listener", "a"), ("direction", "in")]).add(5);
+    counter(FAMILY, &[("listener", "b"), ("direction", "in")]).add(7);
+    counter(FAMILY, &[("listener", "a"), ("direction", "out")]).add(11);
+    // Another family with the same labels counts for nothing.
+    counter("kedge_test_family_other_total", &[("direction", "in")]).add(1000);
+    assert_eq!(family_sum(FAMILY, ("direction", "in")), 12);
+    assert_eq!(family_sum(FAMILY, ("listener", "a")), 16);
+    assert_eq!(family_sum(FAMILY, ("direction", "sideways")), 0);
+}
+
+#[test]
+fn status_byte_totals_count_every_relayed_byte_once() {
+    use crate::observe::record::{byte_meter, Direction};
+    use crate::observe::tally;
+    let before = tally().snapshot();
+    byte_meter("status-bytes-test", Direction::ClientToBackend).add(1000);
+    byte_meter("status-bytes-test", Direction::BackendToClient).add(700);
+    let after = tally().snapshot();
+    // Other tests may relay bytes meanwhile: the totals grow by at least this test's bytes,
+    // and this listener's series holds exactly them.
+    assert!(after.bytes_client_to_backend - before.bytes_client_to_backend >= 1000);
+    assert!(after.bytes_backend_to_client - before.bytes_backend_to_client >= 700);
+    assert_eq!(
+        family_sum(
+            crate::observe::names::BYTES_TOTAL,
+            ("listener", "status-bytes-test")
+        ),
+        1700
+    );
+}

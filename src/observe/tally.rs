@@ -5,7 +5,14 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::striped::StripedCounter;
+use super::names::BYTES_TOTAL;
+use super::record::Direction;
+use super::striped::{family_sum, StripedCounter};
+
+/// Bytes relayed in `direction` on every listener so far.
+fn bytes_total(direction: Direction) -> u64 {
+    family_sum(BYTES_TOTAL, ("direction", direction.as_str()))
+}
 
 /// Running totals since the process started.
 #[derive(Debug, Default)]
@@ -18,9 +25,6 @@ pub struct Tally {
     pub(super) connections_active: AtomicI64,
     pub(super) connections_total: AtomicU64,
     pub(super) sessions_active: AtomicI64,
-    /// Striped: every relayed chunk adds to them.
-    pub(super) bytes_client_to_backend: StripedCounter,
-    pub(super) bytes_backend_to_client: StripedCounter,
     pub(super) backend_failovers: AtomicU64,
     pub(super) backend_ejections: AtomicU64,
     pub(super) keytab_reloads_ok: AtomicU64,
@@ -37,8 +41,6 @@ static TALLY: Tally = Tally {
     connections_active: AtomicI64::new(0),
     connections_total: AtomicU64::new(0),
     sessions_active: AtomicI64::new(0),
-    bytes_client_to_backend: StripedCounter::new(),
-    bytes_backend_to_client: StripedCounter::new(),
     backend_failovers: AtomicU64::new(0),
     backend_ejections: AtomicU64::new(0),
     keytab_reloads_ok: AtomicU64::new(0),
@@ -99,8 +101,9 @@ impl Tally {
             connections_active: self.connections_active.load(Ordering::Relaxed),
             connections_total: r(&self.connections_total),
             sessions_active: self.sessions_active.load(Ordering::Relaxed),
-            bytes_client_to_backend: self.bytes_client_to_backend.sum(),
-            bytes_backend_to_client: self.bytes_backend_to_client.sum(),
+            // Summed from `kedge_bytes_total`'s series, which every relayed chunk adds to once.
+            bytes_client_to_backend: bytes_total(Direction::ClientToBackend),
+            bytes_backend_to_client: bytes_total(Direction::BackendToClient),
             backend_failovers: r(&self.backend_failovers),
             backend_ejections: r(&self.backend_ejections),
             keytab_reloads_ok: r(&self.keytab_reloads_ok),
