@@ -139,8 +139,15 @@ pub fn check_path(path: &str) -> Result<(), EdgeError> {
     if path.contains('\\') {
         return bad("backslash in path");
     }
-    let lower = path.to_ascii_lowercase();
-    if ["%2e", "%2f", "%5c", "%00"].iter().any(|e| lower.contains(e)) {
+    // Every `%` is looked at with the two bytes after it, in either case (no copy of the path).
+    let b = path.as_bytes();
+    let encoded = b.iter().enumerate().filter(|&(_, &c)| c == b'%').any(|(i, _)| {
+        b.get(i + 1..i + 3).is_some_and(|e| {
+            let pair = [e[0].to_ascii_lowercase(), e[1].to_ascii_lowercase()];
+            matches!(&pair, b"2e" | b"2f" | b"5c" | b"00")
+        })
+    });
+    if encoded {
         return bad("encoded dot, slash, backslash or NUL in path");
     }
     if path.split('/').any(|seg| seg == "." || seg == "..") {
@@ -160,12 +167,27 @@ mod tests {
             "/owa/./x",
             "/owa/%2e%2e/ecp",
             "/owa%2Fecp",
+            "/owa/%2E%2E/ecp",
+            "/owa%5cecp",
+            "/owa%5Cecp",
+            "/owa%00.aspx",
+            "/owa/%%2e",
+            "/x%2f",
             "/owa\\..\\ecp",
             "/a/..",
         ] {
             assert!(check_path(p).is_err(), "{p}");
         }
-        for p in ["/", "/rpc/rpcproxy.dll", "/owa/x.y/z..txt", "/mapi/emsmdb/"] {
+        for p in [
+            "/",
+            "/rpc/rpcproxy.dll",
+            "/owa/x.y/z..txt",
+            "/mapi/emsmdb/",
+            "/owa/%20name",
+            "/owa/100%",
+            "/owa/%2",
+            "/owa/%e2%82%ac",
+        ] {
             assert!(check_path(p).is_ok(), "{p}");
         }
     }
