@@ -3,39 +3,20 @@
 
 use rasn_kerberos::KerberosTime;
 
-use super::crypto::{EncType, Key, UsageKeys};
+use super::crypto::{EncType, UsageKeys};
 use super::der_back::DerBack;
 
 /// RFC 4120 §7.5.1 key usage of the AP-REP enc-part.
 pub const USAGE_AP_REP: u32 = 12;
 
-/// Builds the DER AP-REP echoing the authenticator's ctime/cusec, encrypted in the ticket's
-/// session key (usage 12), with our initial sequence number for the GSS context.
-pub fn build(session_key: &Key, ctime: &KerberosTime, cusec: u32, seq_number: u32) -> Vec<u8> {
-    let keys = UsageKeys::new(session_key, USAGE_AP_REP);
-    build_with(&keys, session_key.etype(), ctime, cusec, seq_number)
-}
-
-/// [`build`] with the session key's usage-12 keys derived already (a kept ticket holds them).
-/// The DER is written by hand (a fixed shape; the tests hold it to rasn's encoding): every
-/// mutually authenticated request builds one.
-pub fn build_with(
-    keys: &UsageKeys,
-    etype: EncType,
-    ctime: &KerberosTime,
-    cusec: u32,
-    seq_number: u32,
-) -> Vec<u8> {
-    let mut w = DerBack::with_capacity(AP_REP_CAPACITY);
-    write_with(&mut w, keys, etype, ctime, cusec, seq_number);
-    w.into_vec()
-}
-
 /// Room for an AP-REP and the framing around it (an aes256 AP-REP is some 110 bytes).
 pub const AP_REP_CAPACITY: usize = 256;
 
-/// [`build_with`], written in front of what `w` holds (for the GSS and SPNEGO framing to go
-/// around it in the same buffer).
+/// The DER AP-REP echoing the authenticator's ctime/cusec, encrypted with the session key's
+/// usage-12 keys (derived already: a kept ticket holds them), with our initial sequence number
+/// for the GSS context; written in front of what `w` holds, for the GSS and SPNEGO framing to
+/// go around it in the same buffer. The DER is written by hand (a fixed shape; the tests hold
+/// it to rasn's encoding): every mutually authenticated request writes one.
 pub fn write_with(
     w: &mut DerBack,
     keys: &UsageKeys,
@@ -125,6 +106,15 @@ fn write_ap_rep(w: &mut DerBack, etype: i32, cipher: &[u8]) {
     w.wrap(0x6F, rep);
 }
 
+/// The AP-REP of [`write_with`] in a buffer of its own, its keys derived from `session_key`.
+#[cfg(test)]
+fn build(session_key: &super::crypto::Key, ctime: &KerberosTime, cusec: u32, seq_number: u32) -> Vec<u8> {
+    let keys = UsageKeys::new(session_key, USAGE_AP_REP);
+    let mut w = DerBack::with_capacity(AP_REP_CAPACITY);
+    write_with(&mut w, &keys, session_key.etype(), ctime, cusec, seq_number);
+    w.into_vec()
+}
+
 #[cfg(test)]
 fn enc_part_der(ctime: &KerberosTime, cusec: u32, seq_number: u32) -> Vec<u8> {
     let mut w = DerBack::with_capacity(0);
@@ -142,6 +132,7 @@ fn ap_rep_der(etype: i32, cipher: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::krb::crypto::Key;
     use crate::krb::time::{krb_secs, krb_time};
     use rasn_kerberos::{ApRep, EncApRepPart, EncryptedData};
 

@@ -2,6 +2,20 @@
 //! of them, so a nest of definite lengths (AP-REP in GSS framing in a SPNEGO NegTokenResp) is
 //! one buffer with no length computed ahead and no buffer per level.
 
+/// The DER definite-length octets of `len` (X.690 §8.1.3: short form below 0x80, else the
+/// long form with the fewest length bytes), written into `out`.
+pub fn definite_length(len: usize, out: &mut [u8; 9]) -> &[u8] {
+    if len < 0x80 {
+        out[0] = len as u8;
+        return &out[..1];
+    }
+    let bytes = len.to_be_bytes();
+    let skip = bytes.iter().take_while(|b| **b == 0).count();
+    out[0] = 0x80 | (bytes.len() - skip) as u8;
+    out[1..1 + bytes.len() - skip].copy_from_slice(&bytes[skip..]);
+    &out[..1 + bytes.len() - skip]
+}
+
 /// The buffer; the bytes written so far are its tail.
 #[derive(Debug)]
 pub struct DerBack {
@@ -58,20 +72,12 @@ impl DerBack {
 
     /// Frames what was written since `mark` as `tag`, its DER definite length and those bytes.
     pub fn wrap(&mut self, tag: u8, mark: Mark) {
-        let len = self.len() - mark.0;
-        let mut head = [0u8; 1 + 1 + 8];
+        let mut length = [0u8; 9];
+        let length = definite_length(self.len() - mark.0, &mut length);
+        let mut head = [0u8; 1 + 9];
         head[0] = tag;
-        let n = if len < 0x80 {
-            head[1] = len as u8;
-            2
-        } else {
-            let bytes = len.to_be_bytes();
-            let skip = bytes.iter().take_while(|b| **b == 0).count();
-            head[1] = 0x80 | (bytes.len() - skip) as u8;
-            head[2..2 + bytes.len() - skip].copy_from_slice(&bytes[skip..]);
-            2 + bytes.len() - skip
-        };
-        self.prepend(&head[..n]);
+        head[1..1 + length.len()].copy_from_slice(length);
+        self.prepend(&head[..1 + length.len()]);
     }
 
     /// `tag`, the DER length of `contents`, `contents`, in front of what is written.
@@ -115,6 +121,27 @@ mod tests {
                 assert_eq!(w.len(), want.len());
                 assert_eq!(w.into_vec(), want, "{inner_len} {capacity}");
             }
+        }
+    }
+
+    #[test]
+    fn definite_lengths_are_x690_s_short_and_shortest_long_forms() {
+        let cases: [(usize, &[u8]); 8] = [
+            (0, &[0x00]),
+            (0x7F, &[0x7F]),
+            (0x80, &[0x81, 0x80]),
+            (0xFF, &[0x81, 0xFF]),
+            (0x100, &[0x82, 0x01, 0x00]),
+            (0xFFFF, &[0x82, 0xFF, 0xFF]),
+            (70_000, &[0x83, 0x01, 0x11, 0x70]),
+            (
+                usize::MAX,
+                &[0x88, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF],
+            ),
+        ];
+        for (len, want) in cases {
+            let mut out = [0u8; 9];
+            assert_eq!(definite_length(len, &mut out), want, "{len}");
         }
     }
 

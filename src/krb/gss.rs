@@ -110,16 +110,10 @@ pub fn frame_krb5(w: &mut DerBack, oid: &[u8], tok_id: [u8; 2], mark: Mark) {
     frame_initial(w, oid, mark);
 }
 
-/// Appends a DER definite length.
+/// Appends a DER definite length ([`super::der_back::definite_length`]).
 pub fn push_der_length(out: &mut Vec<u8>, len: usize) {
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
+    let mut length = [0u8; 9];
+    out.extend_from_slice(super::der_back::definite_length(len, &mut length));
 }
 
 /// `tag`, the DER length of `contents`, `contents`.
