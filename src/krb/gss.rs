@@ -116,7 +116,9 @@ pub fn push_der_length(out: &mut Vec<u8>, len: usize) {
     out.extend_from_slice(super::der_back::definite_length(len, &mut length));
 }
 
-/// `tag`, the DER length of `contents`, `contents`.
+/// `tag`, the DER length of `contents`, `contents` (front to front: the tests' reference for the
+/// back-to-front writer, `der_back.rs`, that kedge's own tokens are written with).
+#[cfg(test)]
 pub fn push_tlv(out: &mut Vec<u8>, tag: u8, contents: &[u8]) {
     out.push(tag);
     push_der_length(out, contents.len());
@@ -124,6 +126,7 @@ pub fn push_tlv(out: &mut Vec<u8>, tag: u8, contents: &[u8]) {
 }
 
 /// `tag`, the DER length of `contents`, `contents`, as a buffer of its own.
+#[cfg(test)]
 pub fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(contents.len() + 6);
     push_tlv(&mut out, tag, contents);
