@@ -106,7 +106,7 @@ fn assert_signed_as(s: &Seen, principal: &str, groups: Option<&str>) -> (u64, St
         target: s.path.as_bytes(),
         host,
         principal,
-        groups: groups.unwrap_or(""),
+        groups: groups.unwrap_or("").as_bytes(),
         timestamp: ts,
     };
     let got = s.headers.get("x-kedge-signature").unwrap().to_str().unwrap();
@@ -160,6 +160,42 @@ async fn repeated_requests_on_a_connection_are_each_signed_for_themselves() {
                 );
             }
         }
+    }
+}
+
+/// Fresh tokens on one connection: of one kept ticket (kedge keeps the identity it made for
+/// it), of another user, of a renewed ticket with other groups, without a PAC. Each request
+/// reaches the member with its own token's identity, signed for it.
+#[tokio::test]
+async fn each_fresh_token_on_a_connection_states_its_own_identity() {
+    let (backend, kedge, _dir) = setup().await;
+    let mut c = Conn::plain(kedge.addr).await;
+    const TWO: &str = "S-1-5-21-1-513,S-1-5-21-1-512";
+    let steps: [(&str, &str, Option<&str>); 7] = [
+        ("alice", "ticket=1", Some(TWO)),
+        ("alice", "ticket=1", Some(TWO)),
+        ("bob", "ticket=1", Some("S-1-5-21-1-513")),
+        ("alice", "ticket=1", Some(TWO)),
+        ("alice", "ticket=2", Some("S-1-5-21-1-1107")),
+        ("alice", "ticket=2", Some("S-1-5-21-1-1107")),
+        ("alice", "", None),
+    ];
+    for (user, ticket, groups) in steps {
+        let extra = groups.map_or(String::new(), |g| format!("{ticket} groups={g}"));
+        let auth = fake::header(user, &extra);
+        let r = bounded(user, c.get("/ews/", &[("authorization", &auth)])).await;
+        assert_eq!(r.status, 200, "{user} {extra}");
+    }
+    let seen = backend.seen();
+    assert_eq!(seen.len(), steps.len());
+    for (s, (user, ticket, groups)) in seen.iter().zip(steps) {
+        let principal = format!("{user}@{}", fake::REALM);
+        assert_eq!(
+            s.headers.get_all("x-kedge-principal").iter().count(),
+            1,
+            "{user} {ticket}"
+        );
+        assert_signed_as(s, &principal, groups);
     }
 }
 

@@ -67,6 +67,14 @@ async fn kedge_over(kdc: &Kdc, cfg: &str, backend: SocketAddr, tls: Option<Serve
     .await
 }
 
+/// A member, and kedge in front of it with one assert route for every path.
+async fn assert_everything(kdc: &Kdc) -> (TestBackend, Kedge) {
+    let backend = member(kdc).await;
+    let cfg = "[[routes]]\nprefix = \"/\"\npool = \"cas\"\nmode = \"assert\"\n";
+    let kedge = kedge_over(kdc, cfg, backend.addr, None).await;
+    (backend, kedge)
+}
+
 fn negotiate(token: &[u8]) -> String {
     format!(
         "Negotiate {}",
@@ -175,9 +183,7 @@ async fn curl_ok(kdc: &Kdc, user: &str, kedge: &Kedge, ca: Option<&std::path::Pa
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_auth_completes_from_kedges_ap_rep_in_assert_mode() {
     let kdc = Kdc::shared();
-    let backend = member(kdc).await;
-    let cfg = "[[routes]]\nprefix = \"/\"\npool = \"cas\"\nmode = \"assert\"\n";
-    let kedge = kedge_over(kdc, cfg, backend.addr, None).await;
+    let (backend, kedge) = assert_everything(kdc).await;
     let mut init = kdc.initiator("alice");
     let token = init.init(HTTP_SPN, Mech::Spnego, "mutual");
     let mut c = Conn::plain(kedge.addr).await;
@@ -210,14 +216,41 @@ async fn mutual_auth_completes_from_kedges_ap_rep_in_assert_mode() {
     );
 }
 
+/// Fresh tokens on one connection, some of one kept ticket and some of another user's: every
+/// request reaches the member as the principal of its own token (kedge keeps a connection's
+/// identity only for a token of the very ticket it was made from).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_fresh_token_on_a_connection_states_its_own_principal() {
+    let kdc = Kdc::shared();
+    let (backend, kedge) = assert_everything(kdc).await;
+    let (mut alice, mut bob) = (kdc.initiator("alice"), kdc.initiator("bob"));
+    let mut c = Conn::plain(kedge.addr).await;
+    let order = ["alice", "alice", "bob", "alice", "bob", "bob"];
+    for user in order {
+        let init = if user == "alice" { &mut alice } else { &mut bob };
+        let token = init.init(HTTP_SPN, Mech::Spnego, "mutual");
+        let r = bounded(user, c.get("/ews/", &[("authorization", &negotiate(&token))])).await;
+        assert_eq!(r.status, 200, "{user}: {r:?}");
+    }
+    let stated: Vec<String> = backend
+        .seen()
+        .iter()
+        .map(|s| {
+            let all: Vec<_> = s.headers.get_all("x-kedge-principal").iter().collect();
+            assert_eq!(all.len(), 1, "one principal header");
+            all[0].to_str().unwrap().to_owned()
+        })
+        .collect();
+    let want: Vec<String> = order.iter().map(|u| format!("{u}@{REALM}")).collect();
+    assert_eq!(stated, want);
+}
+
 /// curl --negotiate as users whose UTF-8 names hold bytes in 0x80..=0xA0 (`weiß`, `рябов`),
 /// through an assert route: the member gets the principal header with the name's UTF-8 bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_as_a_utf8_user_reaches_the_member_with_the_utf8_principal_header() {
     let kdc = Kdc::shared();
-    let backend = member(kdc).await;
-    let cfg = "[[routes]]\nprefix = \"/\"\npool = \"cas\"\nmode = \"assert\"\n";
-    let kedge = kedge_over(kdc, cfg, backend.addr, None).await;
+    let (backend, kedge) = assert_everything(kdc).await;
     for (user, _) in UTF8_USERS {
         curl_ok(kdc, user, &kedge, None).await;
     }

@@ -85,6 +85,15 @@ impl Principal {
         }
     }
 
+    /// Whether `s` is [`Principal::canonical`] of this principal, compared without building it
+    /// (a connection presenting a fresh token for the principal it already holds).
+    pub fn is_canonical(&self, s: &str) -> bool {
+        match self.plain_canonical_bytes() {
+            Some(bytes) => bytes.eq(s.bytes()),
+            None => self.canonical_chars().eq(s.chars()),
+        }
+    }
+
     /// The bytes of [`Principal::canonical`] by an ASCII case mapping, where the principal is
     /// plain ([`Principal::is_plain`]); `None` otherwise. The identity headers and the replay
     /// key both take this path for nearly every principal.
@@ -152,6 +161,20 @@ mod tests {
             let p = Principal::parse(&format!("{name}@{realm}"), "X").unwrap();
             let chars: String = p.canonical_chars().collect();
             assert_eq!(p.canonical(), chars, "{name}@{realm}");
+            let canonical = p.canonical();
+            assert!(p.is_canonical(&canonical), "{name}@{realm}");
+            // Not the canonical form: as written, one character longer, shorter or changed.
+            for other in [
+                format!("{name}@{realm}"),
+                format!("{canonical}x"),
+                canonical.chars().take(canonical.chars().count() - 1).collect(),
+                canonical.replacen('@', "@@", 1),
+                canonical.to_uppercase(),
+            ] {
+                if other != canonical {
+                    assert!(!p.is_canonical(&other), "{other:?} for {name}@{realm}");
+                }
+            }
         }
         let p = Principal::parse("Alice@contoso.com", "X").unwrap();
         assert!(p.is_plain());

@@ -1,9 +1,11 @@
 //! A scripted validator: tokens are text, `fake user=alice nonce=7 [svc=http] [mutual]
-//! [groups=S-1,S-2]`, so the connection machinery can be tested without a KDC. It enforces the
-//! service, replay (by nonce) and group rules like the real acceptor, and records the channel
-//! bindings it was given.
+//! [groups=S-1,S-2] [ticket=T]`, so the connection machinery can be tested without a KDC. It
+//! enforces the service, replay (by nonce) and group rules like the real acceptor, and records
+//! the channel bindings it was given. Tokens of one user naming one `ticket` share that ticket's
+//! PAC, as every acceptance of one kept ticket does with the real acceptor (its groups are
+//! those of the first such token).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -53,6 +55,8 @@ pub fn user_of(token: &[u8]) -> Option<String> {
 #[derive(Default)]
 pub struct FakeAuth {
     seen: Mutex<HashSet<String>>,
+    /// The PAC of each kept `user/ticket`.
+    kept: Mutex<HashMap<String, Arc<PacIdentity>>>,
     /// Channel bindings passed in, per call.
     pub bindings: Mutex<Vec<Option<Vec<u8>>>>,
 }
@@ -67,13 +71,15 @@ impl Authenticate for FakeAuth {
             .ok()
             .and_then(|t| t.strip_prefix("fake "))
             .ok_or_else(|| AuthError::malformed("gss", "not a fake token"))?;
-        let (mut user, mut nonce, mut svc, mut mutual, mut groups) = (None, None, "http", false, None);
+        let (mut user, mut nonce, mut svc, mut mutual, mut groups, mut ticket) =
+            (None, None, "http", false, None, None);
         for w in text.split(' ') {
             match w.split_once('=') {
                 Some(("user", v)) => user = Some(v),
                 Some(("nonce", v)) => nonce = Some(v),
                 Some(("svc", v)) => svc = v,
                 Some(("groups", v)) => groups = Some(v.split(',').map(String::from).collect::<Vec<_>>()),
+                Some(("ticket", v)) => ticket = Some(v),
                 None if w == "mutual" => mutual = true,
                 _ => return Err(AuthError::malformed("gss", "unknown word")),
             }
@@ -100,11 +106,23 @@ impl Authenticate for FakeAuth {
             });
         }
         let pac = groups.map(|g| {
-            PacIdentity::from_sids(
-                Some(format!("S-1-5-21-1-{}", 1000 + user.len())),
-                g,
-                Some("KEDGE".into()),
-            )
+            let made = || {
+                Arc::new(PacIdentity::from_sids(
+                    Some(format!("S-1-5-21-1-{}", 1000 + user.len())),
+                    g,
+                    Some("KEDGE".into()),
+                ))
+            };
+            match ticket {
+                Some(t) => self
+                    .kept
+                    .lock()
+                    .unwrap()
+                    .entry(format!("{user}/{t}"))
+                    .or_insert_with(made)
+                    .clone(),
+                None => made(),
+            }
         });
         if let Some(rules) = ctx.groups {
             let held: Vec<String> = pac.iter().flat_map(|p| p.group_sids()).collect();
@@ -121,7 +139,7 @@ impl Authenticate for FakeAuth {
             authtime: 0,
             starttime: 0,
             endtime: i64::MAX,
-            pac: pac.map(Arc::new),
+            pac,
             session_key: Key::random(EncType::Aes256CtsHmacSha196),
             gss_flags: if mutual { 2 } else { 0 },
             mutual,

@@ -140,11 +140,11 @@ impl AssertHeaders {
     /// connection's last signature, reused when this request's input is the same). A principal
     /// that cannot be a header value (a control character in the name the KDC issued; UTF-8 is
     /// stated as its bytes) is refused: the request never goes on without its identity.
-    pub fn apply<B>(
-        &self,
+    pub fn apply<'a, B>(
+        &'a self,
         req: &mut Request<B>,
-        added: &mut AddedHeaders,
-        id: Option<&Identity>,
+        added: &mut AddedHeaders<'a>,
+        id: Option<&'a Identity>,
         (now, memo): (SystemTime, &SignatureMemo),
     ) -> Result<(), EdgeError> {
         let headers = req.headers_mut();
@@ -161,10 +161,10 @@ impl AssertHeaders {
                 ),
             )
         })?;
-        added.push(self.principal.clone(), principal.clone());
+        added.push_borrowed(&self.principal, principal);
         let groups = id.groups_joined();
         if let (Some(name), Some(v)) = (&self.groups, id.groups_value()) {
-            added.push(name.clone(), v.clone());
+            added.push_borrowed(name, v);
         }
         if let (Some(name), Some(key)) = (&self.signature, &self.key) {
             let ts = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -179,11 +179,11 @@ impl AssertHeaders {
                 timestamp: ts,
             };
             let sig = key.sign(&signed, Some(memo));
-            added.push(self.timestamp.clone(), HeaderValue::from(ts));
-            added.push(
-                name.clone(),
-                HeaderValue::from_bytes(&sig).expect("hex is a valid header value"),
-            );
+            let mut digits = [0u8; 20];
+            let pushed = added
+                .push_short(&self.timestamp, crate::krb::pac::decimal(ts, &mut digits))
+                .and_then(|()| added.push_short(name, &sig));
+            debug_assert!(pushed.is_some(), "digits and hex are valid header values");
         }
         Ok(())
     }
@@ -413,7 +413,7 @@ mod tests {
             .expect("a statable identity");
         let mut m = r.headers().clone();
         for (n, v) in added.iter() {
-            m.append(n.clone(), v.clone());
+            m.append(n.clone(), HeaderValue::from_bytes(v).expect("a header value"));
         }
         m
     }
@@ -521,7 +521,7 @@ mod tests {
                 target: b"/ews/Exchange.asmx?x=1",
                 host: b"outlook.contoso.com",
                 principal: "alice@KEDGE.TEST",
-                groups: "S-1-5-21-1-513,S-1-5-21-1-512",
+                groups: b"S-1-5-21-1-513,S-1-5-21-1-512",
                 timestamp: 1_700_000_000,
             },
         );

@@ -20,7 +20,7 @@ pub struct Signed<'a> {
     /// The principal stated.
     pub principal: &'a str,
     /// The group SIDs stated, comma-separated.
-    pub groups: &'a str,
+    pub groups: &'a [u8],
     /// Unix seconds.
     pub timestamp: u64,
 }
@@ -59,14 +59,7 @@ impl SigningKey {
     pub fn sign(&self, s: &Signed<'_>, memo: Option<&SignatureMemo>) -> SignatureText {
         let mut ts = [0u8; 20];
         let ts = crate::krb::pac::decimal(s.timestamp, &mut ts);
-        let fields = [
-            s.method,
-            s.target,
-            s.host,
-            s.principal.as_bytes(),
-            s.groups.as_bytes(),
-            ts,
-        ];
+        let fields = [s.method, s.target, s.host, s.principal.as_bytes(), s.groups, ts];
         let lengths = fields.map(|f| u32::try_from(f.len()).unwrap_or(u32::MAX).to_be_bytes());
         let mut parts: [&[u8]; 13] = [b"kedge-assert-v2"; 13];
         for (i, (len, field)) in lengths.iter().zip(fields).enumerate() {
@@ -162,7 +155,7 @@ mod tests {
             target: b"/ews/Exchange.asmx?x=1",
             host: b"outlook.contoso.com",
             principal: "alice@R",
-            groups: "S-1",
+            groups: b"S-1",
             timestamp: 100,
         }
     }
@@ -187,7 +180,7 @@ mod tests {
                 ..base
             },
             Signed {
-                groups: "S-2",
+                groups: b"S-2",
                 ..base
             },
             Signed {
@@ -197,7 +190,7 @@ mod tests {
             // Moving a byte between adjacent fields changes the signature (length prefixes).
             Signed {
                 principal: "alice@RS-",
-                groups: "1",
+                groups: b"1",
                 ..base
             },
         ]
@@ -265,13 +258,13 @@ mod tests {
         let key = SigningKey::new(KeyedHmac::new(b"k"));
         let memo = SignatureMemo::default();
         let long = Signed {
-            groups: "S-1,S-2",
+            groups: b"S-1,S-2",
             ..signed()
         };
         key.sign(&long, Some(&memo));
         // A shorter input that is a prefix of the remembered one is signed anew.
         let short = Signed {
-            groups: "S-1",
+            groups: b"S-1",
             ..signed()
         };
         assert_eq!(key.sign(&short, Some(&memo)), key.sign(&short, None));
@@ -284,7 +277,7 @@ mod tests {
         let memo = SignatureMemo::default();
         let groups = "S".repeat(MEMO_MAX_INPUT);
         let big = Signed {
-            groups: &groups,
+            groups: groups.as_bytes(),
             ..signed()
         };
         assert_eq!(key.sign(&big, Some(&memo)), key.sign(&big, None));

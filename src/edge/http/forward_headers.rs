@@ -90,32 +90,86 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// written after the client's when the head is encoded, never put into the parsed map: hyper
 /// sizes that map to the client's headers, and growing it rehashed every header on each
 /// request. Whoever pushes a name removes the client's own copies of it from the map first.
+///
+/// Names and values are borrowed where they live longer than the request (a route's configured
+/// names, a connection's identity): cloning one would write its reference count, and a route's
+/// names are shared by every worker, so each clone and drop moved a cache line between cores.
+/// Short values made per request (a timestamp, a signature) are kept inline, unallocated.
 #[derive(Debug, Default)]
-pub struct AddedHeaders(Vec<(HeaderName, HeaderValue)>);
+pub struct AddedHeaders<'a>(Vec<(&'a HeaderName, Added<'a>)>);
 
-impl AddedHeaders {
+/// One added value.
+#[derive(Debug)]
+enum Added<'a> {
+    /// Made for this request, or cheap to clone (a static or per-connection value).
+    Owned(HeaderValue),
+    /// Lives as long as the request.
+    Borrowed(&'a HeaderValue),
+    /// A short value made for this request: its bytes and length.
+    Inline([u8; INLINE_VALUE], u8),
+}
+
+/// The longest value kept inline: a signature (`v2=` and 64 hex digits) fits, and so does a
+/// timestamp.
+pub const INLINE_VALUE: usize = 72;
+
+impl Added<'_> {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Added::Owned(v) => v.as_bytes(),
+            Added::Borrowed(v) => v.as_bytes(),
+            Added::Inline(buf, len) => &buf[..usize::from(*len)],
+        }
+    }
+}
+
+impl<'a> AddedHeaders<'a> {
     /// Room for the forwarding and identity headers.
     pub fn new() -> Self {
         Self(Vec::with_capacity(8))
     }
 
     /// Adds `name: value` (after those added before).
-    pub fn push(&mut self, name: HeaderName, value: HeaderValue) {
-        self.0.push((name, value));
+    pub fn push(&mut self, name: &'a HeaderName, value: HeaderValue) {
+        self.0.push((name, Added::Owned(value)));
     }
 
-    /// The headers added, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
-        self.0.iter().map(|(n, v)| (n, v))
+    /// Adds `name: value`, borrowing the value.
+    pub fn push_borrowed(&mut self, name: &'a HeaderName, value: &'a HeaderValue) {
+        self.0.push((name, Added::Borrowed(value)));
     }
 
-    /// The value added under `name`, if one was.
+    /// Adds `name: value` for a short value made for this request: kept inline when it is at
+    /// most [`INLINE_VALUE`] bytes, else allocated. `None`, with nothing added, when `value` is
+    /// not a valid header value.
+    pub fn push_short(&mut self, name: &'a HeaderName, value: &[u8]) -> Option<()> {
+        let valid = value.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f));
+        if !valid {
+            return None;
+        }
+        let added = match u8::try_from(value.len()) {
+            Ok(len) if value.len() <= INLINE_VALUE => {
+                let mut buf = [0u8; INLINE_VALUE];
+                buf[..value.len()].copy_from_slice(value);
+                Added::Inline(buf, len)
+            }
+            _ => Added::Owned(HeaderValue::from_bytes(value).ok()?),
+        };
+        self.0.push((name, added));
+        Some(())
+    }
+
+    /// The headers added, in order: each name and its value's bytes.
+    pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &[u8])> {
+        self.0.iter().map(|(n, v)| (*n, v.as_bytes()))
+    }
+
+    /// The value added under `name`, if one was (as text).
     #[cfg(test)]
-    pub fn get(&self, name: &str) -> Option<&HeaderValue> {
-        self.0
-            .iter()
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.iter()
             .find(|(n, _)| n.as_str().eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+            .map(|(_, v)| std::str::from_utf8(v).expect("test values are UTF-8"))
     }
 
     /// How many values were added under `name`.
@@ -132,7 +186,7 @@ impl AddedHeaders {
 /// stays chunked: `RequestFraming::of` reads its framing from these headers, so a chunked `GET`
 /// body is not taken for none), the client's forwarding headers out; kedge's own forwarding
 /// headers are returned, to be encoded after the client's.
-pub fn prepare_request(headers: &mut HeaderMap, forwarding: &Forwarding) -> AddedHeaders {
+pub fn prepare_request<'a>(headers: &mut HeaderMap, forwarding: &'a Forwarding) -> AddedHeaders<'a> {
     let chunked = headers
         .get_all(TRANSFER_ENCODING)
         .iter()
@@ -177,7 +231,7 @@ impl Forwarding {
     }
 
     /// Removes the forwarding headers the client sent from `headers` and adds kedge's.
-    pub fn apply(&self, headers: &mut HeaderMap, added: &mut AddedHeaders) {
+    pub fn apply<'a>(&'a self, headers: &mut HeaderMap, added: &mut AddedHeaders<'a>) {
         let forwarded = match headers.get(http::header::HOST) {
             Some(host) => self.forwarded_for_host(host),
             None => self.forwarded.clone(),
@@ -185,9 +239,9 @@ impl Forwarding {
         headers.remove(&FORWARDED);
         headers.remove(&X_FORWARDED_FOR);
         headers.remove(&X_FORWARDED_PROTO);
-        added.push(X_FORWARDED_FOR.clone(), self.x_forwarded_for.clone());
-        added.push(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(self.proto));
-        added.push(FORWARDED.clone(), forwarded);
+        added.push_borrowed(&X_FORWARDED_FOR, &self.x_forwarded_for);
+        added.push(&X_FORWARDED_PROTO, HeaderValue::from_static(self.proto));
+        added.push(&FORWARDED, forwarded);
     }
 
     /// The `Forwarded` value for a request naming `host`: with `host="…"` when the host can be
@@ -245,7 +299,7 @@ mod tests {
     }
 
     /// The client's map after `apply`, and what kedge added.
-    fn applied(fwd: &Forwarding, mut h: HeaderMap) -> (HeaderMap, AddedHeaders) {
+    fn applied(fwd: &Forwarding, mut h: HeaderMap) -> (HeaderMap, AddedHeaders<'_>) {
         let mut added = AddedHeaders::new();
         fwd.apply(&mut h, &mut added);
         (h, added)
@@ -261,7 +315,8 @@ mod tests {
             http::header::HOST,
             HeaderValue::from_static("outlook.contoso.com"),
         );
-        let (h, added) = applied(&Forwarding::new("192.0.2.7:5555".parse().expect("addr"), true), h);
+        let fwd = Forwarding::new("192.0.2.7:5555".parse().expect("addr"), true);
+        let (h, added) = applied(&fwd, h);
         for name in ["x-forwarded-for", "x-forwarded-proto", "forwarded"] {
             assert!(h.get(name).is_none(), "the client's {name} is still there");
             assert_eq!(added.count(name), 1, "{name}");

@@ -86,22 +86,19 @@ pub fn encode_request_head(
     method: &Method,
     target: &str,
     headers: &HeaderMap,
-    added: &AddedHeaders,
+    added: &AddedHeaders<'_>,
 ) {
-    let size = headers
-        .iter()
-        .chain(added.iter())
-        .map(|(n, v)| n.as_str().len() + v.len() + 4)
-        .sum::<usize>();
+    let all = || headers.iter().map(|(n, v)| (n, v.as_bytes())).chain(added.iter());
+    let size = all().map(|(n, v)| n.as_str().len() + v.len() + 4).sum::<usize>();
     dst.reserve(method.as_str().len() + target.len() + 13 + size + 2);
     dst.extend_from_slice(method.as_str().as_bytes());
     dst.extend_from_slice(b" ");
     dst.extend_from_slice(target.as_bytes());
     dst.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in headers.iter().chain(added.iter()) {
+    for (name, value) in all() {
         dst.extend_from_slice(name.as_str().as_bytes());
         dst.extend_from_slice(b": ");
-        dst.extend_from_slice(value.as_bytes());
+        dst.extend_from_slice(value);
         dst.extend_from_slice(b"\r\n");
     }
     dst.extend_from_slice(b"\r\n");

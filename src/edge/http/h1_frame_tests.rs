@@ -25,10 +25,8 @@ fn a_request_head_is_the_parsed_head_written_back() {
     h.append("x-two", HeaderValue::from_static("b"));
     let mut dst = BytesMut::new();
     let mut added = AddedHeaders::new();
-    added.push(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static("https"),
-    );
+    let proto = HeaderName::from_static("x-forwarded-proto");
+    added.push(&proto, HeaderValue::from_static("https"));
     encode_request_head(&mut dst, &Method::GET, "/ews/exchange.asmx?x=1", &h, &added);
     assert_eq!(
         &dst[..],

@@ -242,17 +242,27 @@ impl Session {
         match credential {
             Credential::Negotiate(token) => match self.validate(&token, route).await {
                 Ok(acc) => {
-                    let id = Identity::from_accepted(&acc, &route.cfg.service);
-                    if let ConnAuth::Kerberos(old) = &st.auth {
-                        if old.principal != id.principal {
-                            tracing::info!(
-                                peer = %self.origin.peer, old = %escaped(&old.principal),
-                                new = %escaped(&id.principal),
-                                "connection re-authenticated as another principal"
-                            );
+                    let service = &route.cfg.service;
+                    let id = match &st.auth {
+                        // A fresh token of the ticket the connection holds: the same identity.
+                        ConnAuth::Kerberos(old) if old.is_of(&acc.client, acc.pac.as_ref(), service) => {
+                            old.clone()
                         }
-                    }
-                    st.auth = ConnAuth::Kerberos(Arc::new(id));
+                        held => {
+                            let id = Identity::from_accepted(&acc, service);
+                            if let ConnAuth::Kerberos(old) = held {
+                                if old.principal != id.principal {
+                                    tracing::info!(
+                                        peer = %self.origin.peer, old = %escaped(&old.principal),
+                                        new = %escaped(&id.principal),
+                                        "connection re-authenticated as another principal"
+                                    );
+                                }
+                            }
+                            Arc::new(id)
+                        }
+                    };
+                    st.auth = ConnAuth::Kerberos(id);
                     self.authenticated(&mut st);
                     if route.assert.is_some() {
                         mutual = acc.response_token().as_deref().map(negotiate::negotiate_header);

@@ -15,6 +15,7 @@ use http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 
 use super::error::{EdgeError, ErrorKind};
 use crate::krb::acceptor::{Accepted, GroupRules, PacIdentity};
+use crate::krb::principal::Principal;
 
 /// Standard base64, padding optional (some clients drop it). Decoding goes through
 /// [`decode_token`]; this engine encodes, and words what a refused token got wrong.
@@ -205,10 +206,24 @@ impl Identity {
         Self::new(acc.client.canonical(), service.to_string(), acc.pac.clone())
     }
 
+    /// Whether an acceptance of `client`'s token with `pac`, for `service`, is this identity:
+    /// the same canonical principal, the same service and the very same PAC (every acceptance
+    /// of one kept ticket shares it), so [`Identity::from_accepted`] would make an equal one. A
+    /// connection presenting a fresh token of the ticket it authenticated with keeps its
+    /// identity, and the header values made for it, instead of building them again.
+    pub fn is_of(&self, client: &Principal, pac: Option<&Arc<PacIdentity>>, service: &str) -> bool {
+        let same_pac = match (&self.pac, pac) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        same_pac && self.service == service && client.is_canonical(&self.principal)
+    }
+
     /// The group SIDs comma-separated (empty without a PAC), as assert routes state them.
     /// The PAC keeps them formatted: every identity made from one kept ticket shares them.
-    pub fn groups_joined(&self) -> &str {
-        self.pac.as_ref().map_or("", |p| p.group_sids_joined())
+    pub fn groups_joined(&self) -> &[u8] {
+        self.pac.as_ref().map_or(&[], |p| p.group_sids_joined_bytes())
     }
 
     /// The principal as a header value (`None` if it cannot be one).
@@ -427,6 +442,33 @@ mod tests {
     }
 
     #[test]
+    fn an_identity_is_kept_only_for_its_principal_service_and_very_pac() {
+        let pac = |sid: &str| {
+            Arc::new(PacIdentity::from_sids(
+                Some("S-1-5-21-1-1001".into()),
+                vec![sid.into()],
+                None,
+            ))
+        };
+        let kept = pac("S-1-5-21-1-513");
+        let id = Identity::new("alice@R".into(), "http".into(), Some(kept.clone()));
+        let alice = Principal::parse("Alice@r", "X").expect("principal");
+        assert!(id.is_of(&alice, Some(&kept), "http"), "the same ticket's PAC");
+        let bob = Principal::parse("bob@R", "X").expect("principal");
+        assert!(!id.is_of(&bob, Some(&kept), "http"), "another principal");
+        let alice_r2 = Principal::parse("alice@R2", "X").expect("principal");
+        assert!(!id.is_of(&alice_r2, Some(&kept), "http"), "another realm");
+        assert!(!id.is_of(&alice, Some(&kept), "exchangeMDB"), "another service");
+        // Another ticket's PAC is another identity, even with the same groups: its header
+        // values are made from it.
+        assert!(!id.is_of(&alice, Some(&pac("S-1-5-21-1-513")), "http"));
+        assert!(!id.is_of(&alice, None, "http"), "no PAC now");
+        let no_pac = Identity::new("alice@R".into(), "http".into(), None);
+        assert!(no_pac.is_of(&alice, None, "http"));
+        assert!(!no_pac.is_of(&alice, Some(&kept), "http"), "a PAC now");
+    }
+
+    #[test]
     fn deny_wins_and_empty_allow_allows() {
         let id = Identity::new(
             "alice@R".into(),
@@ -437,7 +479,7 @@ mod tests {
                 None,
             ))),
         );
-        assert_eq!(id.groups_joined(), "S-1-5-21-1-513");
+        assert_eq!(id.groups_joined(), b"S-1-5-21-1-513");
         assert!(id.permitted_by(&GroupRules::default()));
         let allow = GroupRules {
             allow: vec!["S-1-5-21-1-513".into()],
@@ -455,7 +497,7 @@ mod tests {
         };
         assert!(!id.permitted_by(&other));
         let no_pac = Identity::new(id.principal.clone(), id.service.clone(), None);
-        assert_eq!(no_pac.groups_joined(), "");
+        assert_eq!(no_pac.groups_joined(), b"");
         assert!(no_pac.permitted_by(&GroupRules::default()));
         let deny_only = GroupRules {
             allow: vec![],

@@ -220,7 +220,7 @@ fn poll_fill(conn: &mut WireConn, cx: &mut Context<'_>) -> Poll<Result<bool, Wir
 /// response body then streams from the returned [`WireBody`].
 pub async fn exchange<B>(
     mut checkout: Checkout,
-    (parts, added): (&http::request::Parts, &AddedHeaders),
+    (parts, added): (&http::request::Parts, &AddedHeaders<'_>),
     body: B,
     framing: RequestFraming,
     head_timeout: Duration,
