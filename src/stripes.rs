@@ -23,6 +23,15 @@ pub fn this_thread() -> usize {
     })
 }
 
+/// This thread's id, kept (`std::thread::current()` clones the thread's handle, writing its
+/// reference count, on every call).
+pub fn thread_id() -> std::thread::ThreadId {
+    thread_local! {
+        static ID: std::thread::ThreadId = std::thread::current().id();
+    }
+    ID.with(|id| *id)
+}
+
 /// The next stripe `next` gives out: round-robin over `STRIPES`.
 fn next_stripe(next: &AtomicUsize) -> usize {
     next.fetch_add(1, Ordering::Relaxed) % STRIPES
@@ -49,11 +58,13 @@ mod tests {
         let mine = this_thread();
         assert!(mine < STRIPES);
         assert_eq!(this_thread(), mine);
-        let other = std::thread::spawn(|| (this_thread(), this_thread()))
+        let other = std::thread::spawn(|| (this_thread(), this_thread(), thread_id()))
             .join()
             .unwrap();
         assert!(other.0 < STRIPES);
         assert_eq!(other.0, other.1);
+        assert_eq!(thread_id(), std::thread::current().id());
+        assert_ne!(other.2, thread_id(), "each thread has its own id");
     }
 
     #[test]

@@ -13,39 +13,28 @@
 //! re-attached to another. The key file follows the keytab's permission rule
 //! ([`crate::secret_file`]).
 
-use std::collections::HashMap;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-
-use crate::stripes::{self, Padded, STRIPES};
-use std::task::{Context, Poll};
-use std::thread::ThreadId;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, HOST, WWW_AUTHENTICATE};
 use http::{Request, Response};
-use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+pub use super::assert_pool::AssertPool;
+use super::assert_pool::PooledBody;
 use super::assert_signature::{SignatureMemo, Signed, SigningKey};
-use super::backend::Backend;
-use super::body::{AnyBody, BoxError};
+use super::body::AnyBody;
 use super::error::{EdgeError, ErrorKind};
 use super::forward_headers::{
     prepare_request, remove_identity_headers, strip_hop_by_hop, AddedHeaders, Forwarding,
 };
 use super::negotiate::Identity;
 use super::routes::AssertRoute;
-use super::wire_exchange::{exchange, request_framing, WireBody};
-use super::wire_link::{Checkout, WireLink};
+use super::wire_exchange::{exchange, request_framing};
 use crate::config::AssertConfig;
 use crate::krb::crypto::KeyedHmac;
 use crate::observe::escaped;
-
-/// Idle connections kept per member.
-const MAX_IDLE_PER_MEMBER: usize = 64;
 
 /// An assert route's header set-up could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -189,87 +178,6 @@ impl AssertHeaders {
     }
 }
 
-/// Pooled backend connections of one pool for assert routes, kept per worker thread and member.
-///
-/// A pooled connection is registered with the reactor of the worker thread that opened it, and
-/// its watcher runs there; handing it to a request on another worker would make every exchange
-/// on it cross threads (wake-ups through another thread's reactor, and the tail latency of
-/// whichever thread is busier). So each worker keeps its own idle connections and only ever
-/// takes back what it opened. kedge speaks HTTP/1.1 on them itself (`wire_exchange.rs`).
-/// The idle lists are in the stripe of the thread that keeps them (`crate::stripes`): a
-/// request's checkout and check-in lock a mutex no other worker normally touches.
-#[derive(Debug)]
-pub struct AssertPool {
-    backend: Backend,
-    idle: Box<[IdleStripe]>,
-}
-
-/// Idle connections by worker thread (the one whose reactor has them), then member key.
-type IdleLists = HashMap<ThreadId, HashMap<Arc<str>, Vec<WireLink>>>;
-
-/// One stripe of a pool's idle lists. A response body holds its thread's stripe to give its
-/// connection back (the count of that `Arc` is the thread's too, unlike the pool's).
-type IdleStripe = Arc<Padded<Mutex<IdleLists>>>;
-
-impl AssertPool {
-    /// An empty pool over `backend`.
-    pub fn new(backend: Backend) -> Self {
-        Self {
-            backend,
-            idle: (0..STRIPES).map(|_| Arc::new(Padded::default())).collect(),
-        }
-    }
-
-    /// This thread's stripe of the idle lists.
-    fn idle_here(&self) -> &IdleStripe {
-        &self.idle[stripes::this_thread()]
-    }
-
-    fn take_idle(&self, member: &str) -> Option<(WireLink, Checkout)> {
-        let mut idle = lock(self.idle_here());
-        let list = idle.get_mut(&std::thread::current().id())?.get_mut(member)?;
-        while let Some(link) = list.pop() {
-            if let Some(conn) = link.checkout() {
-                return Some((link, conn));
-            }
-        }
-        None
-    }
-
-    /// An idle connection to the member `key` goes to, or a new one.
-    async fn checkout(&self, key: Option<&str>) -> Result<(WireLink, Checkout), EdgeError> {
-        let pool = &self.backend.pool;
-        if let Some(idle) = pool
-            .with_preferred(key, |member| self.take_idle(member.key()))
-            .flatten()
-        {
-            return Ok(idle);
-        }
-        self.backend.open_wire(key, "assert").await
-    }
-}
-
-fn lock(stripe: &Mutex<IdleLists>) -> std::sync::MutexGuard<'_, IdleLists> {
-    stripe.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Keeps `link` in `stripe` (the stripe of the thread that took it out) for its thread's next
-/// request to the same member, unless it has closed or the list is full.
-fn checkin(stripe: &Mutex<IdleLists>, link: WireLink) {
-    if link.is_closed() {
-        return;
-    }
-    let mut idle = lock(stripe);
-    let members = idle.entry(std::thread::current().id()).or_default();
-    let list = match members.get_mut(&**link.member_ref().key()) {
-        Some(list) => list,
-        None => members.entry(link.member_ref().key().clone()).or_default(),
-    };
-    if list.len() < MAX_IDLE_PER_MEMBER {
-        list.push(link);
-    }
-}
-
 /// Forwards `req` for `id` (None on an anonymous route) over one of `route`'s pooled
 /// connections; `mutual`
 /// is kedge's own `WWW-Authenticate: Negotiate <AP-REP>` for the request that authenticated.
@@ -292,7 +200,7 @@ pub async fn forward(
     let framing = request_framing(&parts.headers)?;
 
     let (link, conn) = pool.checkout(key).await?;
-    let backend = &pool.backend;
+    let backend = pool.backend();
     let answer = exchange(conn, (&parts, &added), body, framing, backend.head_timeout());
     let (head, body) = backend.response_head(link.member_ref(), answer).await?;
     if let Some(m) = member {
@@ -303,63 +211,11 @@ pub async fn forward(
     if let Some(v) = mutual {
         headers.append(WWW_AUTHENTICATE, v);
     }
-    let body = PooledBody {
-        inner: body,
-        checkin: Some((pool.idle_here().clone(), link)),
-    };
+    let body = PooledBody::new(body, pool, link);
     let mut resp = Response::new(body.boxed_unsync());
     *resp.status_mut() = head.status;
     *resp.headers_mut() = headers;
     Ok(resp)
-}
-
-/// A backend response body that gives its connection back to the pool once read to the end
-/// (and closes it when dropped before).
-struct PooledBody {
-    inner: WireBody<Incoming>,
-    checkin: Option<(IdleStripe, WireLink)>,
-}
-
-impl PooledBody {
-    fn give_back(&mut self) {
-        if let Some((stripe, link)) = self.checkin.take() {
-            checkin(&stripe, link);
-        }
-    }
-}
-
-impl Body for PooledBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let res = Pin::new(&mut self.inner).poll_frame(cx);
-        match &res {
-            Poll::Ready(None) => self.give_back(),
-            Poll::Ready(Some(Err(_))) => self.checkin = None,
-            _ => {}
-        }
-        res
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for PooledBody {
-    fn drop(&mut self) {
-        if self.inner.is_end_stream() {
-            self.give_back();
-        }
-    }
 }
 
 #[cfg(test)]

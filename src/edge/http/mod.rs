@@ -25,6 +25,7 @@
 //! | `body.rs` | response bodies; the access-log line written when one ends |
 
 mod assert;
+mod assert_pool;
 mod assert_signature;
 mod backend;
 mod backend_idle;
