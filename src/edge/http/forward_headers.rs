@@ -63,27 +63,52 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .filter(|t| !t.is_empty())
 }
 
+/// The hop-by-hop headers every proxy drops (besides those the `Connection` header names).
+static HOP_BY_HOP: [&HeaderName; 9] = [
+    &CONNECTION,
+    &TE,
+    &TRAILER,
+    &TRANSFER_ENCODING,
+    &UPGRADE,
+    &KEEP_ALIVE,
+    &PROXY_CONNECTION,
+    &PROXY_AUTHENTICATE,
+    &PROXY_AUTHORIZATION,
+];
+
+/// Removes every header of `names` (at most 32) that `headers` holds: one walk over the map's
+/// few names, and a hashed lookup only for a name that is there. Removing each name outright
+/// hashed and probed for every one of them, on every request, though nearly all are absent.
+fn remove_present(headers: &mut HeaderMap, names: &[&HeaderName]) {
+    debug_assert!(names.len() <= 32);
+    let mut present = 0u32;
+    for key in headers.keys() {
+        for (i, name) in names.iter().enumerate() {
+            if key == *name {
+                present |= 1 << i;
+            }
+        }
+    }
+    for (i, name) in names.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(*name);
+        }
+    }
+}
+
 /// Removes hop-by-hop headers: the fixed list and every header the `Connection` header names,
 /// except `Authorization`, which kedge never drops on the way to a passthrough backend.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = connection_tokens(headers)
-        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-        .filter(|n| *n != AUTHORIZATION)
-        .collect();
-    for name in named {
-        headers.remove(name);
+    if headers.contains_key(CONNECTION) {
+        let named: Vec<HeaderName> = connection_tokens(headers)
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            .filter(|n| *n != AUTHORIZATION)
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
     }
-    for name in [&CONNECTION, &TE, &TRAILER, &TRANSFER_ENCODING, &UPGRADE] {
-        headers.remove(name);
-    }
-    for name in [
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &PROXY_AUTHENTICATE,
-        &PROXY_AUTHORIZATION,
-    ] {
-        headers.remove(name);
-    }
+    remove_present(headers, &HOP_BY_HOP);
 }
 
 /// Headers kedge adds to a forwarded request (forwarding, an assert route's identity). They are
@@ -143,7 +168,10 @@ impl<'a> AddedHeaders<'a> {
     /// most [`INLINE_VALUE`] bytes, else allocated. `None`, with nothing added, when `value` is
     /// not a valid header value.
     pub fn push_short(&mut self, name: &'a HeaderName, value: &[u8]) -> Option<()> {
-        let valid = value.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f));
+        // No early exit: the check of a short value is then a few vector instructions.
+        let valid = value
+            .iter()
+            .fold(true, |ok, &b| ok & ((b >= 0x20 && b != 0x7f) | (b == b'\t')));
         if !valid {
             return None;
         }
@@ -236,9 +264,7 @@ impl Forwarding {
             Some(host) => self.forwarded_for_host(host),
             None => self.forwarded.clone(),
         };
-        headers.remove(&FORWARDED);
-        headers.remove(&X_FORWARDED_FOR);
-        headers.remove(&X_FORWARDED_PROTO);
+        remove_present(headers, &[&FORWARDED, &X_FORWARDED_FOR, &X_FORWARDED_PROTO]);
         added.push_borrowed(&X_FORWARDED_FOR, &self.x_forwarded_for);
         added.push(&X_FORWARDED_PROTO, HeaderValue::from_static(self.proto));
         added.push(&FORWARDED, forwarded);
@@ -296,6 +322,44 @@ mod tests {
         assert!(h.get(TRANSFER_ENCODING).is_none());
         assert_eq!(h.get(AUTHORIZATION).expect("kept"), "Negotiate YWJj");
         assert!(h.get("x-keep").is_some());
+    }
+
+    #[test]
+    fn every_hop_by_hop_header_goes_with_or_without_a_connection_header() {
+        for with_connection in [false, true] {
+            let mut h = HeaderMap::new();
+            for name in [
+                "te",
+                "trailer",
+                "transfer-encoding",
+                "upgrade",
+                "keep-alive",
+                "proxy-connection",
+                "proxy-authenticate",
+                "proxy-authorization",
+            ] {
+                let name = HeaderName::from_bytes(name.as_bytes()).expect("name");
+                h.append(name.clone(), HeaderValue::from_static("a"));
+                h.append(name, HeaderValue::from_static("b"));
+            }
+            if with_connection {
+                h.append(CONNECTION, HeaderValue::from_static("X-One"));
+                h.append(CONNECTION, HeaderValue::from_static("x-two, close"));
+                h.append("x-one", HeaderValue::from_static("1"));
+                h.append("x-two", HeaderValue::from_static("2"));
+                h.append("x-two", HeaderValue::from_static("2"));
+            }
+            h.insert(
+                http::header::HOST,
+                HeaderValue::from_static("outlook.contoso.com"),
+            );
+            h.insert("x-keep", HeaderValue::from_static("1"));
+            strip_hop_by_hop(&mut h);
+            let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+            left.sort_unstable();
+            assert_eq!(left, ["host", "x-keep"], "with Connection: {with_connection}");
+            assert_eq!(h.len(), 2, "every value of a removed name goes");
+        }
     }
 
     /// The client's map after `apply`, and what kedge added.
