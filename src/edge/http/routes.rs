@@ -136,21 +136,33 @@ pub fn check_path(path: &str) -> Result<(), EdgeError> {
     if !path.starts_with('/') && path != "*" {
         return bad("path is not absolute");
     }
-    if path.contains('\\') {
-        return bad("backslash in path");
-    }
-    // Every `%` is looked at with the two bytes after it, in either case (no copy of the path).
+    // One walk: a backslash anywhere; every `%` with the two bytes after it, in either case
+    // (no copy of the path); each segment as its `/` ends it, and the last at the end.
     let b = path.as_bytes();
-    let encoded = b.iter().enumerate().filter(|&(_, &c)| c == b'%').any(|(i, _)| {
-        b.get(i + 1..i + 3).is_some_and(|e| {
-            let pair = [e[0].to_ascii_lowercase(), e[1].to_ascii_lowercase()];
-            matches!(&pair, b"2e" | b"2f" | b"5c" | b"00")
-        })
-    });
-    if encoded {
-        return bad("encoded dot, slash, backslash or NUL in path");
+    let dot = |seg: &[u8]| seg == b"." || seg == b"..";
+    let mut segment = 0;
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'\\' => return bad("backslash in path"),
+            b'%' => {
+                let encoded = b.get(i + 1..i + 3).is_some_and(|e| {
+                    let pair = [e[0].to_ascii_lowercase(), e[1].to_ascii_lowercase()];
+                    matches!(&pair, b"2e" | b"2f" | b"5c" | b"00")
+                });
+                if encoded {
+                    return bad("encoded dot, slash, backslash or NUL in path");
+                }
+            }
+            b'/' => {
+                if dot(&b[segment..i]) {
+                    return bad("dot segment in path");
+                }
+                segment = i + 1;
+            }
+            _ => {}
+        }
     }
-    if path.split('/').any(|seg| seg == "." || seg == "..") {
+    if dot(&b[segment..]) {
         return bad("dot segment in path");
     }
     Ok(())
@@ -175,6 +187,12 @@ mod tests {
             "/x%2f",
             "/owa\\..\\ecp",
             "/a/..",
+            "/.",
+            "/..",
+            "/./",
+            "/a/./",
+            "//..//",
+            "/a\\b",
         ] {
             assert!(check_path(p).is_err(), "{p}");
         }
@@ -187,6 +205,12 @@ mod tests {
             "/owa/100%",
             "/owa/%2",
             "/owa/%e2%82%ac",
+            "/...",
+            "/.a",
+            "/a./b",
+            "/..b/",
+            "//",
+            "*",
         ] {
             assert!(check_path(p).is_ok(), "{p}");
         }
