@@ -343,17 +343,15 @@ mod tests {
                 h.append(name, HeaderValue::from_static("b"));
             }
             if with_connection {
-                h.append(CONNECTION, HeaderValue::from_static("X-One"));
-                h.append(CONNECTION, HeaderValue::from_static("x-two, close"));
-                h.append("x-one", HeaderValue::from_static("1"));
-                h.append("x-two", HeaderValue::from_static("2"));
+                h.extend(headers(&[
+                    ("connection", "X-One"),
+                    ("connection", "x-two, close"),
+                    ("x-one", "1"),
+                    ("x-two", "2"),
+                ]));
                 h.append("x-two", HeaderValue::from_static("2"));
             }
-            h.insert(
-                http::header::HOST,
-                HeaderValue::from_static("outlook.contoso.com"),
-            );
-            h.insert("x-keep", HeaderValue::from_static("1"));
+            h.extend(headers(&[("host", "outlook.contoso.com"), ("x-keep", "1")]));
             strip_hop_by_hop(&mut h);
             let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
             left.sort_unstable();
@@ -369,16 +367,23 @@ mod tests {
         (h, added)
     }
 
+    /// A map of `pairs`, each appended in order.
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.append(*name, HeaderValue::from_static(value));
+        }
+        h
+    }
+
     #[test]
     fn client_forwarding_headers_are_replaced() {
-        let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
-        h.insert("x-forwarded-proto", HeaderValue::from_static("gopher"));
-        h.insert("forwarded", HeaderValue::from_static("for=6.6.6.6"));
-        h.insert(
-            http::header::HOST,
-            HeaderValue::from_static("outlook.contoso.com"),
-        );
+        let h = headers(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "gopher"),
+            ("forwarded", "for=6.6.6.6"),
+            ("host", "outlook.contoso.com"),
+        ]);
         let fwd = Forwarding::new("192.0.2.7:5555".parse().expect("addr"), true);
         let (h, added) = applied(&fwd, h);
         for name in ["x-forwarded-for", "x-forwarded-proto", "forwarded"] {
