@@ -167,10 +167,11 @@ impl AssertHeaders {
                 groups,
                 timestamp: ts,
             };
-            let sig = key.sign(&signed, Some(memo));
             let mut digits = [0u8; 20];
+            let digits = crate::krb::pac::decimal(ts, &mut digits);
+            let sig = key.sign_with_digits(&signed, digits, Some(memo));
             let pushed = added
-                .push_short(&self.timestamp, crate::krb::pac::decimal(ts, &mut digits))
+                .push_short(&self.timestamp, digits)
                 .and_then(|()| added.push_short(name, &sig));
             debug_assert!(pushed.is_some(), "digits and hex are valid header values");
         }

@@ -58,7 +58,17 @@ impl SigningKey {
     /// this key, else computed (and remembered there).
     pub fn sign(&self, s: &Signed<'_>, memo: Option<&SignatureMemo>) -> SignatureText {
         let mut ts = [0u8; 20];
-        let ts = crate::krb::pac::decimal(s.timestamp, &mut ts);
+        self.sign_with_digits(s, crate::krb::pac::decimal(s.timestamp, &mut ts), memo)
+    }
+
+    /// [`SigningKey::sign`] with `s.timestamp` already in decimal (`ts`): assert routes state
+    /// those digits in the timestamp header too, so they are formatted once per request.
+    pub fn sign_with_digits(&self, s: &Signed<'_>, ts: &[u8], memo: Option<&SignatureMemo>) -> SignatureText {
+        debug_assert_eq!(
+            ts,
+            crate::krb::pac::decimal(s.timestamp, &mut [0u8; 20]),
+            "the digits are the timestamp's"
+        );
         let fields = [s.method, s.target, s.host, s.principal.as_bytes(), s.groups, ts];
         let lengths = fields.map(|f| u32::try_from(f.len()).unwrap_or(u32::MAX).to_be_bytes());
         let mut parts: [&[u8]; 13] = [b"kedge-assert-v2"; 13];

@@ -76,10 +76,10 @@ static HOP_BY_HOP: [&HeaderName; 9] = [
     &PROXY_AUTHORIZATION,
 ];
 
-/// Removes every header of `names` (at most 32) that `headers` holds: one walk over the map's
-/// few names, and a hashed lookup only for a name that is there. Removing each name outright
-/// hashed and probed for every one of them, on every request, though nearly all are absent.
-fn remove_present(headers: &mut HeaderMap, names: &[&HeaderName]) {
+/// Which of `names` (at most 32) `headers` holds, as bits by position: one walk over the map's
+/// few names. Removing or looking up each name outright hashed and probed for every one of
+/// them, on every request, though nearly all are absent.
+fn present(headers: &HeaderMap, names: &[&HeaderName]) -> u32 {
     debug_assert!(names.len() <= 32);
     let mut present = 0u32;
     for key in headers.keys() {
@@ -89,17 +89,30 @@ fn remove_present(headers: &mut HeaderMap, names: &[&HeaderName]) {
             }
         }
     }
+    present
+}
+
+/// Removes the headers of `names` whose bits [`present`] set: a hashed lookup only for a name
+/// that is there.
+fn remove_marked(headers: &mut HeaderMap, names: &[&HeaderName], marked: u32) {
     for (i, name) in names.iter().enumerate() {
-        if present & (1 << i) != 0 {
+        if marked & (1 << i) != 0 {
             headers.remove(*name);
         }
     }
 }
 
+/// Removes every header of `names` that `headers` holds.
+fn remove_present(headers: &mut HeaderMap, names: &[&HeaderName]) {
+    remove_marked(headers, names, present(headers, names));
+}
+
 /// Removes hop-by-hop headers: the fixed list and every header the `Connection` header names,
 /// except `Authorization`, which kedge never drops on the way to a passthrough backend.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(CONNECTION) {
+    let found = present(headers, &HOP_BY_HOP);
+    // `CONNECTION` is `HOP_BY_HOP[0]`; the headers it names go first, while it is there to read.
+    if found & 1 != 0 {
         let named: Vec<HeaderName> = connection_tokens(headers)
             .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
             .filter(|n| *n != AUTHORIZATION)
@@ -108,7 +121,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    remove_present(headers, &HOP_BY_HOP);
+    remove_marked(headers, &HOP_BY_HOP, found);
 }
 
 /// Headers kedge adds to a forwarded request (forwarding, an assert route's identity). They are

@@ -18,7 +18,8 @@ use crate::krb::acceptor::{Accepted, GroupRules, PacIdentity};
 use crate::krb::principal::Principal;
 
 /// Standard base64, padding optional (some clients drop it). Decoding goes through
-/// [`decode_token`]; this engine encodes, and words what a refused token got wrong.
+/// [`decode_token`] and encoding through base64-simd ([`negotiate_header`]); this engine is
+/// their reference in the tests and words what a refused token got wrong.
 const B64: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
     GeneralPurposeConfig::new()
