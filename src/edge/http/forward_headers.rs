@@ -48,19 +48,19 @@ fn same_variable(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| norm(x) == norm(y))
 }
 
-/// Whether a `Connection` header asks for the connection to close.
-pub fn wants_close(headers: &HeaderMap) -> bool {
-    connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("close"))
+/// Whether one `Connection` value holds the `close` option.
+pub fn says_close(value: &HeaderValue) -> bool {
+    tokens(value).any(|t| t.eq_ignore_ascii_case("close"))
 }
 
 fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
-    headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
+    headers.get_all(CONNECTION).iter().flat_map(tokens)
+}
+
+/// The comma-separated options of one `Connection` value (none if it is not visible ASCII).
+fn tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
+    let text = value.to_str().unwrap_or("");
+    text.split(',').map(str::trim).filter(|t| !t.is_empty())
 }
 
 /// The hop-by-hop headers every proxy drops (besides those the `Connection` header names).
@@ -470,8 +470,13 @@ mod tests {
 
     #[test]
     fn connection_close_is_seen() {
-        let mut h = HeaderMap::new();
-        h.insert(CONNECTION, HeaderValue::from_static("Keep-Alive, Close"));
-        assert!(wants_close(&h));
+        for close in ["Keep-Alive, Close", "close", " ,CLOSE ,", "upgrade,close"] {
+            assert!(says_close(&HeaderValue::from_static(close)), "{close}");
+        }
+        for not in ["", "keep-alive", "closed", "close-ish, x", "clo se"] {
+            assert!(!says_close(&HeaderValue::from_static(not)), "{not}");
+        }
+        // Not visible ASCII: the value says nothing (as `HeaderValue::to_str` refuses it).
+        assert!(!says_close(&HeaderValue::from_bytes(b"close, \xff").unwrap()));
     }
 }

@@ -8,8 +8,9 @@
 
 use super::forward_headers::AddedHeaders;
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{Method, StatusCode, Version};
+use std::mem::MaybeUninit;
 
 /// The most header lines a member's response head may have.
 pub const MAX_RESPONSE_HEADERS: usize = 128;
@@ -143,10 +144,16 @@ pub enum Parsed {
 
 /// Reads a response head from the start of `buf`. `head_request`: the request was `HEAD`, so
 /// the response has no body whatever its headers say.
+///
+/// The framing facts (`Connection: close`, `Transfer-Encoding`, `Content-Length`) are taken from
+/// the header lines in the one walk that builds the map, not looked up again after it.
 pub fn parse_response_head(buf: &[u8], head_request: bool) -> Result<Parsed, FrameError> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
-    let mut resp = httparse::Response::new(&mut slots);
-    let len = match resp.parse(buf) {
+    // Slots httparse fills as it parses: no 4 KiB of empty headers written first.
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_RESPONSE_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed =
+        httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, buf, &mut slots);
+    let len = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() > MAX_RESPONSE_HEAD => {
             return Err(FrameError::HeadTooLarge)
@@ -168,9 +175,24 @@ pub fn parse_response_head(buf: &[u8], head_request: bool) -> Result<Parsed, Fra
     }
     // Room for one more: an assert route adds its `WWW-Authenticate` (the map grew for it).
     let mut headers = HeaderMap::with_capacity(resp.headers.len() + 1);
+    let mut close = false;
+    let mut coding: Option<&[u8]> = None;
+    let mut length: Result<Option<u64>, FrameError> = Ok(None);
     for h in resp.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| FrameError::Header)?;
         let value = HeaderValue::from_bytes(h.value).map_err(|_| FrameError::Header)?;
+        if name == CONNECTION {
+            close |= super::forward_headers::says_close(&value);
+        } else if name == CONTENT_LENGTH {
+            // The first error is kept; a `Transfer-Encoding` may still make it moot.
+            if let Ok(found) = &mut length {
+                if let Err(e) = add_content_length(found, &value) {
+                    length = Err(e);
+                }
+            }
+        } else if name == TRANSFER_ENCODING {
+            coding = Some(h.value);
+        }
         headers.append(name, value);
     }
     let version = if resp.version == Some(1) {
@@ -178,26 +200,27 @@ pub fn parse_response_head(buf: &[u8], head_request: bool) -> Result<Parsed, Fra
     } else {
         Version::HTTP_10
     };
-    let mut reusable = version == Version::HTTP_11 && !super::forward_headers::wants_close(&headers);
+    let mut reusable = version == Version::HTTP_11 && !close;
     let no_body = head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
     let framing = if no_body {
         BodyFraming::Empty
-    } else if headers.contains_key(TRANSFER_ENCODING) {
+    } else if let Some(last) = coding {
         // Transfer-Encoding wins over Content-Length (§6.3 3); such a message may be an attempt
         // at smuggling, so the connection is not used again. A coding list that does not end in
         // chunked runs until the close.
-        if headers.contains_key(CONTENT_LENGTH) {
+        let chunked = last_coding_is_chunked(last);
+        if !matches!(length, Ok(None)) {
             headers.remove(CONTENT_LENGTH);
             reusable = false;
         }
-        if last_coding_is_chunked(&headers) {
+        if chunked {
             BodyFraming::Chunked
         } else {
             reusable = false;
             BodyFraming::UntilClose
         }
     } else {
-        match content_length(&headers)? {
+        match length? {
             Some(n) => BodyFraming::Length(n),
             None => {
                 reusable = false;
@@ -216,34 +239,39 @@ pub fn parse_response_head(buf: &[u8], head_request: bool) -> Result<Parsed, Fra
     ))
 }
 
-fn last_coding_is_chunked(headers: &HeaderMap) -> bool {
-    let last = headers
-        .get_all(TRANSFER_ENCODING)
-        .iter()
-        .next_back()
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next());
-    last.is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked"))
+/// Whether the last `Transfer-Encoding` value's last coding is `chunked` (a value with bytes
+/// outside visible ASCII says nothing, as `HeaderValue::to_str` would refuse it).
+fn last_coding_is_chunked(last: &[u8]) -> bool {
+    let visible = last.iter().all(|&b| b == b'\t' || (b' '..0x7f).contains(&b));
+    let coding = last.rsplit(|&b| b == b',').next();
+    visible && coding.is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
 /// The `Content-Length`, if any: every value (and every comma-separated element) must be the
 /// same decimal number (RFC 9110 §8.6).
 fn content_length(headers: &HeaderMap) -> Result<Option<u64>, FrameError> {
-    let mut found: Option<u64> = None;
+    let mut found = None;
     for value in headers.get_all(CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|&b| b == b',') {
-            let digits = part.trim_ascii();
-            if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-                return Err(FrameError::ContentLength);
-            }
-            let n = digits.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-            if found.is_some_and(|f| f != n) {
-                return Err(FrameError::ContentLength);
-            }
-            found = Some(n);
-        }
+        add_content_length(&mut found, value)?;
     }
     Ok(found)
+}
+
+/// Adds one `Content-Length` value to what the earlier ones said: every value (and every
+/// comma-separated element) must be the same decimal number (RFC 9110 §8.6).
+fn add_content_length(found: &mut Option<u64>, value: &HeaderValue) -> Result<(), FrameError> {
+    for part in value.as_bytes().split(|&b| b == b',') {
+        let digits = part.trim_ascii();
+        if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+            return Err(FrameError::ContentLength);
+        }
+        let n = digits.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        if found.is_some_and(|f| f != n) {
+            return Err(FrameError::ContentLength);
+        }
+        *found = Some(n);
+    }
+    Ok(())
 }
 
 /// What the chunked decoder got out of the buffer.

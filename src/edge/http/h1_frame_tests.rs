@@ -111,6 +111,59 @@ fn transfer_encoding_wins_over_content_length_and_ends_the_connection() {
 }
 
 #[test]
+fn framing_is_read_from_every_line_whatever_its_place() {
+    // The last Transfer-Encoding line's last coding decides, as if the lines were one list.
+    for (codings, framing) in [
+        (
+            "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked",
+            BodyFraming::Chunked,
+        ),
+        (
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip",
+            BodyFraming::UntilClose,
+        ),
+        (
+            "Transfer-Encoding: chunked\r\nX-A: b\r\nTransfer-Encoding: gzip,\tCHUNKED ",
+            BodyFraming::Chunked,
+        ),
+    ] {
+        let raw = format!("HTTP/1.1 200 OK\r\n{codings}\r\n\r\n");
+        assert_eq!(final_head(&raw).0.framing, framing, "{codings}");
+    }
+    // A coding list with bytes outside visible ASCII is not read as chunked.
+    let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: \xff, chunked\r\n\r\n";
+    match parse_response_head(raw, false) {
+        Ok(Parsed::Final(h, _)) => assert_eq!((h.framing, h.reusable), (BodyFraming::UntilClose, false)),
+        other => panic!("{other:?}"),
+    }
+    // With Transfer-Encoding, any Content-Length (even a malformed one, before or after it) is
+    // dropped and the connection is not used again: no error, no guess at the length.
+    for cl in [
+        "Content-Length: 5",
+        "Content-Length: x",
+        "Content-Length: 1\r\nContent-Length: 2",
+    ] {
+        for raw in [
+            format!("HTTP/1.1 200 OK\r\n{cl}\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n{cl}\r\n\r\n"),
+        ] {
+            let (h, _) = final_head(&raw);
+            assert_eq!(h.framing, BodyFraming::Chunked, "{raw:?}");
+            assert!(!h.reusable && !h.headers.contains_key(CONTENT_LENGTH), "{raw:?}");
+        }
+    }
+    // `close` in any Connection line ends the connection; other options do not.
+    for (connection, reusable) in [
+        ("Connection: keep-alive\r\nConnection: upgrade, Close", false),
+        ("Connection: close\r\nConnection: keep-alive", false),
+        ("Connection: keep-alive, closed", true),
+    ] {
+        let raw = format!("HTTP/1.1 200 OK\r\n{connection}\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(final_head(&raw).0.reusable, reusable, "{connection}");
+    }
+}
+
+#[test]
 fn content_length_must_be_one_number() {
     let (h, _) = final_head("HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\nContent-Length: 7\r\n\r\n");
     assert_eq!(h.framing, BodyFraming::Length(7));
