@@ -130,6 +130,56 @@ async fn a_used_token_relabelled_in_its_cleartext_fields_is_a_replay() {
     assert_eq!(backend.seen().len(), 5, "only the originals reached the member");
 }
 
+/// A ticket kept from an earlier token lends its service name only to a token that names it
+/// in the same bytes: a fresh token of the same ticket labelled otherwise (`sname` travels in
+/// clear) is checked and reported under its own label, and a label for another protocol is
+/// refused with that label named.
+#[test]
+fn a_kept_ticket_lends_its_service_name_only_to_the_same_label() {
+    let kdc = Kdc::shared();
+    let acc = acceptor(|_| {});
+    let ctx = |service| kedge::krb::acceptor::AcceptCtx {
+        now: SystemTime::now(),
+        service,
+        channel_binding: None,
+        groups: None,
+        check_replay: true,
+    };
+    // One ticket, four authenticators (one credential cache).
+    let tokens = kdc.tokens("alice", &kdc.spn("http"), Mech::Spnego, 4);
+    let first = acc
+        .accept(&tokens[0], &ctx("http"))
+        .expect("the first token opens the ticket");
+    assert_eq!(first.service.to_string(), kdc.spn("http"));
+    let again = acc
+        .accept(&tokens[1], &ctx("http"))
+        .expect("the kept ticket's next token");
+    assert!(
+        Arc::ptr_eq(&first.service, &again.service),
+        "the same label shares the kept name"
+    );
+    let upper = relabel(&tokens[2], |r| {
+        set_sname(r, "HTTP", &ARRAY_FQDN.to_ascii_uppercase())
+    });
+    let relabelled = acc
+        .accept(&upper, &ctx("http"))
+        .expect("an array name in other case");
+    let want = format!("HTTP/{}@{REALM}", ARRAY_FQDN.to_ascii_uppercase());
+    assert_eq!(
+        relabelled.service.to_string(),
+        want,
+        "reported as this token names it"
+    );
+    assert!(!Arc::ptr_eq(&first.service, &relabelled.service));
+    let other = relabel(&tokens[3], |r| set_sname(r, "exchangeMDB", ARRAY_FQDN));
+    match acc.accept(&other, &ctx("http")) {
+        Err(kedge::krb::error::AuthError::WrongSpn { got, .. }) => {
+            assert_eq!(got, format!("exchangeMDB/{ARRAY_FQDN}"));
+        }
+        other => panic!("an exchangeMDB label on HTTP: {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_admitted_on_rpc_is_a_replay_when_relabelled_for_https() {
     let kdc = Kdc::shared();

@@ -40,6 +40,9 @@ const PAC_WEIGHT: usize = 8;
 pub struct OpenedTicket {
     /// Index in the key set of the key that decrypted it.
     pub key_index: usize,
+    /// The service name the ticket came with when it was opened (`sname@realm`, sent in clear
+    /// beside the ciphertext: a later token's name is this one only where its bytes are).
+    pub service: Arc<Principal>,
     /// The client, `cname@crealm` (its realm is the client realm as text).
     pub client: Principal,
     /// `cname` and `crealm` as encoded (any bytes), for the authenticator's match (RFC 4120
@@ -67,6 +70,7 @@ impl OpenedTicket {
     /// A ticket just opened; its PAC is checked later and set with [`OpenedTicket::pac`].
     pub fn new(
         key_index: usize,
+        service: Arc<Principal>,
         client: Principal,
         client_encoded: EncodedPrincipal,
         invalid: bool,
@@ -77,6 +81,7 @@ impl OpenedTicket {
         let [authtime, starttime, endtime] = times;
         Self {
             key_index,
+            service,
             client,
             client_encoded,
             invalid,
@@ -275,6 +280,7 @@ mod tests {
         };
         Arc::new(OpenedTicket::new(
             0,
+            Arc::new(Principal::parse("http/outlook.contoso.com", "CONTOSO.COM").expect("spn")),
             client,
             EncodedPrincipal {
                 name_type: 1,

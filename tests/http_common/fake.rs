@@ -132,7 +132,7 @@ impl Authenticate for FakeAuth {
             }
         }
         Ok(Accepted {
-            service: Principal::parse(&format!("{svc}/kedge.test"), REALM).expect("spn"),
+            service: Arc::new(Principal::parse(&format!("{svc}/kedge.test"), REALM).expect("spn")),
             client,
             etype: EncType::Aes256CtsHmacSha196,
             kvno: 1,

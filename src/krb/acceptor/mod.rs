@@ -117,8 +117,9 @@ pub struct AcceptCtx<'a> {
 pub struct Accepted {
     /// The client principal (`alice@CONTOSO.COM`).
     pub client: Principal,
-    /// The ticket's service principal.
-    pub service: Principal,
+    /// The ticket's service principal (shared with the kept ticket it was opened under, where
+    /// this token names it in the same bytes).
+    pub service: Arc<Principal>,
     /// The ticket's enctype and kvno.
     pub etype: EncType,
     /// The kvno of the key that decrypted the ticket.

@@ -109,14 +109,15 @@ pub(super) fn validate(
         return Err(AuthError::BadVersion(req.tkt_vno));
     }
 
-    // 2. Ticket: SPN, realm, key, decrypt (or the ticket as an earlier AP-REQ opened it).
-    let realm = String::from_utf8_lossy(req.realm).into_owned();
-    let sname = principal_of_view(&req.sname, &realm);
-    check_spn(cfg, &sname, ctx.service)?;
+    // 2. Ticket: SPN, realm, key, decrypt (or the ticket as an earlier AP-REQ opened it). The
+    // sname is checked as encoded; the owned name is made only for a ticket opened now, an
+    // error, or a token naming its ticket's service otherwise than the one that opened it.
+    let sname_of = || Arc::new(principal_of_view(&req.sname, &String::from_utf8_lossy(req.realm)));
+    check_spn(cfg, &req.sname, ctx.service, || sname_of().name())?;
     if let Some(want) = &cfg.realm {
-        if !want.eq_ignore_ascii_case(&realm) {
+        if !want.as_bytes().eq_ignore_ascii_case(req.realm) {
             return Err(AuthError::WrongRealm {
-                got: realm,
+                got: String::from_utf8_lossy(req.realm).into_owned(),
                 want: want.clone(),
             });
         }
@@ -126,12 +127,12 @@ pub(super) fn validate(
     }
     let etype_n = req.ticket.etype;
     let etype = EncType::from_i32(etype_n).ok_or_else(|| AuthError::NoKey {
-        principal: sname.to_string(),
+        principal: sname_of().to_string(),
         etype: format!("enctype {etype_n}"),
     })?;
     if !keys.set.has_etype(etype, ctx.now) {
         return Err(AuthError::NoKey {
-            principal: sname.to_string(),
+            principal: sname_of().to_string(),
             etype: etype.name().into(),
         });
     }
@@ -146,9 +147,15 @@ pub(super) fn validate(
     let t = match kept {
         Some(t) => Opened::Kept(t),
         None => {
-            let (t, found) = open_ticket(keys.set, &sname, etype, tkvno, cipher, ctx.now)?;
+            let (t, found) = open_ticket(keys.set, sname_of(), etype, tkvno, cipher, ctx.now)?;
             Opened::Now(Box::new(t), found)
         }
+    };
+    // Sent in clear beside the ticket: a kept ticket's name stands only for the same bytes.
+    let sname = if names(&req.sname, req.realm, &t.service) {
+        t.service.clone()
+    } else {
+        sname_of()
     };
     let service_key = &keys.set.keys()[t.key_index];
     check_client_realm(cfg, &t.client.realm, &service_key.principal.realm)?;
@@ -309,14 +316,14 @@ pub(super) fn validate(
 /// Decrypts and reads a ticket with the first candidate key that opens it, and finds its PAC.
 fn open_ticket(
     keys: &KeySet,
-    sname: &Principal,
+    sname: Arc<Principal>,
     etype: EncType,
     tkvno: Option<u32>,
     cipher: &[u8],
     now: SystemTime,
 ) -> Result<(OpenedTicket, FoundPac), AuthError> {
     let mut decrypted = None;
-    for sk in keys.candidates(sname, etype, tkvno, now) {
+    for sk in keys.candidates(&sname, etype, tkvno, now) {
         if let Ok(plain) = sk.ticket_keys().decrypt(cipher) {
             decrypted = Some((sk, plain));
             break;
@@ -359,6 +366,7 @@ fn open_ticket(
     let found = authz::find_pac(enc.authorization_data.as_ref()).map(|p| p.map(Cow::into_owned));
     let ticket = OpenedTicket::new(
         key_index,
+        sname,
         client,
         EncodedPrincipal::of(&enc.cname, enc.crealm),
         enc.invalid(),
@@ -368,17 +376,27 @@ fn open_ticket(
     Ok((ticket, found))
 }
 
-/// The ticket must name the service this listener serves, on one of the array's host names.
+/// The ticket must name the service this listener serves, on one of the array's host names
+/// (compared as encoded; `got` makes the name for the error).
 /// Note: the ticket's sname travels in clear and is not covered by the ticket's encryption, and
 /// an ASA's SPNs all share one key, so this is a policy check against misdirected clients, not a
 /// cryptographic boundary between protocols (ARCHITECTURE.md, invariants).
-fn check_spn(cfg: &AcceptorConfig, sname: &Principal, service: &str) -> Result<(), AuthError> {
+fn check_spn(
+    cfg: &AcceptorConfig,
+    sname: &NameView<'_>,
+    service: &str,
+    got: impl FnOnce() -> String,
+) -> Result<(), AuthError> {
+    let mut parts = sname.components();
+    let (first, second, more) = (parts.next(), parts.next(), parts.next());
+    let (svc, host) = match (first, second, more) {
+        (Some(s), Some(h), None) => (Some(s), Some(h)),
+        _ => (None, None),
+    };
     let ok_service =
-        service == ANY_SERVICE || sname.service().is_some_and(|s| s.eq_ignore_ascii_case(service));
+        service == ANY_SERVICE || svc.is_some_and(|s| s.eq_ignore_ascii_case(service.as_bytes()));
     let ok_host = cfg.hosts.is_empty()
-        || sname
-            .host()
-            .is_some_and(|h| cfg.hosts.iter().any(|a| a.eq_ignore_ascii_case(h)));
+        || host.is_some_and(|h| cfg.hosts.iter().any(|a| a.as_bytes().eq_ignore_ascii_case(h)));
     if ok_service && ok_host {
         return Ok(());
     }
@@ -387,10 +405,18 @@ fn check_spn(cfg: &AcceptorConfig, sname: &Principal, service: &str) -> Result<(
         None => format!("{service}/<array>"),
     };
     Err(AuthError::WrongSpn {
-        got: sname.name(),
+        got: got(),
         want,
         protocol: service.to_string(),
     })
+}
+
+/// Whether `name@realm`, as encoded, is `p` exactly (every component and the realm byte for
+/// byte, and the name type).
+fn names(name: &NameView<'_>, realm: &[u8], p: &Principal) -> bool {
+    name.name_type() == p.name_type
+        && realm == p.realm.as_bytes()
+        && name.components().eq(p.components.iter().map(String::as_bytes))
 }
 
 /// The client's realm must be one whose users may log on: the listed realms, or without a list
