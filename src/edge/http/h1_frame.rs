@@ -176,7 +176,8 @@ pub fn parse_response_head(buf: &[u8], head_request: bool) -> Result<Parsed, Fra
     // Room for one more: an assert route adds its `WWW-Authenticate` (the map grew for it).
     let mut headers = HeaderMap::with_capacity(resp.headers.len() + 1);
     let mut close = false;
-    let mut coding: Option<&[u8]> = None;
+    // Whether the last `Transfer-Encoding` line so far ends in chunked (`None`: no such line).
+    let mut chunked: Option<bool> = None;
     let mut length: Result<Option<u64>, FrameError> = Ok(None);
     for h in resp.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| FrameError::Header)?;
@@ -191,7 +192,7 @@ pub fn parse_response_head(buf: &[u8], head_request: bool) -> Result<Parsed, Fra
                 }
             }
         } else if name == TRANSFER_ENCODING {
-            coding = Some(h.value);
+            chunked = Some(last_coding_is_chunked(&value));
         }
         headers.append(name, value);
     }
@@ -204,11 +205,10 @@ pub fn parse_response_head(buf: &[u8], head_request: bool) -> Result<Parsed, Fra
     let no_body = head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
     let framing = if no_body {
         BodyFraming::Empty
-    } else if let Some(last) = coding {
+    } else if let Some(chunked) = chunked {
         // Transfer-Encoding wins over Content-Length (§6.3 3); such a message may be an attempt
         // at smuggling, so the connection is not used again. A coding list that does not end in
         // chunked runs until the close.
-        let chunked = last_coding_is_chunked(last);
         if !matches!(length, Ok(None)) {
             headers.remove(CONTENT_LENGTH);
             reusable = false;
@@ -239,12 +239,11 @@ pub fn parse_response_head(buf: &[u8], head_request: bool) -> Result<Parsed, Fra
     ))
 }
 
-/// Whether the last `Transfer-Encoding` value's last coding is `chunked` (a value with bytes
-/// outside visible ASCII says nothing, as `HeaderValue::to_str` would refuse it).
-fn last_coding_is_chunked(last: &[u8]) -> bool {
-    let visible = last.iter().all(|&b| b == b'\t' || (b' '..0x7f).contains(&b));
-    let coding = last.rsplit(|&b| b == b',').next();
-    visible && coding.is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+/// Whether a `Transfer-Encoding` value's last coding is `chunked` (a value that is not
+/// visible ASCII says nothing).
+fn last_coding_is_chunked(value: &HeaderValue) -> bool {
+    let last = value.to_str().ok().and_then(|v| v.rsplit(',').next());
+    last.is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked"))
 }
 
 /// The `Content-Length`, if any: every value (and every comma-separated element) must be the
