@@ -143,9 +143,8 @@ impl std::fmt::Debug for AuthSuccesses {
 }
 
 impl AuthSuccesses {
-    /// The handles of `service` (any case: the label is lowercase) on `protocol`. Only these
-    /// handles count the series (`auth_attempt` is not called with `ok` for `protocol`): its
-    /// striped count is what a scrape shows.
+    /// The handles of `service` (any case: the label is lowercase) on `protocol`; the series'
+    /// striped counter is the one `auth_attempt` counts a success in, so both ways add up.
     pub fn new(protocol: &str, service: &str) -> Self {
         let service = service.to_ascii_lowercase();
         Self {

@@ -12,17 +12,29 @@ use std::sync::Arc;
 /// (`ok` on success); `seconds` the validation time, `None` for a credential refused before any
 /// validation ran (NTLM by policy, bad base64, an unsupported scheme): those are counted but stay
 /// out of the latency histogram, which they would drag towards zero.
+///
+/// A success is counted in the series' striped counter, the one [`super::AuthSuccesses`] counts
+/// in (a scrape sets the series to the stripes' sum, which would overwrite a count made beside
+/// them), so successes counted either way all show.
 pub fn auth_attempt(protocol: &str, service: &str, result: &str, reason: &str, seconds: Option<f64>) {
-    let ok = result == "ok";
-    if ok {
+    if result == "ok" {
         tally().auth_ok.add(1);
+        super::striped::counter(
+            AUTH_TOTAL,
+            &[
+                ("protocol", protocol),
+                ("service", service),
+                ("result", "ok"),
+                ("reason", reason),
+            ],
+        )
+        .add(1);
     } else {
         bump(&tally().auth_fail, 1);
+        counter!(AUTH_TOTAL, "protocol" => protocol.to_owned(), "service" => service.to_owned(),
+            "result" => SharedString::from("fail"), "reason" => reason.to_owned())
+        .increment(1);
     }
-    let result: SharedString = if ok { "ok".into() } else { "fail".into() };
-    counter!(AUTH_TOTAL, "protocol" => protocol.to_owned(), "service" => service.to_owned(),
-        "result" => result, "reason" => reason.to_owned())
-    .increment(1);
     if let Some(seconds) = seconds {
         super::latency::record_auth_duration(protocol, seconds);
     }

@@ -157,3 +157,24 @@ fn status_byte_totals_count_every_relayed_byte_once() {
         1700
     );
 }
+
+#[test]
+fn successes_counted_per_route_and_per_call_add_up_in_one_series() {
+    use crate::observe::{auth_attempt, names::AUTH_TOTAL, AuthSuccesses};
+    let series = [
+        ("protocol", "striped-test"),
+        ("service", "http"),
+        ("result", "ok"),
+        ("reason", "ok"),
+    ];
+    let route = AuthSuccesses::new("striped-test", "HTTP");
+    route.record(0.000_01);
+    route.record(0.000_01);
+    auth_attempt("striped-test", "http", "ok", "ok", Some(0.000_01));
+    // One set of stripes holds all three: a scrape sets the series to their sum, so a success
+    // counted beside them (a plain recorder increment) would be overwritten and lost.
+    assert_eq!(counter(AUTH_TOTAL, &series).sum(), 3);
+    auth_attempt("striped-test", "http", "fail", "bad_checksum", None);
+    assert_eq!(counter(AUTH_TOTAL, &series).sum(), 3);
+    assert_eq!(family_sum(AUTH_TOTAL, ("protocol", "striped-test")), 3);
+}
