@@ -11,6 +11,9 @@
 //!
 //! `cargo bench --bench rpc_load -- [--binds N] [--concurrency C] [--seconds S] [--bulk-mib M]
 //! [--streams K] [--rounds R] [--no-haproxy]`; `scripts/bench-rpc` runs it with the load average.
+//! Each phase also prints the share of the machine's CPU the hypervisor took meanwhile (the
+//! `steal` of /proc/stat): on a shared virtual machine a figure measured while it took more than
+//! a few percent is the host's.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -27,7 +30,7 @@ mod haproxy;
 mod procstat;
 
 use haproxy::start_haproxy;
-use procstat::{loadavg, num_cpus, thread_cpu_secs, KEDGE_THREADS};
+use procstat::{loadavg, machine_ticks, num_cpus, steal_pct, thread_cpu_secs, KEDGE_THREADS};
 
 use hdrhistogram::Histogram;
 use kedge::config::{NtlmPolicy, RpcListenerConfig};
@@ -509,6 +512,7 @@ fn main() {
         Duration::from_secs(a.seconds),
     );
     let cpu0 = thread_cpu_secs(KEDGE_THREADS);
+    let host0 = machine_ticks();
     let r = run_binds(
         kedge_binds,
         binds.clone(),
@@ -517,10 +521,11 @@ fn main() {
         Duration::from_secs(a.seconds),
     );
     let kedge_cpu = thread_cpu_secs(KEDGE_THREADS) - cpu0;
+    let stolen = steal_pct(host0, machine_ticks());
     let q = |p: f64| r.hist.value_at_quantile(p) as f64 / 1000.0;
     println!(
         "binds: {} ok, {} failed in {:.2?} = {:.0} binds/s (concurrency {}), latency ms p50 {:.2} p90 {:.2} \
-         p99 {:.2} p99.9 {:.2} max {:.2}; load average {}",
+         p99 {:.2} p99.9 {:.2} max {:.2}; load average {}; the host took {stolen:.1}% of the CPU",
         r.ok,
         r.failed,
         r.elapsed,
@@ -562,6 +567,7 @@ fn main() {
     };
     let (mut k_best, mut h_best) = (0f64, 0f64);
     for round in 1..=a.rounds {
+        let host0 = machine_ticks();
         let k = run_bulk(kedge_bulk, epm.clone(), a.streams, a.bulk_mib);
         k_best = k_best.max(k);
         let h = haproxy
@@ -569,7 +575,8 @@ fn main() {
             .map(|hp| run_bulk(hp.addr, epm.clone(), a.streams, a.bulk_mib))
             .unwrap_or(0.0);
         h_best = h_best.max(h);
-        println!("bulk round {round}: kedge {k:.0} MiB/s, haproxy {h:.0} MiB/s");
+        let stolen = steal_pct(host0, machine_ticks());
+        println!("bulk round {round}: kedge {k:.0} MiB/s, haproxy {h:.0} MiB/s; the host took {stolen:.1}% of the CPU");
     }
     if h_best > 0.0 {
         println!(

@@ -1,5 +1,5 @@
 //! What /proc says about this machine and this process: load average, CPU count, CPU time
-//! of the kedge threads.
+//! of the kedge threads, and what the hypervisor took of the machine's CPU.
 
 use std::process::Command;
 
@@ -40,4 +40,33 @@ pub fn thread_cpu_secs(prefixes: &[&str]) -> f64 {
 
 pub fn num_cpus() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// The machine's CPU time so far and the part of it the hypervisor took (`steal`), in
+/// /proc/stat ticks (zeros where /proc/stat cannot be read).
+pub fn machine_ticks() -> (u64, u64) {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return (0, 0);
+    };
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    (fields.iter().sum(), fields.get(7).copied().unwrap_or(0))
+}
+
+/// The share of the machine's CPU time, in percent, the hypervisor took between two
+/// [`machine_ticks`] readings: a figure measured while it took more than a few percent is the
+/// host's, not kedge's.
+pub fn steal_pct(before: (u64, u64), after: (u64, u64)) -> f64 {
+    let total = after.0.saturating_sub(before.0);
+    if total == 0 {
+        return 0.0;
+    }
+    100.0 * after.1.saturating_sub(before.1) as f64 / total as f64
 }
