@@ -127,6 +127,21 @@ impl ResponseCounters {
     }
 }
 
+/// The striped counter of `kedge_auth_total{protocol, service, result="ok", reason}`: the only
+/// place a success is counted, whether per route ([`AuthSuccesses`]) or per call
+/// ([`auth_attempt`](super::auth_attempt)).
+pub(super) fn auth_ok_total(protocol: &str, service: &str, reason: &str) -> Arc<StripedCounter> {
+    striped::counter(
+        AUTH_TOTAL,
+        &[
+            ("protocol", protocol),
+            ("service", service),
+            ("result", "ok"),
+            ("reason", reason),
+        ],
+    )
+}
+
 /// A successful authentication for one service on one protocol, as counted by
 /// [`auth_attempt`](super::auth_attempt) with result and reason `ok`: the same series, looked
 /// up once (per route) instead of per request.
@@ -146,17 +161,8 @@ impl AuthSuccesses {
     /// The handles of `service` (any case: the label is lowercase) on `protocol`; the series'
     /// striped counter is the one `auth_attempt` counts a success in, so both ways add up.
     pub fn new(protocol: &str, service: &str) -> Self {
-        let service = service.to_ascii_lowercase();
         Self {
-            total: striped::counter(
-                AUTH_TOTAL,
-                &[
-                    ("protocol", protocol),
-                    ("service", &service),
-                    ("result", "ok"),
-                    ("reason", "ok"),
-                ],
-            ),
+            total: auth_ok_total(protocol, &service.to_ascii_lowercase(), "ok"),
             duration: auth_duration(protocol),
         }
     }

@@ -19,16 +19,7 @@ use std::sync::Arc;
 pub fn auth_attempt(protocol: &str, service: &str, result: &str, reason: &str, seconds: Option<f64>) {
     if result == "ok" {
         tally().auth_ok.add(1);
-        super::striped::counter(
-            AUTH_TOTAL,
-            &[
-                ("protocol", protocol),
-                ("service", service),
-                ("result", "ok"),
-                ("reason", reason),
-            ],
-        )
-        .add(1);
+        super::latency::auth_ok_total(protocol, service, reason).add(1);
     } else {
         bump(&tally().auth_fail, 1);
         counter!(AUTH_TOTAL, "protocol" => protocol.to_owned(), "service" => service.to_owned(),
