@@ -7,15 +7,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use kedge::asa::{KeytabWatcher, WatchConfig};
-use kedge::krb::acceptor::{AcceptCtx, Acceptor, AcceptorConfig};
-use kedge::krb::keyset::KeySet;
+use kedge::asa::KeytabWatcher;
 use kedge::krb::keytab::Keytab;
-use kedge::krb::replay::ReplayCache;
-use support::{Kdc, Mech};
+use support::{http_ctx, output_text, watch_keytab, Kdc, Mech};
 
 const KEDGE: &str = env!("CARGO_BIN_EXE_kedge");
 
@@ -37,12 +34,7 @@ fn roll(kdc: &Kdc, keytab: &Path) {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "roll: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "roll: {}", output_text(&out));
 }
 
 fn wait_for(w: &KeytabWatcher, ok: u64) {
@@ -64,20 +56,10 @@ fn validations_never_fail_while_the_asa_is_rolled_twice_and_the_keytab_rewritten
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _guard = rt.enter();
-    let a = Arc::new(Acceptor::new(
-        AcceptorConfig::default(),
-        KeySet::default(),
-        Arc::new(ReplayCache::new(1_000_000)),
-    ));
-    let w = KeytabWatcher::start(
-        WatchConfig {
-            path: keytab.clone(),
-            previous_key_retire: Duration::from_secs(3600),
-            poll_interval: Duration::from_millis(200),
-        },
-        a.clone(),
-    )
-    .unwrap();
+    let support::Watched {
+        acceptor: a,
+        watcher: w,
+    } = watch_keytab(&keytab, Duration::from_millis(200), 1_000_000);
 
     let stop = AtomicBool::new(false);
     let (ok, failed) = (AtomicU64::new(0), AtomicU64::new(0));
@@ -92,14 +74,7 @@ fn validations_never_fail_while_the_asa_is_rolled_twice_and_the_keytab_rewritten
             s.spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     for t in kdc.tokens(user, http, Mech::Spnego, 25) {
-                        let ctx = AcceptCtx {
-                            now: SystemTime::now(),
-                            service: "HTTP",
-                            channel_binding: None,
-                            groups: None,
-                            check_replay: true,
-                        };
-                        match a.accept(&t, &ctx) {
+                        match a.accept(&t, &http_ctx()) {
                             Ok(acc) => {
                                 ok.fetch_add(1, Ordering::Relaxed);
                                 *by_kvno.lock().unwrap().entry(acc.kvno).or_default() += 1;

@@ -5,14 +5,9 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use kedge::asa::{KeytabWatcher, WatchConfig};
-use kedge::krb::acceptor::{AcceptCtx, Acceptor, AcceptorConfig};
-use kedge::krb::keyset::KeySet;
-use kedge::krb::replay::ReplayCache;
-use support::{Kdc, Mech};
+use support::{accepted_kvno, output_text, wait_until, watch_keytab, Kdc, Mech};
 
 const KEDGE: &str = env!("CARGO_BIN_EXE_kedge");
 
@@ -44,37 +39,6 @@ fn roll(kdc: &Kdc, keytab: &Path, extra: &[&str]) -> Output {
         .unwrap()
 }
 
-fn text(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
-}
-
-fn acceptor() -> Arc<Acceptor> {
-    Arc::new(Acceptor::new(
-        AcceptorConfig::default(),
-        KeySet::default(),
-        Arc::new(ReplayCache::new(100_000)),
-    ))
-}
-
-fn accept(a: &Acceptor, token: &[u8]) -> Result<u32, String> {
-    let ctx = AcceptCtx {
-        now: SystemTime::now(),
-        service: "HTTP",
-        channel_binding: None,
-        groups: None,
-        check_replay: true,
-    };
-    a.accept(token, &ctx).map(|ok| ok.kvno).map_err(|e| e.to_string())
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roll_changes_the_key_mit_accepts_it_and_the_watcher_serves_both_kvnos() {
     let kdc = Kdc::start_with_kadmind();
@@ -87,20 +51,12 @@ async fn roll_changes_the_key_mit_accepts_it_and_the_watcher_serves_both_kvnos()
     let keytab = asa_keytab(&kdc, dir.path());
     let before = kdc.kvno_of(&principal);
 
-    let a = acceptor();
-    let watcher = KeytabWatcher::start(
-        WatchConfig {
-            path: keytab.clone(),
-            previous_key_retire: Duration::from_secs(3600),
-            poll_interval: Duration::from_millis(100),
-        },
-        a.clone(),
-    )
-    .unwrap();
+    let support::Watched { acceptor: a, watcher } =
+        watch_keytab(&keytab, Duration::from_millis(100), 100_000);
     let old_token = kdc.tokens("alice", &principal, Mech::Spnego, 1).remove(0);
 
     let out = roll(&kdc, &keytab, &[]);
-    let t = text(&out);
+    let t = output_text(&out);
     assert!(out.status.success(), "roll failed: {t}\n{}", kdc.logs());
     assert!(t.contains("PA-ENC-TIMESTAMP"), "{t}");
     assert!(t.contains("verified"), "{t}");
@@ -125,14 +81,18 @@ async fn roll_changes_the_key_mit_accepts_it_and_the_watcher_serves_both_kvnos()
     assert!(
         kinit.status.success(),
         "kinit -k with the new keytab: {}",
-        text(&kinit)
+        output_text(&kinit)
     );
 
     wait_until("hot reload", || watcher.stats().kvnos == vec![before, before + 1]);
     let new_token = kdc.tokens("alice", &principal, Mech::Spnego, 1).remove(0);
-    assert_eq!(accept(&a, &old_token), Ok(before), "ticket from before the roll");
     assert_eq!(
-        accept(&a, &new_token),
+        accepted_kvno(&a, &old_token),
+        Ok(before),
+        "ticket from before the roll"
+    );
+    assert_eq!(
+        accepted_kvno(&a, &new_token),
         Ok(before + 1),
         "ticket from after the roll"
     );
@@ -148,7 +108,7 @@ fn dry_run_proves_the_key_and_changes_nothing() {
     let keytab = asa_keytab(&kdc, dir.path());
     let bytes = std::fs::read(&keytab).unwrap();
     let out = roll(&kdc, &keytab, &["--dry-run"]);
-    let t = text(&out);
+    let t = output_text(&out);
     assert!(out.status.success(), "{t}");
     assert!(t.contains("dry run") && t.contains("nothing was changed"), "{t}");
     assert!(
@@ -167,7 +127,7 @@ fn wrong_current_key_gives_a_clear_error_and_changes_nothing() {
     kdc.randkey(&http(&kdc)); // the keytab is now stale
     let kvno = kdc.kvno_of(&http(&kdc));
     let out = roll(&kdc, &keytab, &[]);
-    let t = text(&out);
+    let t = output_text(&out);
     assert!(!out.status.success());
     assert!(t.contains("refused the key") && t.contains("stale"), "{t}");
     assert_eq!(kdc.kvno_of(&http(&kdc)), kvno);
@@ -190,7 +150,7 @@ fn a_roll_never_writes_through_a_symlink_planted_at_its_file_names() {
         std::os::unix::fs::symlink(&victim, dir.path().join(name)).unwrap();
     }
     let out = roll(&kdc, &keytab, &[]);
-    assert!(out.status.success(), "roll failed: {}", text(&out));
+    assert!(out.status.success(), "roll failed: {}", output_text(&out));
     // (Compared without printing: on failure the victim holds keytab bytes.)
     let intact = std::fs::read(&victim).unwrap() == b"precious";
     assert!(
@@ -201,7 +161,7 @@ fn a_roll_never_writes_through_a_symlink_planted_at_its_file_names() {
     assert!(
         backup.is_file(),
         "the backup moved to the next free name: {}",
-        text(&out)
+        output_text(&out)
     );
     let mode = std::os::unix::fs::MetadataExt::mode(&std::fs::metadata(&backup).unwrap()) & 0o777;
     assert_eq!(mode, 0o600);

@@ -7,14 +7,9 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use kedge::asa::{KeytabWatcher, WatchConfig};
-use kedge::krb::acceptor::{AcceptCtx, Acceptor, AcceptorConfig};
-use kedge::krb::keyset::KeySet;
-use kedge::krb::replay::ReplayCache;
-use support::{Kdc, Mech};
+use support::{accepted_kvno, output_text, wait_until, watch_keytab, Kdc, Mech};
 
 const KEDGE: &str = env!("CARGO_BIN_EXE_kedge");
 
@@ -35,29 +30,6 @@ fn step(kdc: &Kdc, step: &str, keytab: &Path, pwfile: &Path, extra: &[&str]) -> 
         .unwrap()
 }
 
-fn text(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
-}
-
-fn accept(a: &Acceptor, token: &[u8]) -> Result<u32, String> {
-    let ctx = AcceptCtx {
-        now: SystemTime::now(),
-        service: "HTTP",
-        channel_binding: None,
-        groups: None,
-        check_replay: true,
-    };
-    a.accept(token, &ctx).map(|ok| ok.kvno).map_err(|e| e.to_string())
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn setup(kdc: &Kdc, dir: &Path) -> PathBuf {
     // AD always requires pre-authentication; make MIT do the same so PA-ENC-TIMESTAMP is used.
     // (On a service, MIT's flag also demands pre-authenticated TGTs of its clients: alice too.)
@@ -76,24 +48,12 @@ async fn prepare_preloads_without_changing_the_kdc_and_commit_changes_to_the_pre
     let dir = tempfile::tempdir().unwrap();
     let keytab = setup(&kdc, dir.path());
     let pwfile = dir.path().join("asa.password");
-    let a = Arc::new(Acceptor::new(
-        AcceptorConfig::default(),
-        KeySet::default(),
-        Arc::new(ReplayCache::new(100_000)),
-    ));
-    let watcher = KeytabWatcher::start(
-        WatchConfig {
-            path: keytab.clone(),
-            previous_key_retire: Duration::from_secs(3600),
-            poll_interval: Duration::from_millis(100),
-        },
-        a.clone(),
-    )
-    .unwrap();
+    let support::Watched { acceptor: a, watcher } =
+        watch_keytab(&keytab, Duration::from_millis(100), 100_000);
     let before_token = kdc.tokens("alice", &http, Mech::Spnego, 1).remove(0);
 
     let o = step(&kdc, "prepare", &keytab, &pwfile, &["--member", "CAS01,CAS02"]);
-    let t = text(&o);
+    let t = output_text(&o);
     assert!(o.status.success(), "{t}\n{}", kdc.logs());
     assert!(t.contains("staged kvno 2"), "{t}");
     assert!(
@@ -109,15 +69,19 @@ async fn prepare_preloads_without_changing_the_kdc_and_commit_changes_to_the_pre
     assert!(!t.contains(password.trim()), "the password is never printed");
     wait_until("kvno 2 pre-loaded", || watcher.stats().kvnos == vec![1, 2]);
     let mid_token = kdc.tokens("alice", &http, Mech::Spnego, 1).remove(0);
-    assert_eq!(accept(&a, &before_token), Ok(1));
-    assert_eq!(accept(&a, &mid_token), Ok(1), "tickets stay kvno 1 until commit");
+    assert_eq!(accepted_kvno(&a, &before_token), Ok(1));
+    assert_eq!(
+        accepted_kvno(&a, &mid_token),
+        Ok(1),
+        "tickets stay kvno 1 until commit"
+    );
 
     // A second prepare would stage over the first: refused (the staged key is not the KDC's).
     let o = step(&kdc, "prepare", &keytab, &pwfile, &[]);
-    assert!(!o.status.success(), "{}", text(&o));
+    assert!(!o.status.success(), "{}", output_text(&o));
 
     let o = step(&kdc, "commit", &keytab, &pwfile, &[]);
-    let t = text(&o);
+    let t = output_text(&o);
     assert!(o.status.success(), "{t}\n{}", kdc.logs());
     assert!(t.contains("kvno 1 → 2") && t.contains("verified"), "{t}");
     assert!(!pwfile.exists(), "commit destroys the password file");
@@ -125,13 +89,13 @@ async fn prepare_preloads_without_changing_the_kdc_and_commit_changes_to_the_pre
     // MIT's salt is the principal's default; kinit with the password proves the keys match it.
     kdc.remember_password(&http, password.trim());
     let after_token = kdc.tokens("alice", &http, Mech::Spnego, 1).remove(0);
-    assert_eq!(accept(&a, &after_token), Ok(2));
+    assert_eq!(accepted_kvno(&a, &after_token), Ok(2));
 
     let o = step(&kdc, "commit", &keytab, &pwfile, &[]);
     assert!(
-        !o.status.success() && text(&o).contains("prepare"),
+        !o.status.success() && output_text(&o).contains("prepare"),
         "{}",
-        text(&o)
+        output_text(&o)
     );
 }
 
@@ -142,15 +106,15 @@ fn commit_refuses_a_password_file_that_does_not_match_the_staged_keys() {
     let keytab = setup(&kdc, dir.path());
     let pwfile = dir.path().join("asa.password");
     let o = step(&kdc, "prepare", &keytab, &pwfile, &["--exchange", "2016"]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     assert!(
-        text(&o).contains("Get-ClientAccessService | Set-ClientAccessService"),
+        output_text(&o).contains("Get-ClientAccessService | Set-ClientAccessService"),
         "{}",
-        text(&o)
+        output_text(&o)
     );
     std::fs::write(&pwfile, "Another-Pa55word!\n").unwrap();
     let o = step(&kdc, "commit", &keytab, &pwfile, &[]);
-    let t = text(&o);
+    let t = output_text(&o);
     assert!(!o.status.success(), "{t}");
     assert!(
         t.contains("does not hold the password whose keys are staged"),
@@ -175,7 +139,7 @@ fn prepare_with_unreachable_replicas_says_not_ready_and_exits_1() {
         &pwfile,
         &["--wait-replicas", &addr, "--wait-secs", "1"],
     );
-    let t = text(&o);
+    let t = output_text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(t.contains("NOT READY") && t.contains(&addr), "{t}");
     assert_eq!(kdc.kvno_of(&kdc.spn("HTTP")), 1);
@@ -187,7 +151,7 @@ fn prepare_with_unreachable_replicas_says_not_ready_and_exits_1() {
         &pwfile,
         &["--wait-replicas", &addr, "--wait-secs", "1"],
     );
-    let t = text(&o);
+    let t = output_text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(t.contains("NOT COMMITTED") && t.contains(&addr), "{t}");
     assert_eq!(kdc.kvno_of(&kdc.spn("HTTP")), 1);

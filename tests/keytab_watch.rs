@@ -5,13 +5,13 @@ mod support;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use kedge::asa::{KeytabWatcher, WatchConfig};
-use kedge::krb::acceptor::{AcceptCtx, Acceptor, AcceptorConfig};
+use kedge::krb::acceptor::{Acceptor, AcceptorConfig};
 use kedge::krb::keyset::KeySet;
 use kedge::krb::replay::ReplayCache;
-use support::{Kdc, Mech};
+use support::{http_ctx, watch_keytab, Kdc, Mech};
 
 fn write_atomically(path: &Path, bytes: &[u8], mode: u32) {
     use std::os::unix::fs::PermissionsExt;
@@ -33,16 +33,6 @@ fn wait_for(w: &KeytabWatcher, what: &str, f: impl Fn(&kedge::asa::WatchStats) -
     }
 }
 
-fn ctx() -> AcceptCtx<'static> {
-    AcceptCtx {
-        now: SystemTime::now(),
-        service: "HTTP",
-        channel_binding: None,
-        groups: None,
-        check_replay: true,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_keytabs_are_refused_with_their_reason_and_old_keys_keep_working() {
     let kdc = Kdc::shared();
@@ -50,20 +40,10 @@ async fn bad_keytabs_are_refused_with_their_reason_and_old_keys_keep_working() {
     let path = dir.path().join("asa.keytab");
     let good = std::fs::read(kdc.keytab_path()).unwrap();
     write_atomically(&path, &good, 0o600);
-    let a = Arc::new(Acceptor::new(
-        AcceptorConfig::default(),
-        KeySet::default(),
-        Arc::new(ReplayCache::new(10_000)),
-    ));
-    let w = KeytabWatcher::start(
-        WatchConfig {
-            path: path.clone(),
-            previous_key_retire: Duration::from_secs(3600),
-            poll_interval: Duration::from_millis(100),
-        },
-        a.clone(),
-    )
-    .unwrap();
+    let support::Watched {
+        acceptor: a,
+        watcher: w,
+    } = watch_keytab(&path, Duration::from_millis(100), 10_000);
     assert_eq!(w.stats().reloads_ok, 1);
     let tokens = kdc.tokens("alice", "HTTP@outlook.contoso.com", Mech::Spnego, 8);
     let mut tokens = tokens.into_iter();
@@ -86,14 +66,14 @@ async fn bad_keytabs_are_refused_with_their_reason_and_old_keys_keep_working() {
             "{name}: error names the file: {msg}"
         );
         println!("{name}: refused: {msg}");
-        a.accept(&tokens.next().unwrap(), &ctx())
+        a.accept(&tokens.next().unwrap(), &http_ctx())
             .unwrap_or_else(|e| panic!("old keys stopped working after {name}: {e}"));
     }
     // A world-readable (but not writable) good file loads, with a warning.
     write_atomically(&path, &good, 0o644);
     wait_for(&w, "reload of the good file", |s| s.reloads_ok == 2);
     assert!(w.stats().insecure_permissions);
-    a.accept(&tokens.next().unwrap(), &ctx()).unwrap();
+    a.accept(&tokens.next().unwrap(), &http_ctx()).unwrap();
     // Written in place (not renamed), half then whole: refused, then loaded.
     std::fs::write(&path, &good[..good.len() / 2]).unwrap();
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
@@ -101,7 +81,7 @@ async fn bad_keytabs_are_refused_with_their_reason_and_old_keys_keep_working() {
     std::fs::write(&path, &good).unwrap();
     wait_for(&w, "completed write", |s| s.reloads_ok == 3);
     assert!(!w.stats().insecure_permissions);
-    a.accept(&tokens.next().unwrap(), &ctx()).unwrap();
+    a.accept(&tokens.next().unwrap(), &http_ctx()).unwrap();
     let (latest, _) = w.credential_status();
     assert_eq!(latest.unwrap().kvno, 1);
 }

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kedge::krb::keytab::Keytab;
-use support::{SambaDc, AD_REALM, AD_USER};
+use support::{output_text, SambaDc, AD_REALM, AD_USER};
 
 const KEDGE: &str = env!("CARGO_BIN_EXE_kedge");
 
@@ -25,10 +25,6 @@ macro_rules! dc_or_skip {
             None => return,
         }
     };
-}
-
-fn text(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
 }
 
 fn keytab_add(path: &Path, account: &str, kind: &str, kvno: u32, password: &str, principals: &[&str]) {
@@ -70,7 +66,7 @@ fn keytab_add_with(
         .write_all(format!("{password}\n").as_bytes())
         .unwrap();
     let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "keytab add: {}", text(&o));
+    assert!(o.status.success(), "keytab add: {}", output_text(&o));
 }
 
 fn parse(path: &Path) -> Keytab {
@@ -143,7 +139,7 @@ fn computer_account_keys_equal_what_ad_exports_and_the_kdc_accepts_them() {
     assert_same_keys(&ad, &mine, "http/outlook.kedge.ad@KEDGE.AD");
 
     let o = spn_check(dc, &ours, "outlook.kedge.ad", &[]);
-    let t = text(&o);
+    let t = output_text(&o);
     assert!(o.status.success(), "{t}\n{}", dc.logs());
     assert_eq!(t.matches("proven: the KDC accepts").count(), 4, "{t}");
 
@@ -174,7 +170,7 @@ fn computer_account_keys_equal_what_ad_exports_and_the_kdc_accepts_them() {
         ])
         .output()
         .unwrap();
-    let t = text(&o);
+    let t = output_text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(t.contains("NOT COVERED") || t.contains("NOT PROVEN"), "{t}");
 }
@@ -211,7 +207,7 @@ fn user_account_keys_equal_what_ad_exports_and_the_kdc_accepts_them() {
         "mail.kedge.ad",
         &["--account", "ExchAsaUser", "--account-type", "user"],
     );
-    let t = text(&o);
+    let t = output_text(&o);
     assert!(o.status.success(), "{t}\n{}", dc.logs());
     assert!(t.contains("proven: the KDC accepts ExchAsaUser@KEDGE.AD"), "{t}");
 
@@ -224,7 +220,7 @@ fn user_account_keys_equal_what_ad_exports_and_the_kdc_accepts_them() {
         "mail.kedge.ad",
         &["--account", "ExchAsaUser", "--account-type", "computer"],
     );
-    let t = text(&o);
+    let t = output_text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
 }
 
@@ -310,7 +306,7 @@ fn service_kvno(dc: &SambaDc, cc: &Path) -> u32 {
         .arg(format!("HTTP/{ARRAY}@{AD_REALM}"))
         .output()
         .unwrap();
-    let t = text(&out);
+    let t = output_text(&out);
     t.rsplit("kvno = ")
         .next()
         .and_then(|k| k.trim().parse().ok())
@@ -415,7 +411,7 @@ fn staged_roll_with_a_running_kedge_fails_no_ticket_of_either_kvno() {
         &pwfile,
         &["--wait-replicas", &admin, "--wait-secs", "30"],
     );
-    let t = text(&o);
+    let t = output_text(&o);
     assert!(o.status.success(), "prepare: {t}\n{}", dc.logs());
     assert!(
         t.contains(&format!("every replica holds kvno {} as Latest", old + 1)),
@@ -425,7 +421,7 @@ fn staged_roll_with_a_running_kedge_fails_no_ticket_of_either_kvno() {
     std::thread::sleep(Duration::from_millis(500));
 
     let o = roll_step(dc, "commit", &keytab, &pwfile, &["--wait-replicas", &admin]);
-    let t = text(&o);
+    let t = output_text(&o);
     assert!(o.status.success(), "commit: {t}\n{}", dc.logs());
     assert_eq!(dc.kvno_of("ROLLASA$"), old + 1);
     assert!(!pwfile.exists());
@@ -463,7 +459,7 @@ fn staged_roll_with_a_running_kedge_fails_no_ticket_of_either_kvno() {
         .output()
         .unwrap();
     let v: serde_json::Value =
-        serde_json::from_slice(&status.stdout).unwrap_or_else(|_| panic!("{}", text(&status)));
+        serde_json::from_slice(&status.stdout).unwrap_or_else(|_| panic!("{}", output_text(&status)));
     assert_eq!(v["credentials"]["latest"]["kvno"], old + 1, "{v}");
     assert_eq!(v["credentials"]["previous"]["kvno"], old, "{v}");
 }
@@ -523,7 +519,7 @@ fn ldap_check_finds_a_missing_spn_a_duplicate_on_another_account_and_a_stale_kvn
         &[],
     );
     let o = ldap_check(dc, &kt, "clean.kedge.ad", "CLEANASA", &pwfile);
-    let t = text(&o);
+    let t = output_text(&o);
     assert!(o.status.success(), "{t}");
     assert_eq!(t.matches("registered on the ASA only").count(), 4, "{t}");
     assert!(t.contains("= the keytab's newest kvno"), "{t}");
@@ -546,7 +542,7 @@ fn ldap_check_finds_a_missing_spn_a_duplicate_on_another_account_and_a_stale_kvn
     assert_eq!(dc.kvno_of("BADASA$"), kvno + 1);
 
     let o = ldap_check(dc, &kt, "bad.kedge.ad", "BADASA", &pwfile);
-    let t = text(&o);
+    let t = output_text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(t.contains("http/bad.kedge.ad: registered on the ASA only"), "{t}");
     assert!(

@@ -29,8 +29,10 @@ mod gss;
 mod kdc;
 mod redis;
 mod samba;
+mod watched;
 
 pub use gss::{Initiator, Mech, MitAccepted, Step, TokenSpec, DCE_FLAGS, GSS_CLIENT, PYTHON};
 pub use kdc::{Ccache, Kdc, Secret, ADMIN, ARRAY_FQDN, ASA_SERVICES, ENCTYPES, REALM, USERS, UTF8_USERS};
 pub use redis::RedisServer;
 pub use samba::{is_root, SambaDc, AD_ADMIN_PASSWORD, AD_DOMAIN, AD_REALM, AD_USER};
+pub use watched::{accepted_kvno, http_ctx, output_text, wait_until, watch_keytab, Watched};
